@@ -1,0 +1,168 @@
+"""Turn an :class:`Estimate` into a PASS / FAIL / INCONCLUSIVE decision.
+
+The bound rule (DESIGN §4): for "metric ≥ t" at level α, PASS when the one-sided
+(1−α) lower bound is ≥ t, FAIL when the one-sided (1−α) upper bound is < t,
+otherwise INCONCLUSIVE — and then say how many items would decide it.  The
+``point`` rule compares the bare estimate and is kept only for compatibility
+with legacy scripts; its decisions are labelled ``legacy`` everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from harness.errors import StatsError
+from harness.spec import DecisionRule, Direction, GateSpec
+from harness.stats.estimate import Estimate, Sided
+
+__all__ = ["Decision", "Verdict", "decide", "per_side_alpha"]
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one gate, the highest tier met, and why."""
+
+    verdict: Verdict
+    tier: str  # "stretch" | "primary" | "fallback" | "none"
+    reason: str
+    threshold: float
+    alpha: float
+    rule: DecisionRule
+    n_needed: int | None = None
+    tier_verdicts: tuple[tuple[str, Verdict], ...] = ()
+
+    @property
+    def legacy(self) -> bool:
+        return self.rule is DecisionRule.POINT
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": str(self.verdict),
+            "tier": self.tier,
+            "reason": self.reason,
+            "threshold": self.threshold,
+            "alpha": self.alpha,
+            "rule": str(self.rule),
+            "n_needed": self.n_needed,
+            "tier_verdicts": [[name, str(v)] for name, v in self.tier_verdicts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Decision:
+        return cls(
+            verdict=Verdict(data["verdict"]),
+            tier=str(data["tier"]),
+            reason=str(data["reason"]),
+            threshold=float(data["threshold"]),
+            alpha=float(data["alpha"]),
+            rule=DecisionRule(data["rule"]),
+            n_needed=data.get("n_needed"),
+            tier_verdicts=tuple(
+                (str(name), Verdict(v)) for name, v in data.get("tier_verdicts", [])
+            ),
+        )
+
+
+def per_side_alpha(estimate: Estimate) -> float:
+    """Error rate of each bound of ``estimate`` taken as a one-sided bound."""
+    return estimate.alpha / 2.0 if estimate.sided is Sided.TWO else estimate.alpha
+
+
+def _tier_verdict(
+    direction: Direction, rule: DecisionRule, estimate: Estimate, threshold: float
+) -> Verdict:
+    if rule is DecisionRule.POINT:
+        ok = estimate.value >= threshold if direction is Direction.GE else (
+            estimate.value <= threshold
+        )
+        return Verdict.PASS if ok else Verdict.FAIL
+    if direction is Direction.GE:
+        if estimate.lo >= threshold:
+            return Verdict.PASS
+        if estimate.hi < threshold:
+            return Verdict.FAIL
+        return Verdict.INCONCLUSIVE
+    if estimate.hi <= threshold:
+        return Verdict.PASS
+    if estimate.lo > threshold:
+        return Verdict.FAIL
+    return Verdict.INCONCLUSIVE
+
+
+def decide(
+    spec: GateSpec,
+    estimate: Estimate,
+    *,
+    alpha: float,
+    n_needed: Callable[[float], int | None] | None = None,
+) -> Decision:
+    """Decide ``spec`` on ``estimate`` at one-sided level ``alpha``.
+
+    ``n_needed(threshold)`` is asked for the sample size that would make an
+    INCONCLUSIVE gate decidable (from the power planner); it may return None.
+    Raises :class:`StatsError` if the estimate's bounds are looser than α asks,
+    because deciding on a 90 % bound while claiming 95 % would overstate evidence.
+    """
+    if spec.rule is DecisionRule.BOUND and per_side_alpha(estimate) > alpha + 1e-12:
+        raise StatsError(
+            f"gate '{spec.id}': estimate bounds have one-sided error {per_side_alpha(estimate):g} "
+            f"but the gate needs α={alpha:g}; compute the estimate with alpha={2 * alpha:g} "
+            "(two-sided)"
+        )
+    tier_verdicts = tuple(
+        (name, _tier_verdict(spec.direction, spec.rule, estimate, threshold))
+        for name, threshold in spec.tiers.items()
+    )
+    required_name, required_threshold = spec.tiers.required
+    verdict = dict(tier_verdicts)[required_name]
+    met = [name for name, v in tier_verdicts if v is Verdict.PASS]
+    tier = met[0] if met else "none"
+
+    sym = "≥" if spec.direction is Direction.GE else "≤"
+    conf = 1.0 - alpha
+    bounds = f"[{estimate.lo:.4g}, {estimate.hi:.4g}]"
+    head = (
+        f"{spec.id}: {estimate.value:.4g} (bounds {bounds}, each one-sided {conf:.0%}; "
+        f"{estimate.method}; n={estimate.n}) vs {required_name} {sym} {required_threshold:g}"
+    )
+    needed: int | None = None
+    if spec.rule is DecisionRule.POINT:
+        why = "legacy point rule: the point estimate alone decided, no confidence bound used"
+    elif verdict is Verdict.PASS:
+        side = "lower" if spec.direction is Direction.GE else "upper"
+        why = f"{side} bound clears the threshold"
+    elif verdict is Verdict.FAIL:
+        side = "upper" if spec.direction is Direction.GE else "lower"
+        why = f"{side} bound is on the wrong side of the threshold"
+    else:
+        needed = n_needed(required_threshold) if n_needed is not None else None
+        why = "the confidence interval straddles the threshold"
+        if needed is not None:
+            why += f"; about n ≥ {needed:,} items would decide it"
+    reason = f"{verdict}: {head} — {why}; highest tier met: {tier}"
+    if spec.min_n is not None and estimate.n < spec.min_n and verdict is Verdict.PASS:
+        verdict = Verdict.INCONCLUSIVE
+        reason = (
+            f"{verdict}: {head} — only n={estimate.n} items but the gate requires "
+            f"min_n={spec.min_n}"
+        )
+        needed = spec.min_n
+    return Decision(
+        verdict=verdict,
+        tier=tier,
+        reason=reason,
+        threshold=required_threshold,
+        alpha=alpha,
+        rule=spec.rule,
+        n_needed=needed,
+        tier_verdicts=tier_verdicts,
+    )

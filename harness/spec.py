@@ -1,0 +1,294 @@
+"""Gate and phase specifications, loaded from ``gates/*.yaml`` with precise errors.
+
+A spec is data, not code: a reviewer reads the YAML to learn what a phase
+promises.  Loading errors name the file, the gate id, the field, the bad value
+and the fix, because a typo in a threshold silently weakens a gate otherwise.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import SpecError
+
+__all__ = [
+    "METRIC_DOMAINS",
+    "DecisionRule",
+    "Direction",
+    "GateSpec",
+    "Multiplicity",
+    "PhaseSpec",
+    "Tiers",
+    "load_phase",
+    "load_phases",
+]
+
+#: Metric families a gate may name, with the closed range their thresholds live in.
+METRIC_DOMAINS: dict[str, tuple[float, float]] = {
+    "proportion": (0.0, 1.0),
+    "pass_at_k": (0.0, 1.0),
+    "pass_at_k_uplift": (-1.0, 1.0),
+    "paired_difference": (-1.0, 1.0),
+    "relative_reduction": (-math.inf, 1.0),
+    "ratio": (0.0, math.inf),
+    "quantile": (-math.inf, math.inf),
+    "mean": (-math.inf, math.inf),
+    "count": (0.0, math.inf),
+    "trend_slope": (-math.inf, math.inf),
+}
+
+
+class Direction(StrEnum):
+    GE = "ge"  # metric must be at least the threshold
+    LE = "le"  # metric must be at most the threshold
+
+
+class DecisionRule(StrEnum):
+    BOUND = "bound"  # decide on the one-sided confidence bound (default, sound)
+    POINT = "point"  # legacy: compare the point estimate; labelled as such in reports
+
+
+class Multiplicity(StrEnum):
+    HOLM = "holm"
+    BH = "bh"
+    NONE = "none"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tiers(_Strict):
+    """Thresholds by ambition: ``fallback`` ≤ ``primary`` ≤ ``stretch`` (for ``ge``)."""
+
+    primary: float
+    fallback: float | None = None
+    stretch: float | None = None
+
+    def items(self) -> list[tuple[str, float]]:
+        """Tiers present, most ambitious first."""
+        out = [("stretch", self.stretch), ("primary", self.primary), ("fallback", self.fallback)]
+        return [(name, value) for name, value in out if value is not None]
+
+    @property
+    def required(self) -> tuple[str, float]:
+        """The tier a PASS verdict needs: fallback when declared, else primary."""
+        if self.fallback is not None:
+            return ("fallback", self.fallback)
+        return ("primary", self.primary)
+
+
+class GateSpec(_Strict):
+    """One acceptance criterion: metric, direction, thresholds and how to decide."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    source: str = ""
+    metric: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    direction: Direction
+    tiers: Tiers
+    alpha: float | None = None
+    method: str | None = None
+    rule: DecisionRule = DecisionRule.BOUND
+    min_n: int | None = Field(default=None, ge=1)
+    paired_with: str | None = None
+    margin: float | None = None
+    unit: str = ""
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRIC_DOMAINS:
+            close = difflib.get_close_matches(value, METRIC_DOMAINS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else ""
+            known = ", ".join(sorted(METRIC_DOMAINS))
+            raise ValueError(f"unknown metric; {hint} known metrics: {known}".replace("; ;", ";"))
+        return value
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha_range(cls, value: float | None) -> float | None:
+        if value is not None and not (0.0 < value < 0.5):
+            raise ValueError("must be within (0, 0.5); typical values are 0.05 or 0.01")
+        return value
+
+    @model_validator(mode="after")
+    def _tiers_in_domain_and_ordered(self) -> GateSpec:
+        lo, hi = METRIC_DOMAINS[self.metric]
+        for name, value in self.tiers.items():
+            if not (lo <= value <= hi) or math.isnan(value):
+                raise _FieldError(
+                    f"tiers.{name}",
+                    value,
+                    f"must be within [{_fmt(lo)}, {_fmt(hi)}] for metric '{self.metric}'",
+                )
+        ordered = [v for _, v in self.tiers.items()]  # stretch, primary, fallback
+        ok = all(
+            (a >= b) if self.direction is Direction.GE else (a <= b)
+            for a, b in zip(ordered, ordered[1:], strict=False)
+        )
+        if not ok:
+            want = "stretch ≥ primary ≥ fallback" if self.direction is Direction.GE else (
+                "stretch ≤ primary ≤ fallback"
+            )
+            raise _FieldError(
+                "tiers", dict(self.tiers.items()), f"for direction '{self.direction}' need {want}"
+            )
+        if self.rule is DecisionRule.BOUND and self.metric == "count" and self.method is None:
+            pass  # counts are exact; no CI method needed
+        return self
+
+
+class PhaseSpec(_Strict):
+    """All gates of one phase, decided together under one multiplicity policy."""
+
+    phase: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    source: str = ""
+    alpha: float = 0.05
+    multiplicity: Multiplicity = Multiplicity.HOLM
+    gates: list[GateSpec] = Field(min_length=1)
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha_range(cls, value: float) -> float:
+        if not (0.0 < value < 0.5):
+            raise ValueError("must be within (0, 0.5); typical values are 0.05 or 0.01")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_ids_and_pairs(self) -> PhaseSpec:
+        seen: set[str] = set()
+        for gate in self.gates:
+            if gate.id in seen:
+                raise _FieldError("id", gate.id, "is used by two gates; gate ids must be unique")
+            seen.add(gate.id)
+        for gate in self.gates:
+            if gate.paired_with is not None and gate.paired_with not in seen:
+                raise _FieldError(
+                    "paired_with",
+                    gate.paired_with,
+                    f"names no gate in this phase; use one of: {', '.join(sorted(seen))}",
+                )
+        return self
+
+    def gate(self, gate_id: str) -> GateSpec:
+        for gate in self.gates:
+            if gate.id == gate_id:
+                return gate
+        raise SpecError(
+            f"phase '{self.phase}' has no gate '{gate_id}'; gates: "
+            + ", ".join(g.id for g in self.gates)
+        )
+
+    def alpha_for(self, gate: GateSpec) -> float:
+        """The gate's own α if set, else the phase's."""
+        return gate.alpha if gate.alpha is not None else self.alpha
+
+
+class _FieldError(ValueError):
+    """A validator error that knows which field and value it is about."""
+
+    def __init__(self, field: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.message = message
+
+
+def _fmt(x: float) -> str:
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:g}"
+
+
+def load_phase(path: str | Path) -> PhaseSpec:
+    """Load and validate one phase YAML; raise :class:`SpecError` naming what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read gate spec ({exc.strerror}); check the path") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SpecError(f"{path}:{where}: not valid YAML ({exc}); fix the syntax") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{path}: top level must be a mapping with keys 'phase' and 'gates', "
+            f"got {type(raw).__name__}"
+        )
+    try:
+        return PhaseSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise SpecError(_describe(path, raw, exc)) from exc
+
+
+def load_phases(directory: str | Path) -> list[PhaseSpec]:
+    """Load every ``*.yaml`` in ``directory`` (sorted); phase names must be unique."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SpecError(f"{directory}: gates directory not found; pass --gates-dir DIR")
+    phases: dict[str, PhaseSpec] = {}
+    for file in sorted(directory.glob("*.yaml")):
+        spec = load_phase(file)
+        if spec.phase in phases:
+            raise SpecError(f"{file}: phase '{spec.phase}' is defined twice; rename one")
+        phases[spec.phase] = spec
+    return list(phases.values())
+
+
+def _describe(path: Path, raw: dict[str, Any], exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "gates" and isinstance(loc[1], int):
+            gates = raw.get("gates") or []
+            index = loc[1]
+            gate_id = gates[index].get("id") if index < len(gates) and isinstance(
+                gates[index], dict
+            ) else None
+            where = f" gate '{gate_id}'" if gate_id else f" gate #{index + 1}"
+            loc = loc[2:]
+        field = ".".join(str(p) for p in loc)
+        value: Any = err.get("input")
+        message = str(err["msg"])
+        cause = err.get("ctx", {}).get("error") if err.get("ctx") else None
+        if isinstance(cause, _FieldError):
+            field = ".".join(p for p in (field, cause.field) if p)
+            value, message = cause.value, cause.message
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            known = _known_fields(loc, raw)
+            close = difflib.get_close_matches(str(loc[-1]) if loc else "", known, n=1)
+            message = "is not a known field" + (
+                f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
+            )
+            lines.append(f"{path}:{where} {field}: {message}".replace(": ", ": ", 1))
+            continue
+        if err["type"] == "missing":
+            lines.append(f"{path}:{where} {field}: required field is missing; add it")
+            continue
+        lines.append(f"{path}:{where} {field}={value!r} {message}".replace(":  ", ": "))
+    return "\n".join(line.replace(": gate", ": gate") for line in lines)
+
+
+def _known_fields(loc: list[Any], raw: dict[str, Any]) -> list[str]:
+    del raw
+    if len(loc) >= 2 and loc[-2] == "tiers":
+        return list(Tiers.model_fields)
+    if len(loc) == 1:
+        return list(PhaseSpec.model_fields)
+    return list(GateSpec.model_fields)
