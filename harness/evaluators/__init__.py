@@ -1,0 +1,1 @@
+"""Phase evaluators: turn a subject and a dataset into per-item Outcomes."""
