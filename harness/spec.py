@@ -108,9 +108,9 @@ class GateSpec(_Strict):
     def _known_metric(cls, value: str) -> str:
         if value not in METRIC_DOMAINS:
             close = difflib.get_close_matches(value, METRIC_DOMAINS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else ""
+            hint = f" did you mean '{close[0]}'?" if close else ""
             known = ", ".join(sorted(METRIC_DOMAINS))
-            raise ValueError(f"unknown metric; {hint} known metrics: {known}".replace("; ;", ";"))
+            raise ValueError(f"unknown metric;{hint} known metrics: {known}")
         return value
 
     @field_validator("alpha")
@@ -142,8 +142,6 @@ class GateSpec(_Strict):
             raise _FieldError(
                 "tiers", dict(self.tiers.items()), f"for direction '{self.direction}' need {want}"
             )
-        if self.rule is DecisionRule.BOUND and self.metric == "count" and self.method is None:
-            pass  # counts are exact; no CI method needed
         return self
 
 
@@ -249,46 +247,39 @@ def load_phases(directory: str | Path) -> list[PhaseSpec]:
 
 
 def _describe(path: Path, raw: dict[str, Any], exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = list(err["loc"])
-        where = ""
-        if len(loc) >= 2 and loc[0] == "gates" and isinstance(loc[1], int):
-            gates = raw.get("gates") or []
-            index = loc[1]
-            gate_id = gates[index].get("id") if index < len(gates) and isinstance(
-                gates[index], dict
-            ) else None
-            where = f" gate '{gate_id}'" if gate_id else f" gate #{index + 1}"
-            loc = loc[2:]
-        field = ".".join(str(p) for p in loc)
-        value: Any = err.get("input")
-        message = str(err["msg"])
-        cause = err.get("ctx", {}).get("error") if err.get("ctx") else None
-        if isinstance(cause, _FieldError):
-            field = ".".join(p for p in (field, cause.field) if p)
-            value, message = cause.value, cause.message
-        elif message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            known = _known_fields(loc, raw)
-            close = difflib.get_close_matches(str(loc[-1]) if loc else "", known, n=1)
-            message = "is not a known field" + (
-                f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
-            )
-            lines.append(f"{path}:{where} {field}: {message}".replace(": ", ": ", 1))
-            continue
-        if err["type"] == "missing":
-            lines.append(f"{path}:{where} {field}: required field is missing; add it")
-            continue
-        lines.append(f"{path}:{where} {field}={value!r} {message}".replace(":  ", ": "))
-    return "\n".join(line.replace(": gate", ": gate") for line in lines)
+    """Render pydantic errors as ``file: gate 'id': field=value problem; fix`` lines."""
+    return "\n".join(_describe_one(path, raw, err) for err in exc.errors())
 
 
-def _known_fields(loc: list[Any], raw: dict[str, Any]) -> list[str]:
-    del raw
-    if len(loc) >= 2 and loc[-2] == "tiers":
-        return list(Tiers.model_fields)
-    if len(loc) == 1:
-        return list(PhaseSpec.model_fields)
-    return list(GateSpec.model_fields)
+def _describe_one(path: Path, raw: dict[str, Any], err: Any) -> str:
+    loc = list(err["loc"])
+    where = ""
+    model: type[BaseModel] = PhaseSpec
+    if len(loc) >= 2 and loc[0] == "gates" and isinstance(loc[1], int):
+        gates = raw.get("gates") or []
+        index = loc[1]
+        entry = gates[index] if index < len(gates) else None
+        gate_id = entry.get("id") if isinstance(entry, dict) else None
+        where = f" gate '{gate_id}':" if gate_id else f" gate #{index + 1}:"
+        loc = loc[2:]
+        model = GateSpec
+    if loc and loc[0] == "tiers":
+        model = Tiers
+    field = ".".join(str(part) for part in loc)
+    value: Any = err.get("input")
+    message = str(err["msg"]).removeprefix("Value error, ")
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, _FieldError):
+        field = ".".join(part for part in (field, cause.field) if part)
+        value, message = cause.value, cause.message
+    if err["type"] == "extra_forbidden":
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(str(loc[-1]) if loc else "", known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known fields: {', '.join(known)}"
+        return f"{path}:{where} {field}: is not a known field; {hint}"
+    if err["type"] == "missing":
+        return f"{path}:{where} {field}: required field is missing; add it"
+    if err["type"] == "enum":
+        expected = (err.get("ctx") or {}).get("expected", "")
+        message = f"is not allowed; use one of {expected}"
+    return f"{path}:{where} {field}={value!r} {message}"
