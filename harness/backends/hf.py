@@ -1,0 +1,379 @@
+"""Local transformers backend: batched, left-padded, seeded, with a content-pinned identity.
+
+Why the sampling is done here rather than by ``generate(do_sample=True)``:
+transformers samples from the process-global RNG, so a request's sample would
+depend on which other requests shared its batch.  We give every row (request ×
+sample index) its own ``torch.Generator`` seeded from ``(seed, index)`` and pick
+the token in a logits processor; ``generate`` then runs greedy over the one-hot
+result.  A request's output therefore depends only on the request, its
+sampling params and the model — which is what the cache and the replay lane key on.
+
+Text conventions: generation stops at any of the model's eos ids
+(``generation_config.eos_token_id``).  ``<|eot_id|>``/``<|end_of_text|>`` are
+stripped from the text; an ``<|eom_id|>`` stop (end of a tool call) is *kept*
+and reported as finish reason ``tool_call``, so strict tool-call format checks
+see the exact ``<|python_tag|>{json}<|eom_id|>`` the model produced.  Other
+special tokens the model emits stay in the text (they are part of what it said).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import (
+    FinishReason,
+    Generation,
+    GenerationRequest,
+    Latency,
+    ModelIdentity,
+    SamplingParams,
+    check_one_to_one,
+    sha256_hex,
+)
+from harness.errors import BackendError
+
+__all__ = ["HFGenerator", "weights_digest_of_dir"]
+
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+_KEEP_STOP_TOKENS = ("<|eom_id|>",)
+
+
+def weights_digest_of_dir(path: Path) -> str:
+    """sha256 over (relative name, bytes) of every weight file in a checkpoint directory."""
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    if not files:
+        raise BackendError(
+            f"{path}: no weight files (*.safetensors / *.bin) found; is this a model directory?"
+        )
+    h = hashlib.sha256()
+    for f in files:
+        h.update(str(f.relative_to(path)).encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _weights_digest_of_model(model: Any) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _tokenizer_digest(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    special = repr(sorted((str(k), str(v)) for k, v in tokenizer.special_tokens_map.items()))
+    return sha256_hex(body + "\n" + special + "\n" + str(tokenizer.padding_side))
+
+
+def _row_seed(seed: int, index: int) -> int:
+    return int(sha256_hex(f"{seed}:{index}")[:15], 16)
+
+
+@dataclass
+class _Row:
+    req: int
+    sample: int
+    ids: list[int]
+    temperature: float
+    top_p: float
+    seed: int
+
+
+@dataclass
+class _RowResult:
+    text: str
+    finish: FinishReason
+    tokens: int
+
+
+@dataclass
+class _ReqTiming:
+    prompt_tokens: int = 0
+    total_s: float = 0.0
+    ttft_s: float | None = None
+    rows: dict[int, _RowResult] = field(default_factory=dict)
+
+
+class _RowSampler:
+    """Logits processor: per-row temperature/top-p sampling from per-row generators."""
+
+    def __init__(self, rows: Sequence[_Row]) -> None:
+        import torch
+
+        self._torch = torch
+        self.rows = rows
+        self.gens = [
+            None if r.temperature == 0.0 else torch.Generator().manual_seed(r.seed) for r in rows
+        ]
+        self.first_call: float | None = None
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        torch = self._torch
+        if self.first_call is None:
+            self.first_call = time.perf_counter()
+        if all(g is None for g in self.gens):
+            return scores
+        out = scores.clone()
+        for i, (row, gen) in enumerate(zip(self.rows, self.gens, strict=True)):
+            if gen is None:
+                continue
+            probs = torch.softmax(scores[i].float().cpu() / row.temperature, dim=-1)
+            if row.top_p < 1.0:
+                sorted_p, order = torch.sort(probs, descending=True)
+                cum = torch.cumsum(sorted_p, dim=-1)
+                drop = (cum - sorted_p) >= row.top_p  # keep the smallest prefix reaching top_p
+                sorted_p[drop] = 0.0
+                probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+            token = int(torch.multinomial(probs, 1, generator=gen).item())
+            out[i].fill_(float("-inf"))
+            out[i, token] = 0.0
+        return out
+
+
+class HFGenerator:
+    """transformers causal-LM backend (CPU here; CUDA when present)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        batch_size: int = 8,
+        weights_digest: str | None = None,
+        revision: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise BackendError(f"HFGenerator: batch_size={batch_size} must be >= 1")
+        if tokenizer.pad_token_id is None:
+            raise BackendError(
+                f"HFGenerator({name}): tokenizer has no pad token; set tokenizer.pad_token "
+                "(e.g. to the eos token) before batching"
+            )
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+        eos = model.generation_config.eos_token_id
+        eos_ids = [eos] if isinstance(eos, int) else list(eos or [])
+        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos_ids:
+            eos_ids.append(tokenizer.eos_token_id)
+        self._stop_ids = set(eos_ids)
+        self._keep_ids = {
+            tokenizer.convert_tokens_to_ids(t)
+            for t in _KEEP_STOP_TOKENS
+            if t in tokenizer.get_vocab()
+        }
+        template = getattr(tokenizer, "chat_template", None)
+        self._identity = ModelIdentity(
+            backend="hf",
+            name=name,
+            revision=revision,
+            weights_digest=weights_digest or _weights_digest_of_model(model),
+            tokenizer_digest=_tokenizer_digest(tokenizer),
+            chat_template_digest=sha256_hex(template) if isinstance(template, str) else None,
+            dtype=str(model.dtype).removeprefix("torch."),
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: Path | str,
+        *,
+        name: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        batch_size: int = 8,
+    ) -> HFGenerator:
+        """Load a local checkpoint directory; ``dtype='auto'`` = bf16 on CUDA, float32 on CPU."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        p = Path(path)
+        if not (p / "config.json").is_file():
+            raise BackendError(
+                f"{p}: not a model directory (no config.json). Build one with "
+                "`harness models build tiny-code --out {p}` or pass a transformers checkpoint"
+            )
+        dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        if dtype == "auto":
+            torch_dtype = torch.bfloat16 if dev.startswith("cuda") else torch.float32
+        else:
+            try:
+                torch_dtype = getattr(torch, dtype)
+            except AttributeError:
+                raise BackendError(
+                    f"HFGenerator: unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16"
+                ) from None
+        tokenizer = AutoTokenizer.from_pretrained(p)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(p, dtype=torch_dtype).to(dev)
+        model.eval()
+        return cls(
+            model,
+            tokenizer,
+            name=name or p.resolve().name,
+            batch_size=batch_size,
+            weights_digest=weights_digest_of_dir(p),
+        )
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self._identity
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self, request: GenerationRequest) -> list[int]:
+        """Token ids of the prompt exactly as the model sees it."""
+        tok = self.tokenizer
+        if request.messages is None:
+            assert request.prompt is not None
+            return list(tok(request.prompt, add_special_tokens=True)["input_ids"])
+        if not getattr(tok, "chat_template", None):
+            raise BackendError(
+                f"request {request.request_id!r}: model {self._identity.name!r} has no chat "
+                "template; send prompt= instead of messages="
+            )
+        try:
+            text = tok.apply_chat_template(
+                [m.to_hf() for m in request.messages],
+                tools=list(request.tools) or None,
+                add_generation_prompt=True,
+                tokenize=False,
+            )
+        except Exception as exc:  # jinja TemplateError and friends
+            raise BackendError(
+                f"request {request.request_id!r}: chat template of {self._identity.name!r} "
+                f"rejected the messages: {exc}"
+            ) from exc
+        return list(tok(text, add_special_tokens=False)["input_ids"])
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        rows: list[_Row] = []
+        timings = [_ReqTiming() for _ in requests]
+        for ri, req in enumerate(requests):
+            ids = self.render(req)
+            timings[ri].prompt_tokens = len(ids)
+            sp = req.sampling
+            # greedy samples are identical: compute once, replicate below
+            for si in range(1 if sp.greedy else sp.n):
+                rows.append(_Row(ri, si, ids, sp.temperature, sp.top_p, _row_seed(sp.seed, si)))
+        groups: dict[tuple[int, tuple[str, ...]], list[_Row]] = {}
+        for row in rows:
+            sp = requests[row.req].sampling
+            groups.setdefault((sp.max_tokens, sp.stop), []).append(row)
+        for (max_tokens, stop), group in groups.items():
+            for start in range(0, len(group), self.batch_size):
+                chunk = group[start : start + self.batch_size]
+                self._run_chunk(chunk, max_tokens=max_tokens, stop=stop, timings=timings)
+        out = [self._assemble(req, timing) for req, timing in zip(requests, timings, strict=True)]
+        check_one_to_one(requests, out, backend=f"hf:{self._identity.name}")
+        return out
+
+    def _run_chunk(
+        self,
+        chunk: list[_Row],
+        *,
+        max_tokens: int,
+        stop: tuple[str, ...],
+        timings: list[_ReqTiming],
+    ) -> None:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        tok = self.tokenizer
+        width = max(len(r.ids) for r in chunk)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor(
+            [[pad] * (width - len(r.ids)) + r.ids for r in chunk], device=self.device
+        )
+        mask = torch.tensor(
+            [[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in chunk], device=self.device
+        )
+        sampler = _RowSampler(chunk)
+        gen_cfg = GenerationConfig(
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            num_beams=1,
+            eos_token_id=sorted(self._stop_ids),
+            pad_token_id=pad,
+            stop_strings=list(stop) or None,
+        )
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                generation_config=gen_cfg,
+                logits_processor=LogitsProcessorList([sampler]),
+                tokenizer=tok if stop else None,
+            )
+        elapsed = time.perf_counter() - t0
+        ttft = None if sampler.first_call is None else sampler.first_call - t0
+        new = output[:, width:].tolist()
+        seen: set[int] = set()
+        for row, toks in zip(chunk, new, strict=True):
+            timing = timings[row.req]
+            if row.req not in seen:
+                seen.add(row.req)
+                if timing.ttft_s is None and ttft is not None:
+                    timing.ttft_s = timing.total_s + ttft
+                timing.total_s += elapsed
+            timing.rows[row.sample] = self._decode(toks, max_tokens=max_tokens, stop=stop)
+
+    def _decode(self, toks: list[int], *, max_tokens: int, stop: tuple[str, ...]) -> _RowResult:
+        pad = self.tokenizer.pad_token_id
+        stop_at = next((i for i, t in enumerate(toks) if t in self._stop_ids), None)
+        finish: FinishReason
+        if stop_at is not None:
+            count = stop_at + 1
+            if toks[stop_at] in self._keep_ids:
+                kept, finish = toks[:count], "tool_call"
+            else:
+                kept, finish = toks[:stop_at], "stop"
+        else:
+            # a row ended by a stop string is padded afterwards by generate()
+            count = len(toks)
+            while count and toks[count - 1] == pad:
+                count -= 1
+            kept = toks[:count]
+            finish = "length" if count >= max_tokens else "stop"
+        text = self.tokenizer.decode(
+            kept, skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+        if stop:
+            cut = min((text.find(s) for s in stop if s in text), default=-1)
+            if cut >= 0:
+                text, finish = text[:cut], "stop"
+        return _RowResult(text=text, finish=finish, tokens=count)
+
+    def _assemble(self, req: GenerationRequest, timing: _ReqTiming) -> Generation:
+        sp: SamplingParams = req.sampling
+        results = (
+            [timing.rows[0]] * sp.n if sp.greedy else [timing.rows[i] for i in range(sp.n)]
+        )
+        return Generation(
+            request_id=req.request_id,
+            texts=tuple(r.text for r in results),
+            finish_reasons=tuple(r.finish for r in results),
+            prompt_tokens=timing.prompt_tokens,
+            completion_tokens=tuple(r.tokens for r in results),
+            latency=Latency(total_s=timing.total_s, ttft_s=timing.ttft_s),
+            model=self._identity,
+            sampling=sp,
+            lane="real",
+        )

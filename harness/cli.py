@@ -1,0 +1,442 @@
+"""The ``harness`` command line: run the phase gates, render and compare evidence, plan n.
+
+``harness run`` is a thin, loud wrapper around pytest on ``suites/``: it picks a
+fresh ``reports/<timestamp>/`` directory, streams pytest's own progress, and
+prints the gate summary from the evidence the run wrote.  Sub-apps owned by
+other packages (sandbox, models, replay, data, calibrate) are mounted lazily:
+only the one being invoked is imported, a sub-app whose module does not exist is
+listed as unavailable, and an import error *inside* an existing one is shown
+rather than hidden.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from harness.errors import HarnessError
+
+__all__ = ["app", "build_app", "main"]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+#: pytest exit code when nothing was collected.
+NO_TESTS_COLLECTED = 5
+
+
+@dataclass(frozen=True)
+class SubApp:
+    name: str
+    module: str
+    attrs: tuple[str, ...]
+    help: str
+
+
+SUBAPPS: tuple[SubApp, ...] = (
+    SubApp("sandbox", "sandbox.cli", ("app",), "Code-execution sandbox: build, check, bench."),
+    SubApp("models", "trainers.cli", ("app",), "Build and train the local tiny models."),
+    SubApp("replay", "harness.backends.cli", ("app",), "Record and inspect the replay lane."),
+    SubApp("data", "harness.data.cli", ("app",), "Fetch and validate datasets."),
+    SubApp(
+        "calibrate",
+        "harness.calibrate",
+        ("app", "run_calibration"),
+        "Monte-Carlo calibration of the gate statistics.",
+    ),
+)
+
+
+class LaneChoice(StrEnum):
+    REAL = "real"
+    REPLAY = "replay"
+
+
+class InconclusiveChoice(StrEnum):
+    FAIL = "fail"
+    XFAIL = "xfail"
+    PASS = "pass"
+
+
+class DirectionChoice(StrEnum):
+    LE = "le"
+    GE = "ge"
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _run(
+    ctx: typer.Context,
+    phase: Annotated[
+        list[str] | None, typer.Option("--phase", "-p", help="Only this phase (repeatable).")
+    ] = None,
+    workers: Annotated[
+        str, typer.Option("-n", "--workers", help="xdist workers: a number, 'auto', or 0.")
+    ] = "auto",
+    limit: Annotated[
+        int | None,
+        typer.Option(help="Evaluate only the first N items per dataset (a documented subset)."),
+    ] = None,
+    lane: Annotated[LaneChoice, typer.Option(help="Subject lane for model gates.")] = (
+        LaneChoice.REAL
+    ),
+    model: Annotated[
+        str | None, typer.Option(help="Model path/identity to evaluate (default: embedded).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report directory (default: reports/<timestamp>).")
+    ] = None,
+    suites: Annotated[Path, typer.Option(help="Directory of phase suites.")] = Path("suites"),
+    gates_dir: Annotated[
+        Path | None, typer.Option("--gates-dir", help="Gate YAML directory (default: gates).")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Baseline evidence for delta columns.")
+    ] = None,
+    inconclusive: Annotated[
+        InconclusiveChoice, typer.Option(help="pytest outcome of INCONCLUSIVE gates.")
+    ] = InconclusiveChoice.FAIL,
+    sequential: Annotated[
+        bool, typer.Option("--sequential", help="Stop sampling early on anytime-valid bounds.")
+    ] = False,
+) -> None:
+    """Run the phase gates (pytest on suites/) and write reports/<timestamp>/.
+
+    Extra arguments after the options are passed to pytest unchanged
+    (e.g. ``harness run -- -k pass1 -x``).
+    """
+    if not suites.exists():
+        raise HarnessError(
+            f"{suites}: suites directory not found; run from the project root or pass --suites DIR"
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out_dir = (out or Path("reports") / stamp).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = pytest_args(
+        suites=suites,
+        out_dir=out_dir,
+        phases=phase or [],
+        workers=workers,
+        limit=limit,
+        lane=lane.value,
+        model=model,
+        gates_dir=gates_dir,
+        baseline=baseline,
+        inconclusive=inconclusive.value,
+        sequential=sequential,
+        extra=list(ctx.args),
+    )
+    console.print(f"[bold]harness run[/] → {escape(str(out_dir))}")
+    console.print("[dim]$ " + escape(" ".join(args)) + "[/]")
+    code = subprocess.call(args)
+    if code == NO_TESTS_COLLECTED:
+        err_console.print(
+            "[bold red]error:[/] "
+            + escape(
+                f"pytest collected no tests in {suites} "
+                f"(phase filter: {', '.join(phase or []) or 'none'}; extra args: "
+                f"{' '.join(ctx.args) or 'none'}); no gate was decided — check the filters"
+            )
+        )
+        raise typer.Exit(NO_TESTS_COLLECTED)
+    _print_run_summary(out_dir, code)
+    _point_latest(out_dir)
+    raise typer.Exit(code)
+
+
+def pytest_args(
+    *,
+    suites: Path,
+    out_dir: Path,
+    phases: Sequence[str],
+    workers: str,
+    limit: int | None,
+    lane: str,
+    model: str | None,
+    gates_dir: Path | None,
+    baseline: Path | None,
+    inconclusive: str,
+    sequential: bool,
+    extra: Sequence[str],
+) -> list[str]:
+    """The pytest command line ``harness run`` executes (documented in docs/architecture.md)."""
+    args = [sys.executable, "-m", "pytest", str(suites)]
+    if workers not in ("0", ""):
+        if importlib.util.find_spec("xdist") is None:
+            raise HarnessError(
+                f"-n {workers}: pytest-xdist is not installed; install the 'dev' extra "
+                "(pip install -e '.[dev]') or pass -n 0"
+            )
+        args += ["-n", workers]
+    args += [
+        "--evidence-dir",
+        str(out_dir),
+        "--junitxml",
+        str(out_dir / "junit.xml"),
+        "--no-gate-summary",
+        "--lane",
+        lane,
+        "--inconclusive",
+        inconclusive,
+    ]
+    for p in phases:
+        args += ["--phase", p]
+    if limit is not None:
+        args += ["--limit", str(limit)]
+    if model is not None:
+        args += ["--model", model]
+    if gates_dir is not None:
+        args += ["--gates-dir", str(gates_dir)]
+    if baseline is not None:
+        args += ["--baseline", str(baseline)]
+    if sequential:
+        args.append("--sequential")
+    return args + [a for a in extra if a != "--"]
+
+
+def _print_run_summary(out_dir: Path, code: int) -> None:
+    from harness.evidence import EVIDENCE_FILE
+
+    evidence = out_dir / EVIDENCE_FILE
+    if not evidence.exists():
+        err_console.print(
+            "[yellow]"
+            + escape(
+                f"no gate evidence was written to {out_dir} (pytest exit code {code}); "
+                "no test called gate.check"
+            )
+            + "[/]"
+        )
+        return
+    _print_summary(evidence)
+    for name in ("gate-report.md", "junit.xml", "evidence.jsonl"):
+        if (out_dir / name).exists():
+            console.print(f"  {name}: {out_dir / name}")
+
+
+def _print_summary(evidence: Path, baseline: Path | None = None) -> None:
+    from harness.evidence import read_evidence
+    from harness.report.summary import summarize
+    from harness.report.terminal import print_summary
+
+    log = read_evidence(evidence)
+    for warning in log.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    base = read_evidence(baseline).records if baseline is not None else []
+    summaries = summarize(log.records, baseline=base)
+    print_summary(console, summaries)
+
+
+def _point_latest(out_dir: Path) -> None:
+    """``reports/latest`` → the newest run (best effort; a convenience, not evidence)."""
+    link = out_dir.parent / "latest"
+    tmp = out_dir.parent / f".latest.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(out_dir.name)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- report / compare
+
+
+def _report(
+    evidence: Annotated[Path, typer.Argument(help="evidence.jsonl or a report directory.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write gate-report.md (default: beside it).")
+    ] = None,
+    baseline: Annotated[Path | None, typer.Option(help="Baseline evidence for deltas.")] = None,
+    plots: Annotated[bool, typer.Option(help="Draw one PNG per phase.")] = True,
+) -> None:
+    """Re-render gate-report.md (+ plots) from an evidence file and print the summary."""
+    from harness.evidence import read_evidence
+    from harness.report.writer import write_report
+
+    log = read_evidence(evidence)
+    for warning in log.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    base = read_evidence(baseline).records if baseline is not None else []
+    target = out or log.path.parent
+    path = write_report(log.records, target, baseline=base, plots=plots)
+    _print_summary(log.path, baseline)
+    console.print(f"gate report: {path}")
+
+
+def _compare(
+    base: Annotated[Path, typer.Argument(help="Baseline evidence.jsonl or report directory.")],
+    cur: Annotated[Path, typer.Argument(help="Current evidence.jsonl or report directory.")],
+    markdown: Annotated[
+        Path | None, typer.Option(help="Also write the delta table as markdown here.")
+    ] = None,
+) -> None:
+    """Delta table between two runs: metric, baseline, current, Δ (paired CI), target."""
+    from harness.evidence import atomic_write_text
+    from harness.report.compare import compare_files, render_delta_markdown
+    from harness.report.terminal import delta_table
+
+    rows, warnings = compare_files(base, cur)
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print(delta_table(rows))
+    if markdown is not None:
+        atomic_write_text(markdown, render_delta_markdown(rows))
+        console.print(f"delta table: {markdown}")
+
+
+# --------------------------------------------------------------------------- power
+
+
+def _power(
+    threshold: Annotated[float, typer.Option(help="The gate's threshold, e.g. 0.001.")],
+    direction: Annotated[
+        DirectionChoice, typer.Option(help="le: rate must be ≤ threshold; ge: ≥.")
+    ],
+    alpha: Annotated[float, typer.Option(help="One-sided level.")] = 0.05,
+    true_rate: Annotated[
+        list[float] | None, typer.Option("--true-rate", help="Assumed true rate (repeatable).")
+    ] = None,
+    power: Annotated[float, typer.Option(help="Wanted probability of deciding.")] = 0.8,
+) -> None:
+    """How many items a proportion gate needs before it can be decided."""
+    from rich.table import Table
+
+    from harness.errors import StatsError
+    from harness.stats import power as pw
+
+    if not (0.0 < threshold < 1.0):
+        raise StatsError(f"--threshold {threshold}: must lie in (0, 1) for a proportion gate")
+    edge = threshold if direction is DirectionChoice.LE else 1.0 - threshold
+    zero = pw.n_zero_events(edge, alpha=alpha)
+    sym = "≤" if direction is DirectionChoice.LE else "≥"
+    what = "zero events" if direction is DirectionChoice.LE else "zero failures"
+    console.print(
+        f"gate: rate {sym} {threshold:g} at one-sided α = {alpha:g} "
+        f"(exact binomial / Clopper–Pearson bound)"
+    )
+    console.print(
+        f"n needed with {what} (the best case): [bold]{zero}[/] "
+        f"— no smaller sample can PASS this gate whatever it observes"
+    )
+    if true_rate:
+        table = Table(title=f"n to decide with probability ≥ {power:.0%}")
+        table.add_column("true rate", justify="right")
+        table.add_column("n needed", justify="right")
+        table.add_column("expected verdict")
+        for rate in true_rate:
+            n = pw.n_for_proportion(rate, threshold, alpha=alpha, power=power)
+            passes = rate <= threshold if direction is DirectionChoice.LE else rate >= threshold
+            verdict = "— (on the threshold)" if n is None else ("PASS" if passes else "FAIL")
+            table.add_row(f"{rate:g}", "never" if n is None else str(n), verdict)
+        console.print(table)
+
+
+# --------------------------------------------------------------------------- app
+
+
+def _mount(app: typer.Typer, wanted: str | None) -> None:
+    """Mount sub-apps: import only the invoked one; list the others without importing them."""
+    for sub in SUBAPPS:
+        if sub.name == wanted:
+            app.add_typer(_load_subapp(sub), name=sub.name, help=sub.help)
+        elif _module_exists(sub.module):
+            app.add_typer(typer.Typer(help=sub.help), name=sub.name, help=sub.help)
+
+
+def _module_exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _load_subapp(sub: SubApp) -> typer.Typer:
+    try:
+        mod = importlib.import_module(sub.module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and sub.module.startswith(exc.name):
+            return _unavailable(sub, f"module '{sub.module}' is not part of this installation")
+        raise HarnessError(
+            f"harness {sub.name}: importing {sub.module} failed: {exc}; install the missing "
+            "dependency (see pyproject extras)"
+        ) from exc
+    except Exception as exc:
+        raise HarnessError(
+            f"harness {sub.name}: importing {sub.module} failed with "
+            f"{type(exc).__name__}: {exc} — this is a bug in {sub.module}"
+        ) from exc
+    for attr in sub.attrs:
+        obj: Any = getattr(mod, attr, None)
+        if isinstance(obj, typer.Typer):
+            return obj
+        if callable(obj):
+            wrapper = typer.Typer(help=sub.help)
+            wrapper.command(sub.name)(obj)
+            return wrapper
+    raise HarnessError(
+        f"harness {sub.name}: {sub.module} defines none of {', '.join(sub.attrs)}; "
+        "expose a typer.Typer named 'app'"
+    )
+
+
+def _unavailable(sub: SubApp, why: str) -> typer.Typer:
+    stub = typer.Typer(help=f"{sub.help} (unavailable: {why})", invoke_without_command=True)
+
+    @stub.callback()
+    def _missing() -> None:
+        raise HarnessError(f"harness {sub.name} is unavailable: {why}")
+
+    return stub
+
+
+def build_app(wanted: str | None = None) -> typer.Typer:
+    """The typer app; ``wanted`` is the sub-command about to run (its sub-app gets imported)."""
+    application = typer.Typer(
+        name="harness",
+        help="Turn ML acceptance criteria into statistical evidence (phase gates).",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    application.command(
+        "run",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(_run)
+    application.command("report")(_report)
+    application.command("compare")(_compare)
+    application.command("power")(_power)
+    _mount(application, wanted)
+    return application
+
+
+def _wanted(argv: Sequence[str]) -> str | None:
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+app = build_app()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: a HarnessError is one red line and exit code 2, no traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        application = build_app(_wanted(args))
+        application(args=args, prog_name="harness")
+    except HarnessError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        raise SystemExit(2) from None

@@ -1,0 +1,866 @@
+"""Code-generation phase evaluator: subject → samples → sandbox → per-task records → Outcomes.
+
+One run of this module per subject feeds every code-gen gate, so the costly
+part (generation and execution) happens once and the gates only slice it:
+
+* **progressive sampling** — each task gets samples in stages that end at the
+  gate's k values (1, then 3 more, then 12 more for k = 1, 4, 16).  Every stage
+  uses its own derived seed, so the sample stream is the same whether a run
+  stops early or not.
+* **execution** — every candidate is assembled into the reference HumanEval
+  check program and run in the :class:`sandbox.base.Sandbox` the caller chose
+  (Docker pool or the labelled local fallback); a second *public probe*
+  program scores it on the docstring's ``>>>`` examples only.
+* **best-of-n** — the candidate with the best public score (loads, then most
+  public examples passed; ties → earliest sample) is the task's answer; the
+  hidden tests then grade that single answer.  The hidden tests are never used
+  to choose, so best-of-n is not pass@n in disguise.
+* **sequential option** — with ``sequential=True`` a task stops sampling at
+  its first sample that passes the hidden tests: from then on its per-task
+  pass@k indicators 1[first pass < k] (the n = k estimator) cannot change for
+  any k.  A ``should_stop`` callback (fed with the anytime-valid monitors of
+  :meth:`harness.gate.Gate.sequential`) stops the whole run once every
+  monitored gate is decided.  ``samples_saved`` counts what was not drawn.
+* **latency** — per-task end-to-end wall time (generation + execution +
+  selection: the brief's demo flow) comes from the same run; per-request
+  latency under load is measured separately by :func:`measure_request_latency`
+  on an *uncached* generator (a cache hit has no latency to measure).
+
+Runs are cached on disk by a content key under a file lock
+(:func:`shared_run`), so the gates of one subject share one run even when
+pytest-xdist spreads them over workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from filelock import FileLock
+
+from harness.backends.base import (
+    Generation,
+    GenerationRequest,
+    Generator,
+    SamplingParams,
+    canonical_json,
+    check_one_to_one,
+    sha256_hex,
+)
+from harness.decision import Decision, Verdict
+from harness.errors import BackendError, HarnessError, SandboxError
+from harness.evaluators.controls import MutantControl, OracleControl
+from harness.evaluators.humaneval import (
+    STOP_SEQUENCES,
+    HumanEvalTask,
+    build_program,
+    build_public_probe,
+    clean_completion,
+)
+from harness.evidence import atomic_write_text
+from harness.outcomes import Outcome
+from sandbox.base import ExecResult, ExecStatus, Program, Sandbox
+
+__all__ = [
+    "CodegenConfig",
+    "CodegenRun",
+    "CodegenSubject",
+    "ControlSubject",
+    "LatencyRun",
+    "ModelSubject",
+    "SampleBatch",
+    "SampleRecord",
+    "TaskRecord",
+    "Tier",
+    "measure_exec_latency",
+    "measure_request_latency",
+    "run_codegen",
+    "shared_run",
+    "tier_ladder",
+]
+
+_PUBLIC_MARK = "__PUBLIC__"
+_RAW_CAP = 4000  # characters of stdout/stderr kept per program in raw outputs
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class CodegenConfig:
+    """How samples are drawn and executed; its digest keys the shared run cache."""
+
+    ks: tuple[int, ...] = (1, 4, 16)
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_tokens: int = 128
+    seed: int = 0
+    timeout_s: float = 5.0
+    memory_mb: int = 512
+    sequential: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.ks or list(self.ks) != sorted(set(self.ks)) or self.ks[0] < 1:
+            raise HarnessError(
+                f"CodegenConfig.ks={self.ks!r} must be strictly increasing positive integers, "
+                "e.g. (1, 4, 16)"
+            )
+
+    @property
+    def samples(self) -> int:
+        """Samples per task when no task stops early."""
+        return self.ks[-1]
+
+    def stages(self) -> list[tuple[int, int]]:
+        """``(start, count)`` of each progressive stage: (0, 1), (1, 3), (4, 12) for 1, 4, 16."""
+        out, start = [], 0
+        for k in self.ks:
+            out.append((start, k - start))
+            start = k
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ks": list(self.ks)}
+
+    def digest(self) -> str:
+        return sha256_hex(canonical_json(self.to_dict()))
+
+
+def _derived_seed(seed: int, task_id: str, start: int) -> int:
+    """A per-(task, stage) seed so every stage is reproducible on its own."""
+    raw = hashlib.sha256(f"{seed}:{task_id}:{start}".encode()).digest()
+    return int.from_bytes(raw[:7], "big")
+
+
+# --------------------------------------------------------------------------- subjects
+
+
+@dataclass(frozen=True)
+class SampleBatch:
+    """Raw candidate texts for one stage of one task, with how long generation took."""
+
+    texts: tuple[str, ...]
+    gen_latency_s: float | None  # None: nothing was generated (control subjects)
+    cached: bool = False
+    finish_reasons: tuple[str, ...] = ()
+
+
+class CodegenSubject(Protocol):
+    """Anything that can propose completions for a HumanEval task."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def lane(self) -> str: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def sample(self, task: HumanEvalTask, *, start: int, count: int, seed: int) -> SampleBatch: ...
+
+
+class ModelSubject:
+    """A model behind any :class:`~harness.backends.base.Generator` (HF, OpenAI-compatible, replay).
+
+    The raw prompt is sent as a completion request with the Codex stop
+    sequences; chat-style answers are still handled by :func:`clean_completion`.
+    """
+
+    def __init__(self, generator: Generator, config: CodegenConfig, *, name: str = "model") -> None:
+        self._generator = generator
+        self._config = config
+        self._name = name
+        self._lane = "real"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def lane(self) -> str:
+        return self._lane
+
+    @property
+    def generator(self) -> Generator:
+        return self._generator
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "model", **self._generator.identity.model_dump(mode="json")}
+
+    def sample(self, task: HumanEvalTask, *, start: int, count: int, seed: int) -> SampleBatch:
+        request = GenerationRequest(
+            request_id=f"{task.task_id}#s{start}+{count}",
+            prompt=task.prompt,
+            sampling=SamplingParams(
+                temperature=self._config.temperature,
+                top_p=self._config.top_p,
+                max_tokens=self._config.max_tokens,
+                n=count,
+                seed=seed,
+                stop=STOP_SEQUENCES,
+            ),
+        )
+        (gen,) = _generate_checked(self._generator, [request])
+        if gen.lane != "real":
+            self._lane = gen.lane
+        return SampleBatch(
+            texts=tuple(gen.texts),
+            gen_latency_s=gen.latency.total_s,
+            cached=gen.cached,
+            finish_reasons=tuple(gen.finish_reasons),
+        )
+
+
+def _generate_checked(
+    generator: Generator, requests: Sequence[GenerationRequest]
+) -> list[Generation]:
+    gens = list(generator.generate(requests))
+    check_one_to_one(requests, gens, backend=generator.identity.backend)
+    return gens
+
+
+class ControlSubject:
+    """A control with known ground truth (``oracle`` or ``mutant``); nothing is generated."""
+
+    def __init__(
+        self, control: OracleControl | MutantControl, tasks: Sequence[HumanEvalTask]
+    ) -> None:
+        self._control = control
+        self._broken = (
+            control.broken_tasks(tasks) if isinstance(control, MutantControl) else frozenset()
+        )
+
+    @property
+    def name(self) -> str:
+        return self._control.name
+
+    @property
+    def lane(self) -> str:
+        return "control"
+
+    @property
+    def broken(self) -> frozenset[str]:
+        return self._broken
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": "control", "control": self._control.identity()}
+
+    def sample(self, task: HumanEvalTask, *, start: int, count: int, seed: int) -> SampleBatch:
+        del seed  # controls are deterministic by their own seed
+        if isinstance(self._control, MutantControl):
+            texts = self._control.completions_for(
+                task, start + count, broken=task.task_id in self._broken
+            )
+        else:
+            texts = self._control.completions(task, start + count)
+        return SampleBatch(texts=tuple(texts[start:]), gen_latency_s=None)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One candidate: its raw text, the cleaned completion and what the sandbox said."""
+
+    task_id: str
+    index: int
+    raw_text: str
+    completion: str
+    status: str
+    passed: bool
+    duration_s: float
+    public_passed: int  # −1: the candidate did not even load
+    public_total: int
+    detail: str
+    stderr_tail: str
+    gen_latency_s: float | None
+    finish_reason: str | None
+
+    @property
+    def public_score(self) -> tuple[int, int]:
+        """Selection key (higher is better): loads at all, then public examples passed."""
+        return (1 if self.public_passed >= 0 else 0, self.public_passed)
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """Everything one task produced in a run."""
+
+    task_id: str
+    samples: tuple[SampleRecord, ...]
+    selected: int
+    e2e_s: float
+    gen_s: float | None
+    exec_s: float
+    cached_generation: bool
+
+    @property
+    def first_pass(self) -> int | None:
+        """Index of the first sample that passed the hidden tests, if any."""
+        return next((s.index for s in self.samples if s.passed), None)
+
+    def pass_within(self, k: int) -> int:
+        """1 when one of the first ``k`` samples passed: the n = k estimator of pass@k."""
+        first = self.first_pass
+        return int(first is not None and first < k)
+
+
+def _sample_to_dict(s: SampleRecord) -> dict[str, Any]:
+    return asdict(s)
+
+
+def _task_from_dict(d: Mapping[str, Any]) -> TaskRecord:
+    samples = tuple(SampleRecord(**s) for s in d["samples"])
+    return TaskRecord(
+        task_id=d["task_id"],
+        samples=samples,
+        selected=int(d["selected"]),
+        e2e_s=float(d["e2e_s"]),
+        gen_s=d["gen_s"],
+        exec_s=float(d["exec_s"]),
+        cached_generation=bool(d["cached_generation"]),
+    )
+
+
+@dataclass
+class CodegenRun:
+    """The result of one subject's run; gates read Outcomes from it."""
+
+    subject: str
+    lane: str
+    identity: dict[str, Any]
+    config: CodegenConfig
+    sandbox: dict[str, Any]
+    data_digest: str
+    tasks: list[TaskRecord]
+    tasks_planned: int
+    stopped_early: bool = False
+    stop_reason: str = ""
+    wall_s: float = 0.0
+    key: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ---- identities
+
+    @property
+    def model_digest(self) -> str:
+        return "sha256:" + sha256_hex(canonical_json(self.identity))
+
+    # ---- sample accounting
+
+    @property
+    def samples_drawn(self) -> int:
+        return sum(len(t.samples) for t in self.tasks)
+
+    @property
+    def samples_budget(self) -> int:
+        """Samples a fixed-n run over every planned task would have drawn."""
+        return self.tasks_planned * self.config.samples
+
+    @property
+    def samples_saved(self) -> int:
+        return self.samples_budget - self.samples_drawn
+
+    def accounting(self) -> dict[str, Any]:
+        return {
+            "tasks_planned": self.tasks_planned,
+            "tasks_evaluated": len(self.tasks),
+            "samples_budget": self.samples_budget,
+            "samples_drawn": self.samples_drawn,
+            "samples_saved": self.samples_saved,
+            "sequential": self.config.sequential,
+            "stopped_early": self.stopped_early,
+            "stop_reason": self.stop_reason,
+            "wall_s": round(self.wall_s, 3),
+        }
+
+    # ---- outcomes for the gates
+
+    def sample_outcomes(self) -> list[Outcome]:
+        """One Outcome per sample, clustered by task: what ``pass_at_k`` estimators need."""
+        return [
+            Outcome(
+                item_id=f"{t.task_id}#{s.index}",
+                value=1.0 if s.passed else 0.0,
+                cluster=t.task_id,
+                raw={"status": s.status},
+            )
+            for t in self.tasks
+            for s in t.samples
+        ]
+
+    def first_k_outcomes(self, k: int) -> list[Outcome]:
+        """One Outcome per task: 1[some of the first k samples passed] (sequential mode)."""
+        return [
+            Outcome(
+                item_id=t.task_id,
+                value=float(t.pass_within(k)),
+                cluster=t.task_id,
+                raw={"first_pass": t.first_pass, "samples": len(t.samples)},
+            )
+            for t in self.tasks
+        ]
+
+    def best_of_n_outcomes(self) -> list[Outcome]:
+        """One Outcome per task: did the publicly best candidate pass the hidden tests?"""
+        out = []
+        for t in self.tasks:
+            chosen = t.samples[t.selected]
+            out.append(
+                Outcome(
+                    item_id=t.task_id,
+                    value=1.0 if chosen.passed else 0.0,
+                    cluster=t.task_id,
+                    raw={
+                        "selected": t.selected,
+                        "public_passed": chosen.public_passed,
+                        "public_total": chosen.public_total,
+                        "candidates": len(t.samples),
+                    },
+                )
+            )
+        return out
+
+    def e2e_outcomes(self) -> list[Outcome]:
+        """One Outcome per task: wall seconds from first request to selected answer."""
+        return [
+            Outcome(
+                item_id=t.task_id,
+                value=t.e2e_s,
+                cluster=t.task_id,
+                latency_s=t.e2e_s,
+                raw={"gen_s": t.gen_s, "exec_s": t.exec_s, "samples": len(t.samples)},
+            )
+            for t in self.tasks
+        ]
+
+    def raw_rows(self) -> list[dict[str, Any]]:
+        """Every sample with its raw completion and sandbox result, for the raw-output file."""
+        rows = []
+        for t in self.tasks:
+            for s in t.samples:
+                row = _sample_to_dict(s)
+                row["subject"] = self.subject
+                row["selected"] = s.index == t.selected
+                rows.append(row)
+        return rows
+
+    def task_rows(self) -> list[dict[str, Any]]:
+        """Per-task summary rows (first pass, selection, timings)."""
+        return [
+            {
+                "task_id": t.task_id,
+                "samples": len(t.samples),
+                "passed": sum(s.passed for s in t.samples),
+                "first_pass": t.first_pass,
+                "selected": t.selected,
+                "selected_passed": t.samples[t.selected].passed,
+                "e2e_s": t.e2e_s,
+                "gen_s": t.gen_s,
+                "exec_s": t.exec_s,
+                "cached_generation": t.cached_generation,
+            }
+            for t in self.tasks
+        ]
+
+    def evidence_extra(self) -> dict[str, Any]:
+        """What every code-gen evidence record carries about its run."""
+        return {
+            "run": self.accounting(),
+            "run_key": self.key,
+            "subject_identity": self.identity,
+            "codegen_config": self.config.to_dict(),
+            **self.meta,
+        }
+
+    # ---- persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "lane": self.lane,
+            "identity": self.identity,
+            "config": self.config.to_dict(),
+            "sandbox": self.sandbox,
+            "data_digest": self.data_digest,
+            "tasks": [
+                {
+                    **{k: v for k, v in asdict(t).items() if k != "samples"},
+                    "samples": [_sample_to_dict(s) for s in t.samples],
+                }
+                for t in self.tasks
+            ],
+            "tasks_planned": self.tasks_planned,
+            "stopped_early": self.stopped_early,
+            "stop_reason": self.stop_reason,
+            "wall_s": self.wall_s,
+            "key": self.key,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CodegenRun:
+        cfg = dict(d["config"])
+        cfg["ks"] = tuple(cfg["ks"])
+        return cls(
+            subject=d["subject"],
+            lane=d["lane"],
+            identity=dict(d["identity"]),
+            config=CodegenConfig(**cfg),
+            sandbox=dict(d["sandbox"]),
+            data_digest=d["data_digest"],
+            tasks=[_task_from_dict(t) for t in d["tasks"]],
+            tasks_planned=int(d["tasks_planned"]),
+            stopped_early=bool(d["stopped_early"]),
+            stop_reason=str(d["stop_reason"]),
+            wall_s=float(d["wall_s"]),
+            key=str(d["key"]),
+            meta=dict(d.get("meta", {})),
+        )
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _status(result: ExecResult) -> str:
+    return result.status.value
+
+
+def _public_score(result: ExecResult) -> tuple[int, int]:
+    """(passed, total) from a public-probe run; (−1, total?) when it did not load."""
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(_PUBLIC_MARK):
+            try:
+                data = json.loads(line[len(_PUBLIC_MARK) :])
+                return int(data["passed"]), int(data["total"])
+            except (ValueError, KeyError, TypeError):
+                break
+    return -1, 0
+
+
+def _select(samples: Sequence[SampleRecord]) -> int:
+    """Best public score; ties go to the earliest sample (stable, never peeks at hidden tests)."""
+    best = max(s.public_score for s in samples)
+    return next(s.index for s in samples if s.public_score == best)
+
+
+def _execute(
+    sandbox: Sandbox,
+    task: HumanEvalTask,
+    batch: SampleBatch,
+    *,
+    start: int,
+    config: CodegenConfig,
+) -> list[SampleRecord]:
+    completions = [clean_completion(task, text) for text in batch.texts]
+    programs: list[Program] = []
+    for i, completion in enumerate(completions):
+        tag = f"{task.task_id}#{start + i}"
+        programs.append(Program(build_program(task, completion), id=f"{tag}:hidden"))
+        programs.append(Program(build_public_probe(task, completion), id=f"{tag}:public"))
+    results = sandbox.run(programs, timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+    if len(results) != len(programs) or any(
+        r.program_id != p.id for r, p in zip(results, programs, strict=False)
+    ):
+        raise SandboxError(
+            f"sandbox {sandbox.kind!r} returned {len(results)} results for {len(programs)} "
+            "programs or out of order; the Sandbox contract is one result per program, in order"
+        )
+    if any(r.status is ExecStatus.SANDBOX_ERROR for r in results):
+        bad = next(r for r in results if r.status is ExecStatus.SANDBOX_ERROR)
+        raise SandboxError(
+            f"sandbox {sandbox.kind!r} failed on {bad.program_id}: {bad.detail}; a sandbox "
+            "failure is not a model failure, so the run stops instead of scoring it as one"
+        )
+    records = []
+    per_sample_gen = (
+        batch.gen_latency_s / len(batch.texts) if batch.gen_latency_s is not None else None
+    )
+    for i, (raw, completion) in enumerate(zip(batch.texts, completions, strict=True)):
+        hidden, public = results[2 * i], results[2 * i + 1]
+        pub_passed, pub_total = _public_score(public)
+        records.append(
+            SampleRecord(
+                task_id=task.task_id,
+                index=start + i,
+                raw_text=raw,
+                completion=completion,
+                status=_status(hidden),
+                passed=hidden.passed,
+                duration_s=hidden.duration_s,
+                public_passed=pub_passed,
+                public_total=pub_total,
+                detail=hidden.detail,
+                stderr_tail=hidden.stderr[-_RAW_CAP:],
+                gen_latency_s=per_sample_gen,
+                finish_reason=batch.finish_reasons[i] if batch.finish_reasons else None,
+            )
+        )
+    return records
+
+
+def evaluate_task(
+    subject: CodegenSubject, task: HumanEvalTask, sandbox: Sandbox, config: CodegenConfig
+) -> TaskRecord:
+    """The demo flow for one task: progressive sampling, execution, best-of-n selection."""
+    t0 = time.perf_counter()
+    samples: list[SampleRecord] = []
+    gen_s: float | None = None
+    exec_s = 0.0
+    cached = False
+    for start, count in config.stages():
+        batch = subject.sample(
+            task, start=start, count=count, seed=_derived_seed(config.seed, task.task_id, start)
+        )
+        if len(batch.texts) != count:
+            raise BackendError(
+                f"subject {subject.name!r} returned {len(batch.texts)} samples for "
+                f"{task.task_id} stage start={start}, expected {count}"
+            )
+        if batch.gen_latency_s is not None:
+            gen_s = (gen_s or 0.0) + batch.gen_latency_s
+        cached = cached or batch.cached
+        e0 = time.perf_counter()
+        samples.extend(_execute(sandbox, task, batch, start=start, config=config))
+        exec_s += time.perf_counter() - e0
+        if config.sequential and any(s.passed for s in samples):
+            break
+    selected = _select(samples)
+    return TaskRecord(
+        task_id=task.task_id,
+        samples=tuple(samples),
+        selected=selected,
+        e2e_s=time.perf_counter() - t0,
+        gen_s=gen_s,
+        exec_s=exec_s,
+        cached_generation=cached,
+    )
+
+
+def run_codegen(
+    subject: CodegenSubject,
+    tasks: Sequence[HumanEvalTask],
+    sandbox: Sandbox,
+    config: CodegenConfig,
+    *,
+    data_digest: str,
+    should_stop: Callable[[Sequence[TaskRecord]], str | None] | None = None,
+    progress: Callable[[int, int, TaskRecord], None] | None = None,
+    key: str = "",
+) -> CodegenRun:
+    """Evaluate ``tasks`` in order; ``should_stop`` may end the run early with a reason."""
+    t0 = time.perf_counter()
+    done: list[TaskRecord] = []
+    reason = ""
+    for i, task in enumerate(tasks):
+        record = evaluate_task(subject, task, sandbox, config)
+        done.append(record)
+        if progress is not None:
+            progress(i + 1, len(tasks), record)
+        if should_stop is not None and i + 1 < len(tasks):
+            why = should_stop(done)
+            if why:
+                reason = why
+                break
+    return CodegenRun(
+        subject=subject.name,
+        lane=subject.lane,
+        identity=subject.identity(),
+        config=config,
+        sandbox=sandbox.describe(),
+        data_digest=data_digest,
+        tasks=done,
+        tasks_planned=len(tasks),
+        stopped_early=bool(reason),
+        stop_reason=reason,
+        wall_s=time.perf_counter() - t0,
+        key=key,
+    )
+
+
+def shared_run(path: str | Path, compute: Callable[[], CodegenRun]) -> CodegenRun:
+    """Compute a run once per key, even across xdist workers; later callers read it back.
+
+    The first caller holds a file lock while computing and writes the run
+    atomically; everyone else waits for the lock and loads the file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if path.exists():
+            return CodegenRun.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        run = compute()
+        atomic_write_text(path, json.dumps(run.to_dict(), sort_keys=True))
+        return run
+
+
+# --------------------------------------------------------------------------- latency
+
+
+@dataclass
+class LatencyRun:
+    """Per-request latencies measured under one load scenario."""
+
+    scenario: str
+    concurrency: int
+    source: str  # what was timed, in words (shown in the report)
+    latencies: list[tuple[str, float]]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def outcomes(self) -> list[Outcome]:
+        return [
+            Outcome(item_id=rid, value=lat, latency_s=lat, raw={"wave": i // self.concurrency})
+            for i, (rid, lat) in enumerate(self.latencies)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LatencyRun:
+        return cls(
+            scenario=d["scenario"],
+            concurrency=int(d["concurrency"]),
+            source=d["source"],
+            latencies=[(str(a), float(b)) for a, b in d["latencies"]],
+            meta=dict(d.get("meta", {})),
+        )
+
+
+def requests_for(concurrency: int, minimum: int) -> int:
+    """Requests so that every wave is full: the least multiple of ``concurrency`` ≥ ``minimum``."""
+    return int(math.ceil(minimum / concurrency) * concurrency)
+
+
+def measure_request_latency(
+    generator: Generator,
+    tasks: Sequence[HumanEvalTask],
+    *,
+    scenario: str,
+    concurrency: int,
+    min_requests: int,
+    config: CodegenConfig,
+) -> LatencyRun:
+    """Time real generation requests, ``concurrency`` in flight per wave.
+
+    Each wave is one ``generate`` call with ``concurrency`` requests (the HF
+    backend batches them; the OpenAI-compatible backend sends them
+    concurrently); every request's latency is how long its caller waited for
+    the answer: the wave's wall time, or the backend's own figure if larger.
+    A cached generation is refused: a cache hit says nothing about latency.
+    """
+    n = requests_for(concurrency, min_requests)
+    latencies: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
+    for wave_start in range(0, n, concurrency):
+        requests = []
+        for i in range(wave_start, wave_start + concurrency):
+            task = tasks[i % len(tasks)]
+            requests.append(
+                GenerationRequest(
+                    request_id=f"{scenario}:{i}:{task.task_id}",
+                    prompt=task.prompt,
+                    sampling=SamplingParams(
+                        temperature=config.temperature,
+                        top_p=config.top_p,
+                        max_tokens=config.max_tokens,
+                        n=1,
+                        seed=_derived_seed(config.seed, f"latency:{scenario}", i),
+                        stop=STOP_SEQUENCES,
+                    ),
+                )
+            )
+        w0 = time.perf_counter()
+        gens = _generate_checked(generator, requests)
+        waited = time.perf_counter() - w0
+        for gen in gens:
+            if gen.cached:
+                raise BackendError(
+                    f"latency request {gen.request_id} was answered from the cache; measure "
+                    "latency on the uncached generator (a cache hit has no real latency)"
+                )
+            # the caller of a batch API gets every answer when the call returns; the
+            # backend's own per-request figure can be smaller (it times its chunk only)
+            latencies.append((gen.request_id, max(waited, gen.latency.total_s)))
+    return LatencyRun(
+        scenario=scenario,
+        concurrency=concurrency,
+        source=f"model generation via {generator.identity.backend} "
+        f"(max_tokens={config.max_tokens}, one wave = one generate call)",
+        latencies=latencies,
+        meta={"wall_s": round(time.perf_counter() - t0, 3), "requests": n},
+    )
+
+
+def measure_exec_latency(
+    sandbox: Sandbox,
+    programs: Sequence[Program],
+    *,
+    scenario: str,
+    concurrency: int,
+    min_requests: int,
+    config: CodegenConfig,
+) -> LatencyRun:
+    """Time real sandbox executions for a control subject (it generates nothing).
+
+    Each wave submits ``concurrency`` programs in one :meth:`Sandbox.run` call;
+    every program's latency is the wave's wall time — how long a caller
+    waited for that answer.  These are genuine measurements of the sandbox,
+    labelled as such; a control never reports a generation latency.
+    """
+    n = requests_for(concurrency, min_requests)
+    latencies: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
+    for wave_start in range(0, n, concurrency):
+        wave = [
+            Program(programs[i % len(programs)].source, id=f"{scenario}:{i}")
+            for i in range(wave_start, wave_start + concurrency)
+        ]
+        w0 = time.perf_counter()
+        results = sandbox.run(wave, timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+        waited = time.perf_counter() - w0
+        for r in results:
+            if r.status is ExecStatus.SANDBOX_ERROR:
+                raise SandboxError(
+                    f"sandbox failed during latency run on {r.program_id}: {r.detail}"
+                )
+            latencies.append((r.program_id, waited))
+    return LatencyRun(
+        scenario=scenario,
+        concurrency=concurrency,
+        source=f"sandbox execution ({sandbox.kind}) of the control's check programs; "
+        "no generation (control subject)",
+        latencies=latencies,
+        meta={"wall_s": round(time.perf_counter() - t0, 3), "requests": n},
+    )
+
+
+# --------------------------------------------------------------------------- tier ladder
+
+
+class Tier(StrEnum):
+    """The brief's success ladder, derived from gate decisions (never from point estimates)."""
+
+    PRIMARY = "PRIMARY"
+    FALLBACK = "FALLBACK"
+    UPLIFT = "UPLIFT"
+    FAILED = "FAILED"
+
+
+def tier_ladder(pass_at_1: Decision, uplift: Decision | None) -> Tier:
+    """PRIMARY / FALLBACK from pass@1's tier met on the bound; UPLIFT when only uplift holds."""
+    if pass_at_1.tier in ("stretch", "primary"):
+        return Tier.PRIMARY
+    if pass_at_1.tier == "fallback":
+        return Tier.FALLBACK
+    if uplift is not None and uplift.verdict is Verdict.PASS:
+        return Tier.UPLIFT
+    return Tier.FAILED

@@ -1,0 +1,389 @@
+"""A gate bound to the running test: estimate, decide, record evidence, set the outcome.
+
+Suites stay thin: they build a subject, produce :class:`~harness.outcomes.Outcome`
+objects and call :meth:`Gate.check`.  Everything that must be the same for every
+gate — the α bookkeeping (Bonferroni level per item, two-sided estimate at 2α),
+the decision rule, the evidence record, the raw-output file and the mapping from
+verdict to pytest outcome — lives here once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from harness import metrics
+from harness.decision import Decision, Verdict, decide
+from harness.errors import StatsError
+from harness.evidence import (
+    Digests,
+    EvidenceRecord,
+    EvidenceStore,
+    Lane,
+    code_digest,
+    now_utc,
+    sha256_json,
+)
+from harness.outcomes import Outcome
+from harness.spec import GateSpec, Multiplicity, PhaseSpec
+from harness.stats.estimate import Estimate
+
+__all__ = [
+    "EVIDENCE_PROPERTY",
+    "Gate",
+    "GateOptions",
+    "InconclusiveMode",
+    "SequentialMonitor",
+    "family_size",
+]
+
+#: ``user_properties`` key under which a test item carries its evidence to the controller.
+EVIDENCE_PROPERTY = "gate_evidence"
+
+
+class InconclusiveMode(StrEnum):
+    """What an INCONCLUSIVE verdict does to the pytest outcome (``--inconclusive``)."""
+
+    FAIL = "fail"
+    XFAIL = "xfail"
+    PASS = "pass"
+
+
+class _Node(Protocol):
+    nodeid: str
+    user_properties: list[tuple[str, object]]
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """Run-wide settings a gate needs (from the pytest command line)."""
+
+    evidence_dir: Path | None = None
+    inconclusive: InconclusiveMode = InconclusiveMode.FAIL
+    sequential: bool = False
+    lane: Lane = Lane.REAL
+    seed: int = 0
+
+
+def family_size(phase: PhaseSpec) -> int:
+    """m for the Bonferroni level α/m: gates of the phase that carry sampling error.
+
+    ``count`` gates are exact, so they take no share of α.  With
+    ``multiplicity: none`` every gate is decided at its own α.
+    """
+    if phase.multiplicity is Multiplicity.NONE:
+        return 1
+    return max(1, sum(1 for g in phase.gates if g.metric != "count"))
+
+
+@dataclass
+class Gate:
+    """One gate of one phase, bound to the pytest item that decides it."""
+
+    phase: PhaseSpec
+    spec: GateSpec
+    node: _Node | None = None
+    options: GateOptions = field(default_factory=GateOptions)
+    started: datetime = field(default_factory=now_utc)
+    decisions: list[Decision] = field(default_factory=list)
+    last_record: EvidenceRecord | None = None
+
+    # ------------------------------------------------------------------ α bookkeeping
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def alpha(self) -> float:
+        """The gate's nominal one-sided level (gate α, else phase α)."""
+        return self.phase.alpha_for(self.spec)
+
+    @property
+    def family_size(self) -> int:
+        return family_size(self.phase)
+
+    @property
+    def alpha_decision(self) -> float:
+        """One-sided level this item decides at: α/m (α for exact ``count`` gates)."""
+        if self.spec.metric == "count":
+            return self.alpha
+        return self.alpha / self.family_size
+
+    @property
+    def index(self) -> int:
+        return [g.id for g in self.phase.gates].index(self.spec.id)
+
+    def spec_digest(self) -> str:
+        phase = self.phase.model_dump(mode="json", exclude={"gates"})
+        return sha256_json({"phase": phase, "gate": self.spec.model_dump(mode="json")})
+
+    # ------------------------------------------------------------------ deciding
+
+    def evaluate(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        baseline: Sequence[Outcome] | None = None,
+    ) -> tuple[Estimate, Decision, float | None]:
+        """Estimate and decide without recording anything (for scripts and calibration)."""
+        a = self.alpha_decision
+        estimate = metrics.estimate_metric(
+            self.spec, outcomes, alpha=2 * a, baseline=baseline, seed=self.options.seed
+        )
+        return self._decide(estimate, outcomes, baseline=baseline)
+
+    def _decide(
+        self,
+        estimate: Estimate,
+        outcomes: Sequence[Outcome],
+        *,
+        baseline: Sequence[Outcome] | None,
+    ) -> tuple[Estimate, Decision, float | None]:
+        a = self.alpha_decision
+
+        def plan(threshold: float) -> int | None:
+            try:
+                return metrics.n_needed(self.spec, estimate, threshold=threshold, alpha=a)
+            except StatsError:
+                return None
+
+        decision = decide(self.spec, estimate, alpha=a, n_needed=plan)
+        p: float | None = None
+        if self.spec.metric != "count":
+            try:
+                p = metrics.p_value(
+                    self.spec, outcomes, threshold=decision.threshold, baseline=baseline
+                )
+            except StatsError:
+                p = None  # no test for this metric: Holm simply cannot upgrade it
+            if p is not None and math.isnan(p):
+                p = None
+        return estimate, decision, p
+
+    def check(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        baseline: Sequence[Outcome] | None = None,
+        lane: Lane | str | None = None,
+        subject: str = "model",
+        expect: Verdict | str | None = None,
+        model_digest: str | None = None,
+        data_digest: str | None = None,
+        sandbox: str | None = None,
+        raw_outputs: Iterable[Mapping[str, Any]] | None = None,
+        extra: Mapping[str, Any] | None = None,
+        estimate: Estimate | None = None,
+    ) -> Decision:
+        """Decide the gate on ``outcomes``, record evidence, and set the test outcome.
+
+        PASS returns the decision; FAIL fails the test with the decision's
+        reason; INCONCLUSIVE follows ``--inconclusive``.  With ``expect`` (a
+        control subject) the test passes exactly when the verdict equals
+        ``expect`` — a control that misbehaves means the harness is broken.
+        ``estimate`` lets a caller supply an already-valid estimate (the
+        anytime-valid one from :meth:`sequential`); it must be at least as strict
+        as the gate's level, which :func:`~harness.decision.decide` enforces.
+        """
+        expect_v = Verdict(expect) if expect is not None else None
+        if lane is None:
+            lane_v = Lane.CONTROL if expect_v is not None else self.options.lane
+        else:
+            lane_v = Lane(lane)
+        if estimate is None:
+            est, decision, p = self.evaluate(outcomes, baseline=baseline)
+        else:
+            # a supplied (anytime-valid) estimate: the fixed-n test's p-value would not be
+            # valid after optional stopping, so Holm/BH cannot use this gate
+            est, decision, _ = self._decide(estimate, outcomes, baseline=baseline)
+            p = None
+        self.decisions.append(decision)
+
+        raw_rel: str | None = None
+        extra_d: dict[str, Any] = dict(extra or {})
+        extra_d["outcomes_digest"] = sha256_json([o.to_dict() for o in outcomes])
+        if self.options.evidence_dir is not None:
+            store = EvidenceStore(self.options.evidence_dir)
+            rows: Iterable[Mapping[str, Any]]
+            if raw_outputs is not None:
+                rows = list(raw_outputs)
+                extra_d["outcomes_file"] = store.write_raw(
+                    self.phase.phase,
+                    self.id,
+                    f"{subject}.outcomes",
+                    (o.to_dict() for o in outcomes),
+                )
+            else:
+                rows = [o.to_dict() for o in outcomes]
+            raw_rel = store.write_raw(self.phase.phase, self.id, subject, rows)
+
+        record = EvidenceRecord(
+            phase=self.phase.phase,
+            gate=self.id,
+            gate_index=self.index,
+            nodeid=self.node.nodeid if self.node is not None else None,
+            subject=subject,
+            lane=lane_v,
+            expect=expect_v,
+            metric=self.spec.metric,
+            direction=str(self.spec.direction),
+            unit=self.spec.unit,
+            spec=self.spec.model_dump(mode="json"),
+            alpha=self.alpha,
+            alpha_decision=self.alpha_decision,
+            family_size=self.family_size,
+            multiplicity=str(self.phase.multiplicity),
+            estimate=est.to_dict(),
+            decision=decision.to_dict(),
+            p_value=p,
+            sandbox=sandbox,
+            digests=Digests(
+                model=model_digest, data=data_digest, spec=self.spec_digest(), code=code_digest()
+            ),
+            started=self.started,
+            finished=now_utc(),
+            raw_output=raw_rel,
+            extra=extra_d,
+        )
+        if self.node is not None:
+            self.node.user_properties.append((EVIDENCE_PROPERTY, record.model_dump_json()))
+        self.last_record = record
+        self._apply(decision, expect_v, subject)
+        return decision
+
+    def _apply(self, decision: Decision, expect: Verdict | None, subject: str) -> None:
+        """Map the verdict to the pytest outcome (see module docs)."""
+        if expect is not None:
+            if decision.verdict is not expect:
+                pytest.fail(
+                    f"control mismatch: control subject '{subject}' must give {expect} on gate "
+                    f"'{self.id}' but gave {decision.verdict} — the harness (evaluator, "
+                    f"statistics or gate spec) is broken, not the model. {decision.reason}",
+                    pytrace=False,
+                )
+            return
+        if decision.verdict is Verdict.PASS:
+            return
+        if decision.verdict is Verdict.FAIL:
+            pytest.fail(decision.reason, pytrace=False)
+        mode = self.options.inconclusive
+        if mode is InconclusiveMode.FAIL:
+            pytest.fail(decision.reason, pytrace=False)
+        if mode is InconclusiveMode.XFAIL:
+            pytest.xfail(decision.reason)
+
+    # ------------------------------------------------------------------ sequential
+
+    def sequential(
+        self,
+        *,
+        lower: float = 0.0,
+        upper: float = 1.0,
+        max_n: int | None = None,
+        min_n: int = 1,
+    ) -> SequentialMonitor:
+        """A monitor telling the caller when it may stop sampling (``--sequential``).
+
+        The caller feeds per-unit values in ``[lower, upper]`` whose mean is the
+        gate's metric and stops when :attr:`SequentialMonitor.stop` turns true;
+        then ``gate.check(outcomes, estimate=monitor.estimate())`` decides on
+        the anytime-valid bound, which stays valid however early sampling stopped.
+        Without ``--sequential`` the monitor never stops early, so the fixed-n
+        estimate remains valid.
+        """
+        return SequentialMonitor(
+            gate=self,
+            enabled=self.options.sequential,
+            lower=lower,
+            upper=upper,
+            max_n=max_n,
+            min_n=min_n,
+        )
+
+
+@dataclass
+class SequentialMonitor:
+    """Anytime-valid stopping rule for one gate (a confidence sequence for a bounded mean).
+
+    Values are rescaled from ``[lower, upper]`` to [0, 1] for the betting
+    confidence sequence of :mod:`harness.stats.sequential`, run at two-sided
+    ``2·α/m`` so each bound is a one-sided anytime bound at the gate's level.
+    """
+
+    gate: Gate
+    enabled: bool
+    lower: float = 0.0
+    upper: float = 1.0
+    max_n: int | None = None
+    min_n: int = 1
+    values: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from harness.stats.sequential import ConfidenceSequence
+
+        if not self.upper > self.lower:
+            raise StatsError(
+                f"gate '{self.gate.id}': sequential bounds lower={self.lower} upper={self.upper} "
+                "must satisfy lower < upper"
+            )
+        self._cs = ConfidenceSequence(alpha=2 * self.gate.alpha_decision)
+
+    def update(self, values: float | Iterable[float]) -> bool:
+        """Add observations; return True when sampling may stop."""
+        new = [float(values)] if isinstance(values, int | float) else [float(v) for v in values]
+        span = self.upper - self.lower
+        for v in new:
+            if not (self.lower <= v <= self.upper):
+                raise StatsError(
+                    f"gate '{self.gate.id}': sequential value {v!r} is outside "
+                    f"[{self.lower}, {self.upper}]; the anytime-valid bound needs bounded values"
+                )
+            self._cs.update((v - self.lower) / span)
+            self.values.append(v)
+        return self.stop
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def stop(self) -> bool:
+        """True once sampling may stop: decided (with ``--sequential``) or ``max_n`` reached."""
+        if self.max_n is not None and self.n >= self.max_n:
+            return True
+        if not self.enabled or self.n < self.min_n:
+            return False
+        return self.decided
+
+    @property
+    def decided(self) -> bool:
+        """Would the anytime-valid bound decide the gate's required tier right now?"""
+        if self.n == 0:
+            return False
+        verdict = decide(self.gate.spec, self.estimate(), alpha=self.gate.alpha_decision).verdict
+        return verdict is not Verdict.INCONCLUSIVE
+
+    def estimate(self) -> Estimate:
+        """The anytime-valid interval on the original scale (two-sided ``2·α/m``)."""
+        if self.n == 0:
+            raise StatsError(f"gate '{self.gate.id}': no sequential observations yet")
+        est = self._cs.estimate()
+        span = self.upper - self.lower
+        return Estimate(
+            value=self.lower + est.value * span,
+            lo=self.lower + est.lo * span,
+            hi=self.lower + est.hi * span,
+            n=est.n,
+            method=est.method,
+            alpha=est.alpha,
+            sided=est.sided,
+            extra={"sequential": True, "max_n": self.max_n, "enabled": self.enabled},
+        )

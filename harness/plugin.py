@@ -1,0 +1,401 @@
+"""pytest plugin: phase gates as ordinary tests, evidence gathered on the controller.
+
+Registered as the ``gate_harness`` ``pytest11`` entry point, so any pytest run
+in an environment with gate-harness installed has the options, markers and
+fixtures below.  Heavy imports (scipy, matplotlib) happen only when a gate is
+actually checked or a report written, so plain unit-test runs stay fast.
+
+xdist: a worker decides its gates and attaches each evidence record to its
+test report (``user_properties``); only the controller — the process without
+``workerinput`` — appends records to ``evidence.jsonl``, writes the report and
+JUnit properties.  Records are re-sorted at the end, so ``-n 0`` and ``-n 2``
+produce the same files apart from timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.evidence import EvidenceRecord, EvidenceStore, Lane, read_evidence
+from harness.spec import PhaseSpec, load_phases
+
+if TYPE_CHECKING:
+    from harness.gate import Gate, GateOptions
+
+__all__ = ["HarnessOptions", "HarnessPlugin"]
+
+_EVIDENCE_PROPERTY = "gate_evidence"  # == harness.gate.EVIDENCE_PROPERTY (kept import-light)
+_STATE = "gate_harness_state"
+
+
+@dataclass(frozen=True)
+class HarnessOptions:
+    """Command-line settings suites read through the ``harness_options`` fixture.
+
+    ``model`` and ``limit`` are how ``harness run --model/--limit`` reach the
+    suites (as ``--model`` / ``--limit`` pytest options, which xdist forwards to
+    every worker).
+    """
+
+    gates_dir: Path
+    phases: tuple[str, ...]
+    evidence_dir: Path | None
+    baseline: Path | None
+    inconclusive: str
+    sequential: bool
+    lane: Lane
+    model: str | None
+    limit: int | None
+    seed: int
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gate-harness", "gate-harness phase gates")
+    group.addoption(
+        "--gates-dir",
+        default=None,
+        help="directory of phase gate YAML files (default: <rootdir>/gates)",
+    )
+    group.addoption(
+        "--phase",
+        action="append",
+        default=[],
+        help="run only gates of this phase (repeatable)",
+    )
+    group.addoption(
+        "--evidence-dir",
+        default=None,
+        help="write evidence.jsonl, gate-report.md, plots and raw outputs here "
+        "(default: no files; evidence still travels in JUnit properties)",
+    )
+    group.addoption(
+        "--baseline",
+        default=None,
+        help="baseline evidence.jsonl (or report directory) for delta columns",
+    )
+    group.addoption(
+        "--inconclusive",
+        choices=["fail", "xfail", "pass"],
+        default="fail",
+        help="pytest outcome of an INCONCLUSIVE gate (default: fail)",
+    )
+    group.addoption(
+        "--sequential",
+        action="store_true",
+        default=False,
+        help="let gates stop sampling early on an anytime-valid bound",
+    )
+    group.addoption(
+        "--lane",
+        choices=[Lane.REAL.value, Lane.REPLAY.value],
+        default=Lane.REAL.value,
+        help="subject lane for model gates: real backends or recorded replay (default: real)",
+    )
+    group.addoption(
+        "--model",
+        default=None,
+        help="model (path or identity) the suites evaluate (default: the embedded tiny model)",
+    )
+    group.addoption(
+        "--limit",
+        type=int,
+        default=None,
+        help="evaluate only the first N items of each dataset (a documented subset)",
+    )
+    group.addoption(
+        "--no-gate-summary",
+        action="store_true",
+        default=False,
+        help="do not print the gate summary table (harness run prints its own)",
+    )
+    group.addoption(
+        "--harness-seed",
+        type=int,
+        default=0,
+        help="seed for bootstrap resampling and sampling in suites (default: 0)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "phase(name): the test decides gates of phase NAME")
+    config.addinivalue_line(
+        "markers",
+        "gate(*ids): the gate id(s) of the phase this test decides "
+        "(without it, a test using the `gate` fixture is parametrized over all gates)",
+    )
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped where none is present")
+    plugin = HarnessPlugin(config)
+    config.pluginmanager.register(plugin, _STATE)
+
+
+def _state(config: pytest.Config) -> HarnessPlugin:
+    plugin = config.pluginmanager.get_plugin(_STATE)
+    assert isinstance(plugin, HarnessPlugin)
+    return plugin
+
+
+@dataclass
+class HarnessPlugin:
+    """Per-session state: options, loaded phases, and (on the controller) evidence."""
+
+    config: pytest.Config
+    records: list[EvidenceRecord] = field(default_factory=list)
+    baseline: list[EvidenceRecord] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    _phases: dict[str, PhaseSpec] | None = None
+
+    def __post_init__(self) -> None:
+        self.options = _options(self.config)
+        self.controller = not hasattr(self.config, "workerinput")
+        self.store = (
+            EvidenceStore(self.options.evidence_dir)
+            if self.options.evidence_dir is not None
+            else None
+        )
+        if self.controller and self.options.baseline is not None:
+            try:
+                log = read_evidence(self.options.baseline)
+            except HarnessError as exc:
+                raise pytest.UsageError(f"--baseline: {exc}") from exc
+            self.baseline = log.records
+            self.messages += log.warnings
+        if self.controller and self.store is not None and self.store.path.exists():
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            moved = self.store.path.with_name(f"evidence.prev-{stamp}.jsonl")
+            os.replace(self.store.path, moved)
+            self.messages.append(
+                f"{self.store.path} existed; kept the previous run's evidence as {moved.name}"
+            )
+
+    # ------------------------------------------------------------------ specs
+
+    def phases(self) -> dict[str, PhaseSpec]:
+        if self._phases is None:
+            self._phases = {p.phase: p for p in load_phases(self.options.gates_dir)}
+        return self._phases
+
+    def phase(self, name: str) -> PhaseSpec:
+        phases = self.phases()
+        if name not in phases:
+            known = ", ".join(sorted(phases)) or "(none)"
+            raise HarnessError(
+                f"phase '{name}' (from @pytest.mark.phase) is not defined in "
+                f"{self.options.gates_dir}; known phases: {known}"
+            )
+        return phases[name]
+
+    # ------------------------------------------------------------------ collection
+
+    @pytest.hookimpl
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "gate" not in metafunc.fixturenames:
+            return
+        phase_mark = metafunc.definition.get_closest_marker("phase")
+        if phase_mark is None:
+            return
+        phase = self.phase(_mark_name(phase_mark, "phase"))
+        gate_mark = metafunc.definition.get_closest_marker("gate")
+        if gate_mark is not None and len(gate_mark.args) == 1:
+            phase.gate(str(gate_mark.args[0]))  # validate the id at collection time
+            return
+        ids = (
+            [str(a) for a in gate_mark.args]
+            if gate_mark is not None
+            else [g.id for g in phase.gates]
+        )
+        for gate_id in ids:
+            phase.gate(gate_id)
+        metafunc.parametrize("gate", ids, ids=ids, indirect=True)
+
+    @pytest.hookimpl
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        wanted = set(self.options.phases)
+        if wanted:
+            unknown = sorted(wanted - set(self.phases()))
+            if unknown:
+                raise pytest.UsageError(
+                    f"--phase {', '.join(unknown)}: not defined in {self.options.gates_dir}; "
+                    f"known phases: {', '.join(sorted(self.phases()))}"
+                )
+            keep, drop = [], []
+            for item in items:
+                mark = item.get_closest_marker("phase")
+                if mark is not None and _mark_name(mark, "phase") not in wanted:
+                    drop.append(item)
+                else:
+                    keep.append(item)
+            if drop:
+                config.hook.pytest_deselected(items=drop)
+                items[:] = keep
+        if any(item.get_closest_marker("gpu") for item in items) and not _has_cuda():
+            skip = pytest.mark.skip(reason="gpu: no CUDA device is available on this machine")
+            for item in items:
+                if item.get_closest_marker("gpu"):
+                    item.add_marker(skip)
+
+    # ------------------------------------------------------------------ evidence (controller)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.controller or report.when not in ("call", "teardown"):
+            return
+        from harness.report.junit import gate_properties
+
+        props: list[tuple[str, object]] = []
+        found: list[EvidenceRecord] = []
+        for name, value in report.user_properties:
+            if name == _EVIDENCE_PROPERTY:
+                found.append(EvidenceRecord.model_validate_json(str(value)))
+            else:
+                props.append((name, value))
+        if not found:
+            return
+        for index, rec in enumerate(found):
+            props.extend(gate_properties(rec, index=index))
+        # junitxml reads the teardown report's properties after us (tryfirst)
+        report.user_properties = props
+        if report.when != "teardown":
+            return
+        for rec in found:
+            self.records.append(rec)
+            if self.store is not None:
+                self.store.append(rec)
+
+    @pytest.hookimpl
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.controller or self.store is None or not self.records:
+            return
+        from harness.report.writer import write_report
+
+        records = sorted(self.records, key=EvidenceRecord.sort_key)
+        try:
+            self.store.rewrite(records)
+            path = write_report(records, self.store.dir, baseline=self.baseline)
+            self.messages.append(f"gate report: {path}")
+        except HarnessError as exc:
+            self.messages.append(f"ERROR writing the gate report: {exc}")
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
+        if not self.controller or not (self.records or self.messages):
+            return
+        from harness.report.terminal import render_text
+
+        tr = terminalreporter
+        tr.section("gate-harness")
+        if self.records and not self.config.getoption("--no-gate-summary"):
+            text = render_text(
+                self.records,
+                width=max(80, int(tr._tw.fullwidth)),
+                color=bool(getattr(tr, "hasmarkup", False)),
+                baseline=self.baseline,
+            )
+            for line in text.rstrip("\n").splitlines():
+                tr.write_line(line)
+        for message in self.messages:
+            tr.write_line(message)
+
+
+def _mark_name(mark: pytest.Mark, what: str) -> str:
+    if len(mark.args) != 1 or not isinstance(mark.args[0], str):
+        raise HarnessError(
+            f"@pytest.mark.{what} needs exactly one string argument, got {mark.args!r}; "
+            f"write @pytest.mark.{what}('name')"
+        )
+    return mark.args[0]
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _options(config: pytest.Config) -> HarnessOptions:
+    gates_dir = config.getoption("--gates-dir")
+    evidence_dir = config.getoption("--evidence-dir")
+    baseline = config.getoption("--baseline")
+    limit = config.getoption("--limit")
+    if limit is not None and limit < 1:
+        raise pytest.UsageError(f"--limit {limit}: must be a positive number of items")
+    return HarnessOptions(
+        gates_dir=Path(gates_dir) if gates_dir else Path(config.rootpath) / "gates",
+        phases=tuple(config.getoption("--phase") or ()),
+        evidence_dir=Path(evidence_dir).resolve() if evidence_dir else None,
+        baseline=Path(baseline) if baseline else None,
+        inconclusive=str(config.getoption("--inconclusive")),
+        sequential=bool(config.getoption("--sequential")),
+        lane=Lane(config.getoption("--lane")),
+        model=config.getoption("--model"),
+        limit=limit,
+        seed=int(config.getoption("--harness-seed")),
+    )
+
+
+def _gate_options(options: HarnessOptions) -> GateOptions:
+    from harness.gate import GateOptions, InconclusiveMode
+
+    return GateOptions(
+        evidence_dir=options.evidence_dir,
+        inconclusive=InconclusiveMode(options.inconclusive),
+        sequential=options.sequential,
+        lane=options.lane,
+        seed=options.seed,
+    )
+
+
+# ---------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def harness_options(request: pytest.FixtureRequest) -> HarnessOptions:
+    """The gate-harness command-line settings (model, limit, lane, seed, ...)."""
+    return _state(request.config).options
+
+
+@pytest.fixture
+def phase_spec(request: pytest.FixtureRequest) -> PhaseSpec:
+    """The :class:`PhaseSpec` named by the test's ``@pytest.mark.phase``."""
+    mark = request.node.get_closest_marker("phase")
+    if mark is None:
+        raise HarnessError(
+            f"{request.node.nodeid}: the `phase_spec` fixture needs @pytest.mark.phase('name')"
+        )
+    return _state(request.config).phase(_mark_name(mark, "phase"))
+
+
+@pytest.fixture
+def gate(request: pytest.FixtureRequest, phase_spec: PhaseSpec) -> Gate:
+    """The :class:`~harness.gate.Gate` this test decides (from markers or parametrization)."""
+    from harness.gate import Gate
+
+    state = _state(request.config)
+    gate_id: str | None = getattr(request, "param", None)
+    if gate_id is None:
+        mark = request.node.get_closest_marker("gate")
+        if mark is None or len(mark.args) != 1:
+            raise HarnessError(
+                f"{request.node.nodeid}: cannot tell which gate to check; add "
+                "@pytest.mark.gate('id') or let the `gate` fixture parametrize over the phase"
+            )
+        gate_id = str(mark.args[0])
+    spec = phase_spec.gate(gate_id)
+    return Gate(phase_spec, spec, node=request.node, options=_gate_options(state.options))
+
+
+def evidence_from_user_properties(props: list[tuple[str, object]]) -> list[dict[str, Any]]:
+    """Decode evidence JSON attached to a report (helper for tests and custom hooks)."""
+    return [json.loads(str(v)) for k, v in props if k == _EVIDENCE_PROPERTY]

@@ -1,0 +1,164 @@
+"""``gate-report.md``: one table per phase, a plain summary line, controls apart.
+
+The report is written for someone who will act on it: every row says the
+estimate *and* its confidence bounds against the threshold, the verdict with
+its labels (replay lane, legacy point rule, Holm upgrade), how many items were
+used and how many would have decided an INCONCLUSIVE gate.  Deltas against a
+baseline evidence file appear as extra columns when one is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from harness.evidence import EvidenceRecord
+from harness.report.summary import GateRow, PhaseSummary, fmt_num, summarize, threshold_text
+
+__all__ = ["render_markdown"]
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _ci(row: GateRow) -> str:
+    return f"[{fmt_num(row.lo)}, {fmt_num(row.hi)}]"
+
+
+def _needed(row: GateRow) -> str:
+    needed = row.record.decision.get("n_needed")
+    return f"{int(needed):,}" if needed else "—"
+
+
+def _delta_cells(row: GateRow) -> list[str]:
+    if row.baseline is None:
+        return ["—", "—"]
+    delta = row.delta
+    sign = "+" if delta is not None and delta > 0 else ""
+    return [fmt_num(row.baseline.estimate.get("value")), f"{sign}{fmt_num(delta)}"]
+
+
+def _gate_table(summary: PhaseSummary, *, with_baseline: bool) -> list[str]:
+    header = [
+        "gate",
+        "metric",
+        "estimate",
+        "CI",
+        "threshold",
+        "tier",
+        "verdict",
+        "n",
+        "n needed",
+        "lane",
+    ]
+    if with_baseline:
+        header += ["baseline", "Δ"]
+    rows: list[list[object]] = []
+    for row in summary.rows:
+        rec = row.record
+        cells: list[object] = [
+            rec.gate,
+            rec.metric + (f" ({rec.unit})" if rec.unit else ""),
+            fmt_num(row.value),
+            _ci(row),
+            threshold_text(rec),
+            rec.decision.get("tier", "none"),
+            f"**{row.verdict_text(multiplicity=summary.multiplicity)}**",
+            f"{row.n:,}",
+            _needed(row),
+            str(rec.lane),
+        ]
+        if with_baseline:
+            cells += _delta_cells(row)
+        rows.append(cells)
+    return _table(header, rows)
+
+
+def _control_table(summary: PhaseSummary) -> list[str]:
+    header = ["gate", "metric", "estimate", "CI", "threshold", "expected", "verdict", "check", "n"]
+    rows: list[list[object]] = []
+    for row in summary.rows:
+        rec = row.record
+        ok = rec.control_ok
+        rows.append(
+            [
+                rec.gate,
+                rec.metric,
+                fmt_num(row.value),
+                _ci(row),
+                threshold_text(rec),
+                str(rec.expect) if rec.expect is not None else "—",
+                str(row.verdict),
+                "ok" if ok else ("**HARNESS ERROR**" if ok is False else "—"),
+                f"{row.n:,}",
+            ]
+        )
+    return _table(header, rows)
+
+
+def _level_note(summary: PhaseSummary) -> str:
+    rec = summary.rows[0].record
+    m = summary.family_size
+    bonf = f"α/m = {fmt_num(rec.alpha)}/{m}" if m > 1 else f"α = {fmt_num(rec.alpha)}"
+    return (
+        f"CI bounds are each one-sided at {bonf} (Bonferroni within the phase); "
+        f"phase correction: {summary.multiplicity_label}."
+    )
+
+
+def render_markdown(
+    records: Sequence[EvidenceRecord],
+    *,
+    baseline: Sequence[EvidenceRecord] = (),
+    plots: Mapping[str, str] | None = None,
+    title: str = "Gate report",
+    header_lines: Sequence[str] = (),
+) -> str:
+    """Render the whole report; ``plots`` maps phase → relative PNG path."""
+    summaries = summarize(records, baseline=baseline)
+    with_baseline = bool(baseline)
+    lines = [f"# {title}", ""]
+    lines += [*header_lines, ""] if header_lines else []
+    if not summaries:
+        lines += ["No gate evidence was recorded (no gate test called `gate.check`).", ""]
+        return "\n".join(lines)
+    lines += ["## Summary", ""]
+    lines += [f"- {s.line()}" for s in summaries]
+    lines.append("")
+    phases = list(dict.fromkeys(s.phase for s in summaries))
+    for phase in phases:
+        mine = [s for s in summaries if s.phase == phase]
+        lines += [f"## Phase `{phase}`", ""]
+        for summary in (s for s in mine if not s.is_control):
+            label = f"### Subject `{summary.subject}` — {summary.lane} lane"
+            if summary.lane == "replay":
+                label += " (recorded generations; not a real-model verdict)"
+            lines += [label, "", summary.line(), ""]
+            lines += _gate_table(summary, with_baseline=with_baseline)
+            lines += ["", f"_{_level_note(summary)}_", ""]
+        controls = [s for s in mine if s.is_control]
+        if controls:
+            lines += ["### Controls (prove each gate can pass and fail)", ""]
+            for summary in controls:
+                lines += [f"#### Control subject `{summary.subject}`", "", summary.line(), ""]
+                lines += _control_table(summary)
+                lines.append("")
+        if plots and phase in plots:
+            lines += [
+                f"![{phase}: estimates with confidence bounds vs thresholds]({plots[phase]})",
+                "",
+            ]
+        reasons = [r for s in mine for r in s.rows]
+        lines += ["<details><summary>Decision reasons</summary>", ""]
+        lines += [
+            f"- `{r.record.subject}`/`{r.record.gate}`: {r.record.decision.get('reason', '')}"
+            for r in reasons
+        ]
+        lines += ["", "</details>", ""]
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""Ratios and relative reductions of two proportions; non-inferiority and TOST.
+
+"Capability retention ≥ 90 % of baseline" is a ratio p_cand / p_base; "attack
+success rate reduced by ≥ 50 %" is a relative reduction 1 − p_cand / p_base.
+With independent samples statsmodels' score interval for the ratio
+(``confint_proportions_2indep(compare="ratio", method="score")``) and the
+matching score test are used; with paired items (same prompts) the pairs are
+resampled together (paired bootstrap), because the independent-sample interval
+would ignore the correlation and misstate the width.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    test_proportions_2indep,
+    tost_proportions_2indep,
+)
+from statsmodels.stats.weightstats import ttost_paired
+
+from harness.errors import StatsError
+from harness.stats.bootstrap import DEFAULT_RESAMPLES, bootstrap_ci
+from harness.stats.estimate import Estimate, Sided
+
+__all__ = [
+    "TostResult",
+    "ratio_independent",
+    "ratio_p_value_independent",
+    "ratio_paired",
+    "relative_reduction",
+    "tost_paired_means",
+    "tost_two_proportions",
+]
+
+
+def _counts(x: np.ndarray, name: str) -> tuple[int, int]:
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1 or len(x) < 1:
+        raise StatsError(f"{name} needs a non-empty 1-D array of 0/1 outcomes")
+    if not np.all(np.isin(x, (0.0, 1.0))):
+        raise StatsError(f"{name} outcomes must be 0/1 for a ratio of proportions")
+    return int(x.sum()), len(x)
+
+
+def ratio_independent(cand: np.ndarray, base: np.ndarray, *, alpha: float) -> Estimate:
+    """p_cand / p_base for independent samples, statsmodels score interval."""
+    c1, n1 = _counts(cand, "candidate")
+    c2, n2 = _counts(base, "baseline")
+    if c2 == 0:
+        raise StatsError(
+            f"ratio undefined: the baseline has 0 events in {n2} items; a ratio (or relative "
+            "reduction) needs a baseline with events — gate on the candidate's rate instead"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = confint_proportions_2indep(
+            c1, n1, c2, n2, compare="ratio", method="score", alpha=alpha
+        )
+    value = (c1 / n1) / (c2 / n2)
+    lo_f = 0.0 if c1 == 0 else float(lo)
+    return Estimate(
+        value=value,
+        lo=min(lo_f, value),
+        hi=max(float(hi), value),
+        n=n1,
+        method="score interval for a ratio of independent proportions",
+        alpha=alpha,
+        sided=Sided.TWO,
+        extra={
+            "candidate_rate": c1 / n1,
+            "baseline_rate": c2 / n2,
+            "n_baseline": n2,
+            "paired": False,
+        },
+    )
+
+
+def ratio_p_value_independent(
+    cand: np.ndarray, base: np.ndarray, *, ratio0: float, larger: bool
+) -> float:
+    """Score-test p-value for H1: ratio > ratio0 (``larger``) or ratio < ratio0."""
+    c1, n1 = _counts(cand, "candidate")
+    c2, n2 = _counts(base, "baseline")
+    if ratio0 <= 0:
+        raise StatsError(f"ratio threshold {ratio0} must be > 0 for the score test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = test_proportions_2indep(
+            c1,
+            n1,
+            c2,
+            n2,
+            value=ratio0,
+            compare="ratio",
+            method="score",
+            alternative="larger" if larger else "smaller",
+        )
+    p = float(res.pvalue)
+    return 1.0 if math.isnan(p) else p
+
+
+def _ratio_stat(c: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(np.mean(c, axis=axis) / np.mean(b, axis=axis))
+
+
+def ratio_paired(
+    cand: np.ndarray,
+    base: np.ndarray,
+    *,
+    alpha: float,
+    seed: int = 0,
+    method: str | None = None,
+    n_resamples: int = DEFAULT_RESAMPLES,
+) -> Estimate:
+    """p_cand / p_base on paired items with a paired (pairs-resampled) bootstrap interval.
+
+    Works for 0/1 and for non-negative continuous scores.  Resamples in which
+    the baseline mean is 0 give an infinite ratio, which only widens the interval.
+    """
+    cand, base = np.asarray(cand, dtype=float), np.asarray(base, dtype=float)
+    if cand.shape != base.shape or cand.ndim != 1 or len(cand) < 2:
+        raise StatsError("paired ratio needs two equal-length arrays with ≥ 2 pairs")
+    if np.any(cand < 0) or np.any(base < 0):
+        raise StatsError("a ratio of means needs non-negative outcomes")
+    if base.mean() == 0:
+        raise StatsError(
+            f"ratio undefined: the baseline mean is 0 over {len(base)} items; gate on the "
+            "candidate's rate instead"
+        )
+    value = float(cand.mean() / base.mean())
+    ci = bootstrap_ci(
+        (cand, base),
+        _ratio_stat,
+        alpha=alpha,
+        seed=seed,
+        method=method or "percentile",
+        n_resamples=n_resamples,
+        paired=True,
+        unit="pair",
+    )
+    lo = ci.lo if not math.isnan(ci.lo) else 0.0
+    hi = ci.hi if not math.isnan(ci.hi) else math.inf
+    return Estimate(
+        value=value,
+        lo=min(lo, value),
+        hi=max(hi, value),
+        n=len(cand),
+        method=f"paired {ci.label}",
+        alpha=alpha,
+        sided=Sided.TWO,
+        extra={
+            "candidate_rate": float(cand.mean()),
+            "baseline_rate": float(base.mean()),
+            "paired": True,
+        },
+    )
+
+
+def relative_reduction(ratio: Estimate) -> Estimate:
+    """1 − ratio, with the interval flipped: a reduction of ≥ r means a ratio ≤ 1 − r."""
+    value = 1.0 - ratio.value
+    return Estimate(
+        value=value,
+        lo=1.0 - ratio.hi,
+        hi=1.0 - ratio.lo,
+        n=ratio.n,
+        method=f"1 − ratio; {ratio.method}",
+        alpha=ratio.alpha,
+        sided=ratio.sided,
+        extra=dict(ratio.extra),
+    )
+
+
+@dataclass(frozen=True)
+class TostResult:
+    """Equivalence test: p < α means the difference lies inside (low, upp)."""
+
+    p_value: float
+    low: float
+    upp: float
+    method: str
+
+
+def tost_two_proportions(
+    cand: np.ndarray, base: np.ndarray, *, low: float, upp: float, compare: str = "diff"
+) -> TostResult:
+    """TOST equivalence of two independent proportions (statsmodels ``tost_proportions_2indep``)."""
+    c1, n1 = _counts(cand, "candidate")
+    c2, n2 = _counts(base, "baseline")
+    if not low < upp:
+        raise StatsError(f"equivalence margins need low < upp, got ({low}, {upp})")
+    res = tost_proportions_2indep(c1, n1, c2, n2, low, upp, compare=compare)
+    return TostResult(float(res.pvalue), low, upp, f"TOST two proportions ({compare})")
+
+
+def tost_paired_means(cand: np.ndarray, base: np.ndarray, *, low: float, upp: float) -> TostResult:
+    """TOST equivalence of paired means (statsmodels ``ttost_paired``)."""
+    cand, base = np.asarray(cand, dtype=float), np.asarray(base, dtype=float)
+    if cand.shape != base.shape or len(cand) < 2:
+        raise StatsError("paired TOST needs two equal-length arrays with ≥ 2 pairs")
+    if not low < upp:
+        raise StatsError(f"equivalence margins need low < upp, got ({low}, {upp})")
+    p, _, _ = ttost_paired(cand, base, low, upp)
+    return TostResult(float(p), low, upp, "TOST paired t")

@@ -1,0 +1,240 @@
+"""The sandbox contract: programs in, typed results out, in input order.
+
+Everything that executes untrusted code (a Docker pool, a local rlimit
+fallback, a future remote service) implements :class:`Sandbox`. Callers only
+ever see :class:`ExecResult`, whose ``status`` is decided in one place
+(:func:`classify`) from the raw facts a driver reports, so every
+implementation types the same behaviour the same way.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import hashlib
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.errors import SandboxError
+
+__all__ = [
+    "DEFAULT_MEMORY_MB",
+    "DEFAULT_OUTPUT_CAP",
+    "DEFAULT_TIMEOUT_S",
+    "ExecResult",
+    "ExecStatus",
+    "Program",
+    "RawOutcome",
+    "Sandbox",
+    "classify",
+    "validate_limits",
+]
+
+DEFAULT_OUTPUT_CAP = 64 * 1024
+DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_MEMORY_MB = 512
+
+_ids = itertools.count()
+
+
+class ExecStatus(str, enum.Enum):
+    """Typed outcome of one program.
+
+    ``passed``: exited 0 in time. ``failed``: exited non-zero (uncaught
+    exception, failed assert, ``sys.exit(1)``). ``timeout``: wall-clock or
+    CPU-time limit hit. ``oom``: memory limit hit (``MemoryError`` escaped or
+    the kernel OOM-killed it). ``error``: the program died abnormally
+    (signal such as SIGSEGV, stopped itself, killed itself). ``sandbox_error``:
+    the sandbox, not the program, failed (lost twice, could not start).
+    """
+
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    ERROR = "error"
+    SANDBOX_ERROR = "sandbox_error"
+
+
+def _default_id() -> str:
+    return f"p{next(_ids)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """One untrusted Python program; it *passes* when it exits 0.
+
+    For HumanEval the source is ``prompt + completion + test +
+    f"check({entry_point})"``. ``id`` is echoed back in the result so callers
+    can join results to items even after re-ordering layers.
+    """
+
+    source: str
+    stdin: str = ""
+    id: str = field(default_factory=_default_id)
+
+    def digest(self) -> str:
+        """sha256 of source and stdin (for evidence, not identity)."""
+        h = hashlib.sha256()
+        h.update(self.source.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+        h.update(self.stdin.encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """Typed result of one program run in a sandbox."""
+
+    program_id: str
+    status: ExecStatus
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    truncated: bool
+    duration_s: float
+    sandbox_kind: str
+    image_id: str | None = None
+    signal: int | None = None
+    detail: str = ""
+    attempts: int = 1
+
+    @property
+    def passed(self) -> bool:
+        return self.status is ExecStatus.PASSED
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for evidence (raw outputs kept, status as its value)."""
+        return {
+            "program_id": self.program_id,
+            "status": self.status.value,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "truncated": self.truncated,
+            "duration_s": self.duration_s,
+            "sandbox_kind": self.sandbox_kind,
+            "image_id": self.image_id,
+            "detail": self.detail,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RawOutcome:
+    """What a driver observed, before typing (see :func:`classify`)."""
+
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool
+    memory_error: bool
+    oom_killed: bool
+    stopped: bool
+    spawn_error: str = ""
+
+
+# SIGXCPU is what RLIMIT_CPU's soft limit delivers; treat it as the time limit.
+_SIGXCPU = 24
+_SIGKILL = 9
+
+
+def classify(raw: RawOutcome) -> tuple[ExecStatus, str]:
+    """Map raw facts to a status and a one-line human reason.
+
+    Order matters: a program killed at its deadline is a timeout even though
+    it died of SIGKILL; an OOM kill is SIGKILL too but is reported as oom.
+    Only exit code 0 is a pass, so printing a "success marker" and then
+    failing cannot be mistaken for a pass.
+    """
+    if raw.spawn_error:
+        return ExecStatus.SANDBOX_ERROR, f"could not start program: {raw.spawn_error}"
+    if raw.timed_out:
+        return ExecStatus.TIMEOUT, "wall-clock limit reached; process group killed"
+    if raw.signal == _SIGXCPU:
+        return ExecStatus.TIMEOUT, "CPU-time limit reached (SIGXCPU)"
+    if raw.oom_killed:
+        return ExecStatus.OOM, "killed by the kernel OOM killer (memory cgroup limit)"
+    if raw.memory_error and raw.exit_code != 0:
+        return ExecStatus.OOM, "MemoryError: address-space limit reached"
+    if raw.stopped:
+        return ExecStatus.ERROR, "program stopped itself (SIGSTOP/SIGTSTP); killed"
+    if raw.signal is not None:
+        return ExecStatus.ERROR, f"killed by signal {raw.signal}"
+    if raw.exit_code == 0:
+        return ExecStatus.PASSED, "exit code 0"
+    if raw.exit_code is None:
+        return ExecStatus.SANDBOX_ERROR, "driver reported neither exit code nor signal"
+    return ExecStatus.FAILED, f"exit code {raw.exit_code}"
+
+
+def validate_limits(*, timeout_s: float, memory_mb: int, output_cap: int) -> None:
+    """Refuse limits that would make results meaningless, naming the fix."""
+    if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s) and timeout_s > 0):
+        raise SandboxError(f"timeout_s={timeout_s!r} is invalid: pass a finite number of seconds > 0")
+    if not isinstance(memory_mb, int) or memory_mb < 32:
+        raise SandboxError(
+            f"memory_mb={memory_mb!r} is invalid: pass an int ≥ 32 (a Python child needs ~20 MiB)"
+        )
+    if not isinstance(output_cap, int) or output_cap < 0:
+        raise SandboxError(f"output_cap={output_cap!r} is invalid: pass an int ≥ 0 (bytes)")
+
+
+class Sandbox(abc.ABC):
+    """Runs untrusted programs; results are returned in input order, one each.
+
+    Implementations must never drop or duplicate a result: a program the
+    sandbox could not run gets an ``ExecStatus.SANDBOX_ERROR`` result.
+    """
+
+    #: label recorded in evidence: "docker" (isolated) or "local" (weaker).
+    kind: str = "abstract"
+
+    @property
+    @abc.abstractmethod
+    def parallelism(self) -> int:
+        """How many programs may run at once (workers in the pool)."""
+
+    @property
+    def image_id(self) -> str | None:
+        """Identity of the execution environment (Docker image id), if any."""
+        return None
+
+    @abc.abstractmethod
+    def run(
+        self,
+        programs: Sequence[Program],
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+    ) -> list[ExecResult]:
+        """Run every program; return one result per program in input order."""
+
+    def run_one(
+        self,
+        program: Program | str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        memory_mb: int = DEFAULT_MEMORY_MB,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+    ) -> ExecResult:
+        """Single-program helper around :meth:`run`."""
+        prog = Program(program) if isinstance(program, str) else program
+        return self.run([prog], timeout_s=timeout_s, memory_mb=memory_mb, output_cap=output_cap)[0]
+
+    def close(self) -> None:  # noqa: B027 - optional hook, default no-op
+        """Release workers; safe to call twice."""
+
+    def describe(self) -> dict[str, Any]:
+        """Evidence fields: which sandbox produced a result and how strong it is."""
+        return {"sandbox_kind": self.kind, "image_id": self.image_id, "parallelism": self.parallelism}
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,372 @@
+"""Host side of the driver protocol: a pool of workers fed by a shared queue.
+
+A *worker* is one driver process (inside a container, or a local
+subprocess) reached through a :class:`Channel`. The pool keeps a small window
+of requests in flight per worker so the driver never waits for a round trip,
+reads results strictly in order, and owns the fault policy in one place:
+
+* a worker that dies, hangs past its deadline or answers out of order is
+  killed; every request it had not answered is re-queued **once** on a fresh
+  worker; a request lost twice gets a typed ``sandbox_error`` result;
+* a worker that reports an anomaly (cleanup failed) or has run
+  ``recycle_after`` programs is drained and replaced;
+* every input gets exactly one result, in input order.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import SandboxError, SandboxUnavailable
+
+from .base import ExecResult, ExecStatus, Program, RawOutcome, classify
+
+__all__ = ["Channel", "ChannelDead", "Worker", "WorkerPool", "result_from_driver"]
+
+#: seconds added to a program's own timeout before the host gives up on a worker
+#: (covers the driver's kill-and-wipe, which is bounded at 3 s, plus transport).
+HOST_GRACE_S = 6.0
+
+
+class ChannelDead(Exception):
+    """The worker's stream ended or timed out (internal; turned into a retry)."""
+
+
+class Channel(abc.ABC):
+    """A byte pipe to one driver: requests in, JSON result lines out."""
+
+    @abc.abstractmethod
+    def send(self, data: bytes) -> None:
+        """Write bytes to the driver's stdin (may block; called from a writer thread)."""
+
+    @abc.abstractmethod
+    def read_line(self, deadline: float) -> bytes:
+        """Next stdout line of the driver; raise ChannelDead on EOF or at ``deadline``."""
+
+    @abc.abstractmethod
+    def kill(self) -> None:
+        """Destroy the worker (idempotent, never raises)."""
+
+    def diagnostics(self) -> str:
+        """Recent stderr of the driver, for error messages."""
+        return ""
+
+
+class Worker:
+    """One driver behind a channel, with a writer thread so sends never deadlock reads."""
+
+    def __init__(self, channel: Channel, *, name: str, ready_timeout_s: float = 30.0) -> None:
+        self.channel = channel
+        self.name = name
+        self.done = 0
+        self._out: queue.Queue[bytes | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name=f"{name}-writer", daemon=True)
+        self._writer.start()
+        try:
+            line = channel.read_line(time.monotonic() + ready_timeout_s)
+            hello = json.loads(line)
+        except (ChannelDead, ValueError) as exc:
+            channel.kill()
+            raise SandboxError(
+                f"sandbox worker {name} did not start: {exc}; driver stderr: "
+                f"{channel.diagnostics()[-2000:]!r}"
+            ) from exc
+        if not hello.get("ready"):
+            channel.kill()
+            raise SandboxError(f"sandbox worker {name} sent {hello!r} instead of a ready line")
+        self.hello: dict[str, Any] = hello
+        self.dead = False
+
+    def _write_loop(self) -> None:
+        while True:
+            data = self._out.get()
+            if data is None:
+                return
+            try:
+                self.channel.send(data)
+            except Exception:
+                self.dead = True
+                return
+
+    def submit(self, req: dict[str, Any]) -> None:
+        self._out.put((json.dumps(req, ensure_ascii=True) + "\n").encode("ascii"))
+
+    def next_result(self, deadline: float) -> dict[str, Any]:
+        line = self.channel.read_line(deadline)
+        try:
+            obj: dict[str, Any] = json.loads(line)
+        except ValueError as exc:
+            raise ChannelDead(f"unparseable result line: {line[:200]!r}") from exc
+        return obj
+
+    def close(self) -> None:
+        self._out.put(None)
+        self.channel.kill()
+
+
+def result_from_driver(
+    program: Program,
+    res: dict[str, Any],
+    *,
+    kind: str,
+    image_id: str | None,
+    attempts: int,
+) -> ExecResult:
+    """Type one driver result (the same mapping for every sandbox kind)."""
+    raw = RawOutcome(
+        exit_code=res.get("rc"),
+        signal=res.get("sig"),
+        timed_out=bool(res.get("timed_out")),
+        memory_error=bool(res.get("memerr")),
+        oom_killed=bool(res.get("oomkill")),
+        stopped=bool(res.get("stopped")),
+        spawn_error=str(res.get("spawn_error") or ""),
+    )
+    status, detail = classify(raw)
+    if res.get("anomaly"):
+        detail += f"; worker recycled: {res['anomaly']}"
+    return ExecResult(
+        program_id=program.id,
+        status=status,
+        exit_code=raw.exit_code,
+        stdout=str(res.get("out", "")),
+        stderr=str(res.get("err", "")),
+        truncated=bool(res.get("trunc")),
+        duration_s=float(res.get("dur") or 0.0),
+        sandbox_kind=kind,
+        image_id=image_id,
+        signal=raw.signal,
+        detail=detail,
+        attempts=attempts,
+    )
+
+
+def lost_result(program: Program, *, kind: str, image_id: str | None, why: str) -> ExecResult:
+    """Typed result for a program the sandbox lost twice (never silently dropped)."""
+    return ExecResult(
+        program_id=program.id,
+        status=ExecStatus.SANDBOX_ERROR,
+        exit_code=None,
+        stdout="",
+        stderr="",
+        truncated=False,
+        duration_s=0.0,
+        sandbox_kind=kind,
+        image_id=image_id,
+        detail=f"lost twice: {why}",
+        attempts=2,
+    )
+
+
+@dataclass
+class _Item:
+    index: int
+    attempts: int = 0
+
+
+class WorkerPool:
+    """Fixed-size pool of workers; ``run`` distributes requests and enforces the fault policy."""
+
+    def __init__(
+        self,
+        factory: Callable[[int], Worker],
+        *,
+        size: int,
+        kind: str,
+        image_id: Callable[[], str | None],
+        recycle_after: int = 5000,
+        window: int = 3,
+    ) -> None:
+        if size < 1:
+            raise SandboxError(f"pool size={size} is invalid: pass pool_size ≥ 1")
+        self._factory = factory
+        self.size = size
+        self.kind = kind
+        self._image_id = image_id
+        self.recycle_after = recycle_after
+        self.window = window
+        self._workers: list[Worker | None] = [None] * size
+        self._serial = 0
+        self._lock = threading.Lock()
+        self.recycled = 0
+        self.retried = 0
+
+    # ---- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start every worker in parallel; raise the first start error."""
+        errors: list[BaseException] = []
+
+        def boot(slot: int) -> None:
+            try:
+                self._workers[slot] = self._new_worker()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=boot, args=(i,)) for i in range(self.size)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            self.close()
+            raise errors[0]
+
+    def _new_worker(self) -> Worker:
+        with self._lock:
+            self._serial += 1
+            serial = self._serial
+        return self._factory(serial)
+
+    def close(self) -> None:
+        for i, w in enumerate(self._workers):
+            if w is not None:
+                w.close()
+                self._workers[i] = None
+
+    def workers(self) -> list[Worker]:
+        return [w for w in self._workers if w is not None]
+
+    # ---- running --------------------------------------------------------------------------
+    def run(
+        self, programs: Sequence[Program], requests: Sequence[dict[str, Any]], timeouts: float
+    ) -> list[ExecResult]:
+        results: list[ExecResult | None] = [None] * len(programs)
+        todo: deque[_Item] = deque(_Item(i) for i in range(len(programs)))
+        cond = threading.Condition()
+        pending = [len(programs)]
+        fatal: list[BaseException] = []
+
+        def finish(item: _Item, res: ExecResult) -> None:
+            with cond:
+                if results[item.index] is not None:  # defensive: never duplicate
+                    raise SandboxError(f"duplicate result for program index {item.index}")
+                results[item.index] = res
+                pending[0] -= 1
+                cond.notify_all()
+
+        def requeue(items: list[_Item], why: str) -> None:
+            for it in items:
+                it.attempts += 1
+                if it.attempts >= 2:
+                    finish(
+                        it,
+                        lost_result(
+                            programs[it.index], kind=self.kind, image_id=self._image_id(), why=why
+                        ),
+                    )
+                else:
+                    with cond:
+                        self.retried += 1
+                        todo.appendleft(it)
+                        cond.notify_all()
+
+        def take() -> _Item | None:
+            with cond:
+                return todo.popleft() if todo else None
+
+        def loop(slot: int) -> None:
+            try:
+                while True:
+                    with cond:
+                        if pending[0] == 0 or fatal:
+                            return
+                        if not todo:
+                            cond.wait(0.05)
+                            continue
+                    worker = self._workers[slot]
+                    if worker is None or worker.dead:
+                        if worker is not None:
+                            worker.close()
+                        self._workers[slot] = None
+                        worker = self._new_worker()
+                        self._workers[slot] = worker
+                        self.recycled += 1
+                    self._drive(worker, slot, take, finish, requeue, programs, requests, timeouts)
+            except SandboxUnavailable as exc:
+                with cond:
+                    fatal.append(exc)
+                    cond.notify_all()
+            except BaseException as exc:  # pragma: no cover - surfaced below
+                with cond:
+                    fatal.append(exc)
+                    cond.notify_all()
+
+        threads = [
+            threading.Thread(target=loop, args=(i,), name=f"sandbox-slot-{i}", daemon=True)
+            for i in range(self.size)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if fatal:
+            raise fatal[0]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:  # pragma: no cover - guarded by the loop invariant
+            raise SandboxError(f"internal error: no result for program indices {missing[:10]}")
+        return [r for r in results if r is not None]
+
+    def _drive(
+        self,
+        worker: Worker,
+        slot: int,
+        take: Callable[[], _Item | None],
+        finish: Callable[[_Item, ExecResult], None],
+        requeue: Callable[[list[_Item], str], None],
+        programs: Sequence[Program],
+        requests: Sequence[dict[str, Any]],
+        timeout_s: float,
+    ) -> None:
+        """Feed one worker until the queue is empty, it must be recycled, or it dies."""
+        inflight: deque[_Item] = deque()
+        draining = False
+        last = time.monotonic()
+        while True:
+            while not draining and len(inflight) < self.window:
+                item = take()
+                if item is None:
+                    break
+                req = dict(requests[item.index])
+                req["id"] = str(item.index)
+                worker.submit(req)
+                inflight.append(item)
+            if not inflight:
+                if draining:
+                    worker.close()
+                    self._workers[slot] = None
+                return
+            head = inflight[0]
+            try:
+                res = worker.next_result(last + timeout_s + HOST_GRACE_S)
+                if res.get("id") != str(head.index):
+                    raise ChannelDead(f"result for {res.get('id')!r} while expecting {head.index}")
+            except ChannelDead as exc:
+                why = f"worker {worker.name} died or hung ({exc}); {worker.channel.diagnostics()[-300:]}"
+                worker.dead = True
+                worker.close()
+                self._workers[slot] = None
+                requeue(list(inflight), why)
+                return
+            last = time.monotonic()
+            inflight.popleft()
+            worker.done += 1
+            finish(
+                head,
+                result_from_driver(
+                    programs[head.index],
+                    res,
+                    kind=self.kind,
+                    image_id=self._image_id(),
+                    attempts=head.attempts + 1,
+                ),
+            )
+            if res.get("anomaly") or worker.done >= self.recycle_after:
+                draining = True

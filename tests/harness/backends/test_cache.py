@@ -1,0 +1,141 @@
+"""Content-addressed cache: every component of the key matters; hits are labelled."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from harness.backends.base import (
+    Generation,
+    GenerationRequest,
+    Latency,
+    Message,
+    ModelIdentity,
+    SamplingParams,
+)
+from harness.backends.cache import CacheMode, CachingGenerator, GenerationCache, generation_key
+from harness.errors import BackendError
+
+IDENT = ModelIdentity(
+    backend="test", name="m", weights_digest="w", tokenizer_digest="t",
+    chat_template_digest="c", dtype="float32",
+)
+REQ = GenerationRequest(request_id="r1", prompt="def f():", sampling=SamplingParams(max_tokens=8))
+
+
+class CountingGenerator:
+    """A deterministic in-process backend that counts how often it is really asked."""
+
+    def __init__(self, identity: ModelIdentity = IDENT) -> None:
+        self._identity = identity
+        self.calls: list[str] = []
+
+    @property
+    def identity(self) -> ModelIdentity:
+        return self._identity
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
+        out = []
+        for r in requests:
+            self.calls.append(r.request_id)
+            out.append(
+                Generation(
+                    request_id=r.request_id,
+                    texts=tuple(f"{r.content_digest()[:8]}-{r.sampling.seed}-{i}"
+                                for i in range(r.sampling.n)),
+                    finish_reasons=("stop",) * r.sampling.n,
+                    latency=Latency(total_s=0.5),
+                    model=self._identity,
+                    sampling=r.sampling,
+                )
+            )
+        return out
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"identity": {"weights_digest": "w2"}},
+        {"identity": {"tokenizer_digest": "t2"}},
+        {"identity": {"chat_template_digest": "c2"}},
+        {"identity": {"dtype": "bfloat16"}},
+        {"identity": {"name": "m2"}},
+        {"identity": {"revision": "r2"}},
+        {"request": {"prompt": "def g():"}},
+        {"sampling": {"seed": 1}},
+        {"sampling": {"temperature": 0.7}},
+        {"sampling": {"top_p": 0.9}},
+        {"sampling": {"max_tokens": 9}},
+        {"sampling": {"n": 2}},
+        {"sampling": {"stop": ("\n",)}},
+    ],
+)
+def test_any_change_to_identity_request_or_sampling_is_a_miss(change: dict) -> None:
+    ident = IDENT.model_copy(update=change.get("identity", {}))
+    sp = REQ.sampling.model_copy(update=change.get("sampling", {}))
+    req = REQ.model_copy(update={**change.get("request", {}), "sampling": sp})
+    assert generation_key(ident, req) != generation_key(IDENT, REQ)
+
+
+def test_request_id_and_equal_content_share_a_key() -> None:
+    assert generation_key(IDENT, REQ) == generation_key(IDENT, REQ.model_copy(update={"request_id": "x"}))
+    chat = GenerationRequest(request_id="c", messages=(Message(role="user", content="def f():"),))
+    assert generation_key(IDENT, chat) != generation_key(IDENT, REQ.model_copy(update={"sampling": chat.sampling}))
+
+
+def test_use_mode_hits_and_labels(tmp_path: Path) -> None:
+    inner = CountingGenerator()
+    gen = CachingGenerator(inner, tmp_path, mode="use")
+    first = gen.generate([REQ])
+    again = CachingGenerator(inner, tmp_path).generate([REQ.model_copy(update={"request_id": "r2"})])
+    assert inner.calls == ["r1"]
+    assert again[0].texts == first[0].texts and again[0].cached and not first[0].cached
+    assert again[0].request_id == "r2"
+    # a changed seed is a miss and reaches the backend
+    CachingGenerator(inner, tmp_path).generate([REQ.model_copy(update={"sampling": SamplingParams(max_tokens=8, seed=5)})])
+    assert inner.calls == ["r1", "r1"]
+
+
+def test_mixed_hits_and_misses_keep_order(tmp_path: Path) -> None:
+    inner = CountingGenerator()
+    gen = CachingGenerator(inner, tmp_path)
+    reqs = [REQ.model_copy(update={"request_id": f"q{i}", "prompt": f"p{i}"}) for i in range(6)]
+    gen.generate(reqs[::2])
+    out = gen.generate(reqs)
+    assert [g.request_id for g in out] == [r.request_id for r in reqs]
+    assert [g.cached for g in out] == [True, False] * 3
+    assert inner.calls == ["q0", "q2", "q4", "q1", "q3", "q5"]
+    assert gen.hits == 3 and gen.misses == 6
+
+
+def test_refresh_and_off_modes(tmp_path: Path) -> None:
+    inner = CountingGenerator()
+    CachingGenerator(inner, tmp_path).generate([REQ])
+    refreshed = CachingGenerator(inner, tmp_path, mode=CacheMode.REFRESH).generate([REQ])
+    assert not refreshed[0].cached and inner.calls == ["r1", "r1"]
+    off = CachingGenerator(inner, tmp_path / "never", mode="off")
+    off.generate([REQ])
+    assert not (tmp_path / "never").exists() and inner.calls == ["r1", "r1", "r1"]
+    with pytest.raises(BackendError, match="not one of use, refresh, off"):
+        CachingGenerator(inner, tmp_path, mode="sometimes")
+
+
+def _writer(cache_dir: str, worker: int) -> None:
+    inner = CountingGenerator()
+    gen = CachingGenerator(inner, cache_dir)
+    for i in range(20):
+        gen.generate([REQ.model_copy(update={"request_id": f"w{worker}-{i}", "prompt": f"p{i % 7}-{worker % 2}"})])
+
+
+def test_concurrent_processes_share_the_cache_safely(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert len(GenerationCache(tmp_path)) == 14  # 7 prompts × 2 variants, no torn rows

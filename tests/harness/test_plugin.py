@@ -1,0 +1,259 @@
+"""The pytest plugin end to end on a small synthetic phase, run by ``pytester``.
+
+The phase has real outcomes chosen so each verdict occurs: ``good`` PASSes,
+``bad`` FAILs, ``unsure`` is INCONCLUSIVE (0 events in 300 can't show ≤ 0.1 %),
+and two control subjects check that the gates can both pass and fail.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Import everything a gate check touches *before* pytester snapshots sys.modules: an
+# in-process run would otherwise import a second copy of harness.outcomes, and its
+# Outcome objects would not be instances of the class harness.metrics checks for.
+import harness.gate
+import harness.report.plots
+import harness.report.terminal
+import harness.report.writer
+from harness.report.junit import read_gate_properties
+
+assert harness.gate and harness.report.plots and harness.report.terminal and harness.report.writer
+
+PHASE_YAML = """\
+phase: demo
+alpha: 0.05
+multiplicity: holm
+gates:
+  - id: good
+    metric: proportion
+    direction: ge
+    tiers: {primary: 0.6, fallback: 0.5}
+  - id: bad
+    metric: proportion
+    direction: ge
+    tiers: {primary: 0.6}
+  - id: unsure
+    metric: proportion
+    direction: le
+    tiers: {primary: 0.001}
+"""
+
+TEST_FILE = """\
+import pytest
+from harness.outcomes import Outcome
+
+# successes out of n per gate: real 0/1 outcomes, not canned verdicts
+RATES = {"good": (92, 100), "bad": (30, 100), "unsure": (0, 300)}
+
+
+def outcomes(k, n):
+    return [Outcome(item_id=f"item-{i:04d}", value=1.0 if i < k else 0.0) for i in range(n)]
+
+
+@pytest.mark.phase("demo")
+def test_model(gate):
+    gate.check(outcomes(*RATES[gate.id]), model_digest="sha256:model", data_digest="sha256:data")
+
+
+@pytest.mark.phase("demo")
+@pytest.mark.gate("good")
+@pytest.mark.parametrize("subject,k,expect", [("oracle", 100, "PASS"), ("mutant", 20, "FAIL")])
+def test_control(gate, subject, k, expect):
+    gate.check(outcomes(k, 100), subject=subject, expect=expect)
+
+
+def test_not_a_gate():
+    assert True
+"""
+
+
+def _make_phase(pytester: pytest.Pytester, test_file: str = TEST_FILE) -> None:
+    pytester.mkdir("gates")
+    (pytester.path / "gates" / "demo.yaml").write_text(PHASE_YAML, encoding="utf-8")
+    pytester.makepyfile(test_demo=test_file)
+
+
+def _normalized_evidence(path: Path) -> list[dict[str, Any]]:
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        for volatile in ("started", "finished"):
+            assert rec.pop(volatile)
+        out.append(rec)
+    return out
+
+
+def _junit_sets(path: Path) -> dict[str, list[dict[str, str]]]:
+    return read_gate_properties(path)
+
+
+def _tables(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith(("|", "- **"))]
+
+
+def test_same_evidence_junit_and_report_with_and_without_xdist(pytester: pytest.Pytester) -> None:
+    _make_phase(pytester)
+    runs = {}
+    for workers in ("0", "2"):
+        out = pytester.path / f"ev{workers}"
+        result = pytester.runpytest_subprocess(
+            "-n", workers, "--evidence-dir", str(out), "--junitxml", str(out / "junit.xml")
+        )
+        result.assert_outcomes(passed=4, failed=2)
+        runs[workers] = out
+
+    ev0 = _normalized_evidence(runs["0"] / "evidence.jsonl")
+    ev2 = _normalized_evidence(runs["2"] / "evidence.jsonl")
+    assert ev0 == ev2
+    verdicts = {(r["subject"], r["gate"]): r["decision"]["verdict"] for r in ev0}
+    assert verdicts == {
+        ("model", "good"): "PASS",
+        ("model", "bad"): "FAIL",
+        ("model", "unsure"): "INCONCLUSIVE",
+        ("oracle", "good"): "PASS",
+        ("mutant", "good"): "FAIL",
+    }
+    lanes = {r["subject"]: r["lane"] for r in ev0}
+    assert lanes == {"model": "real", "oracle": "control", "mutant": "control"}
+    # the INCONCLUSIVE gate says what n would decide it (≥ the zero-event n at α/3)
+    unsure = next(r for r in ev0 if r["gate"] == "unsure")
+    assert unsure["decision"]["n_needed"] >= 2995
+    assert unsure["family_size"] == 3
+    assert unsure["alpha_decision"] == pytest.approx(0.05 / 3)
+    assert unsure["digests"]["model"] == "sha256:model"
+    assert unsure["digests"]["code"] and unsure["digests"]["spec"].startswith("sha256:")
+    raw = runs["2"] / unsure["raw_output"]
+    assert len(raw.read_text().splitlines()) == 300
+
+    j0, j2 = _junit_sets(runs["0"] / "junit.xml"), _junit_sets(runs["2"] / "junit.xml")
+    assert j0 == j2
+    assert len(j0) == 5  # five gate test cases; the plain test has no gate properties
+    for sets in j0.values():
+        assert len(sets) == 1  # exactly one property set per gate test
+        assert {"phase", "id", "verdict", "estimate", "lo", "hi", "n"} <= set(sets[0])
+    # the bulky evidence JSON does not leak into the XML
+    assert "gate_evidence" not in (runs["2"] / "junit.xml").read_text()
+    ET.parse(runs["0"] / "junit.xml")
+
+    md0 = (runs["0"] / "gate-report.md").read_text()
+    md2 = (runs["2"] / "gate-report.md").read_text()
+    assert _tables(md0) == _tables(md2)
+    assert md0 == md2
+    assert "(plots/demo.png)" in md0 and (runs["0"] / "plots" / "demo.png").stat().st_size > 1000
+    assert "Controls" in md0 and "HARNESS ERROR" not in md0
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome"),
+    [("fail", {"failed": 1}), ("xfail", {"xfailed": 1}), ("pass", {"passed": 1})],
+)
+def test_inconclusive_modes(
+    pytester: pytest.Pytester, mode: str, outcome: dict[str, int]
+) -> None:
+    _make_phase(pytester)
+    result = pytester.runpytest("-k", "unsure", f"--inconclusive={mode}", "-p", "no:cacheprovider")
+    result.assert_outcomes(**outcome)
+    if mode != "pass":
+        result.stdout.fnmatch_lines(["*INCONCLUSIVE: unsure*n ≥ *would decide it*"])
+
+
+def test_fail_message_is_the_decision_reason(pytester: pytest.Pytester) -> None:
+    _make_phase(pytester)
+    result = pytester.runpytest("-k", "bad")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAIL: bad: 0.3 (bounds *vs primary ≥ 0.6*"])
+    # pytrace=False: the verdict is the message, not a harness traceback
+    assert "harness/gate.py" not in result.stdout.str()
+
+
+def test_control_mismatch_is_a_harness_error(pytester: pytest.Pytester) -> None:
+    test_file = TEST_FILE.replace('("mutant", 20, "FAIL")', '("mutant", 20, "PASS")')
+    _make_phase(pytester, test_file)
+    result = pytester.runpytest("-k", "control")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*control mismatch*'mutant' must give PASS*gave FAIL*"])
+    result.stdout.fnmatch_lines(["*HARNESS ERROR*"])
+
+
+def test_evidence_without_evidence_dir_still_reaches_junit(pytester: pytest.Pytester) -> None:
+    _make_phase(pytester)
+    result = pytester.runpytest("--junitxml", "j.xml", "-k", "good and model")
+    result.assert_outcomes(passed=1)
+    sets = read_gate_properties(pytester.path / "j.xml")
+    assert [s[0]["verdict"] for s in sets.values()] == ["PASS"]
+    assert not list(pytester.path.glob("**/evidence.jsonl"))
+    result.stdout.fnmatch_lines(["*gate-harness*", "*demo*model*good*PASS*"])
+
+
+def test_phase_filter_and_unknown_phase(pytester: pytest.Pytester) -> None:
+    _make_phase(pytester)
+    result = pytester.runpytest("--phase", "demo", "-k", "good and model")
+    result.assert_outcomes(passed=1)
+    result = pytester.runpytest("--phase", "nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--phase nope: not defined in*known phases: demo*"])
+
+
+def test_other_phase_deselected(pytester: pytest.Pytester) -> None:
+    _make_phase(pytester)
+    (pytester.path / "gates" / "other.yaml").write_text(
+        PHASE_YAML.replace("phase: demo", "phase: other"), encoding="utf-8"
+    )
+    result = pytester.runpytest("--phase", "other")
+    # all phase-marked tests are demo's → deselected; the plain test still runs
+    result.assert_outcomes(passed=1, deselected=5)
+
+
+def test_unknown_gate_marker_fails_collection(pytester: pytest.Pytester) -> None:
+    _make_phase(pytester, TEST_FILE.replace('mark.gate("good")', 'mark.gate("goood")'))
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*phase 'demo' has no gate 'goood'*"])
+
+
+def test_phase_spec_fixture_and_options(pytester: pytest.Pytester) -> None:
+    _make_phase(
+        pytester,
+        """
+import pytest
+
+@pytest.mark.phase("demo")
+def test_spec(phase_spec, harness_options):
+    assert [g.id for g in phase_spec.gates] == ["good", "bad", "unsure"]
+    assert harness_options.model == "tiny-x"
+    assert harness_options.limit == 7
+    assert harness_options.lane == "replay"
+""",
+    )
+    result = pytester.runpytest("--model", "tiny-x", "--limit", "7", "--lane", "replay")
+    result.assert_outcomes(passed=1)
+
+
+def test_gpu_marker_skips_without_cuda(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.gpu
+def test_needs_cuda():
+    raise AssertionError("must not run on a CPU-only machine")
+"""
+    )
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no CUDA device*"])
+
+
+def test_previous_evidence_is_kept_not_overwritten(pytester: pytest.Pytester) -> None:
+    _make_phase(pytester)
+    out = pytester.path / "ev"
+    pytester.runpytest("--evidence-dir", str(out), "-k", "good and model")
+    pytester.runpytest("--evidence-dir", str(out), "-k", "good and model")
+    assert len(list(out.glob("evidence.prev-*.jsonl"))) == 1
+    assert len((out / "evidence.jsonl").read_text().splitlines()) == 1

@@ -1,0 +1,144 @@
+"""Tiny model/tokenizer builder: real BPE, real Llama, deterministic, cached by digest."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from harness.errors import TrainerError
+from trainers.tiny import (
+    BUILD_MANIFEST,
+    EOM,
+    PYTHON_TAG,
+    SPECIAL_TOKENS,
+    TinyCodeTrainConfig,
+    TinyModelConfig,
+    build_tiny_model,
+    build_tokenizer,
+    format_tool_call,
+    load_tiny,
+    python_snippets,
+    train_tiny_code,
+)
+
+SMALL = TinyModelConfig(vocab_size=300, hidden_size=16, intermediate_size=32, corpus_snippets=20)
+
+
+def test_tokenizer_is_byte_level_bpe_with_atomic_special_tokens() -> None:
+    tok = build_tokenizer(python_snippets(30, seed=0), vocab_size=300, seed=0)
+    for special in SPECIAL_TOKENS:
+        assert len(tok(special, add_special_tokens=False)["input_ids"]) == 1, special
+    text = "ünïcode ✓ def f(x):\n    return x"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text  # byte-level: lossless, no unknown token
+    call = format_tool_call("get", {"q": 1})
+    assert call == PYTHON_TAG + '{"name": "get", "parameters": {"q": 1}}' + EOM
+    with pytest.raises(TrainerError, match="vocab_size"):
+        build_tokenizer(["x"], vocab_size=10)
+    with pytest.raises(TrainerError, match="corpus is empty"):
+        build_tokenizer([], vocab_size=300)
+
+
+def test_chat_template_roles_and_strict_tool_call_format() -> None:
+    tok = build_tokenizer(python_snippets(10, seed=0), vocab_size=300, seed=0)
+    msgs = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "U"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}],
+        },
+        {"role": "tool", "content": "R"},
+    ]
+    text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert text == (
+        "<|begin_of_text|>"
+        "<|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nU<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        + format_tool_call("f", {"a": 1})
+        + "<|start_header_id|>tool<|end_header_id|>\n\nR<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+    with pytest.raises(Exception, match="unsupported chat role: ipython"):
+        tok.apply_chat_template([{"role": "ipython", "content": "x"}], tokenize=False)
+
+
+def test_build_is_deterministic_and_cached_by_digest(tmp_path: Path) -> None:
+    a = build_tiny_model(SMALL, out_dir=tmp_path / "a")
+    b = build_tiny_model(SMALL, out_dir=tmp_path / "b")
+    assert a.name == b.name == SMALL.dir_name and SMALL.digest()[:12] in a.name
+    for f in ("model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+    mtime = (a / "model.safetensors").stat().st_mtime_ns
+    assert build_tiny_model(SMALL, out_dir=tmp_path / "a") == a
+    assert (a / "model.safetensors").stat().st_mtime_ns == mtime  # reused, not rebuilt
+    other = SMALL.model_copy(update={"seed": 1})
+    c = build_tiny_model(other, out_dir=tmp_path / "a")
+    assert c != a and (c / "model.safetensors").read_bytes() != (a / "model.safetensors").read_bytes()
+    manifest = json.loads((a / BUILD_MANIFEST).read_text())
+    assert manifest["digest"] == SMALL.digest()
+
+
+def test_concurrent_builders_share_one_build(tmp_path: Path) -> None:
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(build_tiny_model(SMALL, out_dir=tmp_path))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(results)) == 1
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [SMALL.dir_name]
+
+
+def test_load_tiny_and_bad_dirs(tmp_path: Path) -> None:
+    path = build_tiny_model(SMALL, out_dir=tmp_path)
+    model, tok = load_tiny(path)
+    assert model.config.model_type == "llama" and not model.training
+    assert model.config.vocab_size == len(tok)
+    with pytest.raises(TrainerError, match="no config.json"):
+        load_tiny(tmp_path / "nope")
+    squatter = tmp_path / SMALL.model_copy(update={"seed": 5}).dir_name
+    squatter.mkdir()
+    (squatter / "x").write_text("mine")
+    with pytest.raises(TrainerError, match="refusing to overwrite"):
+        build_tiny_model(SMALL.model_copy(update={"seed": 5}), out_dir=tmp_path)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(TrainerError, match="divisible"):
+        build_tiny_model(SMALL.model_copy(update={"hidden_size": 18}), out_dir="/nonexistent/x")
+
+
+def test_train_tiny_code_smoke_is_loadable_by_hf_generator(tmp_path: Path) -> None:
+    from harness.backends import GenerationRequest, HFGenerator, SamplingParams
+
+    cfg = TinyCodeTrainConfig(
+        base=SMALL, max_steps=4, batch_size=4, max_length=64, n_snippets=16,
+        include_humaneval=False,
+    )
+    lines: list[str] = []
+    out = train_tiny_code(cfg, out_dir=tmp_path / "tiny-code", progress=lines.append)
+    assert out == tmp_path / "tiny-code"
+    manifest = json.loads((out / BUILD_MANIFEST).read_text())
+    assert manifest["kind"] == "tiny-code" and manifest["train_loss"] > 0
+    assert any("step" in line for line in lines)
+    gen = HFGenerator.from_pretrained(out)
+    result = gen.generate(
+        [GenerationRequest(request_id="x", prompt="def add(a, b):", sampling=SamplingParams(max_tokens=4))]
+    )
+    assert len(result) == 1 and result[0].completion_tokens[0] <= 4
+    # a second call with the same config reuses the directory
+    assert train_tiny_code(cfg, out_dir=out, progress=lines.append) == out

@@ -1,0 +1,125 @@
+"""Configuration of the representation-rerouting (circuit-breaker) LoRA trainer.
+
+Every field carries help text (``metadata["help"]``) that the CLI and the docs
+print.  Defaults are the settings chosen on the tiny CPU model (see
+docs/circuit_breaker.md for the sweep that picked them and why).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from harness.errors import TrainerError
+
+__all__ = ["CircuitBreakerConfig", "MaskMode", "describe_config"]
+
+
+class MaskMode(StrEnum):
+    COMPLETION = "completion"  # reroute every token of the harmful completion
+    DIVERGENT_SUFFIX = "divergent_suffix"  # only tokens after it first differs from the correct one
+
+
+def _f(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class CircuitBreakerConfig:
+    """Hyper-parameters of one circuit-breaker run (the cache key is their digest)."""
+
+    alpha: float = _f(
+        4.0,
+        "α: scale of the loss schedule c_rr = α(1 − t/2T), c_retain = α·t/2T. Adam is "
+        "scale-invariant, so α mainly trades the two representation terms against the "
+        "fixed-weight cross-entropy on adversarial-safe samples.",
+    )
+    learning_rate: float = _f(1e-2, "AdamW learning rate of the LoRA parameters.")
+    steps: int = _f(150, "T: number of optimiser steps (one Ds batch + one Dr batch each).")
+    batch_size: int = _f(16, "samples per batch, for the Ds batch and for the Dr batch.")
+    target_layers: tuple[int, ...] = _f(
+        (2,),
+        "hidden-state indices (1 = output of the first decoder layer) where Ds representations "
+        "are rerouted. One layer avoids the collapse two layers caused on the tiny model.",
+    )
+    retain_layers: tuple[int, ...] | None = _f(
+        None, "hidden-state indices for the retain L2 loss; None = same as target_layers."
+    )
+    mask_mode: MaskMode = _f(
+        MaskMode.DIVERGENT_SUFFIX,
+        "which Ds tokens are rerouted: the whole harmful completion, or only the suffix after "
+        "it first differs from the correct completion (shared prefixes otherwise fight the "
+        "retain loss).",
+    )
+    rerouting: bool = _f(
+        True,
+        "False turns the rerouting term off: the adversarial-SFT-only ablation arm (same data, "
+        "same LoRA, same retain + CE losses).",
+    )
+    adv_safe_ce_weight: float = _f(
+        1.0, "weight of the cross-entropy on adversarial-safe Dr completions (0 disables it)."
+    )
+    lora_r: int = _f(8, "LoRA rank.")
+    lora_alpha: int = _f(16, "LoRA scaling numerator (scale = lora_alpha / lora_r).")
+    lora_all_layers: bool = _f(
+        False,
+        "False: LoRA only on decoder layers up to the deepest target layer (later layers "
+        "cannot change the target representation); True: every layer.",
+    )
+    max_grad_norm: float = _f(1.0, "gradient clipping norm.")
+    max_length: int = _f(320, "truncate encoded samples to this many tokens.")
+    stop_on_nonfinite: bool = _f(
+        True, "raise TrainerError at the first NaN/Inf loss (after logging the step)."
+    )
+    seed: int = _f(0, "seed for LoRA init and batch sampling.")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.alpha <= 0:
+            problems.append(f"alpha={self.alpha} must be > 0")
+        if self.learning_rate <= 0:
+            problems.append(f"learning_rate={self.learning_rate} must be > 0")
+        if self.steps < 1:
+            problems.append(f"steps={self.steps} must be ≥ 1")
+        if self.batch_size < 1:
+            problems.append(f"batch_size={self.batch_size} must be ≥ 1")
+        if not self.target_layers or any(layer < 1 for layer in self.target_layers):
+            problems.append(
+                f"target_layers={self.target_layers} must be non-empty hidden-state indices ≥ 1"
+            )
+        if problems:
+            raise TrainerError("CircuitBreakerConfig: " + "; ".join(problems))
+        object.__setattr__(self, "mask_mode", MaskMode(self.mask_mode))
+        object.__setattr__(self, "target_layers", tuple(self.target_layers))
+
+    @property
+    def effective_retain_layers(self) -> tuple[int, ...]:
+        return self.retain_layers if self.retain_layers is not None else self.target_layers
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["mask_mode"] = str(self.mask_mode)
+        return out
+
+    def check_model(self, num_layers: int) -> None:
+        """Layer indices must exist; the last hidden state is post-norm, so it is refused."""
+        bad = [
+            layer
+            for layer in (*self.target_layers, *self.effective_retain_layers)
+            if layer >= num_layers
+        ]
+        if bad:
+            raise TrainerError(
+                f"CircuitBreakerConfig: layers {bad} do not exist below the final norm of a "
+                f"{num_layers}-layer model; use indices in 1..{num_layers - 1}"
+            )
+
+
+def describe_config() -> str:
+    """Markdown table of every field, its default and help text (for docs and CLI)."""
+    rows = ["| field | default | meaning |", "|---|---|---|"]
+    for f in dataclasses.fields(CircuitBreakerConfig):
+        rows.append(f"| `{f.name}` | `{f.default!r}` | {f.metadata.get('help', '')} |")
+    return "\n".join(rows)
