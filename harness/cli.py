@@ -150,7 +150,8 @@ def _run(
                 f"pytest collected no tests in {suites} "
                 f"(phase filter: {', '.join(phase or []) or 'none'}; extra args: "
                 f"{' '.join(ctx.args) or 'none'}); no gate was decided — check the filters"
-            )
+            ),
+            soft_wrap=True,
         )
         raise typer.Exit(NO_TESTS_COLLECTED)
     _print_run_summary(out_dir, code)
@@ -188,6 +189,8 @@ def pytest_args(
         "--junitxml",
         str(out_dir / "junit.xml"),
         "--no-gate-summary",
+        "-o",
+        "junit_family=xunit1",  # per-testcase <properties> are only valid in xunit1
         "--lane",
         lane,
         "--inconclusive",
@@ -235,7 +238,7 @@ def _print_summary(evidence: Path, baseline: Path | None = None) -> None:
 
     log = read_evidence(evidence)
     for warning in log.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     base = read_evidence(baseline).records if baseline is not None else []
     summaries = summarize(log.records, baseline=base)
     print_summary(console, summaries)
@@ -270,7 +273,7 @@ def _report(
 
     log = read_evidence(evidence)
     for warning in log.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     base = read_evidence(baseline).records if baseline is not None else []
     target = out or log.path.parent
     path = write_report(log.records, target, baseline=base, plots=plots)
@@ -292,7 +295,7 @@ def _compare(
 
     rows, warnings = compare_files(base, cur)
     for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(warning)}")
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     console.print(delta_table(rows))
     if markdown is not None:
         atomic_write_text(markdown, render_delta_markdown(rows))
@@ -438,5 +441,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         application = build_app(_wanted(args))
         application(args=args, prog_name="harness")
     except HarnessError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None

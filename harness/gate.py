@@ -78,7 +78,7 @@ def family_size(phase: PhaseSpec) -> int:
     ``count`` gates are exact, so they take no share of α.  With
     ``multiplicity: none`` every gate is decided at its own α.
     """
-    if phase.multiplicity is Multiplicity.NONE:
+    if phase.multiplicity == Multiplicity.NONE:
         return 1
     return max(1, sum(1 for g in phase.gates if g.metric != "count"))
 

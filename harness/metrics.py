@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import stats
@@ -32,15 +32,25 @@ from harness.stats import (
     mean,
     paired,
     passk,
-    power,
     proportion,
     quantile,
     ratio,
+    sequential,
     trend,
 )
+from harness.stats import power as power_mod
 from harness.stats.estimate import Estimate, Sided
 
-__all__ = ["METRICS", "estimate_metric", "n_needed", "p_value"]
+__all__ = [
+    "METRICS",
+    "SEQUENTIAL_METRICS",
+    "estimate_metric",
+    "estimate_sequential",
+    "n_needed",
+    "p_value",
+]
+
+_T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -96,7 +106,7 @@ def _int_param(gate: GateSpec, name: str, default: int | None = None) -> int:
     return value
 
 
-def _wrap(gate: GateSpec, fn: Callable[[], Estimate]) -> Estimate:
+def _wrap(gate: GateSpec, fn: Callable[[], _T]) -> _T:
     """Run a stats routine, prefixing any StatsError with the gate id."""
     try:
         return fn()
@@ -152,7 +162,7 @@ def _plan_proportion(
     gate: GateSpec, estimate: Estimate, threshold: float, alpha: float, pw: float
 ) -> int | None:
     del gate
-    return power.n_for_proportion(estimate.value, threshold, alpha=alpha, power=pw)
+    return power_mod.n_for_proportion(estimate.value, threshold, alpha=alpha, power=pw)
 
 
 def _count_value(gate: GateSpec, outcomes: Sequence[Outcome]) -> float:
@@ -277,8 +287,8 @@ def _plan_pass_at_k(
     gate: GateSpec, estimate: Estimate, threshold: float, alpha: float, pw: float
 ) -> int | None:
     if estimate.extra.get("samples") == estimate.n and _param(gate, "k", 1) == 1:
-        return power.n_for_proportion(estimate.value, threshold, alpha=alpha, power=pw)
-    return power.n_from_interval(estimate, threshold, alpha=alpha, power=pw)
+        return power_mod.n_for_proportion(estimate.value, threshold, alpha=alpha, power=pw)
+    return power_mod.n_from_interval(estimate, threshold, alpha=alpha, power=pw)
 
 
 def _invert(
@@ -590,18 +600,9 @@ def p_value(
     greater = gate.direction is Direction.GE
     if impl.test is not None:
         test = impl.test
-        return float(_wrap_float(gate, lambda: test(gate, outcomes, threshold, baseline, greater)))
+        return float(_wrap(gate, lambda: test(gate, outcomes, threshold, baseline, greater)))
 
     return _invert(gate, outcomes, threshold, baseline, greater)
-
-
-def _wrap_float(gate: GateSpec, fn: Callable[[], float]) -> float:
-    try:
-        return fn()
-    except StatsError as exc:
-        if str(exc).startswith(f"gate '{gate.id}'"):
-            raise
-        raise _fail(gate, str(exc)) from exc
 
 
 def n_needed(
@@ -622,19 +623,48 @@ def n_needed(
     impl = _metric(gate)
     if not (0.0 < alpha < 0.5):
         raise _fail(gate, f"alpha={alpha!r} must be a one-sided level in (0, 0.5)")
-    plan = impl.plan
-    if plan is None:
-        return _plan_generic(gate, estimate, threshold, alpha, power)
-    try:
-        return plan(gate, estimate, threshold, alpha, power)
-    except StatsError as exc:
-        raise _fail(gate, str(exc)) from exc
+    plan = impl.plan or _plan_generic
+    return _wrap(gate, lambda: plan(gate, estimate, threshold, alpha, power))
 
 
 def _plan_generic(
     gate: GateSpec, estimate: Estimate, threshold: float, alpha: float, pw: float
 ) -> int | None:
-    try:
-        return power.n_from_interval(estimate, threshold, alpha=alpha, power=pw)
-    except StatsError as exc:
-        raise _fail(gate, str(exc)) from exc
+    del gate
+    return power_mod.n_from_interval(estimate, threshold, alpha=alpha, power=pw)
+
+
+#: metrics whose per-item values are bounded in [0, 1] and exchangeable in order,
+#: so the betting confidence sequence applies
+SEQUENTIAL_METRICS = frozenset({"proportion", "pass_at_k", "mean"})
+
+
+def estimate_sequential(gate: GateSpec, outcomes: Sequence[Outcome], *, alpha: float) -> Estimate:
+    """Anytime-valid estimate: the betting confidence sequence after ``outcomes`` in order.
+
+    Valid however the caller chose when to stop looking (e.g. after every
+    batch), unlike :func:`estimate_metric`'s fixed-n interval.  ``alpha`` is the
+    two-sided miscoverage, as everywhere.  Supported for
+    :data:`SEQUENTIAL_METRICS` with values in [0, 1]; pass@k only for k = 1 with
+    one sample per task (otherwise samples of a task are not independent items).
+    """
+    _check_alpha(gate, alpha, "alpha")
+    if gate.metric not in SEQUENTIAL_METRICS:
+        raise _fail(
+            gate,
+            "sequential mode supports metrics "
+            + ", ".join(sorted(SEQUENTIAL_METRICS))
+            + "; run this gate at fixed n",
+        )
+    if gate.metric == "pass_at_k" and not _is_plain_proportion(gate, outcomes):
+        raise _fail(gate, "sequential pass@k needs k=1 and exactly one sample per task")
+    xs = _values(gate, outcomes)
+    bad = [o.item_id for o, x in zip(outcomes, xs, strict=True) if not 0.0 <= x <= 1.0]
+    if bad:
+        raise _fail(
+            gate,
+            f"sequential mode needs values in [0, 1]; items {', '.join(bad[:5])} are outside",
+        )
+    cs = sequential.ConfidenceSequence(alpha=alpha)
+    cs.extend(xs)
+    return cs.estimate()

@@ -2,8 +2,9 @@
 
 Registered as the ``gate_harness`` ``pytest11`` entry point, so any pytest run
 in an environment with gate-harness installed has the options, markers and
-fixtures below.  Heavy imports (scipy, matplotlib) happen only when a gate is
-actually checked or a report written, so plain unit-test runs stay fast.
+fixtures below.  Heavy imports (the statistics stack, matplotlib) happen only
+when a gate is actually checked or a report written, so plain unit-test runs
+and every xdist worker start fast.
 
 xdist: a worker decides its gates and attaches each evidence record to its
 test report (``user_properties``); only the controller — the process without
@@ -24,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from harness.errors import HarnessError
-from harness.evidence import EvidenceRecord, EvidenceStore, Lane, read_evidence
 from harness.spec import PhaseSpec, load_phases
 
 if TYPE_CHECKING:
+    from harness.evidence import EvidenceRecord, EvidenceStore
     from harness.gate import Gate, GateOptions
 
 __all__ = ["HarnessOptions", "HarnessPlugin"]
@@ -51,7 +52,7 @@ class HarnessOptions:
     baseline: Path | None
     inconclusive: str
     sequential: bool
-    lane: Lane
+    lane: str  # "real" | "replay" (a harness.evidence.Lane value)
     model: str | None
     limit: int | None
     seed: int
@@ -95,8 +96,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--lane",
-        choices=[Lane.REAL.value, Lane.REPLAY.value],
-        default=Lane.REAL.value,
+        choices=["real", "replay"],
+        default="real",
         help="subject lane for model gates: real backends or recorded replay (default: real)",
     )
     group.addoption(
@@ -142,7 +143,7 @@ def _state(config: pytest.Config) -> HarnessPlugin:
     return plugin
 
 
-@dataclass
+@dataclass(eq=False)  # pluggy keys plugins by identity: they must stay hashable
 class HarnessPlugin:
     """Per-session state: options, loaded phases, and (on the controller) evidence."""
 
@@ -155,12 +156,14 @@ class HarnessPlugin:
     def __post_init__(self) -> None:
         self.options = _options(self.config)
         self.controller = not hasattr(self.config, "workerinput")
-        self.store = (
-            EvidenceStore(self.options.evidence_dir)
-            if self.options.evidence_dir is not None
-            else None
-        )
+        self.store: EvidenceStore | None = None
+        if self.options.evidence_dir is not None:
+            from harness.evidence import EvidenceStore
+
+            self.store = EvidenceStore(self.options.evidence_dir)
         if self.controller and self.options.baseline is not None:
+            from harness.evidence import read_evidence
+
             try:
                 log = read_evidence(self.options.baseline)
             except HarnessError as exc:
@@ -249,6 +252,9 @@ class HarnessPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.controller or report.when not in ("call", "teardown"):
             return
+        if not any(name == _EVIDENCE_PROPERTY for name, _ in report.user_properties):
+            return
+        from harness.evidence import EvidenceRecord
         from harness.report.junit import gate_properties
 
         props: list[tuple[str, object]] = []
@@ -275,6 +281,7 @@ class HarnessPlugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.controller or self.store is None or not self.records:
             return
+        from harness.evidence import EvidenceRecord
         from harness.report.writer import write_report
 
         records = sorted(self.records, key=EvidenceRecord.sort_key)
@@ -297,7 +304,7 @@ class HarnessPlugin:
         if self.records and not self.config.getoption("--no-gate-summary"):
             text = render_text(
                 self.records,
-                width=max(80, int(tr._tw.fullwidth)),
+                width=max(100, int(tr._tw.fullwidth)),
                 color=bool(getattr(tr, "hasmarkup", False)),
                 baseline=self.baseline,
             )
@@ -317,6 +324,9 @@ def _mark_name(mark: pytest.Mark, what: str) -> str:
 
 
 def _has_cuda() -> bool:
+    # no NVIDIA driver → no CUDA; saves importing torch (seconds) on CPU-only machines
+    if not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidia0").exists()):
+        return False
     try:
         import torch
     except ImportError:
@@ -338,7 +348,7 @@ def _options(config: pytest.Config) -> HarnessOptions:
         baseline=Path(baseline) if baseline else None,
         inconclusive=str(config.getoption("--inconclusive")),
         sequential=bool(config.getoption("--sequential")),
-        lane=Lane(config.getoption("--lane")),
+        lane=str(config.getoption("--lane")),
         model=config.getoption("--model"),
         limit=limit,
         seed=int(config.getoption("--harness-seed")),
@@ -346,13 +356,14 @@ def _options(config: pytest.Config) -> HarnessOptions:
 
 
 def _gate_options(options: HarnessOptions) -> GateOptions:
+    from harness.evidence import Lane
     from harness.gate import GateOptions, InconclusiveMode
 
     return GateOptions(
         evidence_dir=options.evidence_dir,
         inconclusive=InconclusiveMode(options.inconclusive),
         sequential=options.sequential,
-        lane=options.lane,
+        lane=Lane(options.lane),
         seed=options.seed,
     )
 

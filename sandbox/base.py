@@ -174,7 +174,9 @@ def classify(raw: RawOutcome) -> tuple[ExecStatus, str]:
 def validate_limits(*, timeout_s: float, memory_mb: int, output_cap: int) -> None:
     """Refuse limits that would make results meaningless, naming the fix."""
     if not (isinstance(timeout_s, int | float) and math.isfinite(timeout_s) and timeout_s > 0):
-        raise SandboxError(f"timeout_s={timeout_s!r} is invalid: pass a finite number of seconds > 0")
+        raise SandboxError(
+            f"timeout_s={timeout_s!r} is invalid: pass a finite number of seconds > 0"
+        )
     if not isinstance(memory_mb, int) or memory_mb < 32:
         raise SandboxError(
             f"memory_mb={memory_mb!r} is invalid: pass an int ≥ 32 (a Python child needs ~20 MiB)"
@@ -231,7 +233,11 @@ class Sandbox(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """Evidence fields: which sandbox produced a result and how strong it is."""
-        return {"sandbox_kind": self.kind, "image_id": self.image_id, "parallelism": self.parallelism}
+        return {
+            "sandbox_kind": self.kind,
+            "image_id": self.image_id,
+            "parallelism": self.parallelism,
+        }
 
     def __enter__(self) -> Sandbox:
         return self

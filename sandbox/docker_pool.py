@@ -84,7 +84,9 @@ def docker_client(*, timeout: float = 60.0) -> Any:
     try:
         import docker
     except ImportError as exc:  # pragma: no cover - a hard dependency
-        raise SandboxUnavailable(f"the `docker` Python package is missing ({exc}); pip install docker") from exc
+        raise SandboxUnavailable(
+            f"the `docker` Python package is missing ({exc}); pip install docker"
+        ) from exc
     try:
         client = docker.from_env(timeout=int(timeout))
         client.ping()
@@ -241,7 +243,9 @@ class DockerSandbox(Sandbox):
         self._nofile = nofile
         self._size = pool_size or max(1, len(os.sched_getaffinity(0)))
         self._host_config = self._api.create_host_config(
-            **hardening_config(memory_mb=memory_mb, cpus=cpus, pids_limit=pids_limit, tmpfs_mb=tmpfs_mb)
+            **hardening_config(
+                memory_mb=memory_mb, cpus=cpus, pids_limit=pids_limit, tmpfs_mb=tmpfs_mb
+            )
         )
         self._owner = str(os.getpid())
         self._worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -318,7 +322,9 @@ class DockerSandbox(Sandbox):
         return self._pool
 
     def container_ids(self) -> list[str]:
-        return [w.channel.cid for w in self._pool.workers() if isinstance(w.channel, _DockerChannel)]
+        return [
+            w.channel.cid for w in self._pool.workers() if isinstance(w.channel, _DockerChannel)
+        ]
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -360,6 +366,30 @@ class DockerSandbox(Sandbox):
             for p in programs
         ]
         return self._pool.run(programs, reqs, timeout_s)
+
+    def health(self) -> list[str]:
+        """Problems with the pool: dead containers or stray containers of this sandbox."""
+        problems: list[str] = []
+        ids = self.container_ids()
+        for cid in ids:
+            try:
+                state = self._api.inspect_container(cid)["State"]
+            except Exception as exc:
+                problems.append(f"container {cid[:12]} vanished: {exc}")
+                continue
+            if not state.get("Running"):
+                problems.append(f"container {cid[:12]} not running: {state.get('Status')}")
+        mine = self._api.containers(
+            all=True, filters={"label": [f"{LABEL}.owner-pid={self._owner}", f"{LABEL}=1"]}
+        )
+        strays = [
+            c["Id"][:12]
+            for c in mine
+            if c["Names"][0].lstrip("/").split("-")[-2] == self._token and c["Id"] not in ids
+        ]
+        if strays:
+            problems.append(f"stray containers of this pool: {strays}")
+        return problems
 
     def close(self) -> None:
         if not self._closed:

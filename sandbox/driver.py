@@ -436,7 +436,13 @@ class Driver:
         try:
             os.setsid()
             signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+            for sig in (
+                signal.SIGCHLD,
+                signal.SIGTERM,
+                signal.SIGHUP,
+                signal.SIGUSR1,
+                signal.SIGUSR2,
+            ):
                 signal.signal(sig, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             _INBUF.clear()

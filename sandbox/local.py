@@ -141,7 +141,9 @@ class LocalSandbox(Sandbox):
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
-        d["isolation"] = "weaker: rlimits + fresh cwd/env + process-tree kill; no fs/net/pid isolation"
+        d["isolation"] = (
+            "weaker: rlimits + fresh cwd/env + process-tree kill; no fs/net/pid isolation"
+        )
         return d
 
     def run(
@@ -166,6 +168,15 @@ class LocalSandbox(Sandbox):
             for p in programs
         ]
         return self._pool.run(programs, reqs, timeout_s)
+
+    def health(self) -> list[str]:
+        """Problems with the pool: driver processes that died."""
+        problems = []
+        for w in self._pool.workers():
+            ch = w.channel
+            if isinstance(ch, _LocalChannel) and ch.proc.poll() is not None:
+                problems.append(f"driver {w.name} exited with {ch.proc.returncode}")
+        return problems
 
     def close(self) -> None:
         if not self._closed:

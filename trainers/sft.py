@@ -1,20 +1,27 @@
-"""Plain supervised fine-tuning adapter (TRL ``SFTTrainer``) on pre-tokenised samples.
+"""Plain supervised fine-tuning adapter on pre-tokenised samples (completion-only loss).
 
 Used to make the circuit-breaker phase's *vulnerable baseline*: a tiny model
 fine-tuned to do tool calls, including following injections (the note's
 "susceptible generator").  Samples arrive already rendered through the
-tokenizer's own chat template with a completion mask, so TRL's
-``completion_only_loss`` trains exactly the tokens the format audit checked.
-Full fine-tune, not LoRA: the base is a randomly initialised tiny model.
+tokenizer's own chat template with a completion mask, so the loss covers exactly
+the tokens the format audit checked.  Full fine-tune, not LoRA: the base is a
+randomly initialised tiny model.
+
+Why not TRL's ``SFTTrainer``: measured on this 2-core machine it spent ~24 s per
+step on the tiny model (gradient checkpointing on by default, per-step entropy
+and accuracy metrics, accelerate wrapping) against ~2 s for this loop under the
+same load; the phase must fit a 6-minute budget.  The loop is the textbook one:
+AdamW, cosine schedule with warm-up, gradient clipping, masked token CE.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -81,45 +88,57 @@ class SFTAdapter:
 
     def _run(self, cfg: SFTConfigSpec, base: Path, out: Path) -> dict[str, Any]:
         import torch
-        from datasets import Dataset
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from trl import SFTConfig, SFTTrainer
+        import torch.nn.functional as F
+        from transformers import (
+            AutoModelForCausalLM,
+            AutoTokenizer,
+            get_cosine_schedule_with_warmup,
+        )
 
         torch.manual_seed(cfg.seed)
+        rng = random.Random(cfg.seed)
         tokenizer = AutoTokenizer.from_pretrained(base)
         model = AutoModelForCausalLM.from_pretrained(base)
-        data = Dataset.from_dict(
-            {
-                "input_ids": [list(e.input_ids) for e in cfg.examples],
-                "completion_mask": [list(e.completion_mask) for e in cfg.examples],
-            }
-        )
+        model.train()
+        pad = int(tokenizer.pad_token_id)
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+        sched = get_cosine_schedule_with_warmup(opt, max(1, cfg.steps // 20), cfg.steps)
+        order: list[int] = []
+        losses: list[float] = []
         t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix=f"{cfg.tag}-run-") as run_dir:
-            args = SFTConfig(
-                output_dir=run_dir,
-                max_steps=cfg.steps,
-                per_device_train_batch_size=cfg.batch_size,
-                learning_rate=cfg.learning_rate,
-                lr_scheduler_type="cosine",
-                warmup_steps=max(1, cfg.steps // 20),
-                logging_steps=max(1, cfg.steps // 10),
-                save_strategy="no",
-                report_to=[],
-                use_cpu=True,
-                seed=cfg.seed,
-                data_seed=cfg.seed,
-                completion_only_loss=True,
-                packing=False,
-                max_length=None,
-                disable_tqdm=True,
-                dataloader_num_workers=0,
-            )
-            trainer = SFTTrainer(
-                model=model, args=args, train_dataset=data, processing_class=tokenizer
-            )
-            result = trainer.train()
-            losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+        for step in range(cfg.steps):
+            if len(order) < cfg.batch_size:
+                fresh = list(range(len(cfg.examples)))
+                rng.shuffle(fresh)
+                order.extend(fresh)
+            batch = [cfg.examples[order.pop()] for _ in range(min(cfg.batch_size, len(order)))]
+            width = max(len(e.input_ids) for e in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            attn = torch.zeros_like(ids)
+            mask = torch.zeros((len(batch), width))
+            for row, e in enumerate(batch):
+                n = len(e.input_ids)
+                ids[row, :n] = torch.tensor(e.input_ids)
+                attn[row, :n] = 1
+                mask[row, :n] = torch.tensor(e.completion_mask, dtype=torch.float32)
+            logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
+            tok = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
+            ).reshape(ids.shape[0], -1)
+            m = mask[:, 1:]
+            loss = (tok * m).sum() / m.sum().clamp(min=1.0)
+            if not math.isfinite(float(loss)):
+                raise TrainerError(
+                    f"SFT '{cfg.tag}': non-finite loss at step {step}; lower learning_rate"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            if step % max(1, cfg.steps // 5) == 0:
+                self.progress(f"  sft '{cfg.tag}' step {step}/{cfg.steps} loss {losses[-1]:.4f}")
         model.eval()
         tmp = out.with_name(out.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -131,4 +150,8 @@ class SFTAdapter:
         tmp.rename(out)
         wall = round(time.perf_counter() - t0, 2)
         self.progress(f"  sft '{cfg.tag}': {cfg.steps} steps, loss {losses[-1]:.4f}, {wall}s")
-        return {"wall_s": wall, "train_loss": float(result.training_loss), "loss_curve": losses}
+        return {
+            "wall_s": wall,
+            "final_loss": losses[-1],
+            "loss_curve": losses[:: max(1, cfg.steps // 50)],
+        }

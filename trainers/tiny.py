@@ -29,7 +29,8 @@ Chat format (special tokens are single tokens, never split)::
 
     <|begin_of_text|><|start_header_id|>system<|end_header_id|>\\n\\n...<|eot_id|>
     <|start_header_id|>user<|end_header_id|>\\n\\n...<|eot_id|>
-    <|start_header_id|>assistant<|end_header_id|>\\n\\n<|python_tag|>{"name": "f", "parameters": {...}}<|eom_id|>
+    <|start_header_id|>assistant<|end_header_id|>\\n\\n
+        <|python_tag|>{"name": "f", "parameters": {...}}<|eom_id|>
     <|start_header_id|>tool<|end_header_id|>\\n\\n...<|eot_id|>
 
 Roles are ``system``, ``user``, ``assistant``, ``tool``; any other role makes the
@@ -57,6 +58,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.backends.base import canonical_json, sha256_hex
+from harness.backends.hf import quiet_progress
 from harness.errors import TrainerError
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import trainers.tiny` must be cheap
@@ -108,7 +110,7 @@ CHAT_TEMPLATE = (
     "{{- '<|start_header_id|>system<|end_header_id|>\n\nYou can call these tools:\n' -}}"
     "{%- for t in tools -%}{{- t | tojson -}}{{- '\n' -}}{%- endfor -%}"
     "{{- 'To call one, answer exactly <|python_tag|>"
-    '{\"name\": NAME, \"parameters\": ARGS}'
+    '{"name": NAME, "parameters": ARGS}'
     "<|eom_id|><|eot_id|>' -}}"
     "{%- endif -%}"
     "{%- for m in messages -%}"
@@ -374,12 +376,16 @@ def _build_into(config: TinyModelConfig, target: Path) -> None:
         pad_token_id=tokenizer.pad_token_id,
         do_sample=False,
     )
-    model.save_pretrained(target)
+    with quiet_progress():
+        model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     _write_manifest(
         target / BUILD_MANIFEST,
-        {"kind": "tiny-untrained", "config": config.model_dump(mode="json"),
-         "digest": config.digest()},
+        {
+            "kind": "tiny-untrained",
+            "config": config.model_dump(mode="json"),
+            "digest": config.digest(),
+        },
     )
 
 
@@ -416,14 +422,14 @@ def _cached_build(final: Path, digest: str, build: Callable[[Path], None]) -> Pa
 
 
 def build_tiny_model(config: TinyModelConfig | None = None, *, out_dir: Path | str) -> Path:
-    """Build (or reuse) the untrained tiny model for ``config`` under ``out_dir``; return its dir."""
+    """Build (or reuse) the untrained tiny model for ``config`` under ``out_dir``; return it."""
     cfg = config or TinyModelConfig()
     final = Path(out_dir) / cfg.dir_name
     return _cached_build(final, cfg.digest(), lambda tmp: _build_into(cfg, tmp))
 
 
 def load_tiny(path: Path | str) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Load a tiny build (or any causal-LM checkpoint dir) as ``(model, tokenizer)`` in eval mode."""
+    """Load a tiny build (or any causal-LM checkpoint) as ``(model, tokenizer)``, eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     p = Path(path)
@@ -433,7 +439,8 @@ def load_tiny(path: Path | str) -> tuple[PreTrainedModel, PreTrainedTokenizerFas
             "`harness models build tiny-code` or trainers.tiny.build_tiny_model"
         )
     tokenizer = AutoTokenizer.from_pretrained(p)
-    model = AutoModelForCausalLM.from_pretrained(p)
+    with quiet_progress():
+        model = AutoModelForCausalLM.from_pretrained(p)
     model.eval()
     return model, tokenizer
 
@@ -475,14 +482,13 @@ def _training_texts(cfg: TinyCodeTrainConfig) -> list[str]:
         texts += humaneval_corpus()
     texts += python_snippets(cfg.n_snippets, seed=cfg.seed + 1)
     if not texts:
-        raise TrainerError("TinyCodeTrainConfig selects no training data; enable humaneval "
-                           "or set n_snippets > 0")
+        raise TrainerError(
+            "TinyCodeTrainConfig selects no training data; enable humaneval or set n_snippets > 0"
+        )
     return texts
 
 
-def _train_into(
-    cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[str], None]
-) -> None:
+def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[str], None]) -> None:
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -494,8 +500,10 @@ def _train_into(
     eos = tokenizer.convert_tokens_to_ids(EOS)
     texts = [t + EOS for t in _training_texts(cfg)]
     data = Dataset.from_dict({"text": texts})
-    progress(f"tiny-code: {len(texts)} training texts, {cfg.max_steps} steps, "
-             f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    progress(
+        f"tiny-code: {len(texts)} training texts, {cfg.max_steps} steps, "
+        f"{sum(p.numel() for p in model.parameters()):,} parameters"
+    )
 
     class _Progress(TrainerCallback):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -503,8 +511,10 @@ def _train_into(
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
             if logs and "loss" in logs:
-                progress(f"  step {state.global_step:>5}/{state.max_steps}  loss {logs['loss']:.3f}"
-                         f"  ({time.perf_counter() - self.t0:.0f}s)")
+                progress(
+                    f"  step {state.global_step:>5}/{state.max_steps}  loss {logs['loss']:.3f}"
+                    f"  ({time.perf_counter() - self.t0:.0f}s)"
+                )
 
     torch.manual_seed(cfg.seed)
     with tempfile.TemporaryDirectory(prefix="tiny-code-run-") as run_dir:
@@ -537,9 +547,11 @@ def _train_into(
         result = trainer.train()
     model.eval()
     model.generation_config.eos_token_id = [
-        *(tokenizer.convert_tokens_to_ids(t) for t in (EOT, EOM)), eos
+        *(tokenizer.convert_tokens_to_ids(t) for t in (EOT, EOM)),
+        eos,
     ]
-    model.save_pretrained(target)
+    with quiet_progress():
+        model.save_pretrained(target)
     tokenizer.save_pretrained(target)
     _write_manifest(
         target / BUILD_MANIFEST,

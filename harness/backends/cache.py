@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -40,7 +40,7 @@ _KEY_VERSION = 1
 _DB_NAME = "generations.sqlite3"
 
 
-class CacheMode(str, Enum):
+class CacheMode(StrEnum):
     """``use``: read and write; ``refresh``: regenerate and overwrite; ``off``: bypass."""
 
     USE = "use"
@@ -136,9 +136,7 @@ class CachingGenerator:
         try:
             self.mode = CacheMode(mode)
         except ValueError:
-            raise BackendError(
-                f"cache mode {mode!r} is not one of use, refresh, off"
-            ) from None
+            raise BackendError(f"cache mode {mode!r} is not one of use, refresh, off") from None
         self.cache = None if self.mode is CacheMode.OFF else GenerationCache(cache_dir)
         self.hits = 0
         self.misses = 0
@@ -161,7 +159,9 @@ class CachingGenerator:
                 results.append(None)
                 missing.append(i)
             else:
-                results.append(hit.model_copy(update={"request_id": req.request_id, "cached": True}))
+                results.append(
+                    hit.model_copy(update={"request_id": req.request_id, "cached": True})
+                )
         self.hits += len(requests) - len(missing)
         self.misses += len(missing)
         if missing:

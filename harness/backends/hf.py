@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,24 @@ from harness.backends.base import (
 )
 from harness.errors import BackendError
 
-__all__ = ["HFGenerator", "weights_digest_of_dir"]
+__all__ = ["HFGenerator", "quiet_progress", "weights_digest_of_dir"]
 
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 _KEEP_STOP_TOKENS = ("<|eom_id|>",)
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Silence transformers' per-load/save progress bars (noise in logs), then restore."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def weights_digest_of_dir(path: Path) -> str:
@@ -219,7 +234,9 @@ class HFGenerator:
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(p, dtype=torch_dtype).to(dev)
+        with quiet_progress():
+            model: Any = AutoModelForCausalLM.from_pretrained(p, dtype=torch_dtype)
+        model = model.to(dev)
         model.eval()
         return cls(
             model,
@@ -305,7 +322,7 @@ class HFGenerator:
             [[0] * (width - len(r.ids)) + [1] * len(r.ids) for r in chunk], device=self.device
         )
         sampler = _RowSampler(chunk)
-        gen_cfg = GenerationConfig(
+        gen_cfg = GenerationConfig(  # type: ignore[no-untyped-call]
             max_new_tokens=max_tokens,
             do_sample=False,
             num_beams=1,
@@ -363,9 +380,7 @@ class HFGenerator:
 
     def _assemble(self, req: GenerationRequest, timing: _ReqTiming) -> Generation:
         sp: SamplingParams = req.sampling
-        results = (
-            [timing.rows[0]] * sp.n if sp.greedy else [timing.rows[i] for i in range(sp.n)]
-        )
+        results = [timing.rows[0]] * sp.n if sp.greedy else [timing.rows[i] for i in range(sp.n)]
         return Generation(
             request_id=req.request_id,
             texts=tuple(r.text for r in results),

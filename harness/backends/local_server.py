@@ -77,12 +77,18 @@ def parse_openai_request(body: dict[str, Any], *, chat: bool) -> GenerationReque
         for tc in m.get("tool_calls") or []:
             fn = tc.get("function", tc)
             args = fn.get("arguments", {})
-            calls.append(ToolCall(name=fn["name"],
-                                  arguments=json.loads(args) if isinstance(args, str) else args))
-        msgs.append(Message(role=m["role"], content=m.get("content") or "",
-                            tool_calls=tuple(calls)))
+            calls.append(
+                ToolCall(
+                    name=fn["name"], arguments=json.loads(args) if isinstance(args, str) else args
+                )
+            )
+        msgs.append(
+            Message(role=m["role"], content=m.get("content") or "", tool_calls=tuple(calls))
+        )
     return GenerationRequest(
-        request_id=rid, messages=tuple(msgs), tools=tuple(body.get("tools") or ()),
+        request_id=rid,
+        messages=tuple(msgs),
+        tools=tuple(body.get("tools") or ()),
         sampling=sampling,
     )
 
@@ -203,17 +209,36 @@ class LocalServer:
                 self.wfile.write(raw)
 
             def _error(self, status: int, message: str) -> None:
-                self._send(status, {"error": {"message": message, "type": "invalid_request_error",
-                                              "code": status}})
+                self._send(
+                    status,
+                    {
+                        "error": {
+                            "message": message,
+                            "type": "invalid_request_error",
+                            "code": status,
+                        }
+                    },
+                )
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/") != "/v1/models":
                     self._error(404, f"unknown path {self.path}")
                     return
                 ident = server.generator.identity.model_dump(mode="json")
-                self._send(200, {"object": "list", "data": [
-                    {"id": server.model_name, "object": "model", "owned_by": "gate-harness",
-                     "harness_identity": ident}]})
+                self._send(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [
+                            {
+                                "id": server.model_name,
+                                "object": "model",
+                                "owned_by": "gate-harness",
+                                "harness_identity": ident,
+                            }
+                        ],
+                    },
+                )
 
             def do_POST(self) -> None:
                 path = self.path.rstrip("/")
@@ -225,8 +250,11 @@ class LocalServer:
                     length = int(self.headers.get("Content-Length", "0"))
                     body = json.loads(self.rfile.read(length))
                     if body.get("model") not in (None, server.model_name):
-                        self._error(404, f"model {body.get('model')!r} is not served here; "
-                                         f"use {server.model_name!r}")
+                        self._error(
+                            404,
+                            f"model {body.get('model')!r} is not served here; "
+                            f"use {server.model_name!r}",
+                        )
                         return
                     if body.get("stream"):
                         self._error(400, "stream=true is not supported by this server")
@@ -250,8 +278,9 @@ class LocalServer:
         self._httpd.daemon_threads = True
         self.host = host
         self.port = int(self._httpd.server_address[1])
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="local-server",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="local-server", daemon=True
+        )
 
     @property
     def base_url(self) -> str:

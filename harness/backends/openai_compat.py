@@ -145,7 +145,9 @@ class OpenAICompatGenerator:
 
     def _discover_identity(self) -> ModelIdentity:
         weak = ModelIdentity(
-            backend="openai_compat", name=self.model, revision=self.revision,
+            backend="openai_compat",
+            name=self.model,
+            revision=self.revision,
             endpoint=self.base_url,
         )
         try:
@@ -161,14 +163,16 @@ class OpenAICompatGenerator:
                         inner = ModelIdentity.model_validate(pinned)
                     except ValueError:
                         return weak
-                    return weak.model_copy(update={
-                        "weights_digest": inner.weights_digest,
-                        "tokenizer_digest": inner.tokenizer_digest,
-                        "chat_template_digest": inner.chat_template_digest,
-                        "dtype": inner.dtype,
-                        "revision": self.revision or inner.revision,
-                        "extra": {"served_backend": inner.backend, "served_name": inner.name},
-                    })
+                    return weak.model_copy(
+                        update={
+                            "weights_digest": inner.weights_digest,
+                            "tokenizer_digest": inner.tokenizer_digest,
+                            "chat_template_digest": inner.chat_template_digest,
+                            "dtype": inner.dtype,
+                            "revision": self.revision or inner.revision,
+                            "extra": {"served_backend": inner.backend, "served_name": inner.name},
+                        }
+                    )
         return weak
 
     # ------------------------------------------------------------------ requests
@@ -231,7 +235,9 @@ class OpenAICompatGenerator:
         try:
             data = resp.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RetryableError(f"invalid/truncated JSON body ({len(resp.content)} bytes)") from exc
+            raise RetryableError(
+                f"invalid/truncated JSON body ({len(resp.content)} bytes)"
+            ) from exc
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise RetryableError(f"response without a choices list: {str(data)[:200]}")
         return data

@@ -56,9 +56,7 @@ class Recording(BaseModel):
 
 def _record_command(source: str | None, path: Path) -> str:
     model = source or "<model dir or name>"
-    return (
-        f"harness replay record --model {model} --requests <requests.jsonl> --out {path}"
-    )
+    return f"harness replay record --model {model} --requests <requests.jsonl> --out {path}"
 
 
 def load_recordings(path: Path | str) -> list[Recording]:
@@ -128,7 +126,8 @@ def load_requests(path: Path | str) -> list[GenerationRequest]:
             raise DataValidationError(
                 f"{p}:{lineno}: field {'.'.join(map(str, err['loc'])) or '<line>'}: "
                 f"{err['msg']} (value {str(err.get('input'))[:60]!r}); each line must be a "
-                'request like {"request_id": "a", "prompt": "def f():", "sampling": {"max_tokens": 64}}'
+                'request like {"request_id": "a", "prompt": "def f():", '
+                '"sampling": {"max_tokens": 64}}'
             ) from exc
         if req.request_id in seen:
             raise DataValidationError(
@@ -184,8 +183,9 @@ class ReplayGenerator:
     ) -> None:
         self.path = Path(path)
         recs = load_recordings(self.path)
-        identities: dict[str, ModelIdentity] = {r.generation.model.digest(): r.generation.model
-                                                for r in recs}
+        identities: dict[str, ModelIdentity] = {
+            r.generation.model.digest(): r.generation.model for r in recs
+        }
         self._sources = {r.generation.model.digest(): r.source for r in recs}
         if identity is None:
             pool = [i for i in identities.values() if model_name in (None, i.name)]
@@ -222,8 +222,11 @@ class ReplayGenerator:
                     f"is not in {self.path}. The suite asked for something never recorded "
                     f"(contract drift). Record it with: {_record_command(src, self.path)}"
                 )
-            out.append(gen.model_copy(update={"request_id": req.request_id, "lane": "replay",
-                                              "cached": False}))
+            out.append(
+                gen.model_copy(
+                    update={"request_id": req.request_id, "lane": "replay", "cached": False}
+                )
+            )
         check_one_to_one(requests, out, backend="replay")
         return out
 

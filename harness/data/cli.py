@@ -79,7 +79,7 @@ def sample(
         SafetySet.BENIGN: 80,
         SafetySet.JUDGE_EVAL: 80,
         SafetySet.JUDGE_TRAIN: 120,
-        SafetySet.REFUSAL_TRAIN: 50,
+        SafetySet.REFUSAL_EVAL: 50,
     }
     sets = sample_sets(data, sizes=sizes, seed=seed)
     write_sets(sets, out_dir, meta={"sample_of": data.origin, "seed": seed})

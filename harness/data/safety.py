@@ -489,14 +489,14 @@ def build_sets(
         "benign_duplicates": len(sets.benign) - len(benign_seen),
         "judge_train_objective_in_eval": overlap,
         "judge_train_duplicates": len(sets.judge_pool) - overlap - len(train),
-        "refusal_train_duplicates": len(sets.refusal) - len(refusal),
+        "refusal_eval_duplicates": len(sets.refusal) - len(refusal),
     }
     out: dict[SafetySet, list[Row]] = {
         SafetySet.HARMFUL: list(harmful),
         SafetySet.BENIGN: list(benign_seen.values()),
         SafetySet.JUDGE_EVAL: list(sets.judge_eval),
         SafetySet.JUDGE_TRAIN: list(train.values()),
-        SafetySet.REFUSAL_TRAIN: list(refusal.values()),
+        SafetySet.REFUSAL_EVAL: list(refusal.values()),
     }
     return out, dropped
 
@@ -595,7 +595,7 @@ class SafetyData:
     benign: list[BenignPrompt]
     judge_eval: list[JudgeExample]
     judge_train: list[JudgeExample]
-    refusal_train: list[RefusalExample]
+    refusal_eval: list[RefusalExample]
     origin: str  # "cache:<dir>" or "fixtures:<dir> (committed sample)"
     digest: str  # sha256 over the set files, for evidence records
 
@@ -641,7 +641,7 @@ def load_safety(*, source: DataSource = "auto", directory: Path | None = None) -
         benign=rows(SafetySet.BENIGN, BenignPrompt),
         judge_eval=rows(SafetySet.JUDGE_EVAL, JudgeExample),
         judge_train=rows(SafetySet.JUDGE_TRAIN, JudgeExample),
-        refusal_train=rows(SafetySet.REFUSAL_TRAIN, RefusalExample),
+        refusal_eval=rows(SafetySet.REFUSAL_EVAL, RefusalExample),
         origin=origin,
         digest=h.hexdigest(),
     )
@@ -659,7 +659,7 @@ def sample_sets(
         SafetySet.BENIGN: data.benign,
         SafetySet.JUDGE_EVAL: data.judge_eval,
         SafetySet.JUDGE_TRAIN: data.judge_train,
-        SafetySet.REFUSAL_TRAIN: data.refusal_train,
+        SafetySet.REFUSAL_EVAL: data.refusal_eval,
     }
     out: dict[SafetySet, list[Row]] = {}
     for name, rows in full.items():
@@ -673,7 +673,8 @@ def sample_sets(
             k = max(1, round(want * len(group) / len(rows)))
             picked.extend(rng.sample(group, min(k, len(group))))
         order = {id(r): i for i, r in enumerate(rows)}
-        out[name] = sorted(picked[:want] if len(picked) > want else picked, key=lambda r: order[id(r)])
+        chosen = picked[:want] if len(picked) > want else picked
+        out[name] = sorted(chosen, key=lambda r: order[id(r)])
     return out
 
 

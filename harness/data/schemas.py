@@ -39,7 +39,7 @@ class SafetySet(StrEnum):
     BENIGN = "benign"  # benign-but-risky-looking prompts: over-refusal probes
     JUDGE_EVAL = "judge_eval"  # human-labelled (prompt, response) rows: judge accuracy
     JUDGE_TRAIN = "judge_train"  # human harm scores, disjoint objectives: classifier training
-    REFUSAL_TRAIN = "refusal_train"  # human refusal labels: the classifier's refusal head
+    REFUSAL_EVAL = "refusal_eval"  # human refusal labels: measures refusal detection
 
 
 class _Row(BaseModel):
@@ -107,7 +107,7 @@ SET_MODELS: dict[SafetySet, type[_Row]] = {
     SafetySet.BENIGN: BenignPrompt,
     SafetySet.JUDGE_EVAL: JudgeExample,
     SafetySet.JUDGE_TRAIN: JudgeExample,
-    SafetySet.REFUSAL_TRAIN: RefusalExample,
+    SafetySet.REFUSAL_EVAL: RefusalExample,
 }
 
 RowT = TypeVar("RowT", bound=BaseModel)
@@ -127,7 +127,7 @@ def validation_message(where: str, exc: ValidationError) -> str:
 
 
 def read_jsonl(path: str | Path, model: type[RowT]) -> Iterator[RowT]:
-    """Yield validated rows of ``path``; raise :class:`DataValidationError` naming file:line:field."""
+    """Yield validated rows of ``path``; errors name file:line and field."""
     path = Path(path)
     try:
         handle = path.open(encoding="utf-8")

@@ -63,22 +63,26 @@ from harness.evaluators.humaneval import (
     build_program,
     build_public_probe,
     clean_completion,
+    public_examples,
 )
 from harness.evidence import atomic_write_text
 from harness.outcomes import Outcome
-from sandbox.base import ExecResult, ExecStatus, Program, Sandbox
+from sandbox.base import ExecStatus, Program, Sandbox
 
 __all__ = [
     "CodegenConfig",
     "CodegenRun",
     "CodegenSubject",
     "ControlSubject",
+    "ExecMemo",
     "LatencyRun",
     "ModelSubject",
     "SampleBatch",
     "SampleRecord",
+    "StageRequest",
     "TaskRecord",
     "Tier",
+    "evaluate_chunk",
     "measure_exec_latency",
     "measure_request_latency",
     "run_codegen",
@@ -105,6 +109,7 @@ class CodegenConfig:
     timeout_s: float = 5.0
     memory_mb: int = 512
     sequential: bool = False
+    task_batch: int = 8
 
     def __post_init__(self) -> None:
         if not self.ks or list(self.ks) != sorted(set(self.ks)) or self.ks[0] < 1:
@@ -143,17 +148,26 @@ def _derived_seed(seed: int, task_id: str, start: int) -> int:
 
 
 @dataclass(frozen=True)
+class StageRequest:
+    """Ask a subject for samples ``start … start+count−1`` of one task."""
+
+    task: HumanEvalTask
+    start: int
+    count: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class SampleBatch:
-    """Raw candidate texts for one stage of one task, with how long generation took."""
+    """Raw candidate texts for one stage of one task."""
 
     texts: tuple[str, ...]
-    gen_latency_s: float | None  # None: nothing was generated (control subjects)
     cached: bool = False
     finish_reasons: tuple[str, ...] = ()
 
 
 class CodegenSubject(Protocol):
-    """Anything that can propose completions for a HumanEval task."""
+    """Anything that can propose completions for HumanEval tasks."""
 
     @property
     def name(self) -> str: ...
@@ -161,9 +175,14 @@ class CodegenSubject(Protocol):
     @property
     def lane(self) -> str: ...
 
+    @property
+    def generates(self) -> bool:
+        """False for controls: nothing is generated, so no generation latency exists."""
+        ...
+
     def identity(self) -> dict[str, Any]: ...
 
-    def sample(self, task: HumanEvalTask, *, start: int, count: int, seed: int) -> SampleBatch: ...
+    def sample(self, requests: Sequence[StageRequest]) -> list[SampleBatch]: ...
 
 
 class ModelSubject:
@@ -171,6 +190,7 @@ class ModelSubject:
 
     The raw prompt is sent as a completion request with the Codex stop
     sequences; chat-style answers are still handled by :func:`clean_completion`.
+    All requests of a stage go to the backend in one call, so it can batch them.
     """
 
     def __init__(self, generator: Generator, config: CodegenConfig, *, name: str = "model") -> None:
@@ -188,34 +208,44 @@ class ModelSubject:
         return self._lane
 
     @property
+    def generates(self) -> bool:
+        return True
+
+    @property
     def generator(self) -> Generator:
         return self._generator
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "model", **self._generator.identity.model_dump(mode="json")}
 
-    def sample(self, task: HumanEvalTask, *, start: int, count: int, seed: int) -> SampleBatch:
-        request = GenerationRequest(
-            request_id=f"{task.task_id}#s{start}+{count}",
-            prompt=task.prompt,
+    def request(self, stage: StageRequest) -> GenerationRequest:
+        return GenerationRequest(
+            request_id=f"{stage.task.task_id}#s{stage.start}+{stage.count}",
+            prompt=stage.task.prompt,
             sampling=SamplingParams(
                 temperature=self._config.temperature,
                 top_p=self._config.top_p,
                 max_tokens=self._config.max_tokens,
-                n=count,
-                seed=seed,
+                n=stage.count,
+                seed=stage.seed,
                 stop=STOP_SEQUENCES,
             ),
         )
-        (gen,) = _generate_checked(self._generator, [request])
-        if gen.lane != "real":
-            self._lane = gen.lane
-        return SampleBatch(
-            texts=tuple(gen.texts),
-            gen_latency_s=gen.latency.total_s,
-            cached=gen.cached,
-            finish_reasons=tuple(gen.finish_reasons),
-        )
+
+    def sample(self, requests: Sequence[StageRequest]) -> list[SampleBatch]:
+        gens = _generate_checked(self._generator, [self.request(r) for r in requests])
+        out = []
+        for gen in gens:
+            if gen.lane != "real":
+                self._lane = gen.lane
+            out.append(
+                SampleBatch(
+                    texts=tuple(gen.texts),
+                    cached=gen.cached,
+                    finish_reasons=tuple(gen.finish_reasons),
+                )
+            )
+        return out
 
 
 def _generate_checked(
@@ -246,21 +276,27 @@ class ControlSubject:
         return "control"
 
     @property
+    def generates(self) -> bool:
+        return False
+
+    @property
     def broken(self) -> frozenset[str]:
         return self._broken
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "control", "control": self._control.identity()}
 
-    def sample(self, task: HumanEvalTask, *, start: int, count: int, seed: int) -> SampleBatch:
-        del seed  # controls are deterministic by their own seed
-        if isinstance(self._control, MutantControl):
-            texts = self._control.completions_for(
-                task, start + count, broken=task.task_id in self._broken
-            )
-        else:
-            texts = self._control.completions(task, start + count)
-        return SampleBatch(texts=tuple(texts[start:]), gen_latency_s=None)
+    def sample(self, requests: Sequence[StageRequest]) -> list[SampleBatch]:
+        out = []
+        for r in requests:
+            if isinstance(self._control, MutantControl):
+                texts = self._control.completions_for(
+                    r.task, r.start + r.count, broken=r.task.task_id in self._broken
+                )
+            else:
+                texts = self._control.completions(r.task, r.start + r.count)
+            out.append(SampleBatch(texts=tuple(texts[r.start :])))
+        return out
 
 
 # --------------------------------------------------------------------------- records
@@ -281,7 +317,6 @@ class SampleRecord:
     public_total: int
     detail: str
     stderr_tail: str
-    gen_latency_s: float | None
     finish_reason: str | None
 
     @property
@@ -530,13 +565,9 @@ class CodegenRun:
 # --------------------------------------------------------------------------- running
 
 
-def _status(result: ExecResult) -> str:
-    return result.status.value
-
-
-def _public_score(result: ExecResult) -> tuple[int, int]:
-    """(passed, total) from a public-probe run; (−1, total?) when it did not load."""
-    for line in reversed(result.stdout.splitlines()):
+def _public_score(stdout: str) -> tuple[int, int]:
+    """(passed, total) from a public-probe run; (−1, 0) when the candidate did not load."""
+    for line in reversed(stdout.splitlines()):
         if line.startswith(_PUBLIC_MARK):
             try:
                 data = json.loads(line[len(_PUBLIC_MARK) :])
@@ -552,97 +583,210 @@ def _select(samples: Sequence[SampleRecord]) -> int:
     return next(s.index for s in samples if s.public_score == best)
 
 
+@dataclass(frozen=True)
+class _Exec:
+    """What one distinct program did (shared by identical candidates)."""
+
+    status: str
+    passed: bool
+    duration_s: float
+    detail: str
+    stderr_tail: str
+    stdout: str
+
+
+class ExecMemo:
+    """Execute each distinct program source once per run.
+
+    Identical candidates are common (16 canonical copies for the oracle, a
+    handful of fault variants for the mutant, repeated greedy-ish outputs for
+    a model); HumanEval checks are deterministic, so re-running a byte-identical
+    program adds cost, not information.  ``executed`` counts real executions.
+    """
+
+    def __init__(self) -> None:
+        self._done: dict[str, _Exec] = {}
+        self.executed = 0
+        self.requested = 0
+
+    def run(
+        self, sandbox: Sandbox, sources: Sequence[str], *, config: CodegenConfig
+    ) -> list[_Exec]:
+        self.requested += len(sources)
+        todo: dict[str, Program] = {}
+        for src in sources:
+            key = hashlib.sha256(src.encode("utf-8", "surrogatepass")).hexdigest()
+            if key not in self._done and key not in todo:
+                todo[key] = Program(src, id=key[:16])
+        programs = list(todo.values())
+        if programs:
+            results = sandbox.run(programs, timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+            if len(results) != len(programs) or any(
+                r.program_id != p.id for r, p in zip(results, programs, strict=False)
+            ):
+                raise SandboxError(
+                    f"sandbox {sandbox.kind!r} returned {len(results)} results for "
+                    f"{len(programs)} programs or out of order; the Sandbox contract is one "
+                    "result per program, in order"
+                )
+            bad = next((r for r in results if r.status is ExecStatus.SANDBOX_ERROR), None)
+            if bad is not None:
+                raise SandboxError(
+                    f"sandbox {sandbox.kind!r} failed on a program ({bad.detail}); a sandbox "
+                    "failure is not a model failure, so the run stops instead of scoring it"
+                )
+            self.executed += len(programs)
+            for key, res in zip(todo, results, strict=True):
+                self._done[key] = _Exec(
+                    status=res.status.value,
+                    passed=res.passed,
+                    duration_s=res.duration_s,
+                    detail=res.detail,
+                    stderr_tail=res.stderr[-_RAW_CAP:],
+                    stdout=res.stdout[-_RAW_CAP:],
+                )
+        return [
+            self._done[hashlib.sha256(src.encode("utf-8", "surrogatepass")).hexdigest()]
+            for src in sources
+        ]
+
+
+def _loads(source: str) -> bool:
+    """Does the program at least compile?  (Compiling never executes untrusted code.)"""
+    try:
+        compile(source, "<candidate>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
 def _execute(
     sandbox: Sandbox,
-    task: HumanEvalTask,
-    batch: SampleBatch,
+    stages: Sequence[StageRequest],
+    batches: Sequence[SampleBatch],
     *,
-    start: int,
     config: CodegenConfig,
-) -> list[SampleRecord]:
-    completions = [clean_completion(task, text) for text in batch.texts]
-    programs: list[Program] = []
-    for i, completion in enumerate(completions):
-        tag = f"{task.task_id}#{start + i}"
-        programs.append(Program(build_program(task, completion), id=f"{tag}:hidden"))
-        programs.append(Program(build_public_probe(task, completion), id=f"{tag}:public"))
-    results = sandbox.run(programs, timeout_s=config.timeout_s, memory_mb=config.memory_mb)
-    if len(results) != len(programs) or any(
-        r.program_id != p.id for r, p in zip(results, programs, strict=False)
-    ):
-        raise SandboxError(
-            f"sandbox {sandbox.kind!r} returned {len(results)} results for {len(programs)} "
-            "programs or out of order; the Sandbox contract is one result per program, in order"
-        )
-    if any(r.status is ExecStatus.SANDBOX_ERROR for r in results):
-        bad = next(r for r in results if r.status is ExecStatus.SANDBOX_ERROR)
-        raise SandboxError(
-            f"sandbox {sandbox.kind!r} failed on {bad.program_id}: {bad.detail}; a sandbox "
-            "failure is not a model failure, so the run stops instead of scoring it as one"
-        )
-    records = []
-    per_sample_gen = (
-        batch.gen_latency_s / len(batch.texts) if batch.gen_latency_s is not None else None
-    )
-    for i, (raw, completion) in enumerate(zip(batch.texts, completions, strict=True)):
-        hidden, public = results[2 * i], results[2 * i + 1]
-        pub_passed, pub_total = _public_score(public)
-        records.append(
-            SampleRecord(
-                task_id=task.task_id,
-                index=start + i,
-                raw_text=raw,
-                completion=completion,
-                status=_status(hidden),
-                passed=hidden.passed,
-                duration_s=hidden.duration_s,
-                public_passed=pub_passed,
-                public_total=pub_total,
-                detail=hidden.detail,
-                stderr_tail=hidden.stderr[-_RAW_CAP:],
-                gen_latency_s=per_sample_gen,
-                finish_reason=batch.finish_reasons[i] if batch.finish_reasons else None,
+    memo: ExecMemo,
+) -> list[list[SampleRecord]]:
+    """Run every candidate's hidden-test program (and public probe) in one sandbox call.
+
+    Public probes run only for tasks whose docstring has ``>>>`` examples; for
+    the others the public score is just "compiles" (1) or not (−1).
+    """
+    sources: list[str] = []
+    plan: list[tuple[StageRequest, SampleBatch, list[str], bool]] = []
+    for stage, batch in zip(stages, batches, strict=True):
+        task = stage.task
+        cleaned = [clean_completion(task, text) for text in batch.texts]
+        probe = bool(public_examples(task))
+        plan.append((stage, batch, cleaned, probe))
+        for completion in cleaned:
+            sources.append(build_program(task, completion))
+            if probe:
+                sources.append(build_public_probe(task, completion))
+    results = memo.run(sandbox, sources, config=config)
+    out: list[list[SampleRecord]] = []
+    at = 0
+    for stage, batch, cleaned, probe in plan:
+        records = []
+        for i, (raw, completion) in enumerate(zip(batch.texts, cleaned, strict=True)):
+            hidden = results[at]
+            at += 1
+            if probe:
+                pub_passed, pub_total = _public_score(results[at].stdout)
+                at += 1
+            else:
+                pub_passed = 0 if _loads(sources[at - 1]) else -1
+                pub_total = 0
+            records.append(
+                SampleRecord(
+                    task_id=stage.task.task_id,
+                    index=stage.start + i,
+                    raw_text=raw,
+                    completion=completion,
+                    status=hidden.status,
+                    passed=hidden.passed,
+                    duration_s=hidden.duration_s,
+                    public_passed=pub_passed,
+                    public_total=pub_total,
+                    detail=hidden.detail,
+                    stderr_tail=hidden.stderr_tail,
+                    finish_reason=batch.finish_reasons[i] if batch.finish_reasons else None,
+                )
             )
-        )
-    return records
+        out.append(records)
+    return out
 
 
-def evaluate_task(
-    subject: CodegenSubject, task: HumanEvalTask, sandbox: Sandbox, config: CodegenConfig
-) -> TaskRecord:
-    """The demo flow for one task: progressive sampling, execution, best-of-n selection."""
-    t0 = time.perf_counter()
-    samples: list[SampleRecord] = []
-    gen_s: float | None = None
-    exec_s = 0.0
-    cached = False
+@dataclass
+class _Pending:
+    task: HumanEvalTask
+    samples: list[SampleRecord] = field(default_factory=list)
+    e2e_s: float = 0.0
+    gen_s: float = 0.0
+    exec_s: float = 0.0
+    cached: bool = False
+
+
+def evaluate_chunk(
+    subject: CodegenSubject,
+    tasks: Sequence[HumanEvalTask],
+    sandbox: Sandbox,
+    config: CodegenConfig,
+    *,
+    memo: ExecMemo | None = None,
+) -> list[TaskRecord]:
+    """The demo flow for a chunk of tasks served together.
+
+    Per progressive stage: one generation call for every still-active task,
+    one sandbox call for all their candidates.  A task's ``e2e_s`` is the wall
+    time of the stage calls it took part in — when its selected answer was
+    available, with its chunk-mates batched alongside (conservative for a
+    "≤ budget" gate: batching can only lengthen one task's wait).
+    """
+    memo = memo if memo is not None else ExecMemo()
+    pending = [_Pending(task) for task in tasks]
+    active = list(pending)
     for start, count in config.stages():
-        batch = subject.sample(
-            task, start=start, count=count, seed=_derived_seed(config.seed, task.task_id, start)
-        )
-        if len(batch.texts) != count:
-            raise BackendError(
-                f"subject {subject.name!r} returned {len(batch.texts)} samples for "
-                f"{task.task_id} stage start={start}, expected {count}"
-            )
-        if batch.gen_latency_s is not None:
-            gen_s = (gen_s or 0.0) + batch.gen_latency_s
-        cached = cached or batch.cached
-        e0 = time.perf_counter()
-        samples.extend(_execute(sandbox, task, batch, start=start, config=config))
-        exec_s += time.perf_counter() - e0
-        if config.sequential and any(s.passed for s in samples):
+        if not active:
             break
-    selected = _select(samples)
-    return TaskRecord(
-        task_id=task.task_id,
-        samples=tuple(samples),
-        selected=selected,
-        e2e_s=time.perf_counter() - t0,
-        gen_s=gen_s,
-        exec_s=exec_s,
-        cached_generation=cached,
-    )
+        stages = [
+            StageRequest(p.task, start, count, _derived_seed(config.seed, p.task.task_id, start))
+            for p in active
+        ]
+        g0 = time.perf_counter()
+        batches = subject.sample(stages)
+        gen_wall = time.perf_counter() - g0
+        if len(batches) != len(stages) or any(
+            len(b.texts) != s.count for b, s in zip(batches, stages, strict=False)
+        ):
+            raise BackendError(
+                f"subject {subject.name!r} answered {len(batches)} of {len(stages)} stage "
+                f"requests (start={start}) or with the wrong number of samples"
+            )
+        e0 = time.perf_counter()
+        records = _execute(sandbox, stages, batches, config=config, memo=memo)
+        exec_wall = time.perf_counter() - e0
+        for p, batch, recs in zip(active, batches, records, strict=True):
+            p.samples.extend(recs)
+            p.gen_s += gen_wall
+            p.exec_s += exec_wall
+            p.e2e_s += gen_wall + exec_wall
+            p.cached = p.cached or batch.cached
+        if config.sequential:
+            active = [p for p in active if not any(s.passed for s in p.samples)]
+    return [
+        TaskRecord(
+            task_id=p.task.task_id,
+            samples=tuple(p.samples),
+            selected=_select(p.samples),
+            e2e_s=p.e2e_s,
+            gen_s=p.gen_s if subject.generates else None,
+            exec_s=p.exec_s,
+            cached_generation=p.cached,
+        )
+        for p in pending
+    ]
 
 
 def run_codegen(
@@ -653,19 +797,24 @@ def run_codegen(
     *,
     data_digest: str,
     should_stop: Callable[[Sequence[TaskRecord]], str | None] | None = None,
-    progress: Callable[[int, int, TaskRecord], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     key: str = "",
 ) -> CodegenRun:
-    """Evaluate ``tasks`` in order; ``should_stop`` may end the run early with a reason."""
+    """Evaluate ``tasks`` in chunks of ``config.task_batch``, in order.
+
+    ``should_stop`` sees every finished task after each chunk and may end the
+    run early by returning a reason (the sequential option).
+    """
     t0 = time.perf_counter()
     done: list[TaskRecord] = []
     reason = ""
-    for i, task in enumerate(tasks):
-        record = evaluate_task(subject, task, sandbox, config)
-        done.append(record)
+    step = config.task_batch
+    memo = ExecMemo()
+    for at in range(0, len(tasks), step):
+        done.extend(evaluate_chunk(subject, tasks[at : at + step], sandbox, config, memo=memo))
         if progress is not None:
-            progress(i + 1, len(tasks), record)
-        if should_stop is not None and i + 1 < len(tasks):
+            progress(len(done), len(tasks))
+        if should_stop is not None and len(done) < len(tasks):
             why = should_stop(done)
             if why:
                 reason = why
@@ -683,6 +832,7 @@ def run_codegen(
         stop_reason=reason,
         wall_s=time.perf_counter() - t0,
         key=key,
+        meta={"executions": memo.executed, "executions_requested": memo.requested},
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.judges.base import JudgeVerdict, Judgement
+from harness.judges.base import Judgement, JudgeVerdict
 
 __all__ = ["REFUSAL_PHRASES", "RefusalStringJudge"]
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from harness.evidence import EvidenceRecord
 from harness.report.compare import DeltaRow
-from harness.report.summary import PhaseSummary, fmt_num, summarize, threshold_text
+from harness.report.summary import PhaseSummary, fmt_num, summarize
 
 __all__ = ["delta_table", "print_summary", "render_text", "summary_table"]
 

@@ -134,8 +134,6 @@ def paired_difference_estimate(
         label = "Newcombe paired score (method 10)"
     else:
         d = cand - base
-        if n >= 2 and not binary:
-            extra["p_paired_t_two_sided"] = float(stats.ttest_rel(cand, base).pvalue)
         if n >= 2 and np.all(d == d[0]):
             lo_b, hi_b = (-1.0, 1.0) if binary else (-math.inf, math.inf)
             if binary:
@@ -144,6 +142,8 @@ def paired_difference_estimate(
                 lo, hi = diff, diff
             label = "constant paired differences (bootstrap degenerate)"
         else:
+            if n >= 2 and not binary:
+                extra["p_paired_t_two_sided"] = float(stats.ttest_rel(cand, base).pvalue)
             ci = bootstrap_ci(
                 (cand, base),
                 _mean_diff,

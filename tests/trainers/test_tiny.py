@@ -79,7 +79,9 @@ def test_build_is_deterministic_and_cached_by_digest(tmp_path: Path) -> None:
     assert (a / "model.safetensors").stat().st_mtime_ns == mtime  # reused, not rebuilt
     other = SMALL.model_copy(update={"seed": 1})
     c = build_tiny_model(other, out_dir=tmp_path / "a")
-    assert c != a and (c / "model.safetensors").read_bytes() != (a / "model.safetensors").read_bytes()
+    assert (
+        c != a and (c / "model.safetensors").read_bytes() != (a / "model.safetensors").read_bytes()
+    )
     manifest = json.loads((a / BUILD_MANIFEST).read_text())
     assert manifest["digest"] == SMALL.digest()
 
@@ -108,7 +110,7 @@ def test_load_tiny_and_bad_dirs(tmp_path: Path) -> None:
     model, tok = load_tiny(path)
     assert model.config.model_type == "llama" and not model.training
     assert model.config.vocab_size == len(tok)
-    with pytest.raises(TrainerError, match="no config.json"):
+    with pytest.raises(TrainerError, match=r"no config\.json"):
         load_tiny(tmp_path / "nope")
     squatter = tmp_path / SMALL.model_copy(update={"seed": 5}).dir_name
     squatter.mkdir()
@@ -126,7 +128,11 @@ def test_train_tiny_code_smoke_is_loadable_by_hf_generator(tmp_path: Path) -> No
     from harness.backends import GenerationRequest, HFGenerator, SamplingParams
 
     cfg = TinyCodeTrainConfig(
-        base=SMALL, max_steps=4, batch_size=4, max_length=64, n_snippets=16,
+        base=SMALL,
+        max_steps=4,
+        batch_size=4,
+        max_length=64,
+        n_snippets=16,
         include_humaneval=False,
     )
     lines: list[str] = []
@@ -137,7 +143,11 @@ def test_train_tiny_code_smoke_is_loadable_by_hf_generator(tmp_path: Path) -> No
     assert any("step" in line for line in lines)
     gen = HFGenerator.from_pretrained(out)
     result = gen.generate(
-        [GenerationRequest(request_id="x", prompt="def add(a, b):", sampling=SamplingParams(max_tokens=4))]
+        [
+            GenerationRequest(
+                request_id="x", prompt="def add(a, b):", sampling=SamplingParams(max_tokens=4)
+            )
+        ]
     )
     assert len(result) == 1 and result[0].completion_tokens[0] <= 4
     # a second call with the same config reuses the directory

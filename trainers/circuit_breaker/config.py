@@ -47,7 +47,7 @@ class CircuitBreakerConfig:
     retain_layers: tuple[int, ...] | None = _f(
         None, "hidden-state indices for the retain L2 loss; None = same as target_layers."
     )
-    mask_mode: MaskMode = _f(
+    mask_mode: MaskMode = _f(  # noqa: RUF009  (_f is dataclasses.field with help text)
         MaskMode.DIVERGENT_SUFFIX,
         "which Ds tokens are rerouted: the whole harmful completion, or only the suffix after "
         "it first differs from the correct completion (shared prefixes otherwise fight the "

@@ -217,7 +217,7 @@ def audit_sample(tokenizer: Any, sample: Sample) -> list[FormatProblem]:
         problems.append(
             FormatProblem(
                 sample.id,
-                f"rendered {len(spans)} tool-call spans but the messages hold {len(expected)} calls",
+                f"rendered {len(spans)} tool-call spans; the messages hold {len(expected)} calls",
                 rendered,
             )
         )

@@ -90,8 +90,10 @@ class PhaseRun:
     wall_s: dict[str, float]
 
     def arm(self, name: str) -> list[ItemResult]:
-        return [ItemResult(**{**r, "coherence_reasons": tuple(r["coherence_reasons"])})
-                for r in self.results[name]]
+        return [
+            ItemResult(**{**r, "coherence_reasons": tuple(r["coherence_reasons"])})
+            for r in self.results[name]
+        ]
 
     @classmethod
     def load(cls, path: Path) -> PhaseRun:
@@ -182,7 +184,10 @@ def _run(
     for name, arm_cfg in arms_cfg.items():
         t = time.perf_counter()
         trainer = CircuitBreakerTrainer(
-            base_model_dir=baseline_dir, ds=ds, dr=dr, out_root=cache_dir / "trained",
+            base_model_dir=baseline_dir,
+            ds=ds,
+            dr=dr,
+            out_root=cache_dir / "trained",
             progress=progress,
         )
         artifacts[name] = trainer.train(arm_cfg)
@@ -192,16 +197,15 @@ def _run(
     results: dict[str, list[dict[str, Any]]] = {}
     t = time.perf_counter()
     results["baseline"] = [
-        r.to_dict() for r in evaluate(base_model, tokenizer, eval_samples,
-                                      batch_size=cfg.eval_batch)
+        r.to_dict()
+        for r in evaluate(base_model, tokenizer, eval_samples, batch_size=cfg.eval_batch)
     ]
     wall["eval_baseline"] = time.perf_counter() - t
     for name, art in artifacts.items():
         t = time.perf_counter()
         model = load_adapter(art, baseline_dir)
         results[name] = [
-            r.to_dict() for r in evaluate(model, tokenizer, eval_samples,
-                                          batch_size=cfg.eval_batch)
+            r.to_dict() for r in evaluate(model, tokenizer, eval_samples, batch_size=cfg.eval_batch)
         ]
         wall[f"eval_{name}"] = time.perf_counter() - t
     counts = {

@@ -49,12 +49,12 @@ __all__ = [
     "CircuitBreakerTrainer",
     "TrainItem",
     "count_nonfinite",
-    "encode_ds",
     "encode_dr",
+    "encode_ds",
     "load_adapter",
     "read_log",
-    "schedule",
     "samples_digest",
+    "schedule",
 ]
 
 ARTIFACT_FILE = "artifact.json"
@@ -269,7 +269,13 @@ class CircuitBreakerTrainer:
             lora_alpha=cfg.lora_alpha,
             lora_dropout=0.0,
             target_modules=[
-                "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
             ],
             layers_to_transform=layers,
             bias="none",
@@ -313,8 +319,9 @@ class CircuitBreakerTrainer:
                 row: dict[str, Any] = {"step": step, "c_rr": c_rr, "c_retain": c_retain}
                 total = torch.zeros(())
                 if cfg.rerouting:
-                    batch = _collate(rng.sample(ds_items, min(cfg.batch_size, len(ds_items))),
-                                     pad_id)
+                    batch = _collate(
+                        rng.sample(ds_items, min(cfg.batch_size, len(ds_items))), pad_id
+                    )
                     mine = hidden(batch, adapter=True).hidden_states
                     ref = hidden(batch, adapter=False).hidden_states
                     m = batch["mask"]
@@ -351,9 +358,7 @@ class CircuitBreakerTrainer:
                     total = total + cfg.adv_safe_ce_weight * ce_loss
                     row["loss/ce_adv_safe"] = float(ce_loss.detach())
                 row["loss/total"] = float(total.detach())
-                finite = all(
-                    math.isfinite(v) for k, v in row.items() if k.startswith("loss/")
-                )
+                finite = all(math.isfinite(v) for k, v in row.items() if k.startswith("loss/"))
                 row["finite"] = finite
                 if finite:
                     opt.zero_grad(set_to_none=True)
@@ -365,12 +370,17 @@ class CircuitBreakerTrainer:
                 else:
                     nonfinite_steps.append(step)
                 row["elapsed_s"] = round(time.perf_counter() - t0, 3)
-                log.write(json.dumps({k: _json_float(v) if isinstance(v, float) else v
-                                      for k, v in row.items()}) + "\n")
+                log.write(
+                    json.dumps(
+                        {k: _json_float(v) if isinstance(v, float) else v for k, v in row.items()}
+                    )
+                    + "\n"
+                )
                 log.flush()
                 if wandb_run is not None:
-                    wandb_run.log({k: v for k, v in row.items() if isinstance(v, int | float)},
-                                  step=step)
+                    wandb_run.log(
+                        {k: v for k, v in row.items() if isinstance(v, int | float)}, step=step
+                    )
                 if not finite and cfg.stop_on_nonfinite:
                     if wandb_run is not None:
                         wandb_run.finish()

@@ -20,8 +20,12 @@ from harness.backends.cache import CacheMode, CachingGenerator, GenerationCache,
 from harness.errors import BackendError
 
 IDENT = ModelIdentity(
-    backend="test", name="m", weights_digest="w", tokenizer_digest="t",
-    chat_template_digest="c", dtype="float32",
+    backend="test",
+    name="m",
+    weights_digest="w",
+    tokenizer_digest="t",
+    chat_template_digest="c",
+    dtype="float32",
 )
 REQ = GenerationRequest(request_id="r1", prompt="def f():", sampling=SamplingParams(max_tokens=8))
 
@@ -44,8 +48,10 @@ class CountingGenerator:
             out.append(
                 Generation(
                     request_id=r.request_id,
-                    texts=tuple(f"{r.content_digest()[:8]}-{r.sampling.seed}-{i}"
-                                for i in range(r.sampling.n)),
+                    texts=tuple(
+                        f"{r.content_digest()[:8]}-{r.sampling.seed}-{i}"
+                        for i in range(r.sampling.n)
+                    ),
                     finish_reasons=("stop",) * r.sampling.n,
                     latency=Latency(total_s=0.5),
                     model=self._identity,
@@ -81,21 +87,29 @@ def test_any_change_to_identity_request_or_sampling_is_a_miss(change: dict) -> N
 
 
 def test_request_id_and_equal_content_share_a_key() -> None:
-    assert generation_key(IDENT, REQ) == generation_key(IDENT, REQ.model_copy(update={"request_id": "x"}))
+    assert generation_key(IDENT, REQ) == generation_key(
+        IDENT, REQ.model_copy(update={"request_id": "x"})
+    )
     chat = GenerationRequest(request_id="c", messages=(Message(role="user", content="def f():"),))
-    assert generation_key(IDENT, chat) != generation_key(IDENT, REQ.model_copy(update={"sampling": chat.sampling}))
+    assert generation_key(IDENT, chat) != generation_key(
+        IDENT, REQ.model_copy(update={"sampling": chat.sampling})
+    )
 
 
 def test_use_mode_hits_and_labels(tmp_path: Path) -> None:
     inner = CountingGenerator()
     gen = CachingGenerator(inner, tmp_path, mode="use")
     first = gen.generate([REQ])
-    again = CachingGenerator(inner, tmp_path).generate([REQ.model_copy(update={"request_id": "r2"})])
+    again = CachingGenerator(inner, tmp_path).generate(
+        [REQ.model_copy(update={"request_id": "r2"})]
+    )
     assert inner.calls == ["r1"]
     assert again[0].texts == first[0].texts and again[0].cached and not first[0].cached
     assert again[0].request_id == "r2"
     # a changed seed is a miss and reaches the backend
-    CachingGenerator(inner, tmp_path).generate([REQ.model_copy(update={"sampling": SamplingParams(max_tokens=8, seed=5)})])
+    CachingGenerator(inner, tmp_path).generate(
+        [REQ.model_copy(update={"sampling": SamplingParams(max_tokens=8, seed=5)})]
+    )
     assert inner.calls == ["r1", "r1"]
 
 
@@ -127,7 +141,13 @@ def _writer(cache_dir: str, worker: int) -> None:
     inner = CountingGenerator()
     gen = CachingGenerator(inner, cache_dir)
     for i in range(20):
-        gen.generate([REQ.model_copy(update={"request_id": f"w{worker}-{i}", "prompt": f"p{i % 7}-{worker % 2}"})])
+        gen.generate(
+            [
+                REQ.model_copy(
+                    update={"request_id": f"w{worker}-{i}", "prompt": f"p{i % 7}-{worker % 2}"}
+                )
+            ]
+        )
 
 
 def test_concurrent_processes_share_the_cache_safely(tmp_path: Path) -> None:

@@ -9,13 +9,13 @@ sample was lost or duplicated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,17 +41,17 @@ class FaultServer:
             def log_message(self, *a: Any) -> None:
                 pass
 
-            def _reply(self, status: int, raw: bytes, headers: dict[str, str] | None = None) -> None:
+            def _reply(
+                self, status: int, raw: bytes, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(raw)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
             def do_GET(self) -> None:
                 self._reply(200, json.dumps({"data": [{"id": "fake-model"}]}).encode())
@@ -81,7 +81,9 @@ class FaultServer:
                     self._reply(500, b"{}")
                     return
                 if fault and fault.startswith("429"):
-                    self._reply(429, b'{"error": "slow down"}', {"Retry-After": fault.split(":")[1]})
+                    self._reply(
+                        429, b'{"error": "slow down"}', {"Retry-After": fault.split(":")[1]}
+                    )
                     return
                 if fault == "400":
                     self._reply(400, b'{"error": {"message": "bad model"}}')
@@ -93,14 +95,21 @@ class FaultServer:
                 for i in range(n):
                     text = f"{prompt}|seed={body['seed']}|i={i}"
                     choices.append(
-                        {"index": i, "finish_reason": "stop",
-                         **({"message": {"role": "assistant", "content": text}} if chat
-                            else {"text": text})}
+                        {
+                            "index": i,
+                            "finish_reason": "stop",
+                            **(
+                                {"message": {"role": "assistant", "content": text}}
+                                if chat
+                                else {"text": text}
+                            ),
+                        }
                     )
                 if fault == "dup_index":
                     choices = [choices[0], choices[0]]
-                raw = json.dumps({"choices": choices,
-                                  "usage": {"prompt_tokens": 3, "completion_tokens": 5}}).encode()
+                raw = json.dumps(
+                    {"choices": choices, "usage": {"prompt_tokens": 3, "completion_tokens": 5}}
+                ).encode()
                 if fault == "truncated":
                     self._reply(200, raw[: len(raw) // 2])
                     return
@@ -124,8 +133,14 @@ def fault_server() -> Iterator[FaultServer]:
 
 
 def _client(srv: FaultServer, **kw: Any) -> OpenAICompatGenerator:
-    opts = {"concurrency": 4, "timeout_s": 0.3, "max_retries": 4, "backoff_initial_s": 0.01,
-            "backoff_max_s": 0.05, "api_key": ""}
+    opts = {
+        "concurrency": 4,
+        "timeout_s": 0.3,
+        "max_retries": 4,
+        "backoff_initial_s": 0.01,
+        "backoff_max_s": 0.05,
+        "api_key": "",
+    }
     opts.update(kw)
     return OpenAICompatGenerator(base_url=srv.url, model="fake-model", **opts)
 
@@ -135,16 +150,21 @@ def _prompt(pid: str, n: int = 1, seed: int = 0) -> GenerationRequest:
 
 
 def test_faults_are_retried_and_no_sample_is_lost_or_duplicated(fault_server: FaultServer) -> None:
-    faults = {"p500": ["500", "500"], "pstall": ["stall"], "ptrunc": ["truncated"],
-              "pmix": ["500", "truncated", "stall"]}
+    faults = {
+        "p500": ["500", "500"],
+        "pstall": ["stall"],
+        "ptrunc": ["truncated"],
+        "pmix": ["500", "truncated", "stall"],
+    }
     fault_server.plan = {k: list(v) for k, v in faults.items()}
     reqs = [_prompt(p, n=3, seed=11) for p in faults] + [_prompt(f"ok{i}", n=2) for i in range(8)]
     with _client(fault_server) as gen:
         out = gen.generate(reqs)
     assert [g.request_id for g in out] == [r.request_id for r in reqs]
-    for req, g in zip(reqs, out):
-        assert g.texts == tuple(f"{req.prompt}|seed={req.sampling.seed}|i={i}"
-                                for i in range(req.sampling.n))
+    for req, g in zip(reqs, out, strict=True):
+        assert g.texts == tuple(
+            f"{req.prompt}|seed={req.sampling.seed}|i={i}" for i in range(req.sampling.n)
+        )
         assert fault_server.served[req.prompt] == req.sampling.n  # exactly once each
     for prompt, plan in faults.items():
         assert len(fault_server.hits[prompt]) == len(plan) + 1
@@ -167,15 +187,16 @@ def test_retry_after_is_honoured(fault_server: FaultServer) -> None:
 
 def test_client_errors_fail_fast_with_server_message(fault_server: FaultServer) -> None:
     fault_server.plan = {"bad": ["400"]}
-    with _client(fault_server) as gen, pytest.raises(BackendError, match="HTTP 400.*bad model"):
+    with _client(fault_server) as gen, pytest.raises(BackendError, match=r"HTTP 400.*bad model"):
         gen.generate([_prompt("bad")])
     assert len(fault_server.hits["bad"]) == 1  # not retried
 
 
 def test_persistent_failure_becomes_backend_error(fault_server: FaultServer) -> None:
     fault_server.plan = {"dead": ["500"] * 10}
-    with _client(fault_server, max_retries=2) as gen, pytest.raises(
-        BackendError, match="still failing after 3 attempts"
+    with (
+        _client(fault_server, max_retries=2) as gen,
+        pytest.raises(BackendError, match="still failing after 3 attempts"),
     ):
         gen.generate([_prompt("dead")])
     assert len(fault_server.hits["dead"]) == 3
@@ -205,15 +226,22 @@ def test_against_local_server_serving_the_tiny_model(hf_generator: Any) -> None:
     from harness.backends.local_server import serve
 
     reqs = [
-        GenerationRequest(request_id=f"r{i}", prompt=f"def f{i}(x):",
-                          sampling=SamplingParams(max_tokens=8))
+        GenerationRequest(
+            request_id=f"r{i}", prompt=f"def f{i}(x):", sampling=SamplingParams(max_tokens=8)
+        )
         for i in range(4)
-    ] + [GenerationRequest(request_id="chat", messages=(Message(role="user", content="hello"),),
-                           sampling=SamplingParams(max_tokens=8, temperature=0.8, n=2, seed=3))]
+    ] + [
+        GenerationRequest(
+            request_id="chat",
+            messages=(Message(role="user", content="hello"),),
+            sampling=SamplingParams(max_tokens=8, temperature=0.8, n=2, seed=3),
+        )
+    ]
     direct = hf_generator.generate(reqs)
     with serve(hf_generator) as srv:
-        with OpenAICompatGenerator(base_url=srv.base_url, model=srv.model_name,
-                                   concurrency=3) as gen:
+        with OpenAICompatGenerator(
+            base_url=srv.base_url, model=srv.model_name, concurrency=3
+        ) as gen:
             remote = gen.generate(reqs)
             ident = gen.identity
         assert srv.requests_served == len(reqs)

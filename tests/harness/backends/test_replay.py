@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-
-from collections.abc import Sequence
 
 from harness.backends.base import (
     Generation,
@@ -19,8 +18,14 @@ from harness.backends.base import (
 from harness.backends.replay import ReplayGenerator, load_requests, record
 from harness.errors import DataValidationError, ReplayMiss
 
-IDENT = ModelIdentity(backend="test", name="m", weights_digest="w", tokenizer_digest="t",
-                      chat_template_digest="c", dtype="float32")
+IDENT = ModelIdentity(
+    backend="test",
+    name="m",
+    weights_digest="w",
+    tokenizer_digest="t",
+    chat_template_digest="c",
+    dtype="float32",
+)
 
 
 class CountingGenerator:
@@ -38,8 +43,9 @@ class CountingGenerator:
         return [
             Generation(
                 request_id=r.request_id,
-                texts=tuple(f"{r.content_digest()[:8]}-{r.sampling.seed}-{i}"
-                            for i in range(r.sampling.n)),
+                texts=tuple(
+                    f"{r.content_digest()[:8]}-{r.sampling.seed}-{i}" for i in range(r.sampling.n)
+                ),
                 finish_reasons=("stop",) * r.sampling.n,
                 latency=Latency(total_s=0.5),
                 model=IDENT,
@@ -51,8 +57,11 @@ class CountingGenerator:
 
 def _reqs() -> list[GenerationRequest]:
     return [
-        GenerationRequest(request_id=f"r{i}", prompt=f"def f{i}():",
-                          sampling=SamplingParams(max_tokens=8, n=1 + i % 2))
+        GenerationRequest(
+            request_id=f"r{i}",
+            prompt=f"def f{i}():",
+            sampling=SamplingParams(max_tokens=8, n=1 + i % 2),
+        )
         for i in range(4)
     ]
 
@@ -108,7 +117,10 @@ def test_recording_merges_and_detects_tampering(tmp_path: Path) -> None:
 
 def test_load_requests_errors_name_line_and_field(tmp_path: Path) -> None:
     f = tmp_path / "reqs.jsonl"
-    f.write_text('{"request_id": "a", "prompt": "x"}\n{"request_id": "b", "sampling": {"n": 0}, "prompt": "y"}\n')
+    f.write_text(
+        '{"request_id": "a", "prompt": "x"}\n'
+        '{"request_id": "b", "sampling": {"n": 0}, "prompt": "y"}\n'
+    )
     with pytest.raises(DataValidationError, match=r"reqs.jsonl:2: field sampling.n"):
         load_requests(f)
     f.write_text('{"request_id": "a", "prompt": "x"}\n{"request_id": "a", "prompt": "y"}\n')

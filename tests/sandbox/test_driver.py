@@ -1,0 +1,80 @@
+"""The driver protocol, exercised directly (local mode on the host, no Docker)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import sandbox.driver as driver_mod
+
+DRIVER = Path(driver_mod.__file__)
+
+
+def _run_driver(requests: list[dict[str, object]], *, mode: str = "local") -> list[dict[str, object]]:
+    data = "".join(json.dumps(r) + "\n" for r in requests)
+    proc = subprocess.run(
+        [sys.executable, "-I", str(DRIVER), mode],
+        input=data.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return [json.loads(line) for line in proc.stdout.decode().splitlines()]
+
+
+def test_ready_line_then_one_result_per_request_in_order() -> None:
+    reqs = [{"id": str(i), "src": f"print({i})", "timeout": 5} for i in range(5)]
+    lines = _run_driver(reqs)
+    hello, results = lines[0], lines[1:]
+    assert hello["ready"] is True and hello["mode"] == "local" and hello["protocol"] == 1
+    assert [r["id"] for r in results] == [str(i) for i in range(5)]
+    assert [r["out"] for r in results] == [f"{i}\n" for i in range(5)]
+    assert all(r["rc"] == 0 and not r["timed_out"] for r in results)
+
+
+def test_output_is_capped_and_flagged() -> None:
+    (res,) = _run_driver([{"id": "a", "src": "print('z' * 100000)", "timeout": 5, "cap": 1000}])[1:]
+    assert len(res["out"]) == 1000 and res["trunc"] is True
+
+
+def test_bad_request_line_gets_a_typed_answer_not_a_crash() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-I", str(DRIVER), "local"],
+        input=b"not json\n" + json.dumps({"id": "ok", "src": "pass"}).encode() + b"\n",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    lines = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    assert "bad request line" in lines[1]["spawn_error"]
+    assert lines[2]["id"] == "ok" and lines[2]["rc"] == 0
+
+
+def test_container_mode_refuses_to_run_unless_pid_1() -> None:
+    """kill(-1) is only safe as a namespace init; on a host it must refuse, not kill the host."""
+    proc = subprocess.run(
+        [sys.executable, "-I", str(DRIVER), "container"],
+        input=b"",
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert b"requires PID 1" in proc.stderr
+
+
+def test_driver_is_stdlib_only() -> None:
+    """The driver runs under the image's bare python3: it may import only the stdlib."""
+    import ast
+
+    tree = ast.parse(DRIVER.read_text())
+    mods = {
+        (n.module or "").split(".")[0] if isinstance(n, ast.ImportFrom) else a.name.split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in (n.names if isinstance(n, ast.Import) else [n])  # type: ignore[attr-defined]
+    }
+    mods.discard("__future__")
+    assert mods <= set(sys.stdlib_module_names), mods - set(sys.stdlib_module_names)
