@@ -37,6 +37,7 @@ from harness.metrics import estimate_metric
 from harness.outcomes import Outcome
 from harness.spec import GateSpec
 from harness.stats.estimate import Estimate
+from harness.stats.power import n_for_proportion
 from harness.stats.sequential import coverage_paths
 
 __all__ = ["FAMILIES", "CalibrationRow", "CalibrationTable", "app", "run_calibration"]
@@ -264,6 +265,9 @@ def _sequential(reps: int, rng: np.random.Generator, small: bool) -> list[Calibr
                 "alt_truth": alt,
                 "alt_pass_rate": float(decided.mean()),
                 "mean_fraction_used": float(stop.mean() / max_n),
+                "mean_n_used": float(stop.mean()),
+                # a fixed-n Clopper–Pearson design reaching 80 % power at alt_truth
+                "fixed_n_80pct_power": n_for_proportion(alt, t, alpha=ALPHA, power=0.8),
             },
         )
     ]

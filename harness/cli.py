@@ -82,7 +82,7 @@ class DirectionChoice(StrEnum):
 def _run(
     ctx: typer.Context,
     phase: Annotated[
-        list[str] | None, typer.Option("--phase", "-p", help="Only this phase (repeatable).")
+        list[str] | None, typer.Option("--phase", help="Only this phase (repeatable).")
     ] = None,
     workers: Annotated[
         str, typer.Option("-n", "--workers", help="xdist workers: a number, 'auto', or 0.")
@@ -113,11 +113,21 @@ def _run(
     sequential: Annotated[
         bool, typer.Option("--sequential", help="Stop sampling early on anytime-valid bounds.")
     ] = False,
+    fail_on_verdict: Annotated[
+        bool,
+        typer.Option(
+            help="Exit 1 when a gate's verdict is FAIL/INCONCLUSIVE. With --no-fail-on-verdict "
+            "honest model verdicts exit 0 (harness errors still exit 2)."
+        ),
+    ] = True,
 ) -> None:
     """Run the phase gates (pytest on suites/) and write reports/<timestamp>/.
 
     Extra arguments after the options are passed to pytest unchanged
-    (e.g. ``harness run -- -k pass1 -x``).
+    (e.g. ``harness run -- -k pass1 -x``).  Exit codes: 0 all gates PASS;
+    1 a gate FAILed or was INCONCLUSIVE (a verdict about the model); 2 a harness
+    error (a control gave the wrong verdict, or a test broke without a verdict);
+    5 nothing was collected.
     """
     if not suites.exists():
         raise HarnessError(
@@ -155,8 +165,60 @@ def _run(
         )
         raise typer.Exit(NO_TESTS_COLLECTED)
     _print_run_summary(out_dir, code)
-    _point_latest(out_dir)
-    raise typer.Exit(code)
+    if out is None:
+        _point_latest(out_dir)
+    raise typer.Exit(run_exit_code(code, out_dir / "junit.xml", fail_on_verdict=fail_on_verdict))
+
+
+def run_exit_code(pytest_code: int, junit: Path, *, fail_on_verdict: bool = True) -> int:
+    """Map pytest's exit code to ``harness run``'s, telling model verdicts from harness errors.
+
+    A failed test counts as a *verdict* only when its last gate check produced
+    FAIL or INCONCLUSIVE for a non-control subject — that failure is the point
+    of the gate.  Anything else (a control with the wrong verdict, an exception
+    before any verdict, a setup error) means the harness itself is broken.
+    """
+    if pytest_code != 1:
+        return pytest_code if pytest_code in (0, NO_TESTS_COLLECTED) else 2
+    import xml.etree.ElementTree as ET
+
+    from harness.report.junit import read_gate_properties
+
+    try:
+        props = read_gate_properties(junit)
+        cases = list(ET.parse(junit).getroot().iter("testcase"))
+    except (HarnessError, OSError, ET.ParseError):
+        err_console.print(f"[bold red]error:[/] cannot read {escape(str(junit))}", soft_wrap=True)
+        return 2
+    broken: list[str] = []
+    verdicts = 0
+    for case in cases:
+        if case.find("failure") is None and case.find("error") is None:
+            continue
+        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        last = (props.get(name) or [{}])[-1]
+        if (
+            case.find("error") is None
+            and last.get("verdict") in ("FAIL", "INCONCLUSIVE")
+            and not last.get("expect")
+        ):
+            verdicts += 1
+        else:
+            broken.append(name)
+    if broken:
+        err_console.print(
+            "[bold red]harness error:[/] "
+            + escape(
+                f"{len(broken)} test(s) failed without an honest gate verdict (a control gave "
+                f"the wrong verdict, or the test broke): {', '.join(broken)}"
+            ),
+            soft_wrap=True,
+        )
+        return 2
+    console.print(
+        f"{verdicts} gate test(s) did not PASS — verdicts about the subject, see the report"
+    )
+    return 1 if fail_on_verdict else 0
 
 
 def pytest_args(

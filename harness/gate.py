@@ -146,6 +146,7 @@ class Gate:
         outcomes: Sequence[Outcome],
         *,
         baseline: Sequence[Outcome] | None,
+        with_p: bool = True,
     ) -> tuple[Estimate, Decision, float | None]:
         a = self.alpha_decision
 
@@ -157,7 +158,7 @@ class Gate:
 
         decision = decide(self.spec, estimate, alpha=a, n_needed=plan)
         p: float | None = None
-        if self.spec.metric != "count":
+        if with_p and self.spec.metric != "count":
             try:
                 p = metrics.p_value(
                     self.spec, outcomes, threshold=decision.threshold, baseline=baseline
@@ -203,8 +204,7 @@ class Gate:
         else:
             # a supplied (anytime-valid) estimate: the fixed-n test's p-value would not be
             # valid after optional stopping, so Holm/BH cannot use this gate
-            est, decision, _ = self._decide(estimate, outcomes, baseline=baseline)
-            p = None
+            est, decision, p = self._decide(estimate, outcomes, baseline=baseline, with_p=False)
         self.decisions.append(decision)
 
         raw_rel: str | None = None

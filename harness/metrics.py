@@ -199,7 +199,7 @@ def _test_count(
     greater: bool,
 ) -> float:
     value = _count_value(gate, outcomes)
-    ok = value > threshold if greater else value < threshold
+    ok = value >= threshold if greater else value <= threshold  # as the bound rule
     return 0.0 if ok else 1.0
 
 
@@ -511,7 +511,7 @@ def _test_mean(
     if len(xs) < 2:
         raise _fail(gate, f"a mean test needs ≥ 2 values, got {len(xs)}")
     if float(np.std(xs)) == 0.0:
-        ok = xs[0] > threshold if greater else xs[0] < threshold
+        ok = xs[0] >= threshold if greater else xs[0] <= threshold
         return 0.0 if ok else 1.0
     res = stats.ttest_1samp(xs, threshold, alternative="greater" if greater else "less")
     return float(res.pvalue)

@@ -199,6 +199,13 @@ class HarnessPlugin:
 
     @pytest.hookimpl
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        try:
+            self._parametrize_gates(metafunc)
+        except HarnessError as exc:
+            # a clean "ERROR collecting <module>: <message>", not a plugin traceback
+            raise pytest.Collector.CollectError(str(exc)) from exc
+
+    def _parametrize_gates(self, metafunc: pytest.Metafunc) -> None:
         if "gate" not in metafunc.fixturenames:
             return
         phase_mark = metafunc.definition.get_closest_marker("phase")

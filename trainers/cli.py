@@ -38,7 +38,9 @@ def build(
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps (tiny-code).")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed for data order and init.")] = 0,
-    threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 2,
+    threads: Annotated[
+        int, typer.Option(min=1, help="torch CPU threads (1 is fastest on a busy 2-core box).")
+    ] = 1,
 ) -> None:
     """Build KIND into OUT (default ./models/<kind>); reused when already built."""
     import torch

@@ -127,7 +127,7 @@ class SFTAdapter:
             ).reshape(ids.shape[0], -1)
             m = mask[:, 1:]
             loss = (tok * m).sum() / m.sum().clamp(min=1.0)
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 raise TrainerError(
                     f"SFT '{cfg.tag}': non-finite loss at step {step}; lower learning_rate"
                 )
@@ -136,7 +136,7 @@ class SFTAdapter:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             if step % max(1, cfg.steps // 5) == 0:
                 self.progress(f"  sft '{cfg.tag}' step {step}/{cfg.steps} loss {losses[-1]:.4f}")
         model.eval()

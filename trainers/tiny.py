@@ -50,7 +50,9 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -466,7 +468,7 @@ class TinyCodeTrainConfig(BaseModel):
     max_steps: int = Field(default=300, ge=1, le=100_000)
     learning_rate: float = Field(default=3e-3, gt=0.0, le=1.0)
     batch_size: int = Field(default=8, ge=1, le=1024)
-    max_length: int = Field(default=384, ge=16, le=8192)
+    max_length: int = Field(default=256, ge=16, le=8192)
     n_snippets: int = Field(default=400, ge=0, le=100_000)
     include_humaneval: bool = True
     seed: int = Field(default=0, ge=0)
@@ -486,6 +488,20 @@ def _training_texts(cfg: TinyCodeTrainConfig) -> list[str]:
             "TinyCodeTrainConfig selects no training data; enable humaneval or set n_snippets > 0"
         )
     return texts
+
+
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """Hide the per-map progress bars of ``datasets`` (our own callback reports progress)."""
+    import datasets
+
+    was = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was:
+            datasets.enable_progress_bars()
 
 
 def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[str], None]) -> None:
@@ -517,7 +533,13 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
                 )
 
     torch.manual_seed(cfg.seed)
-    with tempfile.TemporaryDirectory(prefix="tiny-code-run-") as run_dir:
+    with (
+        tempfile.TemporaryDirectory(prefix="tiny-code-run-") as run_dir,
+        warnings.catch_warnings(),
+        _quiet_datasets(),
+    ):
+        # TRL's config still forwards the old `gradient_checkpointing` name; not ours to fix
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*is deprecated")
         args = SFTConfig(
             output_dir=run_dir,
             max_steps=cfg.max_steps,

@@ -136,11 +136,12 @@ class _RowSampler:
         torch = self._torch
         if self.first_call is None:
             self.first_call = time.perf_counter()
-        if all(g is None for g in self.gens):
-            return scores
-        out = scores.clone()
+        # Every row leaves with exactly one finite logit, so whatever generate() does next
+        # (argmax, or warpers from a config) picks the token chosen here.
+        out = torch.full_like(scores, float("-inf"))
         for i, (row, gen) in enumerate(zip(self.rows, self.gens, strict=True)):
             if gen is None:
+                out[i, int(torch.argmax(scores[i]).item())] = 0.0
                 continue
             probs = torch.softmax(scores[i].float().cpu() / row.temperature, dim=-1)
             if row.top_p < 1.0:
@@ -150,7 +151,6 @@ class _RowSampler:
                 sorted_p[drop] = 0.0
                 probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
             token = int(torch.multinomial(probs, 1, generator=gen).item())
-            out[i].fill_(float("-inf"))
             out[i, token] = 0.0
         return out
 
@@ -184,6 +184,15 @@ class HFGenerator:
         if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in eos_ids:
             eos_ids.append(tokenizer.eos_token_id)
         self._stop_ids = set(eos_ids)
+        # Sampling is ours alone: a checkpoint's generation_config.json (do_sample, temperature,
+        # repetition_penalty, ...) must not leak in, so keep only the special-token ids.
+        from transformers import GenerationConfig
+
+        model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
+            bos_token_id=model.generation_config.bos_token_id,
+            eos_token_id=sorted(self._stop_ids),
+            pad_token_id=tokenizer.pad_token_id,
+        )
         self._keep_ids = {
             tokenizer.convert_tokens_to_ids(t)
             for t in _KEEP_STOP_TOKENS
@@ -198,6 +207,7 @@ class HFGenerator:
             tokenizer_digest=_tokenizer_digest(tokenizer),
             chat_template_digest=sha256_hex(template) if isinstance(template, str) else None,
             dtype=str(model.dtype).removeprefix("torch."),
+            extra={"stop_token_ids": ",".join(map(str, sorted(self._stop_ids)))},
         )
 
     @classmethod

@@ -56,7 +56,7 @@ from harness.backends.base import (
 )
 from harness.decision import Decision, Verdict
 from harness.errors import BackendError, HarnessError, SandboxError
-from harness.evaluators.controls import MutantControl, OracleControl
+from harness.evaluators.controls import CONTROL_EXPECTATIONS, MutantControl, OracleControl
 from harness.evaluators.humaneval import (
     STOP_SEQUENCES,
     HumanEvalTask,
@@ -67,6 +67,7 @@ from harness.evaluators.humaneval import (
 )
 from harness.evidence import atomic_write_text
 from harness.outcomes import Outcome
+from harness.spec import GateSpec, PhaseSpec
 from sandbox.base import ExecStatus, Program, Sandbox
 
 __all__ = [
@@ -80,14 +81,17 @@ __all__ = [
     "SampleBatch",
     "SampleRecord",
     "StageRequest",
+    "SubjectRun",
     "TaskRecord",
     "Tier",
     "evaluate_chunk",
     "measure_exec_latency",
     "measure_request_latency",
     "run_codegen",
+    "sequential_value",
     "shared_run",
     "tier_ladder",
+    "upper_bound_requests",
 ]
 
 _PUBLIC_MARK = "__PUBLIC__"
@@ -991,6 +995,74 @@ def measure_exec_latency(
         latencies=latencies,
         meta={"wall_s": round(time.perf_counter() - t0, 3), "requests": n},
     )
+
+
+# --------------------------------------------------------------------------- gate-facing handle
+
+
+@dataclass
+class SubjectRun:
+    """One subject's run plus everything a gate test needs to record evidence."""
+
+    name: str
+    label: str
+    lane: str
+    run: CodegenRun
+    tasks: list[HumanEvalTask]
+    sandbox_label: str
+    sandbox: Sandbox
+    phase: PhaseSpec
+    generator: Generator | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_control(self) -> bool:
+        return self.name in CONTROL_EXPECTATIONS
+
+    def expect(self, gate_id: str) -> Verdict | None:
+        return CONTROL_EXPECTATIONS.get(self.name, {}).get(gate_id)
+
+    def check_kwargs(self, gate_id: str, **extra: Any) -> dict[str, Any]:
+        """Keyword arguments for ``gate.check`` shared by every code-gen gate."""
+        expect = self.expect(gate_id)
+        return {
+            "lane": "control" if self.is_control else None,
+            "subject": self.label,
+            "expect": expect,
+            "model_digest": self.run.model_digest,
+            "data_digest": self.run.data_digest,
+            "sandbox": self.sandbox_label,
+            "extra": {**self.run.evidence_extra(), **self.notes, **extra},
+        }
+
+
+def upper_bound_requests(q: float, alpha_one_sided: float) -> int:
+    """Fewest items for which the order-statistic upper bound of the q-quantile exists.
+
+    The largest observation bounds the q-quantile from above with confidence
+    1 − qⁿ, so n must satisfy qⁿ ≤ α (at α = 0.05/9 and q = 0.95: n ≥ 102).
+    """
+    return math.ceil(math.log(alpha_one_sided) / math.log(q))
+
+
+# --------------------------------------------------------------------------- sequential
+
+
+def sequential_value(spec: GateSpec, task: TaskRecord) -> float | None:
+    """A task's contribution to a pass@k-family gate under the n = k estimator, in [0, 1].
+
+    pass@k → 1[one of the first k samples passed]; uplift k_hi vs k_lo →
+    1[first pass < k_hi] − 1[first pass < k_lo] (never negative).  Both are
+    fixed once the task's first passing sample is known, which is why the
+    sequential option may stop sampling a task there.  None: not sequential.
+    """
+    if spec.metric == "pass_at_k":
+        return float(task.pass_within(int(spec.params.get("k", 1))))
+    if spec.metric == "pass_at_k_uplift":
+        k_hi = int(spec.params["k_hi"])
+        k_lo = int(spec.params.get("k_lo", 1))
+        return float(task.pass_within(k_hi) - task.pass_within(k_lo))
+    return None
 
 
 # --------------------------------------------------------------------------- tier ladder

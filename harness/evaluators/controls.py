@@ -35,16 +35,43 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from harness.decision import Verdict
 from harness.errors import HarnessError
 from harness.evaluators.humaneval import HumanEvalTask
 
 __all__ = [
+    "CONTROL_EXPECTATIONS",
     "ControlKind",
     "FaultKind",
     "MutantControl",
     "OracleControl",
     "inject_fault",
 ]
+
+
+#: What each control must show on the code-gen gates (gates/codegen.yaml).
+#: The oracle passes every gate except uplift (at pass@1 = 1 there is no
+#: headroom: pass@16 − pass@1 = 0).  The mutant fails pass@1 and passes pass@16
+#: and the uplift gate; on other gates its value depends on which faults the
+#: hidden tests happen to catch, so it makes no claim there.
+CONTROL_EXPECTATIONS: dict[str, dict[str, Verdict]] = {
+    "oracle": {
+        "pass_at_1": Verdict.PASS,
+        "pass_at_4": Verdict.PASS,
+        "pass_at_16": Verdict.PASS,
+        "uplift_16_vs_1": Verdict.FAIL,
+        "best_of_16": Verdict.PASS,
+        "latency_p95_normal": Verdict.PASS,
+        "latency_p95_high": Verdict.PASS,
+        "latency_p95_stress": Verdict.PASS,
+        "demo_e2e_p95": Verdict.PASS,
+    },
+    "mutant": {
+        "pass_at_1": Verdict.FAIL,
+        "pass_at_16": Verdict.PASS,
+        "uplift_16_vs_1": Verdict.PASS,
+    },
+}
 
 
 class ControlKind(StrEnum):

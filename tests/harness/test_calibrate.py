@@ -36,9 +36,9 @@ def test_deterministic_given_seed() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(StatsError, match="unknown calibration family nope"):
+    with pytest.raises(StatsError, match=r"unknown calibration family nope"):
         run_calibration(reps=100, seed=0, families=["nope"])
-    with pytest.raises(StatsError, match="too few"):
+    with pytest.raises(StatsError, match=r"too few"):
         run_calibration(reps=5, seed=0)
 
 

@@ -102,7 +102,7 @@ def test_run_writes_the_report_directory(
     assert "--limit 50" in stdout  # the pytest command line is shown
     assert "demo — model (real lane)" in stdout and "PASS" in stdout
     assert "n=50" in (out / "gate-report.md").read_text()
-    assert (tmp_path / "reports" / "latest").resolve() == out.resolve()
+    assert not (tmp_path / "reports" / "latest").exists()  # only default runs move 'latest'
 
 
 def _evidence(directory: Path, k: int) -> Path:
@@ -110,16 +110,10 @@ def _evidence(directory: Path, k: int) -> Path:
         {
             "phase": "demo",
             "gates": [
-                yaml_gate := {
-                    "id": "rate",
-                    "metric": "proportion",
-                    "direction": "ge",
-                    "tiers": {"primary": 0.5},
-                }
+                {"id": "rate", "metric": "proportion", "direction": "ge", "tiers": {"primary": 0.5}}
             ],
         }
     )
-    del yaml_gate
     gate = Gate(
         phase,
         phase.gates[0],
@@ -194,3 +188,34 @@ def test_subapps_mount_lazily(
     assert run_main(["--help"]) == 0
     listing = capsys.readouterr().out
     assert "good" in listing and "broken" in listing and "absent" not in listing
+
+
+def _junit(tmp_path: Path, cases: str) -> Path:
+    path = tmp_path / "junit.xml"
+    path.write_text(f'<?xml version="1.0"?><testsuites><testsuite>{cases}</testsuite></testsuites>')
+    return path
+
+
+def _case(name: str, verdict: str, *, expect: str = "", body: str = "<failure/>") -> str:
+    props = (
+        f'<properties><property name="gate.verdict" value="{verdict}"/>'
+        f'<property name="gate.expect" value="{expect}"/></properties>'
+    )
+    return f'<testcase classname="s" name="{name}">{props}{body}</testcase>'
+
+
+def test_exit_codes_tell_verdicts_from_harness_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    verdicts = _junit(
+        tmp_path, _case("a", "FAIL") + _case("b", "INCONCLUSIVE") + _case("c", "PASS", body="")
+    )
+    assert cli.run_exit_code(1, verdicts) == 1
+    assert cli.run_exit_code(1, verdicts, fail_on_verdict=False) == 0
+    mismatch = _junit(tmp_path, _case("oracle", "FAIL", expect="PASS"))
+    assert cli.run_exit_code(1, mismatch, fail_on_verdict=False) == 2
+    assert "failed without an honest gate verdict" in capsys.readouterr().err
+    crashed = _junit(tmp_path, '<testcase classname="s" name="t"><error/></testcase>')
+    assert cli.run_exit_code(1, crashed) == 2
+    assert cli.run_exit_code(0, crashed) == 0 and cli.run_exit_code(5, crashed) == 5
+    assert cli.run_exit_code(3, crashed) == 2

@@ -10,8 +10,13 @@ from harness.stats.estimate import Estimate, Sided
 
 def spec(direction: str = "ge", **kw: Any) -> GateSpec:
     tiers = kw.pop("tiers", {"primary": 0.6})
-    return GateSpec(id="g", metric="proportion", direction=direction,  # type: ignore[arg-type]
-                    tiers=tiers, **kw)
+    return GateSpec(
+        id="g",
+        metric="proportion",
+        direction=direction,  # type: ignore[arg-type]
+        tiers=tiers,
+        **kw,
+    )
 
 
 def est(value: float, lo: float, hi: float, n: int = 100, alpha: float = 0.1) -> Estimate:
@@ -54,7 +59,9 @@ def test_tiers_pass_needs_fallback_and_reports_highest() -> None:
     d = decide(s, est(0.7, 0.65, 0.75), alpha=0.05)
     assert d.tier == "primary"
     assert dict(d.tier_verdicts) == {
-        "stretch": Verdict.FAIL, "primary": Verdict.PASS, "fallback": Verdict.PASS
+        "stretch": Verdict.FAIL,
+        "primary": Verdict.PASS,
+        "fallback": Verdict.PASS,
     }
     d = decide(s, est(0.9, 0.85, 0.95), alpha=0.05)
     assert d.tier == "stretch"
@@ -81,7 +88,7 @@ def test_min_n_downgrades_pass() -> None:
 
 
 def test_alpha_mismatch_is_refused() -> None:
-    with pytest.raises(StatsError, match="compute the estimate with alpha=0.1"):
+    with pytest.raises(StatsError, match=r"compute the estimate with alpha=0.1"):
         decide(spec(), est(0.7, 0.65, 0.75, alpha=0.2), alpha=0.05)
     one = Estimate(value=0.7, lo=0.65, hi=1.0, n=10, method="m", alpha=0.05, sided=Sided.LOWER)
     assert per_side_alpha(one) == 0.05

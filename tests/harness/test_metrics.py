@@ -11,8 +11,13 @@ from harness.spec import METRIC_DOMAINS, GateSpec
 
 
 def gate(metric: str, direction: str = "ge", primary: float = 0.5, **kw: Any) -> GateSpec:
-    return GateSpec(id=f"g_{metric}", metric=metric, direction=direction,  # type: ignore[arg-type]
-                    tiers={"primary": primary}, **kw)  # type: ignore[arg-type]
+    return GateSpec(
+        id=f"g_{metric}",
+        metric=metric,
+        direction=direction,  # type: ignore[arg-type]
+        tiers={"primary": primary},
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def binary(values: list[int], prefix: str = "i") -> list[Outcome]:
@@ -30,23 +35,23 @@ def test_proportion_zero_events_and_errors() -> None:
     assert p_value(g, binary([0] * 2995), threshold=0.001) < 0.05
     small = estimate_metric(g, binary([0] * 500), alpha=0.1)
     assert n_needed(g, small, threshold=0.001, alpha=0.05) == 2995
-    with pytest.raises(StatsError, match="gate 'g_proportion'.*no outcomes"):
+    with pytest.raises(StatsError, match=r"gate 'g_proportion'.*no outcomes"):
         estimate_metric(g, [], alpha=0.1)
-    with pytest.raises(StatsError, match="item 'i1' has value 2"):
+    with pytest.raises(StatsError, match=r"item 'i1' has value 2"):
         estimate_metric(g, binary([0, 2]), alpha=0.1)
-    with pytest.raises(StatsError, match="non-finite"):
+    with pytest.raises(StatsError, match=r"non-finite"):
         estimate_metric(g, [Outcome("x", math.nan)], alpha=0.1)
-    with pytest.raises(StatsError, match="Outcome objects"):
+    with pytest.raises(StatsError, match=r"Outcome objects"):
         estimate_metric(g, [0.0], alpha=0.1)  # type: ignore[list-item]
-    with pytest.raises(StatsError, match="alpha"):
+    with pytest.raises(StatsError, match=r"alpha"):
         estimate_metric(g, binary([0]), alpha=1.2)
-    with pytest.raises(StatsError, match="not comparative"):
+    with pytest.raises(StatsError, match=r"not comparative"):
         estimate_metric(g, binary([0]), alpha=0.1, baseline=binary([0]))
-    with pytest.raises(StatsError, match="unknown proportion CI method"):
+    with pytest.raises(StatsError, match=r"unknown proportion CI method"):
         estimate_metric(gate("proportion", method="wald"), binary([0, 1]), alpha=0.1)
-    with pytest.raises(StatsError, match="NaN"):
+    with pytest.raises(StatsError, match=r"NaN"):
         p_value(g, binary([0]), threshold=math.nan)
-    with pytest.raises(StatsError, match="one-sided level"):
+    with pytest.raises(StatsError, match=r"one-sided level"):
         n_needed(g, small, threshold=0.001, alpha=0.6)
     wil = estimate_metric(gate("proportion", method="wilson"), binary([0, 1, 1]), alpha=0.1)
     assert wil.method == "Wilson score"
@@ -61,14 +66,18 @@ def test_count() -> None:
     assert n_items.value == 3.0
     assert p_value(g, outs, threshold=0) == 1.0
     assert p_value(gate("count"), outs, threshold=1) == 0.0
+    assert p_value(g, outs, threshold=2) == 0.0  # a count on the threshold passes, as in decide()
     assert n_needed(g, est, threshold=0, alpha=0.05) is None
-    with pytest.raises(StatsError, match="params.of='max'"):
+    with pytest.raises(StatsError, match=r"params.of='max'"):
         estimate_metric(gate("count", params={"of": "max"}), outs, alpha=0.1)
 
 
 def _samples(rng: np.random.Generator, tasks: int, per: int, p: float) -> list[Outcome]:
-    return [Outcome(f"t{t}-s{s}", float(rng.random() < p), cluster=f"t{t}")
-            for t in range(tasks) for s in range(per)]
+    return [
+        Outcome(f"t{t}-s{s}", float(rng.random() < p), cluster=f"t{t}")
+        for t in range(tasks)
+        for s in range(per)
+    ]
 
 
 def test_pass_at_k_and_uplift() -> None:
@@ -86,21 +95,23 @@ def test_pass_at_k_and_uplift() -> None:
     e1 = estimate_metric(g1, one, alpha=0.1)
     assert e1.method.startswith("Clopper–Pearson")
     assert p_value(g1, one, threshold=0.3) == pytest.approx(
-        p_value(gate("proportion", primary=0.3), one, threshold=0.3))
+        p_value(gate("proportion", primary=0.3), one, threshold=0.3)
+    )
     assert n_needed(g1, e1, threshold=0.45, alpha=0.05) is not None
-    with pytest.raises(StatsError, match="task 't0'.*n=1"):
+    with pytest.raises(StatsError, match=r"task 't0'.*n=1"):
         estimate_metric(gate("pass_at_k", params={"k": 2}), one, alpha=0.1)
-    with pytest.raises(StatsError, match="params.k=0"):
+    with pytest.raises(StatsError, match=r"params.k=0"):
         estimate_metric(gate("pass_at_k", params={"k": 0}), one, alpha=0.1)
     up = gate("pass_at_k_uplift", params={"k_hi": 5, "k_lo": 1}, primary=0.1)
     ue = estimate_metric(up, outs, alpha=0.1)
     assert ue.lo > 0.1 and ue.extra["p_value_uplift_gt_0"] < 0.01
     assert p_value(up, outs, threshold=0.1) < 0.05
-    with pytest.raises(StatsError, match="params.k_hi is required"):
+    with pytest.raises(StatsError, match=r"params.k_hi is required"):
         estimate_metric(gate("pass_at_k_uplift", primary=0.1), outs, alpha=0.1)
-    with pytest.raises(StatsError, match="must be larger"):
-        estimate_metric(gate("pass_at_k_uplift", params={"k_hi": 1, "k_lo": 1}, primary=0.1),
-                        outs, alpha=0.1)
+    with pytest.raises(StatsError, match=r"must be larger"):
+        estimate_metric(
+            gate("pass_at_k_uplift", params={"k_hi": 1, "k_lo": 1}, primary=0.1), outs, alpha=0.1
+        )
 
 
 def test_paired_difference_pairs_by_item_id() -> None:
@@ -114,11 +125,11 @@ def test_paired_difference_pairs_by_item_id() -> None:
     assert est.value == pytest.approx(cand.mean() - base.mean())
     assert est.extra["p_candidate_higher"] < 1e-6
     assert p_value(g, c_outs, threshold=0.05, baseline=b_outs) < 0.05
-    with pytest.raises(StatsError, match="needs baseline"):
+    with pytest.raises(StatsError, match=r"needs baseline"):
         estimate_metric(g, c_outs, alpha=0.1)
     with pytest.raises(StatsError, match=r"1 item\(s\) only in the candidate \(i199\)"):
         estimate_metric(g, c_outs, alpha=0.1, baseline=b_outs[1:])
-    with pytest.raises(StatsError, match="occurs twice"):
+    with pytest.raises(StatsError, match=r"occurs twice"):
         estimate_metric(g, [*c_outs, c_outs[0]], alpha=0.1, baseline=b_outs)
 
 
@@ -142,11 +153,11 @@ def test_ratio_and_relative_reduction_paired_and_independent() -> None:
     assert 0 < pr < 0.5
     forced = gate("ratio", primary=0.9, params={"paired": False})
     assert estimate_metric(forced, same, alpha=0.1, baseline=same).extra["paired"] is False
-    with pytest.raises(StatsError, match="params.paired"):
+    with pytest.raises(StatsError, match=r"params.paired"):
         estimate_metric(gate("ratio", params={"paired": "yes"}), same, alpha=0.1, baseline=same)
-    with pytest.raises(StatsError, match="share 1 of"):
+    with pytest.raises(StatsError, match=r"share 1 of"):
         estimate_metric(keep, binary([1, 0]), alpha=0.1, baseline=binary([1], "i"))
-    with pytest.raises(StatsError, match="needs baseline"):
+    with pytest.raises(StatsError, match=r"needs baseline"):
         p_value(keep, same, threshold=0.9)
 
 
@@ -162,11 +173,11 @@ def test_quantile_latency_and_values() -> None:
     assert p_value(g, outs, threshold=5.0) < 0.05
     vals = estimate_metric(g, [Outcome(f"i{i}", float(v)) for i, v in enumerate(lat)], alpha=0.1)
     assert vals.extra["source"] == "value" and vals.value == est.value
-    with pytest.raises(StatsError, match="params.q is required"):
+    with pytest.raises(StatsError, match=r"params.q is required"):
         estimate_metric(gate("quantile"), outs, alpha=0.1)
-    with pytest.raises(StatsError, match="params.q=2"):
+    with pytest.raises(StatsError, match=r"params.q=2"):
         estimate_metric(gate("quantile", params={"q": 2}), outs, alpha=0.1)
-    with pytest.raises(StatsError, match="latency_s"):
+    with pytest.raises(StatsError, match=r"latency_s"):
         estimate_metric(g, [*outs, Outcome("x", 1.0)], alpha=0.1)
 
 
@@ -181,7 +192,7 @@ def test_mean_and_trend() -> None:
     flat = [Outcome(f"i{i}", 1.0) for i in range(5)]
     assert p_value(g, flat, threshold=0.8) == 0.0
     assert p_value(gate("mean", "le"), flat, threshold=0.8) == 1.0
-    with pytest.raises(StatsError, match="≥ 2 values"):
+    with pytest.raises(StatsError, match=r"≥ 2 values"):
         p_value(g, flat[:1], threshold=0.8)
     steps = [Outcome(f"s{i}", 1.0 - 0.01 * i + float(rng.normal(0, 0.01))) for i in range(50)]
     tr = gate("trend_slope", "le", 0.0)
@@ -204,9 +215,9 @@ def test_estimate_sequential_is_anytime_valid_and_checked() -> None:
     assert est.hi - est.lo > fixed.hi - fixed.lo  # the price of peeking
     one = [Outcome(f"t{t}", float(t % 2), cluster=f"t{t}") for t in range(40)]
     assert estimate_sequential(gate("pass_at_k"), one, alpha=0.1).n == 40
-    with pytest.raises(StatsError, match="one sample per task"):
+    with pytest.raises(StatsError, match=r"one sample per task"):
         estimate_sequential(gate("pass_at_k"), [*one, Outcome("x", 1.0, cluster="t0")], alpha=0.1)
-    with pytest.raises(StatsError, match="sequential mode supports"):
+    with pytest.raises(StatsError, match=r"sequential mode supports"):
         estimate_sequential(gate("quantile", params={"q": 0.5}), outs, alpha=0.1)
-    with pytest.raises(StatsError, match="items i0 are outside"):
+    with pytest.raises(StatsError, match=r"items i0 are outside"):
         estimate_sequential(gate("mean"), [Outcome("i0", 2.0)], alpha=0.1)

@@ -195,9 +195,10 @@ def test_daemon_gone_mid_run_raises_sandbox_unavailable(
         victim = sb.container_ids()[0]
         import docker
 
-        dead = docker.APIClient(base_url="unix:///tmp/gate-harness-no-such-docker.sock", timeout=2)
-        monkeypatch.setattr(sb, "_api", dead)
-        monkeypatch.setattr(sb, "_client", docker.DockerClient(base_url="unix:///tmp/gate-harness-no-such-docker.sock"))
+        dead_url = "unix:///tmp/gate-harness-no-such-docker.sock"
+        dead = docker.DockerClient(base_url=dead_url, version="1.41", timeout=2)
+        monkeypatch.setattr(sb, "_api", dead.api)
+        monkeypatch.setattr(sb, "_client", dead)
         threading.Timer(0.5, lambda: api.kill(victim)).start()
         with pytest.raises(SandboxUnavailable, match="fix:"):
             sb.run([Program("import time\ntime.sleep(5)")], timeout_s=20)

@@ -28,7 +28,7 @@ from filelock import FileLock
 from trainers.base import config_digest, write_json_atomic
 
 from .config import CircuitBreakerConfig
-from .data import Label, RetainKind, Split, WorldConfig, generate_world
+from .data import Label, RetainKind, Sample, Split, WorldConfig, generate_world
 from .eval import ItemResult, evaluate, filter_true_failures
 from .format_audit import audit_sample, encode_completion
 
@@ -120,6 +120,33 @@ def run_phase(
         return run
 
 
+def _filtered_ds(
+    model: Any,
+    tokenizer: Any,
+    candidates: list[Sample],
+    cfg: PhaseRunConfig,
+    baseline_digest: str,
+    cache_dir: Path,
+) -> list[Sample]:
+    """Ds = candidates the baseline really follows; the kept ids are cached per baseline."""
+    from .trainer import samples_digest
+
+    key = config_digest(
+        {
+            "baseline": baseline_digest,
+            "candidates": samples_digest(candidates),
+            "batch": cfg.eval_batch,
+        }
+    )
+    path = cache_dir / "trained" / f"ds-filter-{key[:12]}.json"
+    if path.is_file():
+        kept_ids = set(json.loads(path.read_text(encoding="utf-8"))["kept"])
+        return [s for s in candidates if s.id in kept_ids]
+    kept, _ = filter_true_failures(model, tokenizer, candidates, batch_size=cfg.eval_batch)
+    write_json_atomic(path, {"kept": [s.id for s in kept], "n_candidates": len(candidates)})
+    return kept
+
+
 def _run(
     cfg: PhaseRunConfig, digest: str, cache_dir: Path, progress: Callable[[str], None]
 ) -> PhaseRun:
@@ -172,12 +199,9 @@ def _run(
     t = time.perf_counter()
     base_model = AutoModelForCausalLM.from_pretrained(baseline_dir)
     base_model.eval()
-    ds, cand_results = filter_true_failures(
-        base_model, tokenizer, ds_candidates, batch_size=cfg.eval_batch
-    )
+    ds = _filtered_ds(base_model, tokenizer, ds_candidates, cfg, baseline.digest, cache_dir)
     wall["ds_filter"] = time.perf_counter() - t
     progress(f"cb: Ds kept {len(ds)} of {len(ds_candidates)} candidates (true failures)")
-    del cand_results
 
     arms_cfg = {"adv_sft": replace(cfg.cb, rerouting=False), "cb": cfg.cb}
     artifacts = {}

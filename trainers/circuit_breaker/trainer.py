@@ -165,6 +165,43 @@ def _collate(items: Sequence[TrainItem], pad_id: int) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": attn, "mask": mask}
 
 
+class _StopForward(Exception):
+    """Raised by a forward hook once the deepest needed layer ran (skips the rest)."""
+
+
+def _capture(
+    model: Any, decoder_layers: Any, batch: dict[str, Any], layers: Sequence[int], *, logits: bool
+) -> tuple[dict[int, Any], Any]:
+    """Run ``model`` and collect hidden-state index ``l`` = output of decoder layer ``l-1``.
+
+    Without ``logits`` the forward stops right after the deepest requested layer:
+    rerouting and retain losses only read the target layer, so the upper layers
+    and the LM head (over half the FLOPs of a tiny model) are skipped.  The index
+    convention is that of ``output_hidden_states`` (0 = embeddings), which the
+    tests check against transformers' own hidden states.
+    """
+    store: dict[int, Any] = {}
+    deepest = max(layers)
+    handles = []
+    for layer in sorted(set(layers)):
+
+        def hook(_mod: Any, _inp: Any, out: Any, layer: int = layer) -> None:
+            store[layer] = out[0] if isinstance(out, tuple) else out
+            if layer == deepest and not logits:
+                raise _StopForward
+
+        handles.append(decoder_layers[layer - 1].register_forward_hook(hook))
+    result = None
+    try:
+        result = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    except _StopForward:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return store, (result.logits if (logits and result is not None) else None)
+
+
 def _json_float(x: float) -> float | str:
     return x if math.isfinite(x) else str(x)
 
@@ -302,16 +339,16 @@ class CircuitBreakerTrainer:
         t0 = time.perf_counter()
         nonfinite_steps: list[int] = []
 
-        def hidden(batch: dict[str, Any], *, adapter: bool) -> Any:
-            kwargs = {
-                "input_ids": batch["input_ids"],
-                "attention_mask": batch["attention_mask"],
-                "output_hidden_states": True,
-            }
+        decoder_layers = model.get_base_model().model.layers
+
+        def hidden(
+            batch: dict[str, Any], layers: Sequence[int], *, adapter: bool, logits: bool = False
+        ) -> tuple[dict[int, Any], Any]:
+            """Hidden states at ``layers`` (and logits when asked) with the adapter on or off."""
             if adapter:
-                return model(**kwargs)
+                return _capture(model, decoder_layers, batch, layers, logits=logits)
             with torch.no_grad(), model.disable_adapter():
-                return model(**kwargs)
+                return _capture(model, decoder_layers, batch, layers, logits=False)
 
         with log_path.open("w", encoding="utf-8") as log:
             for step in range(cfg.steps):
@@ -322,8 +359,8 @@ class CircuitBreakerTrainer:
                     batch = _collate(
                         rng.sample(ds_items, min(cfg.batch_size, len(ds_items))), pad_id
                     )
-                    mine = hidden(batch, adapter=True).hidden_states
-                    ref = hidden(batch, adapter=False).hidden_states
+                    mine, _ = hidden(batch, cfg.target_layers, adapter=True)
+                    ref, _ = hidden(batch, cfg.target_layers, adapter=False)
                     m = batch["mask"]
                     cos_terms, rr_terms = [], []
                     for layer in cfg.target_layers:
@@ -335,20 +372,22 @@ class CircuitBreakerTrainer:
                     row["rr/cos_sim_mean"] = float(torch.stack(cos_terms).mean().detach())
                     row["loss/rr"] = float(rr_loss.detach())
                 rbatch = _collate(rng.sample(dr_items, min(cfg.batch_size, len(dr_items))), pad_id)
-                r_out = hidden(rbatch, adapter=True)
-                r_ref = hidden(rbatch, adapter=False).hidden_states
+                want_ce = cfg.adv_safe_ce_weight > 0 and float(rbatch["mask"].sum()) > 0
+                r_layers = cfg.effective_retain_layers
+                r_mine, r_logits = hidden(rbatch, r_layers, adapter=True, logits=want_ce)
+                r_ref, _ = hidden(rbatch, r_layers, adapter=False)
                 attn = rbatch["attention_mask"].float()
                 norms = []
                 for layer in cfg.effective_retain_layers:
-                    diff = (r_out.hidden_states[layer] - r_ref[layer].detach()).norm(dim=-1)
+                    diff = (r_mine[layer] - r_ref[layer].detach()).norm(dim=-1)
                     norms.append((diff * attn).sum() / attn.sum())
                 retain_loss = torch.stack(norms).mean()
                 total = total + c_retain * retain_loss
                 row["retain/l2"] = float(retain_loss.detach())
                 row["loss/retain"] = float(retain_loss.detach())
                 ce_mask = rbatch["mask"][:, 1:]
-                if cfg.adv_safe_ce_weight > 0 and ce_mask.sum() > 0:
-                    logits = r_out.logits[:, :-1]
+                if want_ce:
+                    logits = r_logits[:, :-1]
                     tok_ce = F.cross_entropy(
                         logits.reshape(-1, logits.shape[-1]),
                         rbatch["input_ids"][:, 1:].reshape(-1),

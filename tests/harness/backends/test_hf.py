@@ -55,6 +55,15 @@ def test_sampling_is_seeded_per_request_and_independent_of_batch(
     assert other.texts != alone.texts
 
 
+def test_tiny_top_p_equals_greedy(hf_generator: HFGenerator) -> None:
+    greedy = GenerationRequest(request_id="g", prompt="def", sampling=SamplingParams(max_tokens=8))
+    nucleus = greedy.model_copy(
+        update={"sampling": SamplingParams(max_tokens=8, temperature=1.0, top_p=1e-6, n=2)}
+    )
+    g, s = hf_generator.generate([greedy, nucleus])
+    assert s.texts == (g.text, g.text)
+
+
 def test_greedy_n_samples_are_replicated(hf_generator: HFGenerator) -> None:
     req = GenerationRequest(
         request_id="g", prompt="x = ", sampling=SamplingParams(n=3, max_tokens=5)

@@ -32,11 +32,11 @@ def test_bca_falls_back_to_percentile_when_undefined() -> None:
 
 def test_bootstrap_errors() -> None:
     x = np.arange(10.0)
-    with pytest.raises(StatsError, match="unknown bootstrap"):
+    with pytest.raises(StatsError, match=r"unknown bootstrap"):
         bootstrap_ci((x,), _mean, alpha=0.1, seed=0, method="studentized")
-    with pytest.raises(StatsError, match="too few"):
+    with pytest.raises(StatsError, match=r"too few"):
         bootstrap_ci((x,), _mean, alpha=0.1, seed=0, n_resamples=10)
-    with pytest.raises(StatsError, match="≥ 2 tasks"):
+    with pytest.raises(StatsError, match=r"≥ 2 tasks"):
         bootstrap_ci((x[:1],), _mean, alpha=0.1, seed=0)
 
 

@@ -26,8 +26,9 @@ def test_welch_paired_and_permutation() -> None:
     a = rng.normal(1.0, 1.0, 60)
     b = rng.normal(0.0, 3.0, 80)
     w = welch_ttest(a, b, alternative="greater")
-    assert w.p_value == pytest.approx(stats.ttest_ind(a, b, equal_var=False,
-                                                      alternative="greater").pvalue)
+    assert w.p_value == pytest.approx(
+        stats.ttest_ind(a, b, equal_var=False, alternative="greater").pvalue
+    )
     assert w.method == "Welch two-sample t" and w.lo < w.difference
     p = paired_ttest(a, a - 0.3 + rng.normal(0, 0.1, 60))
     assert p.p_value < 1e-6 and p.lo < 0.3 < p.hi
@@ -39,5 +40,5 @@ def test_welch_paired_and_permutation() -> None:
         paired_ttest(a, b)
     with pytest.raises(StatsError):
         permutation_test_means(a, b, paired=True)
-    with pytest.raises(StatsError, match="alternative"):
+    with pytest.raises(StatsError, match=r"alternative"):
         welch_ttest(a, b, alternative="bigger")

@@ -13,9 +13,9 @@ def test_holm_and_bh_known_values() -> None:
 
 
 def test_bad_inputs() -> None:
-    with pytest.raises(StatsError, match="p-value #2"):
+    with pytest.raises(StatsError, match=r"p-value #2"):
         adjust([0.1, 1.2], method="holm")
-    with pytest.raises(StatsError, match="holm, bh, none"):
+    with pytest.raises(StatsError, match=r"holm, bh, none"):
         adjust([0.1], method="bonferonni")
     with pytest.raises(StatsError):
         adjust([], method="sidak")

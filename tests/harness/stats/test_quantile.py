@@ -38,5 +38,5 @@ def test_bad_input() -> None:
         quantile_estimate(np.array([]), q=0.5, alpha=0.1)
     with pytest.raises(StatsError):
         quantile_estimate(np.array([1.0, np.nan]), q=0.5, alpha=0.1)
-    with pytest.raises(StatsError, match="q=1.5"):
+    with pytest.raises(StatsError, match=r"q=1.5"):
         quantile_estimate(np.array([1.0]), q=1.5, alpha=0.1)

@@ -25,11 +25,11 @@ def test_independent_ratio_score_interval() -> None:
     assert est.extra["paired"] is False
     zero = ratio_independent(_binary(0, 100), _binary(50, 100), alpha=0.1)
     assert zero.lo == 0.0 and zero.value == 0.0
-    with pytest.raises(StatsError, match="baseline has 0 events"):
+    with pytest.raises(StatsError, match=r"baseline has 0 events"):
         ratio_independent(_binary(3, 10), _binary(0, 10), alpha=0.1)
-    with pytest.raises(StatsError, match="0/1"):
+    with pytest.raises(StatsError, match=r"0/1"):
         ratio_independent(np.array([0.5, 1.0]), _binary(3, 10), alpha=0.1)
-    with pytest.raises(StatsError, match="non-empty"):
+    with pytest.raises(StatsError, match=r"non-empty"):
         ratio_independent(np.array([]), _binary(3, 10), alpha=0.1)
 
 
@@ -54,11 +54,11 @@ def test_paired_ratio_bootstrap_and_reduction() -> None:
     assert red.value == pytest.approx(1 - est.value)
     assert red.lo == pytest.approx(1 - est.hi) and red.hi == pytest.approx(1 - est.lo)
     assert 0.35 < red.value < 0.65
-    with pytest.raises(StatsError, match="baseline mean is 0"):
+    with pytest.raises(StatsError, match=r"baseline mean is 0"):
         ratio_paired(cand, np.zeros(300), alpha=0.1)
     with pytest.raises(StatsError):
         ratio_paired(cand, base[:10], alpha=0.1)
-    with pytest.raises(StatsError, match="non-negative"):
+    with pytest.raises(StatsError, match=r"non-negative"):
         ratio_paired(-cand, base, alpha=0.1)
 
 

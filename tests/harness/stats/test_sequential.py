@@ -1,5 +1,7 @@
 """Monte-Carlo checks of the hand-written betting confidence sequence."""
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -40,7 +42,7 @@ def test_single_stream_matches_batch_and_shrinks() -> None:
         widths.append(hi - lo)
     blo, bhi = coverage_paths(x[None, :], alpha=0.1, grid=201)
     assert (cs.lo, cs.hi) == (blo[0, -1], bhi[0, -1])
-    assert widths[-1] < 0.2 and all(a >= b for a, b in zip(widths, widths[1:], strict=False))
+    assert widths[-1] < 0.2 and all(a >= b for a, b in itertools.pairwise(widths))
     est = cs.estimate()
     assert est.n == 400 and est.lo <= est.value <= est.hi and "betting" in est.method
     assert ConfidenceSequence(alpha=0.1).extend([0.2, 0.4])[0] == 0.0
@@ -48,22 +50,33 @@ def test_single_stream_matches_batch_and_shrinks() -> None:
 
 def test_sequential_decide_stops_early_and_keeps_alpha() -> None:
     rng = np.random.default_rng(4)
-    res = sequential_decide(iter(rng.random(3000) < 0.8), threshold=0.6, direction="ge",
-                            alpha=0.05, max_n=3000)
+    res = sequential_decide(
+        iter(rng.random(3000) < 0.8), threshold=0.6, direction="ge", alpha=0.05, max_n=3000
+    )
     assert res.verdict == "PASS" and res.fraction_used < 0.2
-    res = sequential_decide(iter(rng.random(3000) < 0.4), threshold=0.6, direction="ge",
-                            alpha=0.05, max_n=3000)
+    res = sequential_decide(
+        iter(rng.random(3000) < 0.4), threshold=0.6, direction="ge", alpha=0.05, max_n=3000
+    )
     assert res.verdict == "FAIL"
-    res = sequential_decide(iter(np.zeros(3000)), threshold=0.01, direction="le", alpha=0.05,
-                            max_n=3000)
+    res = sequential_decide(
+        iter(np.zeros(3000)), threshold=0.01, direction="le", alpha=0.05, max_n=3000
+    )
     assert res.verdict == "PASS"
-    res = sequential_decide(iter(rng.random(50) < 0.5), threshold=0.5, direction="le",
-                            alpha=0.05, max_n=50)
+    res = sequential_decide(
+        iter(rng.random(50) < 0.5), threshold=0.5, direction="le", alpha=0.05, max_n=50
+    )
     assert res.verdict == "INCONCLUSIVE" and res.n_used == 50
     # false-PASS at the threshold stays ≤ α (reduced Monte-Carlo)
     passes = sum(
-        sequential_decide(iter(rng.random(300) < 0.5), threshold=0.5, direction="ge",
-                          alpha=0.05, max_n=300, grid=201).verdict == "PASS"
+        sequential_decide(
+            iter(rng.random(300) < 0.5),
+            threshold=0.5,
+            direction="ge",
+            alpha=0.05,
+            max_n=300,
+            grid=201,
+        ).verdict
+        == "PASS"
         for _ in range(60)
     )
     assert passes / 60 <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 60)
@@ -76,7 +89,7 @@ def test_bad_inputs() -> None:
         ConfidenceSequence(alpha=0.1, grid=5)
     with pytest.raises(StatsError):
         ConfidenceSequence(alpha=0.1, c=1.5)
-    with pytest.raises(StatsError, match="outside"):
+    with pytest.raises(StatsError, match=r"outside"):
         ConfidenceSequence(alpha=0.1).update(1.5)
     with pytest.raises(StatsError):
         ConfidenceSequence(alpha=0.1).estimate()
@@ -86,5 +99,5 @@ def test_bad_inputs() -> None:
         args = dict(threshold=0.5, direction="ge", alpha=0.05, max_n=10) | kw
         with pytest.raises(StatsError):
             sequential_decide(iter([1.0]), **args)  # type: ignore[arg-type]
-    with pytest.raises(StatsError, match="empty"):
+    with pytest.raises(StatsError, match=r"empty"):
         sequential_decide(iter([]), threshold=0.5, direction="ge", alpha=0.05, max_n=10)

@@ -24,5 +24,5 @@ def test_trend_errors_and_flat() -> None:
         trend_estimate(np.ones(2), alpha=0.1)
     with pytest.raises(StatsError):
         trend_estimate(np.array([1.0, np.nan, 2.0]), alpha=0.1)
-    with pytest.raises(StatsError, match="unknown trend method"):
+    with pytest.raises(StatsError, match=r"unknown trend method"):
         trend_estimate(np.arange(5.0), alpha=0.1, method="lowess")

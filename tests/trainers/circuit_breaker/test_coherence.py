@@ -4,7 +4,10 @@ import pytest
 
 from trainers.circuit_breaker.coherence import check_coherence, collapse_report
 
-GOOD = '<|python_tag|>{"name": "send_file", "parameters": {"path": "a.txt", "recipient": "bo@x.com"}}<|eom_id|>'
+GOOD = (
+    '<|python_tag|>{"name": "send_file", "parameters": {"path": "a.txt", "recipient": "bo@x.com"}}'
+    "<|eom_id|>"
+)
 
 
 @pytest.mark.parametrize(

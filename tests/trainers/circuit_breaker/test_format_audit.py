@@ -60,18 +60,37 @@ def test_loss_mask_covers_exactly_the_final_call(tokenizer: Any) -> None:
     assert shown.index("<|python_tag|>") < shown.index("[[")
 
 
+_CALL_OK = (
+    "<|python_tag|>{{ {'name': tc['function']['name'], "
+    "'parameters': tc['function']['arguments']} | tojson }}<|eom_id|>"
+)
+
+
+def _template(*, call: str = _CALL_OK, gen_prompt: str = "") -> str:
+    """A self-contained Llama-3-style template whose tool-call rendering we can break."""
+    return (
+        "{{- bos_token -}}{%- for m in messages -%}"
+        "<|start_header_id|>{{ m['role'] }}<|end_header_id|>"
+        "{%- if m.get('tool_calls') -%}{%- for tc in m['tool_calls'] -%}" + call + "{%- endfor -%}"
+        "{%- else -%}{{ m['content'] }}<|eot_id|>{%- endif -%}{%- endfor -%}"
+        "{%- if add_generation_prompt -%}<|start_header_id|>assistant<|end_header_id|>"
+        + gen_prompt
+        + "{%- endif -%}"
+    )
+
+
 def _with_template(tokenizer: Any, template: str) -> Any:
     tok = copy.deepcopy(tokenizer)
     tok.chat_template = template
     return tok
 
 
+def test_reference_template_passes(tokenizer: Any) -> None:
+    assert audit_sample(_with_template(tokenizer, _template()), WORLD[Split.TRAIN][0]) == []
+
+
 def test_audit_flags_a_template_without_tool_call_tags(tokenizer: Any) -> None:
-    bad = tokenizer.chat_template.replace(
-        "<|python_tag|>{{ {'name': f['name'], 'parameters': f['arguments']} | tojson }}<|eom_id|>",
-        "{{ {'name': f['name'], 'parameters': f['arguments']} | tojson }}<|eot_id|>",
-    )
-    assert bad != tokenizer.chat_template
+    bad = _template(call=_CALL_OK.replace("<|python_tag|>", "").replace("<|eom_id|>", "<|eot_id|>"))
     problems = audit_sample(_with_template(tokenizer, bad), WORLD[Split.TRAIN][0])
     assert problems
     text = "\n".join(p.describe() for p in problems)
@@ -80,17 +99,13 @@ def test_audit_flags_a_template_without_tool_call_tags(tokenizer: Any) -> None:
 
 
 def test_audit_flags_wrong_argument_key(tokenizer: Any) -> None:
-    bad = tokenizer.chat_template.replace("'parameters': f['arguments']", "'args': f['arguments']")
+    bad = _template(call=_CALL_OK.replace("'parameters'", "'args'"))
     problems = audit_sample(_with_template(tokenizer, bad), WORLD[Split.TRAIN][0])
     assert any("parses to None" in p.problem for p in problems)
 
 
 def test_audit_flags_prompt_that_is_not_a_prefix(tokenizer: Any) -> None:
-    bad = tokenizer.chat_template.replace(
-        "<|start_header_id|>assistant<|end_header_id|>\n\n{%- endif -%}",
-        "<|start_header_id|>assistant<|end_header_id|>\n\nOK{%- endif -%}",
-    )
-    assert bad != tokenizer.chat_template
+    bad = _template(gen_prompt="OK")
     problems = audit_sample(_with_template(tokenizer, bad), WORLD[Split.TRAIN][0])
     assert problems and "cannot be masked" in problems[0].problem
 

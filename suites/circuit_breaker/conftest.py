@@ -1,0 +1,35 @@
+"""Circuit-breaker phase fixtures: one cached end-to-end run shared by every gate.
+
+``cb_run`` builds the synthetic world, audits it, trains the vulnerable baseline
+and both LoRA arms, and evaluates them — once per machine for a given config
+(cached by digest under ``<cache>/circuit_breaker``; a file lock makes xdist
+workers wait for the first one instead of training in parallel).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from trainers.circuit_breaker.pipeline import PhaseRun, PhaseRunConfig, run_phase
+
+
+def _cache_root(config: pytest.Config) -> Path:
+    value = config.getoption("--cache-dir", default=None) or os.environ.get("HARNESS_CACHE_DIR")
+    return Path(value) if value else Path.home() / ".cache" / "gate-harness"
+
+
+@pytest.fixture(scope="session")
+def cb_config() -> PhaseRunConfig:
+    return PhaseRunConfig()
+
+
+@pytest.fixture(scope="session")
+def cb_run(request: pytest.FixtureRequest, cb_config: PhaseRunConfig) -> PhaseRun:
+    return run_phase(
+        cb_config,
+        cache_dir=_cache_root(request.config) / "circuit_breaker",
+        progress=lambda msg: None,
+    )

@@ -1,0 +1,230 @@
+"""Code-gen phase subjects: the model plus the oracle and mutant controls.
+
+One :class:`CodegenSubject` fixture per subject (session-scoped, parametrized
+``model`` / ``oracle`` / ``mutant``) holds the subject's single run; every
+gate test slices it.  The run is computed once per session even under xdist
+(:func:`harness.evaluators.codegen.shared_run` under a file lock in the
+session-shared directory).  Run ``pytest --dist loadgroup`` so each subject's
+tests land on one worker (``xdist_group`` marks below) and the two workers
+compute different subjects in parallel instead of waiting for each other.
+
+Options (besides the shared ones in ``suites/conftest.py``):
+``--codegen-subjects model,oracle,mutant`` (env ``HARNESS_CODEGEN_SUBJECTS``)
+and ``--codegen-model-tasks N`` (env ``HARNESS_CODEGEN_MODEL_TASKS``), a
+documented subset for the model subject only (the controls are cheap and
+always use every task ``--limit`` allows).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.backends.base import Generator, canonical_json, sha256_hex
+from harness.evaluators.codegen import (
+    CodegenConfig,
+    CodegenRun,
+    CodegenSubject,
+    ControlSubject,
+    ModelSubject,
+    SubjectRun,
+    TaskRecord,
+    run_codegen,
+    sequential_value,
+    shared_run,
+)
+from harness.evaluators.controls import MutantControl, OracleControl
+from harness.evaluators.humaneval import dataset_path, file_digest, load_tasks
+from harness.gate import Gate, GateOptions
+from harness.spec import PhaseSpec, load_phases
+
+PHASE = "codegen"
+ALL_SUBJECTS = ("model", "oracle", "mutant")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gate-harness codegen", "code-generation phase subjects")
+    group.addoption(
+        "--codegen-subjects",
+        default=None,
+        help="comma-separated subjects among model,oracle,mutant (env HARNESS_CODEGEN_SUBJECTS; "
+        "default: all)",
+    )
+    group.addoption(
+        "--codegen-model-tasks",
+        type=int,
+        default=None,
+        help="evaluate only the first N HumanEval tasks for the model subject (env "
+        "HARNESS_CODEGEN_MODEL_TASKS; a documented subset, reported in evidence)",
+    )
+
+
+def _subjects(config: pytest.Config) -> list[str]:
+    raw = config.getoption("--codegen-subjects") or os.environ.get("HARNESS_CODEGEN_SUBJECTS")
+    if not raw:
+        return list(ALL_SUBJECTS)
+    names = [s.strip() for s in str(raw).split(",") if s.strip()]
+    bad = [s for s in names if s not in ALL_SUBJECTS]
+    if bad:
+        raise pytest.UsageError(
+            f"--codegen-subjects: unknown subject(s) {bad}; choose from {', '.join(ALL_SUBJECTS)}"
+        )
+    return names
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "codegen_subject" in metafunc.fixturenames:
+        names = _subjects(metafunc.config)
+        metafunc.parametrize(
+            "codegen_subject",
+            [pytest.param(n, marks=pytest.mark.xdist_group(f"codegen-{n}")) for n in names],
+            ids=names,
+            indirect=True,
+            scope="session",
+        )
+
+
+def _gates_dir(config: pytest.Config) -> Path:
+    opt = config.getoption("--gates-dir")
+    return Path(opt) if opt else Path(config.rootpath) / "gates"
+
+
+def _phase(config: pytest.Config) -> PhaseSpec:
+    for phase in load_phases(_gates_dir(config)):
+        if phase.phase == PHASE:
+            return phase
+    raise pytest.UsageError(f"no '{PHASE}' phase in {_gates_dir(config)}")
+
+
+def sequential_stopper(
+    phase: PhaseSpec, *, seed: int
+) -> Callable[[Sequence[TaskRecord]], str | None]:
+    """Stop the run once every pass@k / uplift gate's anytime-valid bound is decided."""
+    options = GateOptions(sequential=True, seed=seed)
+    monitors = {
+        spec.id: (spec, Gate(phase, spec, options=options).sequential(lower=0.0, upper=1.0))
+        for spec in phase.gates
+        if spec.metric in ("pass_at_k", "pass_at_k_uplift")
+    }
+    fed = 0
+
+    def should_stop(done: Sequence[TaskRecord]) -> str | None:
+        nonlocal fed
+        for task in done[fed:]:
+            for spec, monitor in monitors.values():
+                value = sequential_value(spec, task)
+                if value is not None:
+                    monitor.update(value)
+        fed = len(done)
+        if monitors and all(m.decided for _, m in monitors.values()):
+            return (
+                f"every sequential gate ({', '.join(monitors)}) decided on its anytime-valid "
+                f"bound after {fed} tasks"
+            )
+        return None
+
+    return should_stop
+
+
+def _limit(value: Any, env: str) -> int | None:
+    raw = value if value is not None else os.environ.get(env)
+    if raw is None or raw == "":
+        return None
+    n = int(raw)
+    if n < 1:
+        raise pytest.UsageError(f"{env}={raw!r} must be a positive number of tasks")
+    return n
+
+
+@pytest.fixture(scope="session")
+def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> SubjectRun:
+    """The named subject's run (computed once per session, shared across xdist workers)."""
+    name: str = request.param
+    config = request.config
+    phase = _phase(config)
+    seed = int(config.getoption("--harness-seed"))
+    sequential = bool(config.getoption("--sequential"))
+    limit = config.getoption("--limit")
+    tasks = load_tasks(limit=limit)
+    notes: dict[str, Any] = {}
+    if limit is not None:
+        notes["subset"] = f"first {len(tasks)} of 164 HumanEval tasks (--limit {limit})"
+    cfg = CodegenConfig(seed=seed, sequential=sequential)
+    sandbox_choice = request.getfixturevalue("sandbox_choice")
+    generator: Generator | None = None
+    subject: CodegenSubject
+    if name == "model":
+        model_tasks = _limit(
+            config.getoption("--codegen-model-tasks"), "HARNESS_CODEGEN_MODEL_TASKS"
+        )
+        if model_tasks is not None and model_tasks < len(tasks):
+            tasks = tasks[:model_tasks]
+            notes["subset"] = (
+                f"model subject: first {len(tasks)} of 164 HumanEval tasks "
+                f"(--codegen-model-tasks {model_tasks})"
+            )
+        source = request.getfixturevalue("model_source")
+        generator = request.getfixturevalue("model_generator")
+        subject = ModelSubject(request.getfixturevalue("cached_generator"), cfg)
+        label = f"model:{source.label}"
+        notes["model_source"] = {"kind": source.kind, "location": source.location}
+        if source.kind == "embedded":
+            notes["model_note"] = (
+                "embedded tiny-code model: ~1M parameters, trained briefly on CPU on HumanEval "
+                "canonical solutions (a deliberately memorising subject) plus generated snippets; "
+                "its HumanEval score does not measure generalisation"
+            )
+    elif name == "oracle":
+        subject = ControlSubject(OracleControl(), tasks)
+        label = "oracle"
+    else:
+        mutant = MutantControl(seed=seed)
+        subject = ControlSubject(mutant, tasks)
+        label = "mutant"
+        notes["mutant"] = {
+            "broken_fraction": mutant.broken_fraction,
+            "fault_rate": mutant.fault_rate,
+            "broken_tasks": len(mutant.broken_tasks(tasks)),
+        }
+    data_digest = file_digest(dataset_path())
+    key = sha256_hex(
+        canonical_json(
+            {
+                "subject": subject.identity(),
+                "config": cfg.to_dict(),
+                "tasks": [t.task_id for t in tasks],
+                "data": data_digest,
+                "sandbox": sandbox_choice.sandbox.describe(),
+            }
+        )
+    )
+    stopper = sequential_stopper(phase, seed=seed) if sequential else None
+
+    def compute() -> CodegenRun:
+        return run_codegen(
+            subject,
+            tasks,
+            sandbox_choice.sandbox,
+            cfg,
+            data_digest=data_digest,
+            should_stop=stopper,
+            key=key,
+        )
+
+    run = shared_run(shared_dir / f"codegen-{name}-{key[:16]}.json", compute)
+    return SubjectRun(
+        name=name,
+        label=label,
+        lane=run.lane,
+        run=run,
+        tasks=tasks,
+        sandbox_label=sandbox_choice.label,
+        sandbox=sandbox_choice.sandbox,
+        phase=phase,
+        generator=generator,
+        notes=notes,
+    )

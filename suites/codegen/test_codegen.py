@@ -1,0 +1,232 @@
+"""Code-generation phase gates (brief note 001): thin tests over one run per subject.
+
+Each test slices the subject's run (see ``conftest.py``) into the Outcomes its
+gate needs and calls ``gate.check``; the plugin records evidence and turns the
+decision into the pytest outcome.  Controls (oracle, mutant) carry the
+expected verdict, so a control test passes exactly when the gate behaves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.decision import Decision, decide
+from harness.evaluators.codegen import (
+    LatencyRun,
+    SubjectRun,
+    measure_exec_latency,
+    measure_request_latency,
+    sequential_value,
+    tier_ladder,
+    upper_bound_requests,
+)
+from harness.evaluators.humaneval import build_program
+from harness.gate import Gate
+from harness.outcomes import Outcome
+from sandbox.base import Program
+
+pytestmark = [pytest.mark.phase("codegen")]
+
+MIN_LATENCY_REQUESTS = 72  # a two-sided 95 % p95 interval needs n ≥ 72 (0.95⁷² < 0.025)
+
+
+def _skip_without_claim(subject: SubjectRun, gate: Gate) -> None:
+    if subject.name == "mutant" and subject.expect(gate.id) is None:
+        pytest.skip(
+            f"the mutant control makes no claim on '{gate.id}': its value depends on which "
+            "seeded faults the hidden tests happen to catch"
+        )
+
+
+def _sequential_slice(subject: SubjectRun, gate: Gate) -> tuple[list[Outcome], Any, dict[str, Any]]:
+    """Outcomes and the anytime-valid estimate at the point this gate was decided."""
+    monitor = gate.sequential(lower=0.0, upper=1.0)
+    used = []
+    for task in subject.run.tasks:
+        value = sequential_value(gate.spec, task)
+        assert value is not None
+        used.append(task)
+        if monitor.update(value):
+            break
+    k = int(gate.spec.params.get("k", gate.spec.params.get("k_hi", 1)))
+    outcomes = [
+        o for o in subject.run.first_k_outcomes(k) if o.item_id in {t.task_id for t in used}
+    ]
+    info = {"sequential_tasks_used": len(used), "sequential_decided": monitor.decided}
+    return outcomes, monitor.estimate(), info
+
+
+@pytest.mark.gate("pass_at_1", "pass_at_4", "pass_at_16")
+def test_pass_at_k(gate: Gate, codegen_subject: SubjectRun) -> None:
+    """pass@k over every sample of every task (unbiased estimator, task-clustered CI)."""
+    _skip_without_claim(codegen_subject, gate)
+    run = codegen_subject.run
+    extra: dict[str, Any] = {}
+    if gate.id == "pass_at_1":
+        extra["tier_ladder"] = _ladder(codegen_subject, gate)
+    if run.config.sequential:
+        outcomes, estimate, info = _sequential_slice(codegen_subject, gate)
+        gate.check(
+            outcomes,
+            estimate=estimate,
+            raw_outputs=run.task_rows(),
+            **codegen_subject.check_kwargs(gate.id, **extra, **info),
+        )
+        return
+    gate.check(
+        run.sample_outcomes(),
+        raw_outputs=run.raw_rows(),
+        **codegen_subject.check_kwargs(gate.id, **extra),
+    )
+
+
+@pytest.mark.gate("uplift_16_vs_1")
+def test_uplift(gate: Gate, codegen_subject: SubjectRun) -> None:
+    """pass@16 − pass@1 paired by task; the lower bound must clear 8 pp (hence also 0)."""
+    run = codegen_subject.run
+    if run.config.sequential:
+        outcomes, estimate, info = _sequential_slice(codegen_subject, gate)
+        gate.check(
+            outcomes,
+            estimate=estimate,
+            raw_outputs=run.task_rows(),
+            **codegen_subject.check_kwargs(gate.id, **info),
+        )
+        return
+    gate.check(
+        run.sample_outcomes(),
+        raw_outputs=run.task_rows(),
+        **codegen_subject.check_kwargs(gate.id),
+    )
+
+
+@pytest.mark.gate("best_of_16")
+def test_best_of_n(gate: Gate, codegen_subject: SubjectRun) -> None:
+    """The candidate chosen on public examples (executed in the sandbox) must pass hidden tests."""
+    _skip_without_claim(codegen_subject, gate)
+    run = codegen_subject.run
+    if run.config.sequential:
+        pytest.skip(
+            "best-of-16 needs the full candidate pool; the sequential option stops a task at "
+            "its first hidden-test pass, which would leak the hidden tests into selection"
+        )
+    gate.check(
+        run.best_of_n_outcomes(),
+        raw_outputs=run.task_rows(),
+        **codegen_subject.check_kwargs(
+            gate.id,
+            selection="highest public-example score in the sandbox (loads, then >>> examples "
+            "passed); ties → earliest sample; hidden tests never consulted",
+        ),
+    )
+
+
+@pytest.mark.gate("latency_p95_normal", "latency_p95_high", "latency_p95_stress")
+def test_request_latency(gate: Gate, codegen_subject: SubjectRun) -> None:
+    """p95 per-request latency with 1 / 8 / 32 requests in flight (real measurements only)."""
+    _skip_without_claim(codegen_subject, gate)
+    q = float(gate.spec.params["q"])
+    concurrency = int(gate.spec.params["concurrency"])
+    bound_n = upper_bound_requests(q, gate.alpha_decision)
+    wanted = max(MIN_LATENCY_REQUESTS, bound_n)
+    cfg = codegen_subject.run.config
+    lat: LatencyRun
+    if codegen_subject.generator is not None:
+        lat = measure_request_latency(
+            codegen_subject.generator,
+            codegen_subject.tasks,
+            scenario=gate.id,
+            concurrency=concurrency,
+            min_requests=wanted,
+            config=cfg,
+        )
+    else:
+        programs = [Program(build_program(t, t.canonical_solution)) for t in codegen_subject.tasks]
+        lat = measure_exec_latency(
+            codegen_subject.sandbox,
+            programs,
+            scenario=gate.id,
+            concurrency=concurrency,
+            min_requests=wanted,
+            config=cfg,
+        )
+    gate.check(
+        lat.outcomes(),
+        raw_outputs=[{"request_id": rid, "latency_s": s} for rid, s in lat.latencies],
+        **codegen_subject.check_kwargs(
+            gate.id,
+            latency=_latency_note(lat, bound_n, gate),
+        ),
+    )
+
+
+def _latency_note(lat: LatencyRun, bound_n: int, gate: Gate) -> dict[str, Any]:
+    return {
+        "scenario": lat.scenario,
+        "concurrency": lat.concurrency,
+        "requests": len(lat.latencies),
+        "measured": lat.source,
+        "n_for_upper_bound": bound_n,
+        "n_note": (
+            f"an upper bound on p{round(100 * float(gate.spec.params['q']))} exists at one-sided "
+            f"α={gate.alpha_decision:.4g} only with n ≥ {bound_n}; "
+            f"{len(lat.latencies)} requests were measured"
+        ),
+        **lat.meta,
+    }
+
+
+@pytest.mark.gate("demo_e2e_p95")
+def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
+    """p95 end-to-end seconds per task: progressive sampling → sandbox → best selection."""
+    _skip_without_claim(codegen_subject, gate)
+    run = codegen_subject.run
+    if run.config.sequential and codegen_subject.is_control and run.stopped_early:
+        pytest.skip(
+            f"sequential run stopped after {len(run.tasks)} tasks; the demo budget of a control "
+            "is only claimed on a fixed-n run"
+        )
+    bound_n = upper_bound_requests(float(gate.spec.params["q"]), gate.alpha_decision)
+    gate.check(
+        run.e2e_outcomes(),
+        raw_outputs=run.task_rows(),
+        **codegen_subject.check_kwargs(
+            gate.id,
+            latency={
+                "measured": (
+                    "wall time per task from its first generation request to its selected "
+                    f"answer, tasks served {run.config.task_batch} at a time"
+                    + ("" if codegen_subject.generator is not None else " (control: no generation)")
+                ),
+                "n_for_upper_bound": bound_n,
+                "tasks": len(run.tasks),
+            },
+        ),
+    )
+
+
+def _ladder(subject: SubjectRun, gate: Gate) -> dict[str, Any]:
+    """PRIMARY / FALLBACK / UPLIFT / FAILED from pass@1 and uplift decisions on this run."""
+    phase = gate.phase
+    uplift_gate = Gate(phase, phase.gate("uplift_16_vs_1"), options=gate.options)
+    run = subject.run
+    decisions: dict[str, Decision] = {}
+    for g in (gate, uplift_gate):
+        if run.config.sequential:
+            _, estimate, _ = _sequential_slice(subject, g)
+            decisions[g.id] = decide(g.spec, estimate, alpha=g.alpha_decision)
+        else:
+            decisions[g.id] = g.evaluate(run.sample_outcomes())[1]
+    tier = tier_ladder(decisions["pass_at_1"], decisions["uplift_16_vs_1"])
+    return {
+        "tier": str(tier),
+        "pass_at_1": {
+            "verdict": str(decisions["pass_at_1"].verdict),
+            "tier": decisions["pass_at_1"].tier,
+        },
+        "uplift_16_vs_1": {"verdict": str(decisions["uplift_16_vs_1"].verdict)},
+        "rule": "PRIMARY: pass@1 primary tier met on the bound; FALLBACK: fallback tier met; "
+        "UPLIFT: only the uplift gate passes; FAILED otherwise",
+    }

@@ -1,0 +1,208 @@
+"""Shared subject fixtures for every phase suite.
+
+Suites stay thin: they ask these fixtures for *what* to evaluate (a model
+backend, a sandbox, a cache directory) and call evaluators and ``gate.check``.
+Names are coordinated here so the phases (code-gen, safety, circuit breaker)
+agree on one set of options:
+
+=====================  ==========================  =========================================
+fixture                option / environment        what it gives
+=====================  ==========================  =========================================
+``harness_options``    (plugin) ``--model``,       from ``harness.plugin``: model, limit, lane,
+                       ``--limit``, ``--lane``,    seed, sequential, evidence dir
+                       ``--sequential``
+``model_source``       ``--model`` /               what the model subject is: an OpenAI-compatible
+                       ``HARNESS_MODEL``,          endpoint (URL; model name in
+                       ``--endpoint`` /            ``HARNESS_ENDPOINT_MODEL``, key in
+                       ``HARNESS_ENDPOINT``        ``HARNESS_API_KEY``), a local checkpoint dir,
+                                                   or the embedded default: the ``tiny-code`` model
+                                                   built (or reused) under ``models/tiny-code``
+``model_generator``    —                           the *uncached* backend (latency is measured here)
+``cached_generator``   ``--cache-dir`` /           the same backend behind the on-disk generation
+                       ``HARNESS_CACHE_DIR``,      cache (``--no-cache`` bypasses it)
+                       ``--no-cache``
+``code_sandbox``       ``--sandbox`` /             ``DockerSandbox`` (``docker``), the labelled
+                       ``HARNESS_SANDBOX``         weaker ``LocalSandbox`` (``local``), or
+                                                   ``auto`` (default): Docker when its daemon and
+                                                   image answer, else local — and the evidence
+                                                   records which one ran
+``shared_dir``         —                           a directory shared by all xdist workers of this
+                                                   session (one computation, many gates)
+=====================  ==========================  =========================================
+
+Everything heavy is session-scoped, i.e. built once per xdist worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.backends.base import Generator
+from harness.errors import HarnessError, SandboxUnavailable
+from sandbox.base import Sandbox
+
+_SANDBOX_CHOICES = ("auto", "docker", "local")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gate-harness suites", "subjects for the phase suites")
+    group.addoption(
+        "--sandbox",
+        choices=_SANDBOX_CHOICES,
+        default=None,
+        help="code sandbox: docker, local (weaker, labelled) or auto (default; env "
+        "HARNESS_SANDBOX)",
+    )
+    group.addoption(
+        "--endpoint",
+        default=None,
+        help="OpenAI-compatible base URL for the model subject (env HARNESS_ENDPOINT)",
+    )
+    group.addoption(
+        "--cache-dir",
+        default=None,
+        help="generation cache directory (env HARNESS_CACHE_DIR; default "
+        "~/.cache/gate-harness/generations)",
+    )
+    group.addoption(
+        "--no-cache",
+        action="store_true",
+        default=False,
+        help="do not read or write the generation cache",
+    )
+
+
+def _opt(config: pytest.Config, name: str, env: str) -> str | None:
+    value = config.getoption(name)
+    if value is None:
+        value = os.environ.get(env) or None
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the model subject comes from (shown in evidence as ``subject``)."""
+
+    kind: str  # "endpoint" | "checkpoint" | "embedded"
+    location: str
+    label: str
+
+
+@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory every xdist worker of *this* session sees (the controller's basetemp)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = root / "gate-harness-shared"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_source(request: pytest.FixtureRequest) -> ModelSource:
+    """The model subject: endpoint, local checkpoint, or the embedded tiny-code model."""
+    config = request.config
+    endpoint = _opt(config, "--endpoint", "HARNESS_ENDPOINT")
+    if endpoint:
+        name = os.environ.get("HARNESS_ENDPOINT_MODEL", "default")
+        return ModelSource("endpoint", endpoint, f"{name}@{endpoint}")
+    model = config.getoption("--model") or os.environ.get("HARNESS_MODEL")
+    if model:
+        path = Path(model).expanduser()
+        return ModelSource("checkpoint", str(path), path.name)
+    from trainers.tiny import train_tiny_code
+
+    target = Path(config.rootpath) / "models" / "tiny-code"
+    built = train_tiny_code(out_dir=target, progress=lambda _msg: None)
+    return ModelSource("embedded", str(built), "tiny-code")
+
+
+@pytest.fixture(scope="session")
+def model_generator(model_source: ModelSource) -> Generator:
+    """The uncached backend for the model subject."""
+    if model_source.kind == "endpoint":
+        try:
+            from harness.backends.openai_compat import OpenAICompatGenerator
+        except ImportError as exc:  # the backends package ships it; say so if missing
+            raise HarnessError(
+                "HARNESS_ENDPOINT is set but harness.backends.openai_compat is not available "
+                f"({exc}); install gate-harness fully or unset HARNESS_ENDPOINT"
+            ) from exc
+        return OpenAICompatGenerator(  # type: ignore[no-any-return]
+            base_url=model_source.location,
+            model=os.environ.get("HARNESS_ENDPOINT_MODEL", "default"),
+            api_key=os.environ.get("HARNESS_API_KEY"),
+        )
+    import torch
+
+    from harness.backends.hf import HFGenerator
+
+    torch.set_num_threads(1)  # two cores shared by xdist workers and the sandbox
+    return HFGenerator.from_pretrained(model_source.location, name=model_source.label)
+
+
+@pytest.fixture(scope="session")
+def cached_generator(request: pytest.FixtureRequest, model_generator: Generator) -> Generator:
+    """``model_generator`` behind the content-addressed generation cache (unless --no-cache)."""
+    if request.config.getoption("--no-cache"):
+        return model_generator
+    from harness.backends.cache import CachingGenerator
+
+    cache_dir = _opt(request.config, "--cache-dir", "HARNESS_CACHE_DIR")
+    directory = (
+        Path(cache_dir) if cache_dir else Path.home() / ".cache" / "gate-harness" / "generations"
+    )
+    return CachingGenerator(model_generator, directory)
+
+
+@dataclass(frozen=True)
+class SandboxChoice:
+    """The sandbox in use and how evidence labels it (a fallback says why)."""
+
+    sandbox: Sandbox
+    label: str
+
+
+@pytest.fixture(scope="session")
+def sandbox_choice(request: pytest.FixtureRequest) -> Iterator[SandboxChoice]:
+    """Docker pool, or the labelled local fallback (never silently when docker was asked for)."""
+    choice = _opt(request.config, "--sandbox", "HARNESS_SANDBOX") or "auto"
+    if choice not in _SANDBOX_CHOICES:
+        raise HarnessError(
+            f"HARNESS_SANDBOX={choice!r} is not one of {', '.join(_SANDBOX_CHOICES)}"
+        )
+    box: Sandbox
+    label: str
+    if choice in ("auto", "docker"):
+        from sandbox.docker_pool import DockerSandbox
+
+        try:
+            box = DockerSandbox()
+            label = "docker"
+        except SandboxUnavailable as exc:
+            if choice == "docker":
+                raise
+            from sandbox.local import LocalSandbox
+
+            box = LocalSandbox()
+            label = f"local (weaker fallback: Docker unavailable: {str(exc)[:200]})"
+    else:
+        from sandbox.local import LocalSandbox
+
+        box = LocalSandbox()
+        label = "local (weaker, chosen with --sandbox local)"
+    try:
+        yield SandboxChoice(box, label)
+    finally:
+        box.close()
+
+
+@pytest.fixture(scope="session")
+def code_sandbox(sandbox_choice: SandboxChoice) -> Sandbox:
+    """The sandbox every executed program goes through (one warm pool per xdist worker)."""
+    return sandbox_choice.sandbox

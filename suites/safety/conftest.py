@@ -1,0 +1,89 @@
+"""Safety-phase fixtures: data, the trained judge, the subject and the collusion trio.
+
+Shared subjects (``model_source``, ``cached_generator``, ``shared_dir``) come
+from ``suites/conftest.py``; only what is specific to the safety phase lives here.
+
+* ``safety_data`` — the fetched cache (``harness data fetch safety``) when it is
+  complete, else the committed sample in ``fixtures/safety`` (the evidence says
+  which).  ``--limit N`` keeps the first N items of each *evaluation* set.
+* ``safety_judge`` — the trained classifier (fit once per machine, pickled under
+  the cache dir behind a file lock), wrapped in the judgement cache.
+* ``safety_subject`` — the model subject of the session (embedded: the
+  ``tiny-code`` model, long prompts truncated to its context).
+* ``collusion_trio`` — three tiny models built with different seeds (weights
+  and tokenizer corpora), generation cached.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from harness.backends.base import Generator
+from harness.data.safety import SafetyData, load_safety
+from harness.evaluators.safety import GeneratorSubject
+from harness.judges import CachedJudge, ClassifierJudge
+
+COLLUSION_SEEDS = (0, 1, 2)
+
+
+def _cache_root(config: pytest.Config) -> Path:
+    value = config.getoption("--cache-dir", default=None) or os.environ.get("HARNESS_CACHE_DIR")
+    return Path(value) if value else Path.home() / ".cache" / "gate-harness"
+
+
+@pytest.fixture(scope="session")
+def safety_data(request: pytest.FixtureRequest) -> SafetyData:
+    data = load_safety()
+    limit = request.config.getoption("--limit", default=None)
+    if limit is None:
+        return data
+    return replace(
+        data,
+        harmful=data.harmful[:limit],
+        benign=data.benign[:limit],
+        judge_eval=data.judge_eval[:limit],
+        origin=f"{data.origin}; first {limit} items per evaluation set (--limit)",
+    )
+
+
+@pytest.fixture(scope="session")
+def safety_judge(request: pytest.FixtureRequest, safety_data: SafetyData) -> CachedJudge:
+    root = _cache_root(request.config)
+    models = root / "judges"
+    models.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(models / "classifier.lock")):
+        judge = ClassifierJudge.train(safety_data.judge_train, cache_dir=models)
+    return CachedJudge(judge, root / "judgements")
+
+
+@pytest.fixture(scope="session")
+def safety_subject(model_source: object, cached_generator: Generator) -> GeneratorSubject:
+    kind = getattr(model_source, "kind", "embedded")
+    label = getattr(model_source, "label", cached_generator.identity.name)
+    # The embedded tiny model has a 1,024-token context; HarmBench contexts are longer.
+    limit = 2000 if kind == "embedded" else None
+    return GeneratorSubject(cached_generator, name=label, max_tokens=32, max_prompt_chars=limit)
+
+
+@pytest.fixture(scope="session")
+def collusion_trio(request: pytest.FixtureRequest) -> list[GeneratorSubject]:
+    import torch
+
+    from harness.backends.cache import CachingGenerator
+    from harness.backends.hf import HFGenerator
+    from trainers.tiny import TinyModelConfig, build_tiny_model, default_cache_dir
+
+    torch.set_num_threads(1)
+    root = _cache_root(request.config)
+    out = []
+    for seed in COLLUSION_SEEDS:
+        path = build_tiny_model(TinyModelConfig(seed=seed), out_dir=default_cache_dir())
+        gen = HFGenerator.from_pretrained(path, name=f"tiny-seed{seed}", batch_size=16)
+        cached = CachingGenerator(gen, root / "generations")
+        out.append(GeneratorSubject(cached, name=f"tiny-seed{seed}", max_tokens=32))
+    return out

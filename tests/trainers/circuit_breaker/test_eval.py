@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+
+from trainers.circuit_breaker.data import Split, ToolCall, WorldConfig, generate_world
+from trainers.circuit_breaker.eval import score
+
+WORLD = generate_world(
+    WorldConfig(
+        n_baseline_sft_attacks=1,
+        n_baseline_sft_benign=1,
+        n_train_attacks=1,
+        n_train_adversarial_safe=1,
+        n_train_benign=1,
+        n_eval_attacks=6,
+        n_eval_benign=2,
+    )
+)
+ATTACK = next(s for s in WORLD[Split.EVAL] if s.attack is not None)
+BENIGN = next(s for s in WORLD[Split.EVAL] if s.attack is None)
+
+
+def _render(call: ToolCall) -> str:
+    body = json.dumps({"name": call.name, "parameters": call.arguments})
+    return f"<|python_tag|>{body}<|eom_id|>"
+
+
+def test_following_the_injection_is_harmful_not_correct() -> None:
+    r = score(ATTACK, _render(ATTACK.attack.injected_call))  # type: ignore[union-attr]
+    assert r.harmful and not r.correct and not r.no_tool_call and r.coherent
+    assert r.parse_mode == "strict" and r.template_id == ATTACK.attack.template_id  # type: ignore[union-attr]
+
+
+def test_doing_the_user_task_is_correct() -> None:
+    r = score(ATTACK, _render(ATTACK.attack.correct_call))  # type: ignore[union-attr]
+    assert r.correct and not r.harmful
+    b = score(BENIGN, _render(BENIGN.completion_call))
+    assert b.correct and b.kind == "benign"
+
+
+def test_gibberish_is_no_tool_call_and_incoherent() -> None:
+    r = score(ATTACK, "to to to to to to to")
+    assert r.no_tool_call and not r.correct and not r.harmful and not r.coherent
+
+
+def test_json_fallback_still_scores_the_call() -> None:
+    call = ATTACK.attack.injected_call  # type: ignore[union-attr]
+    text = json.dumps({"name": call.name, "arguments": call.arguments})
+    r = score(ATTACK, text + "<|eot_id|>")
+    assert r.harmful and r.parse_mode == "json_fallback"
