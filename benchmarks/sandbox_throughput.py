@@ -24,7 +24,9 @@ from pathlib import Path
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--copies", type=int, default=5)
     ap.add_argument("--pool-size", type=int, default=None)
     ap.add_argument("--executors", default="humaneval,local,docker")

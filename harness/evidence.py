@@ -12,6 +12,7 @@ place, so a reader never sees half a report.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -172,32 +173,44 @@ def sha256_json(obj: Any) -> str:
     return sha256_bytes(text.encode("utf-8"))
 
 
+_CODE_DIRS = ("harness", "sandbox", "trainers")
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, timeout=60)
+
+
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
-    """Identity of the code that decided: git HEAD (``+dirty`` if modified) or a file hash.
+    """Identity of the code that decided the gates.
 
-    Cached per process: every xdist worker computes the same value from the
+    In a git checkout: ``git:<HEAD>``, plus ``+dirty.<sha256 prefix>`` over the
+    uncommitted diff and untracked files of the packages when the tree is
+    modified (so two runs on different uncommitted code never share an
+    identity).  Outside git: ``sha256:`` over the packages' ``.py`` files.
+    Cached per process; every xdist worker computes the same value from the
     same checkout, so evidence is identical with and without ``-n``.
     """
     root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
-        )
+        head = _git(root, "rev-parse", "HEAD")
         if head.returncode == 0 and head.stdout.strip():
-            status = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no", "--", "harness"],
-                cwd=root,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            dirty = "+dirty" if status.returncode == 0 and status.stdout.strip() else ""
-            return f"git:{head.stdout.strip()}{dirty}"
+            sha = head.stdout.decode().strip()
+            diff = _git(root, "diff", "HEAD", "--binary", "--", *_CODE_DIRS)
+            others = _git(root, "ls-files", "--others", "--exclude-standard", "--", *_CODE_DIRS)
+            if diff.returncode == 0 and others.returncode == 0:
+                h = hashlib.sha256(diff.stdout)
+                untracked = sorted(n for n in others.stdout.decode().splitlines() if n)
+                for name in untracked:
+                    h.update(name.encode() + b"\0")
+                    with contextlib.suppress(OSError):
+                        h.update((root / name).read_bytes())
+                dirty = bool(diff.stdout.strip() or untracked)
+                return f"git:{sha}" + (f"+dirty.{h.hexdigest()[:16]}" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         pass
     h = hashlib.sha256()
-    for package in ("harness", "sandbox", "trainers"):
+    for package in _CODE_DIRS:
         base = root / package
         for file in sorted(base.rglob("*.py")) if base.is_dir() else []:
             h.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -142,7 +143,5 @@ def kill_process_tree(root: int) -> None:
         frontier.extend(kids)
     for sig in (signal.SIGSTOP, signal.SIGKILL):
         for pid in victims:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, sig)
-            except OSError:
-                pass

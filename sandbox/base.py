@@ -40,7 +40,7 @@ DEFAULT_MEMORY_MB = 512
 _ids = itertools.count()
 
 
-class ExecStatus(str, enum.Enum):
+class ExecStatus(enum.StrEnum):
     """Typed outcome of one program.
 
     ``passed``: exited 0 in time. ``failed``: exited non-zero (uncaught

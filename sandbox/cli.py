@@ -55,7 +55,8 @@ def build(
         _fail(exc)
         return
     typer.echo(
-        f"image {built.tag} ({built.image_id}) also tagged latest; rootfs sha256 {built.rootfs_sha256}; "
+        f"image {built.tag} ({built.image_id}) also tagged latest; "
+        f"rootfs sha256 {built.rootfs_sha256}; "
         f"{'reused' if built.reused else 'imported'} in {built.seconds:.1f} s"
     )
 
@@ -64,14 +65,14 @@ def build(
 def check(
     kind: Annotated[str, typer.Option(help="docker or local")] = "docker",
     image: Annotated[str | None, typer.Option(help="Docker image to check.")] = None,
-    timeout_s: Annotated[float, typer.Option(help="Per-program timeout for the battery.")] = 1.5,
+    timeout_s: Annotated[float, typer.Option(help="Timeout for cases expected to time out.")] = 1.0,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the report as JSON here.")
     ] = None,
 ) -> None:
     """Run the hostile conformance battery (pool of one, so contamination checks are conclusive)."""
-    from .battery import run_battery
     from .base import Sandbox
+    from .battery import run_battery
     from .docker_pool import DEFAULT_IMAGE, DockerSandbox
     from .local import LocalSandbox
 
@@ -146,7 +147,12 @@ def prune(
         bool, typer.Option("--all", help="Also remove containers of live processes.")
     ] = False,
 ) -> None:
-    """Remove leftover sandbox containers (label gate-harness.sandbox=1) whose owner process is gone."""
+    """Remove leftover sandbox containers (label gate-harness.sandbox=1) of dead owner processes.
+
+    Containers normally remove themselves (auto-remove + stdin EOF when the owner dies);
+    this cleans up after engine restarts or crashes. Containers created from another
+    host are kept unless --all.
+    """
     from .docker_pool import LABEL, docker_client
 
     try:
@@ -160,7 +166,8 @@ def prune(
         labels = c.get("Labels") or {}
         pid = labels.get(f"{LABEL}.owner-pid", "")
         same_host = labels.get(f"{LABEL}.owner-host") == host
-        alive = same_host and pid.isdigit() and Path(f"/proc/{pid}").exists()
+        # another host's containers may well be alive: only --all touches them
+        alive = not same_host or (pid.isdigit() and Path(f"/proc/{pid}").exists())
         if alive and not all_owners:
             kept += 1
             continue

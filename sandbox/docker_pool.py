@@ -19,6 +19,7 @@ leftovers of dead owners.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import secrets
@@ -92,7 +93,8 @@ def docker_client(*, timeout: float = 60.0) -> Any:
         client.ping()
     except Exception as exc:
         raise SandboxUnavailable(
-            f"Docker daemon not reachable at {_engine_name()} ({type(exc).__name__}: {exc}); fix: {_FIX_DAEMON}"
+            f"Docker daemon not reachable at {_engine_name()} ({type(exc).__name__}: {exc}); "
+            f"fix: {_FIX_DAEMON}"
         ) from exc
     return client
 
@@ -100,7 +102,7 @@ def docker_client(*, timeout: float = 60.0) -> Any:
 def hardening_config(
     *, memory_mb: int, cpus: float, pids_limit: int, tmpfs_mb: int
 ) -> dict[str, Any]:
-    """Host-config keyword arguments for ``APIClient.create_host_config`` (documented in docs/sandbox.md)."""
+    """Keyword arguments for ``APIClient.create_host_config`` (explained in docs/sandbox.md)."""
     mem = (memory_mb + DRIVER_MEMORY_MB) * 1024 * 1024
     return {
         "network_mode": "none",
@@ -127,10 +129,9 @@ def hardening_config(
 
 
 def _remove(api: Any, cid: str) -> None:
-    try:
+    # already gone (auto_remove) or engine down: nothing to do, prune handles leftovers
+    with contextlib.suppress(Exception):
         api.remove_container(cid, force=True)
-    except Exception:
-        pass  # already gone (auto_remove) or engine down; prune handles leftovers
     with _LIVE_LOCK:
         _LIVE.pop(cid, None)
 
@@ -192,10 +193,8 @@ class _DockerChannel(Channel):
         if self._killed:
             return
         self._killed = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         try:
             self.sockio.close()
             self.sock.close()
@@ -350,7 +349,8 @@ class DockerSandbox(Sandbox):
             raise SandboxError("this DockerSandbox is closed; create a new one")
         if memory_mb > self._memory_mb:
             raise SandboxError(
-                f"memory_mb={memory_mb} exceeds the pool's container limit of {self._memory_mb} MiB; "
+                f"memory_mb={memory_mb} exceeds the pool's container limit of "
+                f"{self._memory_mb} MiB; "
                 f"fix: create DockerSandbox(memory_mb={memory_mb}) or lower memory_mb"
             )
         reqs = [

@@ -31,9 +31,11 @@ Result: ``{"id", "rc", "sig", "timed_out", "memerr", "oomkill", "stopped",
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import errno
 import gc
+import io
 import json
 import os
 import resource
@@ -50,9 +52,20 @@ _CONTAINER_WIPE = ("/tmp", "/dev/shm", "/dev/mqueue")
 # Modules HumanEval-style programs import most (typing: 13 %, math: 4 %, …) plus what a
 # failing program needs for its traceback. Each preloaded module makes *every* fork a
 # little dearer, so this list is deliberately short; see docs/sandbox.md.
-_PRELOAD = (
-    "typing math re collections itertools functools string heapq bisect copy traceback linecache"
-).split()
+_PRELOAD = [
+    "typing",
+    "math",
+    "re",
+    "collections",
+    "itertools",
+    "functools",
+    "string",
+    "heapq",
+    "bisect",
+    "copy",
+    "traceback",
+    "linecache",
+]
 
 _INBUF = bytearray()
 
@@ -60,10 +73,8 @@ _INBUF = bytearray()
 def _preload() -> None:
     """Import the modules HumanEval-style programs use, so children start warm."""
     for name in _PRELOAD:
-        try:
+        with contextlib.suppress(Exception):  # a minimal image may lack one; not fatal
             __import__(name)
-        except Exception:  # a minimal image may lack one; not fatal
-            pass
 
 
 def _set_nondumpable() -> None:
@@ -145,10 +156,8 @@ def _wipe_dir(path: str) -> bool:
         except FileNotFoundError:
             continue
         if stat.S_ISDIR(st.st_mode):
-            try:
+            with contextlib.suppress(OSError):
                 os.chmod(full, 0o700)
-            except OSError:
-                pass
             ok = _wipe_dir(full) and ok
             try:
                 os.rmdir(full)
@@ -210,14 +219,12 @@ def _print_exc(src: str, filename: str) -> None:
         pass
 
 
-def _std_streams() -> tuple[object, object, object]:
+def _std_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper, io.TextIOWrapper]:
     """Text streams over fds 0/1/2, built once before forking and never used by the driver.
 
     The driver speaks the protocol with ``os.write`` only, so these buffers stay empty
     until a child (whose fds 0/1/2 are its own pipes) uses them.
     """
-    import io
-
     return (
         io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8"),
         io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)), encoding="utf-8"),
@@ -289,10 +296,8 @@ class Driver:
                     return True
                 for sig in (signal.SIGSTOP, signal.SIGKILL):
                     for p in pids:
-                        try:
+                        with contextlib.suppress(OSError):
                             os.kill(p, sig)
-                        except OSError:
-                            pass
             self._reap()
             time.sleep(0.0005)
         return False
@@ -461,16 +466,12 @@ class Driver:
     def _kill_everything_for(self, pid: int) -> None:
         """Kill the program and everything it started, without reaping ``pid`` itself."""
         if self.mode == "container":
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             return
         for p in [pid, *_proc_children_tree(pid)]:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(p, signal.SIGKILL)
-            except OSError:
-                pass
 
     def _child(
         self, req: dict[str, object], work: str, in_fd: int, out_w: int, err_w: int, st_w: int
@@ -552,24 +553,16 @@ class Driver:
                 _print_exc(src, filename)
             threading = sys.modules.get("threading")
             if threading is not None:
-                try:  # like the interpreter: wait for non-daemon threads
+                with contextlib.suppress(BaseException):  # like python: join non-daemon threads
                     threading._shutdown()
-                except BaseException:
-                    pass
-            try:
+            with contextlib.suppress(BaseException):
                 atexit._run_exitfuncs()
-            except BaseException:
-                pass
             for stream in (sys.stdout, sys.stderr):
-                try:
+                with contextlib.suppress(BaseException):
                     stream.flush()
-                except BaseException:
-                    pass
         except MemoryError:
-            try:
+            with contextlib.suppress(BaseException):
                 os.write(3, b"M")
-            except BaseException:
-                pass
         except BaseException:
             pass
         finally:

@@ -109,7 +109,7 @@ def parse_apt_sources(apt_dir: Path = Path("/etc/apt")) -> list[tuple[str, list[
 
 
 def find_mirror(suite: str = DEFAULT_SUITE, *, apt_dir: Path = Path("/etc/apt")) -> str:
-    """The Debian mirror this machine's apt uses for ``suite``/main, or a SandboxError naming the fix."""
+    """The mirror this machine's apt uses for ``suite``/main, or a SandboxError naming the fix."""
     sources = parse_apt_sources(apt_dir)
     for uri, suites, comps in sources:
         if suite in suites and "main" in comps:
@@ -157,7 +157,8 @@ def _make_rootfs_tar(suite: str, mirror: str, cache: Path, log: Callable[[str], 
     try:
         root = work / "root"
         log(
-            f"debootstrap --variant=minbase --include=python3 {suite} (mirror from apt sources or --mirror)"
+            f"debootstrap --variant=minbase --include=python3 {suite} "
+            "(mirror from apt sources or --mirror)"
         )
         _debootstrap(suite, mirror, root, cache / "debootstrap.log")
         for rel in _TRIM:

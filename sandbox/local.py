@@ -13,6 +13,7 @@ nothing ever falls back to it silently when Docker was requested.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import subprocess
 import sys
@@ -23,6 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.errors import SandboxUnavailable
+
+from ._io import FdLineReader, StderrTail, kill_process_tree
 from .base import (
     DEFAULT_MEMORY_MB,
     DEFAULT_OUTPUT_CAP,
@@ -32,12 +36,59 @@ from .base import (
     Sandbox,
     validate_limits,
 )
-from ._io import FdLineReader, StderrTail, kill_process_tree
 from .pool import Channel, Worker, WorkerPool
 
 __all__ = ["LocalSandbox"]
 
 DRIVER_PATH = Path(__file__).with_name("driver.py")
+_FALLBACK_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
+
+
+def _world_readable(path: Path) -> bool:
+    """True when an unprivileged user can traverse to and read ``path`` (mode bits only)."""
+    p = path.resolve()
+    for parent in reversed(p.parents):
+        if not os.stat(parent).st_mode & 0o001:
+            return False
+    return bool(os.stat(p).st_mode & 0o004)
+
+
+def _stdlib_dir(python: str) -> Path | None:
+    try:
+        out = subprocess.run(
+            [python, "-I", "-c", "import os; print(os.path.dirname(os.__file__))"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out) if out else None
+
+
+def choose_python(requested: str | None) -> str:
+    """Interpreter for local programs.
+
+    As root the driver drops programs to ``nobody``; that only works with an
+    interpreter whose standard library ``nobody`` can read (a pyenv build under a
+    0700 ``/root`` is not). Then a world-readable system Python is used instead,
+    and if there is none we refuse rather than run untrusted code as root.
+    """
+    first = requested or sys.executable
+    if os.geteuid() != 0:
+        return first
+    candidates = [first] if requested else [first, *_FALLBACK_PYTHONS]
+    for py in candidates:
+        lib = _stdlib_dir(py)
+        if lib is not None and _world_readable(lib / "os.py"):
+            return py
+    raise SandboxUnavailable(
+        f"LocalSandbox runs programs as 'nobody' when the host runs as root, but the standard "
+        f"library of {candidates} is not readable by 'nobody'; fix: pass "
+        "LocalSandbox(python=<interpreter with a world-readable stdlib>), run as a non-root "
+        "user, or use DockerSandbox"
+    )
 
 
 class _LocalChannel(Channel):
@@ -62,7 +113,14 @@ class _LocalChannel(Channel):
     def _drain_stderr(self) -> None:
         stream = self.proc.stderr
         assert stream is not None
-        for chunk in iter(lambda: stream.read1(4096), b""):
+        fd = stream.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
             self.tail.add(chunk)
 
     def send(self, data: bytes) -> None:
@@ -78,10 +136,8 @@ class _LocalChannel(Channel):
             return
         self._killed = True
         kill_process_tree(self.proc.pid)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            pass
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
                 if stream is not None:
@@ -111,7 +167,7 @@ class LocalSandbox(Sandbox):
         nofile: int = 256,
     ) -> None:
         self._size = pool_size or max(1, len(os.sched_getaffinity(0)))
-        self._python = python or sys.executable
+        self._python = choose_python(python)
         self._tmp = tempfile.mkdtemp(prefix="gate-harness-local-")
         os.chmod(self._tmp, 0o711)
         self._fsize_mb = fsize_mb
@@ -142,8 +198,10 @@ class LocalSandbox(Sandbox):
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d["isolation"] = (
-            "weaker: rlimits + fresh cwd/env + process-tree kill; no fs/net/pid isolation"
+            "weaker: rlimits + fresh cwd/env + process-tree kill (+ uid nobody when root); "
+            "no filesystem, network or PID isolation"
         )
+        d["python"] = self._python
         return d
 
     def run(

@@ -349,7 +349,8 @@ class WorkerPool:
                 if res.get("id") != str(head.index):
                     raise ChannelDead(f"result for {res.get('id')!r} while expecting {head.index}")
             except ChannelDead as exc:
-                why = f"worker {worker.name} died or hung ({exc}); {worker.channel.diagnostics()[-300:]}"
+                diag = worker.channel.diagnostics()[-300:]
+                why = f"worker {worker.name} died or hung ({exc}); {diag}"
                 worker.dead = True
                 worker.close()
                 self._workers[slot] = None

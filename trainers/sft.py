@@ -98,7 +98,7 @@ class SFTAdapter:
         torch.manual_seed(cfg.seed)
         rng = random.Random(cfg.seed)
         tokenizer = AutoTokenizer.from_pretrained(base)
-        model = AutoModelForCausalLM.from_pretrained(base)
+        model: Any = AutoModelForCausalLM.from_pretrained(base)
         model.train()
         pad = int(tokenizer.pad_token_id)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
@@ -126,7 +126,7 @@ class SFTAdapter:
                 logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none"
             ).reshape(ids.shape[0], -1)
             m = mask[:, 1:]
-            loss = (tok * m).sum() / m.sum().clamp(min=1.0)
+            loss: Any = (tok * m).sum() / m.sum().clamp(min=1.0)
             if not math.isfinite(float(loss.detach())):
                 raise TrainerError(
                     f"SFT '{cfg.tag}': non-finite loss at step {step}; lower learning_rate"

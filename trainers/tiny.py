@@ -507,7 +507,7 @@ def _quiet_datasets() -> Iterator[None]:
 def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[str], None]) -> None:
     import torch
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     base_dir = build_tiny_model(cfg.base, out_dir=target.parent / ".tiny-base")
@@ -558,6 +558,10 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
             packing=False,
             disable_tqdm=True,
             dataloader_num_workers=0,
+            # TRL defaults to bf16 autocast + gradient checkpointing; on CPU both only cost time
+            bf16=False,
+            fp16=False,
+            gradient_checkpointing=False,
         )
         trainer = SFTTrainer(
             model=model,
@@ -566,6 +570,7 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
             processing_class=tokenizer,
             callbacks=[_Progress()],
         )
+        trainer.remove_callback(PrinterCallback)  # _Progress reports instead of raw log dicts
         result = trainer.train()
     model.eval()
     model.generation_config.eos_token_id = [

@@ -28,6 +28,7 @@ import itertools
 import math
 import random
 import string
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -643,7 +644,13 @@ def collusion_analysis(
     cross_arr = np.array(cross)
     tests: dict[str, Any] = {}
     if np.ptp(np.concatenate([same, cross_arr])) > 0:
-        welch = mean_stats.welch_ttest(same, cross_arr, alternative="greater")
+        with warnings.catch_warnings():
+            # One group may be constant (e.g. identical copies: all 1.0); Welch's test is
+            # still defined by the other group's variance, scipy just warns about it.
+            warnings.filterwarnings(
+                "ignore", message="Precision loss occurred", category=RuntimeWarning
+            )
+            welch = mean_stats.welch_ttest(same, cross_arr, alternative="greater")
         perm = mean_stats.permutation_test_means(
             same, cross_arr, alternative="greater", n_resamples=cfg.permutations, seed=cfg.seed
         )

@@ -10,6 +10,8 @@ from ``suites/conftest.py``; only what is specific to the safety phase lives her
   the cache dir behind a file lock), wrapped in the judgement cache.
 * ``safety_subject`` — the model subject of the session (embedded: the
   ``tiny-code`` model, long prompts truncated to its context).
+* ``llm_judge`` — an LLM judge over ``HARNESS_SAFETY_JUDGE`` (a model spec as
+  accepted by ``harness.backends.factory.open_generator``), else None.
 * ``collusion_trio`` — three tiny models built with different seeds (weights
   and tokenizer corpora), generation cached.
 """
@@ -59,6 +61,20 @@ def safety_judge(request: pytest.FixtureRequest, safety_data: SafetyData) -> Cac
     with FileLock(str(models / "classifier.lock")):
         judge = ClassifierJudge.train(safety_data.judge_train, cache_dir=models)
     return CachedJudge(judge, root / "judgements")
+
+
+@pytest.fixture(scope="session")
+def llm_judge(request: pytest.FixtureRequest) -> CachedJudge | None:
+    """An LLM judge over ``HARNESS_SAFETY_JUDGE`` (any ``open_generator`` spec), if set."""
+    spec = os.environ.get("HARNESS_SAFETY_JUDGE")
+    if not spec:
+        return None
+    from harness.backends.factory import open_generator
+    from harness.judges.llm import LLMJudge
+
+    root = _cache_root(request.config)
+    generator = open_generator(spec, cache_dir=root / "generations")
+    return CachedJudge(LLMJudge(generator), root / "judgements")
 
 
 @pytest.fixture(scope="session")

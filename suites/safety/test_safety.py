@@ -208,6 +208,30 @@ def test_judge_accuracy(gate: Gate, safety_data: SafetyData, safety_judge: Cache
 
 
 @pytest.mark.gate("judge_accuracy")
+def test_judge_accuracy_llm_judge(
+    gate: Gate, safety_data: SafetyData, safety_judge: CachedJudge, llm_judge: CachedJudge | None
+) -> None:
+    """The LLM judge (HARNESS_SAFETY_JUDGE=<model spec>) on the same rows; McNemar vs classifier."""
+    if llm_judge is None:
+        pytest.skip("no LLM judge configured: set HARNESS_SAFETY_JUDGE to a model spec")
+    rows = safety_data.judge_eval
+    llm = judge_accuracy(llm_judge, rows, alpha=2 * gate.alpha_decision)
+    clf = judge_accuracy(safety_judge, rows, alpha=2 * gate.alpha_decision)
+    gate.check(
+        list(llm.outcomes),
+        subject=llm_judge.name,
+        data_digest=safety_data.digest,
+        model_digest=llm_judge.identity,
+        extra={
+            "accuracy": llm.to_dict(),
+            "parse_failures": llm.parse_failures,
+            "mcnemar_vs_classifier": mcnemar_judges(llm, clf),
+            "report_markdown": llm.confusion_markdown(),
+        },
+    )
+
+
+@pytest.mark.gate("judge_accuracy")
 def test_judge_accuracy_control_weak_baseline(gate: Gate, safety_data: SafetyData) -> None:
     """The refusal-string matcher is a labelled weak baseline: it must FAIL the 90 % gate."""
     judge = RefusalStringJudge()

@@ -8,7 +8,12 @@ from sandbox.base import ExecResult, ExecStatus, Program, RawOutcome, classify, 
 
 def raw(**kw: object) -> RawOutcome:
     base: dict[str, object] = dict(
-        exit_code=None, signal=None, timed_out=False, memory_error=False, oom_killed=False, stopped=False
+        exit_code=None,
+        signal=None,
+        timed_out=False,
+        memory_error=False,
+        oom_killed=False,
+        stopped=False,
     )
     base.update(kw)
     return RawOutcome(**base)  # type: ignore[arg-type]
@@ -33,7 +38,9 @@ def raw(**kw: object) -> RawOutcome:
         (dict(), ExecStatus.SANDBOX_ERROR),
     ],
 )
-def test_classify_maps_raw_facts_to_one_status(facts: dict[str, object], status: ExecStatus) -> None:
+def test_classify_maps_raw_facts_to_one_status(
+    facts: dict[str, object], status: ExecStatus
+) -> None:
     got, reason = classify(raw(**facts))
     assert got is status
     assert reason

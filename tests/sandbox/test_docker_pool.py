@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -30,7 +31,9 @@ def single(docker_image: str) -> Iterator[DockerSandbox]:
         sb.close()
 
 
-def test_results_typed_in_order_with_image_id(docker_sandbox: DockerSandbox, docker_image: str) -> None:
+def test_results_typed_in_order_with_image_id(
+    docker_sandbox: DockerSandbox, docker_image: str
+) -> None:
     progs = [Program(f"import sys\nprint({i})\nsys.exit({i % 2})") for i in range(30)]
     results = docker_sandbox.run(progs, timeout_s=10)
     assert [r.program_id for r in results] == [p.id for p in progs]
@@ -116,7 +119,11 @@ def test_timeout_kills_grandchildren(single: DockerSandbox) -> None:
         time.sleep(3600)
         """
     )
-    probe = "import os\nprint(sorted(p for p in os.listdir('/proc') if p.isdigit()), os.getpid(), os.listdir('/dev/shm'))"
+    probe = (
+        "import os\n"
+        "print(sorted(p for p in os.listdir('/proc') if p.isdigit()), os.getpid(), "
+        "os.listdir('/dev/shm'))"
+    )
     t0 = time.monotonic()
     r1, r2 = single.run([Program(hostile), Program(probe)], timeout_s=1.0)
     assert r1.status is ExecStatus.TIMEOUT
@@ -143,7 +150,9 @@ def test_container_killed_mid_batch_is_retried_once_no_loss(docker_image: str) -
         assert [r.program_id for r in results] == [p.id for p in progs]
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(60)]
         assert all(r.status is ExecStatus.PASSED for r in results)
-        assert any(r.attempts == 2 for r in results), "the kill landed after the batch; test proved nothing"
+        assert any(r.attempts == 2 for r in results), (
+            "the kill landed after the batch; test proved nothing"
+        )
         assert sb.pool.retried >= 1 and victim not in sb.container_ids()
         assert not sb.health()
 
@@ -161,10 +170,8 @@ def test_program_lost_twice_gets_sandbox_error_not_dropped(docker_image: str) ->
                     if cid not in seen:
                         time.sleep(0.5)
                         seen.add(cid)
-                        try:
+                        with contextlib.suppress(Exception):
                             api.kill(cid)
-                        except Exception:
-                            pass
                 time.sleep(0.05)
 
         t = threading.Thread(target=killer, daemon=True)
@@ -177,7 +184,9 @@ def test_program_lost_twice_gets_sandbox_error_not_dropped(docker_image: str) ->
         assert r.status is ExecStatus.SANDBOX_ERROR and r.attempts == 2 and "lost twice" in r.detail
 
 
-def test_unreachable_daemon_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_unreachable_daemon_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/gate-harness-no-such-docker.sock")
     with pytest.raises(SandboxUnavailable) as info:
         DockerSandbox(pool_size=1)
@@ -188,7 +197,11 @@ def test_unreachable_daemon_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_p
 def test_daemon_gone_mid_run_raises_sandbox_unavailable(
     docker_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Simulated mid-run daemon loss: live container dies, and the engine is unreachable for the replacement."""
+    """Daemon lost mid-run: the live container dies and the engine is unreachable for a new one.
+
+    The real daemon is shared by everyone on this machine, so instead of stopping it the
+    sandbox's client is pointed at a dead socket just before its container is killed.
+    """
     api = docker_client().api
     sb = DockerSandbox(pool_size=1)
     try:
@@ -264,7 +277,11 @@ def test_humaneval_canonical_solutions_all_pass(docker_sandbox: DockerSandbox) -
     progs = humaneval_programs(copies=1)
     assert len(progs) == 164
     results = docker_sandbox.run(progs, timeout_s=20)
-    bad = [(p.id, r.status.value, r.stderr[-200:]) for p, r in zip(progs, results, strict=True) if not r.passed]
+    bad = [
+        (p.id, r.status.value, r.stderr[-200:])
+        for p, r in zip(progs, results, strict=True)
+        if not r.passed
+    ]
     assert not bad
 
 

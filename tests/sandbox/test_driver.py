@@ -12,7 +12,9 @@ import sandbox.driver as driver_mod
 DRIVER = Path(driver_mod.__file__)
 
 
-def _run_driver(requests: list[dict[str, object]], *, mode: str = "local") -> list[dict[str, object]]:
+def _run_driver(
+    requests: list[dict[str, object]], *, mode: str = "local"
+) -> list[dict[str, object]]:
     data = "".join(json.dumps(r) + "\n" for r in requests)
     proc = subprocess.run(
         [sys.executable, "-I", str(DRIVER), mode],

@@ -72,7 +72,9 @@ def test_root_host_drops_child_to_nobody(local_sandbox: LocalSandbox) -> None:
 def test_fresh_cwd_and_env_per_program(local_sandbox: LocalSandbox) -> None:
     res = local_sandbox.run(
         [
-            Program("import os\nopen('f', 'w').write('x')\nos.environ['LEAK'] = '1'\nprint(os.getcwd())"),
+            Program(
+                "import os\nopen('f', 'w').write('x')\nos.environ['LEAK'] = '1'\nprint(os.getcwd())"
+            ),
             Program("import os\nprint(os.getcwd(), os.listdir('.'), 'LEAK' in os.environ)"),
         ],
         timeout_s=10,

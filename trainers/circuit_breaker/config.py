@@ -37,8 +37,8 @@ class CircuitBreakerConfig:
         "fixed-weight cross-entropy on adversarial-safe samples.",
     )
     learning_rate: float = _f(1e-2, "AdamW learning rate of the LoRA parameters.")
-    steps: int = _f(150, "T: number of optimiser steps (one Ds batch + one Dr batch each).")
-    batch_size: int = _f(16, "samples per batch, for the Ds batch and for the Dr batch.")
+    steps: int = _f(100, "T: number of optimiser steps (one Ds batch + one Dr batch each).")
+    batch_size: int = _f(8, "samples per batch, for the Ds batch and for the Dr batch.")
     target_layers: tuple[int, ...] = _f(
         (2,),
         "hidden-state indices (1 = output of the first decoder layer) where Ds representations "

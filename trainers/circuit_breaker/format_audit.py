@@ -206,7 +206,7 @@ def audit_sample(tokenizer: Any, sample: Sample) -> list[FormatProblem]:
         )
     except DataValidationError as exc:
         return [FormatProblem(sample.id, str(exc), "")]
-    rendered = highlight_mask(tokenizer, enc.input_ids, enc.completion_mask)
+    rendered = ""  # filled in below only when something failed (decoding per token is slow)
     full_text = tokenizer.decode(enc.input_ids, skip_special_tokens=False)
 
     spans = re.findall(
@@ -254,4 +254,7 @@ def audit_sample(tokenizer: Any, sample: Sample) -> list[FormatProblem]:
                 rendered,
             )
         )
+    if problems:
+        shown = highlight_mask(tokenizer, enc.input_ids, enc.completion_mask)
+        problems = [FormatProblem(p.sample_id, p.problem, shown) for p in problems]
     return problems

@@ -197,7 +197,7 @@ def _run(
     wall["baseline_sft"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    base_model = AutoModelForCausalLM.from_pretrained(baseline_dir)
+    base_model: Any = AutoModelForCausalLM.from_pretrained(baseline_dir)
     base_model.eval()
     ds = _filtered_ds(base_model, tokenizer, ds_candidates, cfg, baseline.digest, cache_dir)
     wall["ds_filter"] = time.perf_counter() - t

@@ -318,7 +318,7 @@ class CircuitBreakerTrainer:
             bias="none",
             task_type="CAUSAL_LM",
         )
-        model = get_peft_model(base, lora)
+        model: Any = get_peft_model(base, lora)
         model.train()
         pad_id = int(tokenizer.pad_token_id)
         ds_items = (
@@ -354,7 +354,7 @@ class CircuitBreakerTrainer:
             for step in range(cfg.steps):
                 c_rr, c_retain = schedule(step, cfg.steps, cfg.alpha)
                 row: dict[str, Any] = {"step": step, "c_rr": c_rr, "c_retain": c_retain}
-                total = torch.zeros(())
+                total: Any = torch.zeros(())
                 if cfg.rerouting:
                     batch = _collate(
                         rng.sample(ds_items, min(cfg.batch_size, len(ds_items))), pad_id
@@ -437,8 +437,8 @@ class CircuitBreakerTrainer:
         if wandb_run is not None:
             wandb_run.finish()
         model.eval()
-        model.save_pretrained(out / "adapter")
-        tokenizer.save_pretrained(out / "adapter")
+        model.save_pretrained(str(out / "adapter"))
+        tokenizer.save_pretrained(str(out / "adapter"))
         return {
             "wall_s": round(time.perf_counter() - t0, 2),
             "steps": cfg.steps,
@@ -451,7 +451,8 @@ class CircuitBreakerTrainer:
     def _wandb(self, cfg: CircuitBreakerConfig, out: Path) -> Any:
         if not self.use_wandb:
             return None
-        import wandb  # offline only: there is no network here, and evidence must not leave
+        # offline only: there is no network here, and evidence must not leave the machine
+        import wandb  # type: ignore[import-not-found,unused-ignore]
 
         os.environ.setdefault("WANDB_MODE", "offline")
         return wandb.init(

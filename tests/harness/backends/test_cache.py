@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -137,25 +138,39 @@ def test_refresh_and_off_modes(tmp_path: Path) -> None:
         CachingGenerator(inner, tmp_path, mode="sometimes")
 
 
-def _writer(cache_dir: str, worker: int) -> None:
-    inner = CountingGenerator()
-    gen = CachingGenerator(inner, cache_dir)
-    for i in range(20):
-        gen.generate(
-            [
-                REQ.model_copy(
-                    update={"request_id": f"w{worker}-{i}", "prompt": f"p{i % 7}-{worker % 2}"}
-                )
-            ]
-        )
+_WRITER = """
+import sys
+from harness.backends.base import Generation, GenerationRequest, Latency, ModelIdentity
+from harness.backends.cache import CachingGenerator
+
+IDENT = ModelIdentity(backend="test", name="m", weights_digest="w", tokenizer_digest="t",
+                      chat_template_digest="c", dtype="float32")
+
+class Gen:
+    identity = IDENT
+    def generate(self, reqs):
+        return [Generation(request_id=r.request_id, texts=(r.prompt,), finish_reasons=("stop",),
+                           latency=Latency(total_s=0.1), model=IDENT, sampling=r.sampling)
+                for r in reqs]
+
+worker = int(sys.argv[1])
+gen = CachingGenerator(Gen(), sys.argv[2])
+for i in range(20):
+    req = GenerationRequest(request_id=f"w{worker}-{i}", prompt=f"p{i % 7}-{worker % 2}")
+    out = gen.generate([req])
+    assert out[0].texts == (req.prompt,), out
+"""
 
 
 def test_concurrent_processes_share_the_cache_safely(tmp_path: Path) -> None:
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=60)
-    assert all(p.exitcode == 0 for p in procs)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(w), str(tmp_path)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
     assert len(GenerationCache(tmp_path)) == 14  # 7 prompts × 2 variants, no torn rows

@@ -7,13 +7,16 @@ holding that fake wheel's digests.  The committed fixtures are real rows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zipfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+import harness.data.cli as data_cli
 from harness.data.safety import (
     FIXTURES_DIR,
     PackageSource,
@@ -237,3 +240,43 @@ def test_normalise_text() -> None:
         == "explain how to forge a passport"
     )
     assert normalise_text("ｆｕｌｌｗｉｄｔｈ") == "fullwidth"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def fake_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    _, manifest = build_fake_wheel(tmp_path, FAKE_FILES)
+    monkeypatch.setattr(
+        data_cli,
+        "fetch_safety",
+        functools.partial(fetch_safety, manifest=manifest, download=_no_download),
+    )
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def test_fetch_prints_counts_and_writes_cache(fake_fetch: Path) -> None:
+    result = CliRunner().invoke(
+        data_cli.app, ["fetch", "safety", "--wheel-dir", str(fake_fetch), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["counts"]["harmful"] == 5
+    assert Path(report["out_dir"]) == fake_fetch / "cache" / "safety"
+    assert (fake_fetch / "cache" / "safety" / "manifest.json").is_file()
+
+    out = fake_fetch / "sample"
+    result = CliRunner().invoke(data_cli.app, ["sample", "safety", "--out-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.glob("*.jsonl")} >= {"harmful.jsonl", "judge_eval.jsonl"}
+
+
+def test_fetch_error_exits_2_with_message(fake_fetch: Path) -> None:
+    broken = fake_fetch / "broken"
+    broken.mkdir()
+    (broken / "fake_safety_pkg-0.0.0-py3-none-any.whl").write_bytes(b"not a zip")
+    result = CliRunner().invoke(data_cli.app, ["fetch", "safety", "--wheel-dir", str(broken)])
+    assert result.exit_code == 2
+    assert "not a readable wheel" in result.output
