@@ -102,7 +102,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (BOS, EOS, PAD, START_HEADER, END_HEADER, EOT,
 STOP_TOKENS: tuple[str, ...] = (EOT, EOM, EOS)
 
 BUILD_MANIFEST = "tiny_build.json"
-_BUILDER_VERSION = "1"
+_BUILDER_VERSION = "2"
 
 # Jinja chat template.  Whitespace control (`{%-`) keeps the rendered text exact:
 # the only newlines are the two after each header.
@@ -274,7 +274,15 @@ def build_tokenizer(
         )
     random.Random(seed).shuffle(texts)
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # "\n" is always its own token.  Code prompts (HumanEval) end in a newline; if BPE could
+    # merge "\n" with the following indent, a prompt would end in a token the model only ever
+    # saw at end-of-text, and it would stop at once.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split("\n", behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -468,7 +476,7 @@ class TinyCodeTrainConfig(BaseModel):
     max_steps: int = Field(default=300, ge=1, le=100_000)
     learning_rate: float = Field(default=3e-3, gt=0.0, le=1.0)
     batch_size: int = Field(default=8, ge=1, le=1024)
-    max_length: int = Field(default=256, ge=16, le=8192)
+    max_length: int = Field(default=384, ge=16, le=8192)
     n_snippets: int = Field(default=400, ge=0, le=100_000)
     include_humaneval: bool = True
     seed: int = Field(default=0, ge=0)

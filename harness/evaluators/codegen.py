@@ -114,6 +114,9 @@ class CodegenConfig:
     memory_mb: int = 512
     sequential: bool = False
     task_batch: int = 8
+    #: tasks (in order) that get the whole k ladder; the rest get only the first stage
+    #: (n = 1, enough for pass@1).  None: every task.  A fixed, outcome-blind subset.
+    deep_tasks: int | None = None
 
     def __post_init__(self) -> None:
         if not self.ks or list(self.ks) != sorted(set(self.ks)) or self.ks[0] < 1:
@@ -340,6 +343,7 @@ class TaskRecord:
     gen_s: float | None
     exec_s: float
     cached_generation: bool
+    deep: bool = True  # planned for the whole k ladder (False: first stage only)
 
     @property
     def first_pass(self) -> int | None:
@@ -366,6 +370,7 @@ def _task_from_dict(d: Mapping[str, Any]) -> TaskRecord:
         gen_s=d["gen_s"],
         exec_s=float(d["exec_s"]),
         cached_generation=bool(d["cached_generation"]),
+        deep=bool(d.get("deep", True)),
     )
 
 
@@ -400,9 +405,18 @@ class CodegenRun:
         return sum(len(t.samples) for t in self.tasks)
 
     @property
+    def deep_planned(self) -> int:
+        limit = self.config.deep_tasks
+        return self.tasks_planned if limit is None else min(limit, self.tasks_planned)
+
+    @property
     def samples_budget(self) -> int:
-        """Samples a fixed-n run over every planned task would have drawn."""
-        return self.tasks_planned * self.config.samples
+        """Samples the fixed-n plan draws: the whole ladder for deep tasks, n = 1 for the rest."""
+        first = self.config.ks[0]
+        return (
+            self.deep_planned * self.config.samples
+            + (self.tasks_planned - self.deep_planned) * first
+        )
 
     @property
     def samples_saved(self) -> int:
@@ -412,6 +426,8 @@ class CodegenRun:
         return {
             "tasks_planned": self.tasks_planned,
             "tasks_evaluated": len(self.tasks),
+            "deep_tasks_planned": self.deep_planned,
+            "samples_per_deep_task": self.config.samples,
             "samples_budget": self.samples_budget,
             "samples_drawn": self.samples_drawn,
             "samples_saved": self.samples_saved,
@@ -423,8 +439,12 @@ class CodegenRun:
 
     # ---- outcomes for the gates
 
-    def sample_outcomes(self) -> list[Outcome]:
-        """One Outcome per sample, clustered by task: what ``pass_at_k`` estimators need."""
+    def sample_outcomes(self, *, min_samples: int = 1) -> list[Outcome]:
+        """One Outcome per sample, clustered by task: what ``pass_at_k`` estimators need.
+
+        Only tasks with at least ``min_samples`` samples take part (pass@k needs n ≥ k;
+        tasks outside ``deep_tasks`` have one sample and serve pass@1 only).
+        """
         return [
             Outcome(
                 item_id=f"{t.task_id}#{s.index}",
@@ -433,6 +453,7 @@ class CodegenRun:
                 raw={"status": s.status},
             )
             for t in self.tasks
+            if len(t.samples) >= min_samples
             for s in t.samples
         ]
 
@@ -451,7 +472,7 @@ class CodegenRun:
     def best_of_n_outcomes(self) -> list[Outcome]:
         """One Outcome per task: did the publicly best candidate pass the hidden tests?"""
         out = []
-        for t in self.tasks:
+        for t in self.deep_records():
             chosen = t.samples[t.selected]
             out.append(
                 Outcome(
@@ -478,8 +499,12 @@ class CodegenRun:
                 latency_s=t.e2e_s,
                 raw={"gen_s": t.gen_s, "exec_s": t.exec_s, "samples": len(t.samples)},
             )
-            for t in self.tasks
+            for t in self.deep_records()
         ]
+
+    def deep_records(self) -> list[TaskRecord]:
+        """Tasks that went through the whole demo flow (progressive ladder + selection)."""
+        return [t for t in self.tasks if t.deep]
 
     def raw_rows(self) -> list[dict[str, Any]]:
         """Every sample with its raw completion and sandbox result, for the raw-output file."""
@@ -739,6 +764,7 @@ def evaluate_chunk(
     config: CodegenConfig,
     *,
     memo: ExecMemo | None = None,
+    deep: Sequence[bool] | None = None,
 ) -> list[TaskRecord]:
     """The demo flow for a chunk of tasks served together.
 
@@ -750,8 +776,11 @@ def evaluate_chunk(
     """
     memo = memo if memo is not None else ExecMemo()
     pending = [_Pending(task) for task in tasks]
+    is_deep = list(deep) if deep is not None else [True] * len(pending)
     active = list(pending)
-    for start, count in config.stages():
+    for stage_no, (start, count) in enumerate(config.stages()):
+        if stage_no == 1:
+            active = [p for p, d in zip(pending, is_deep, strict=True) if d and p in active]
         if not active:
             break
         stages = [
@@ -788,8 +817,9 @@ def evaluate_chunk(
             gen_s=p.gen_s if subject.generates else None,
             exec_s=p.exec_s,
             cached_generation=p.cached,
+            deep=d,
         )
-        for p in pending
+        for p, d in zip(pending, is_deep, strict=True)
     ]
 
 
@@ -814,8 +844,11 @@ def run_codegen(
     reason = ""
     step = config.task_batch
     memo = ExecMemo()
+    deep_n = len(tasks) if config.deep_tasks is None else config.deep_tasks
     for at in range(0, len(tasks), step):
-        done.extend(evaluate_chunk(subject, tasks[at : at + step], sandbox, config, memo=memo))
+        chunk = tasks[at : at + step]
+        deep = [at + i < deep_n for i in range(len(chunk))]
+        done.extend(evaluate_chunk(subject, chunk, sandbox, config, memo=memo, deep=deep))
         if progress is not None:
             progress(len(done), len(tasks))
         if should_stop is not None and len(done) < len(tasks):
@@ -1057,8 +1090,13 @@ def sequential_value(spec: GateSpec, task: TaskRecord) -> float | None:
     sequential option may stop sampling a task there.  None: not sequential.
     """
     if spec.metric == "pass_at_k":
-        return float(task.pass_within(int(spec.params.get("k", 1))))
+        k = int(spec.params.get("k", 1))
+        if not task.deep and k > 1:
+            return None  # a first-stage-only task says nothing about pass@k for k > 1
+        return float(task.pass_within(k))
     if spec.metric == "pass_at_k_uplift":
+        if not task.deep:
+            return None
         k_hi = int(spec.params["k_hi"])
         k_lo = int(spec.params.get("k_lo", 1))
         return float(task.pass_within(k_hi) - task.pass_within(k_lo))

@@ -5,7 +5,8 @@ from ``suites/conftest.py``; only what is specific to the safety phase lives her
 
 * ``safety_data`` — the fetched cache (``harness data fetch safety``) when it is
   complete, else the committed sample in ``fixtures/safety`` (the evidence says
-  which).  ``--limit N`` keeps the first N items of each *evaluation* set.
+  which).  ``--limit N`` keeps the first N items of each *evaluation* set
+  (``safety_data_full`` ignores it; the control subjects use that).
 * ``safety_judge`` — the trained classifier (fit once per machine, pickled under
   the cache dir behind a file lock), wrapped in the judgement cache.
 * ``safety_subject`` — the model subject of the session (embedded: the
@@ -39,8 +40,15 @@ def _cache_root(config: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def safety_data(request: pytest.FixtureRequest) -> SafetyData:
-    data = load_safety()
+def safety_data_full() -> SafetyData:
+    """All rows, ignoring ``--limit``: control subjects are cheap and their expected
+    verdicts are only guaranteed on the full sets."""
+    return load_safety()
+
+
+@pytest.fixture(scope="session")
+def safety_data(request: pytest.FixtureRequest, safety_data_full: SafetyData) -> SafetyData:
+    data = safety_data_full
     limit = request.config.getoption("--limit", default=None)
     if limit is None:
         return data
@@ -54,12 +62,12 @@ def safety_data(request: pytest.FixtureRequest) -> SafetyData:
 
 
 @pytest.fixture(scope="session")
-def safety_judge(request: pytest.FixtureRequest, safety_data: SafetyData) -> CachedJudge:
+def safety_judge(request: pytest.FixtureRequest, safety_data_full: SafetyData) -> CachedJudge:
     root = _cache_root(request.config)
     models = root / "judges"
     models.mkdir(parents=True, exist_ok=True)
     with FileLock(str(models / "classifier.lock")):
-        judge = ClassifierJudge.train(safety_data.judge_train, cache_dir=models)
+        judge = ClassifierJudge.train(safety_data_full.judge_train, cache_dir=models)
     return CachedJudge(judge, root / "judgements")
 
 

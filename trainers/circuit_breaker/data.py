@@ -361,7 +361,7 @@ class WorldConfig:
     seed: int = 0
     n_baseline_sft_attacks: int = 600
     n_baseline_sft_benign: int = 600
-    n_train_attacks: int = 1000  # Ds candidates before filtering to true failures
+    n_train_attacks: int = 1400  # Ds candidates before filtering to true failures
     n_train_adversarial_safe: int = 800
     n_train_benign: int = 3400
     n_eval_attacks: int = 200

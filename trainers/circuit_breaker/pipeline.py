@@ -159,6 +159,7 @@ def _run(
     from .trainer import CircuitBreakerTrainer, load_adapter, read_log, samples_digest
 
     torch.set_num_threads(1)
+    cpu0 = time.process_time()
     wall: dict[str, float] = {}
     t = time.perf_counter()
     base_dir = build_tiny_model(TinyModelConfig(**cfg.tiny), out_dir=cache_dir / "models")
@@ -232,6 +233,7 @@ def _run(
             r.to_dict() for r in evaluate(model, tokenizer, eval_samples, batch_size=cfg.eval_batch)
         ]
         wall[f"eval_{name}"] = time.perf_counter() - t
+    wall["cpu_total"] = time.process_time() - cpu0  # CPU seconds: comparable under contention
     counts = {
         "ds": len(ds),
         "dr": len(dr),

@@ -86,7 +86,7 @@ def test_real_tiny_model_as_judge_fails_to_parse_and_is_counted(tmp_path: Path) 
 
     torch.set_num_threads(1)
     path = build_tiny_model(TinyModelConfig(seed=0), out_dir=default_cache_dir())
-    judge = LLMJudge(HFGenerator.from_pretrained(path, name="tiny-seed0"), max_tokens=16)
+    judge = LLMJudge(HFGenerator.from_pretrained(path, name="tiny-seed0"), max_tokens=8)
     out = judge.judge_many([("how to x", "Sure, step 1"), ("how to y", "I can't")])
     assert all(j.verdict is JudgeVerdict.AMBIGUOUS and j.parse_failed for j in out)
     assert judge.parse_failures == 2
