@@ -223,7 +223,7 @@ class DockerSandbox(Sandbox):
         recycle_after: int = 5000,
         fsize_mb: int = 16,
         nofile: int = 256,
-        window: int = 3,
+        window: int = 12,
     ) -> None:
         self._client = docker_client()
         self._api = self._client.api

@@ -96,8 +96,10 @@ class Worker:
                 self.dead = True
                 return
 
-    def submit(self, req: dict[str, Any]) -> None:
-        self._out.put((json.dumps(req, ensure_ascii=True) + "\n").encode("ascii"))
+    def submit(self, reqs: list[dict[str, Any]]) -> None:
+        """Queue requests for the writer thread as one write."""
+        data = "".join(json.dumps(r, ensure_ascii=True) + "\n" for r in reqs)
+        self._out.put(data.encode("ascii"))
 
     def next_result(self, deadline: float) -> dict[str, Any]:
         line = self.channel.read_line(deadline)
@@ -183,7 +185,7 @@ class WorkerPool:
         kind: str,
         image_id: Callable[[], str | None],
         recycle_after: int = 5000,
-        window: int = 3,
+        window: int = 12,
     ) -> None:
         if size < 1:
             raise SandboxError(f"pool size={size} is invalid: pass pool_size ≥ 1")
@@ -330,14 +332,19 @@ class WorkerPool:
         draining = False
         last = time.monotonic()
         while True:
-            while not draining and len(inflight) < self.window:
+            batch: list[dict[str, Any]] = []
+            # refill in batches of ≥ 4 (one write), before the driver's queue runs dry
+            refill = len(inflight) <= self.window - 4
+            while refill and not draining and len(inflight) < self.window:
                 item = take()
                 if item is None:
                     break
                 req = dict(requests[item.index])
                 req["id"] = str(item.index)
-                worker.submit(req)
+                batch.append(req)
                 inflight.append(item)
+            if batch:
+                worker.submit(batch)
             if not inflight:
                 if draining:
                     worker.close()

@@ -75,11 +75,14 @@ def weights_digest_of_dir(path: Path) -> str:
 
 
 def _weights_digest_of_model(model: Any) -> str:
+    """sha256 over every parameter/buffer (name, dtype, shape, raw bytes) of an in-memory model."""
+    import torch
+
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
+        h.update(t.view(-1).view(dtype=torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

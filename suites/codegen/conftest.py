@@ -43,6 +43,10 @@ from harness.gate import Gate, GateOptions
 from harness.spec import PhaseSpec, load_phases
 
 PHASE = "codegen"
+#: The embedded tiny model runs the whole ladder on this many tasks by default (pass@1
+#: still covers all 164): sampling 16 × 164 completions on 2 shared CPU cores would
+#: blow the main job's time budget.  Documented in the report's evidence (``run``).
+EMBEDDED_DEEP_TASKS = 32
 ALL_SUBJECTS = ("model", "oracle", "mutant")
 
 
@@ -53,6 +57,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="comma-separated subjects among model,oracle,mutant (env HARNESS_CODEGEN_SUBJECTS; "
         "default: all)",
+    )
+    group.addoption(
+        "--codegen-deep-tasks",
+        default=None,
+        help="model subject: how many tasks (first N) get the whole n = 1, 4, 16 ladder; the "
+        "rest get n = 1 (pass@1 only).  'all' or N (env HARNESS_CODEGEN_DEEP_TASKS; default: "
+        f"{EMBEDDED_DEEP_TASKS} for the embedded tiny model, all for --model/--endpoint)",
     )
     group.addoption(
         "--codegen-model-tasks",
@@ -168,6 +179,21 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
                 f"(--codegen-model-tasks {model_tasks})"
             )
         source = request.getfixturevalue("model_source")
+        deep_raw = config.getoption("--codegen-deep-tasks") or os.environ.get(
+            "HARNESS_CODEGEN_DEEP_TASKS"
+        )
+        if deep_raw is None:
+            deep = EMBEDDED_DEEP_TASKS if source.kind == "embedded" else None
+        elif str(deep_raw) == "all":
+            deep = None
+        else:
+            deep = _limit(deep_raw, "HARNESS_CODEGEN_DEEP_TASKS")
+        if deep is not None and deep < len(tasks):
+            cfg = CodegenConfig(seed=seed, sequential=sequential, deep_tasks=deep)
+            notes["deep_subset"] = (
+                f"model subject: the n = 1, 4, 16 ladder on the first {deep} tasks; pass@1 on "
+                f"all {len(tasks)} (tasks beyond {deep} have one sample each)"
+            )
         generator = request.getfixturevalue("model_generator")
         subject = ModelSubject(request.getfixturevalue("cached_generator"), cfg)
         label = f"model:{source.label}"

@@ -80,3 +80,26 @@ def test_driver_is_stdlib_only() -> None:
     }
     mods.discard("__future__")
     assert mods <= set(sys.stdlib_module_names), mods - set(sys.stdlib_module_names)
+
+
+def test_programs_do_not_inherit_the_drivers_future_flags() -> None:
+    """The driver compiles programs itself; `from __future__ import annotations` must not leak."""
+    (res,) = _run_driver(
+        [{"id": "a", "src": "def f(x: int): pass\nprint(f.__annotations__['x'] is int)"}]
+    )[1:]
+    assert res["out"] == "True\n"
+
+
+def test_errors_print_like_python_without_driver_frames() -> None:
+    syntax, runtime = _run_driver(
+        [
+            {"id": "s", "src": "def f(:\n    pass\n"},
+            {"id": "r", "src": "def g():\n    raise ValueError('boom')\ng()\n"},
+        ]
+    )[1:]
+    assert syntax["rc"] == 1 and "SyntaxError" in syntax["err"] and "Traceback" not in syntax["err"]
+    assert (
+        runtime["rc"] == 1 and "_child" not in runtime["err"] and "driver.py" not in runtime["err"]
+    )
+    assert runtime["err"].startswith("Traceback") and "in g\n" in runtime["err"]
+    assert "ValueError: boom" in runtime["err"]

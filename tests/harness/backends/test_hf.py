@@ -159,3 +159,17 @@ def test_missing_template_and_pad_are_clear_errors(hf_generator: HFGenerator) ->
 def test_from_pretrained_rejects_non_model_dir(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match=r"no config\.json"):
         HFGenerator.from_pretrained(tmp_path)
+
+
+def test_in_memory_weights_digest_tracks_parameters(hf_generator: HFGenerator) -> None:
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(hf_generator.model)
+    first = HFGenerator(model, hf_generator.tokenizer, name="mem").identity.weights_digest
+    again = HFGenerator(model, hf_generator.tokenizer, name="mem").identity.weights_digest
+    with torch.no_grad():
+        next(model.parameters())[0, 0] += 1.0
+    changed = HFGenerator(model, hf_generator.tokenizer, name="mem").identity.weights_digest
+    assert first == again != changed

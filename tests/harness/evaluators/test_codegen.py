@@ -58,8 +58,9 @@ def local_sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def oracle_run(local_sandbox: Sandbox) -> CodegenRun:
-    subject = ControlSubject(OracleControl(), TASKS[:40])
-    return run_codegen(subject, TASKS[:40], local_sandbox, CodegenConfig(), data_digest=DIGEST)
+    """72 tasks: the oracle's uplift FAIL needs the upper bound below 0.08 (n ≥ 62 at α/9)."""
+    subject = ControlSubject(OracleControl(), TASKS[:72])
+    return run_codegen(subject, TASKS[:72], local_sandbox, CodegenConfig(), data_digest=DIGEST)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +84,7 @@ def test_progressive_stages_follow_the_k_ladder() -> None:
 
 
 def test_oracle_passes_every_accuracy_gate_except_uplift(oracle_run: CodegenRun) -> None:
-    assert oracle_run.samples_drawn == 40 * 16
+    assert oracle_run.samples_drawn == 72 * 16
     assert all(s.passed and s.status == "passed" for t in oracle_run.tasks for s in t.samples)
     for gate_id in ("pass_at_1", "pass_at_4", "pass_at_16", "best_of_16"):
         assert _decide(gate_id, oracle_run) is Verdict.PASS, gate_id
@@ -115,19 +116,19 @@ def test_best_of_n_selects_on_public_examples_only(mutant_run: CodegenRun) -> No
 
 def test_outcome_views_are_consistent(oracle_run: CodegenRun) -> None:
     samples = oracle_run.sample_outcomes()
-    assert {o.cluster for o in samples} == {t.task_id for t in TASKS[:40]}
+    assert {o.cluster for o in samples} == {t.task_id for t in TASKS[:72]}
     assert all(o.value == 1.0 for o in oracle_run.first_k_outcomes(4))
     e2e = oracle_run.e2e_outcomes()
-    assert len(e2e) == 40 and all(o.latency_s is not None and o.latency_s > 0 for o in e2e)
+    assert len(e2e) == 72 and all(o.latency_s is not None and o.latency_s > 0 for o in e2e)
     rows = oracle_run.raw_rows()
-    assert len(rows) == 640 and {"raw_text", "completion", "status", "selected"} <= set(rows[0])
+    assert len(rows) == 72 * 16 and {"raw_text", "completion", "status", "selected"} <= set(rows[0])
     assert oracle_run.task_rows()[0]["first_pass"] == 0
 
 
 def test_sequential_option_saves_samples_without_changing_pass_at_k(
     local_sandbox: Sandbox, mutant_run: CodegenRun
 ) -> None:
-    tasks = TASKS[:48]
+    tasks = TASKS[:32]
     subject = ControlSubject(MutantControl(seed=0), TASKS)  # same broken set as the full run
     run = run_codegen(
         subject, tasks, local_sandbox, CodegenConfig(sequential=True), data_digest=DIGEST
@@ -136,7 +137,7 @@ def test_sequential_option_saves_samples_without_changing_pass_at_k(
     for task in run.tasks:
         for k in (1, 4, 16):
             assert task.pass_within(k) == full[task.task_id].pass_within(k), (task.task_id, k)
-    assert run.samples_saved > 0.5 * run.samples_budget
+    assert run.samples_saved > 0.25 * run.samples_budget  # ≈ 42 % for this mutant
     assert run.accounting()["samples_saved"] == run.samples_saved
 
 
@@ -301,3 +302,72 @@ def test_oracle_subset_in_the_docker_sandbox() -> None:
         run = run_codegen(subject, TASKS[:16], box, CodegenConfig(), data_digest=DIGEST)
     assert run.sandbox["sandbox_kind"] == "docker"
     assert all(s.passed for t in run.tasks for s in t.samples)
+
+
+def test_deep_tasks_limit_the_ladder_but_not_pass_at_1(local_sandbox: Sandbox) -> None:
+    cfg = CodegenConfig(deep_tasks=5)
+    tasks = TASKS[:12]
+    run = run_codegen(
+        ControlSubject(OracleControl(), tasks), tasks, local_sandbox, cfg, data_digest=DIGEST
+    )
+    assert [len(t.samples) for t in run.tasks] == [16] * 5 + [1] * 7
+    assert run.samples_budget == 5 * 16 + 7 and run.samples_saved == 0
+    assert len({o.cluster for o in run.sample_outcomes()}) == 12
+    assert len({o.cluster for o in run.sample_outcomes(min_samples=4)}) == 5
+    assert len(run.best_of_n_outcomes()) == len(run.e2e_outcomes()) == 5
+    shallow = run.tasks[-1]
+    assert sequential_value(PHASE.gate("pass_at_1"), shallow) == 1.0
+    assert sequential_value(PHASE.gate("pass_at_4"), shallow) is None
+    assert sequential_value(PHASE.gate("uplift_16_vs_1"), shallow) is None
+
+
+def _fake_measure(draw: object) -> object:
+    """Latencies drawn from a known distribution (statistics test: no model involved)."""
+    from harness.evaluators.codegen import LatencyRun
+
+    def measure(start: int, count: int) -> LatencyRun:
+        xs = draw(count)  # type: ignore[operator]
+        return LatencyRun(
+            "mc", 1, "simulated", [(f"r{start + i}", float(x)) for i, x in enumerate(xs)]
+        )
+
+    return measure
+
+
+def test_two_look_quantile_keeps_both_error_rates_at_alpha() -> None:
+    """Monte-Carlo: true p95 exactly at the threshold → false PASS ≤ α; false FAIL ≤ α."""
+    from harness.decision import decide
+    from harness.evaluators.codegen import latency_plan, two_look_quantile
+
+    alpha, q, reps = 0.05, 0.95, 600
+    gate = PHASE.gate("latency_p95_normal")
+    scale = 0.5 / -math.log(1 - q)  # exponential whose p95 is exactly 0.5 s
+    rng = np.random.default_rng(1)
+    verdicts: list[Verdict] = []
+    stopped = 0
+    for _ in range(reps):
+        measure = _fake_measure(lambda n: rng.exponential(scale, size=n))
+        _, est, info = two_look_quantile(
+            measure,  # type: ignore[arg-type]
+            q=q,
+            threshold=0.5,
+            alpha_one_sided=alpha,
+            concurrency=1,
+        )
+        verdicts.append(decide(gate, est, alpha=alpha).verdict)
+        stopped += bool(info["stopped_at_first_look"])
+    se = math.sqrt(alpha * (1 - alpha) / reps)
+    assert verdicts.count(Verdict.PASS) / reps <= alpha + 3 * se
+    assert verdicts.count(Verdict.FAIL) / reps <= alpha + 3 * se
+    # a clearly slow subject is decided FAIL at the first look
+    slow = _fake_measure(lambda n: rng.exponential(3.0, size=n))
+    _, est, info = two_look_quantile(
+        slow,
+        q=q,
+        threshold=0.5,
+        alpha_one_sided=alpha / 9,
+        concurrency=1,  # type: ignore[arg-type]
+    )
+    assert info["stopped_at_first_look"] and info["requests_saved"] > 80
+    assert decide(gate, est, alpha=alpha / 9).verdict is Verdict.FAIL
+    assert latency_plan(q=q, alpha_one_sided=0.05 / 9, concurrency=32) == (32, 128)

@@ -42,9 +42,7 @@ def test_mutant_samples_are_deterministic_and_faulty_at_the_seeded_rate() -> Non
     first = mutant.completions_for(task, 16, broken=True)
     assert first == mutant.completions_for(task, 16, broken=True)
     assert mutant.completions_for(task, 16, broken=False) == [task.canonical_solution] * 16
-    faulty = [
-        mutant.sample_is_faulty(t.task_id, s) for t in TASKS for s in range(16)
-    ]
+    faulty = [mutant.sample_is_faulty(t.task_id, s) for t in TASKS for s in range(16)]
     rate = sum(faulty) / len(faulty)
     assert abs(rate - 0.85) < 0.03  # 2,624 draws: ±3 points is > 3 standard errors
 
@@ -69,7 +67,7 @@ def test_flip_operator_changes_exactly_one_operator() -> None:
 
 
 def test_invalid_mutant_parameters_are_rejected() -> None:
-    with pytest.raises(HarnessError, match="broken_fraction=1.5"):
+    with pytest.raises(HarnessError, match=r"broken_fraction=1\.5"):
         MutantControl(broken_fraction=1.5)
 
 

@@ -26,7 +26,7 @@ from harness.evaluators.humaneval import (
 def _row(**over: object) -> dict[str, object]:
     row: dict[str, object] = {
         "task_id": "T/0",
-        "prompt": "def f(x):\n    \"\"\"Double.\n    >>> f(2)\n    4\n    \"\"\"\n",
+        "prompt": 'def f(x):\n    """Double.\n    >>> f(2)\n    4\n    """\n',
         "canonical_solution": "    return 2 * x\n",
         "test": "def check(candidate):\n    assert candidate(3) == 6\n",
         "entry_point": "f",
