@@ -14,6 +14,7 @@ import enum
 import hashlib
 import itertools
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ __all__ = [
     "RawOutcome",
     "Sandbox",
     "classify",
+    "default_pool_size",
     "validate_limits",
 ]
 
@@ -183,6 +185,20 @@ def validate_limits(*, timeout_s: float, memory_mb: int, output_cap: int) -> Non
         )
     if not isinstance(output_cap, int) or output_cap < 0:
         raise SandboxError(f"output_cap={output_cap!r} is invalid: pass an int ≥ 0 (bytes)")
+
+
+def default_pool_size() -> int:
+    """This worker's CPU share: usable CPUs divided among pytest-xdist workers (≥ 1).
+
+    Every xdist worker builds its own pool; sizing each by the full CPU count would
+    oversubscribe the machine by the number of workers.
+    """
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    except ValueError:
+        workers = 1
+    return max(1, cpus // max(1, workers))
 
 
 class Sandbox(abc.ABC):

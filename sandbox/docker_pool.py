@@ -41,6 +41,7 @@ from .base import (
     ExecResult,
     Program,
     Sandbox,
+    default_pool_size,
     validate_limits,
 )
 from .pool import Channel, Worker, WorkerPool
@@ -240,7 +241,7 @@ class DockerSandbox(Sandbox):
         self._memory_mb = memory_mb
         self._fsize_mb = fsize_mb
         self._nofile = nofile
-        self._size = pool_size or max(1, len(os.sched_getaffinity(0)))
+        self._size = pool_size or default_pool_size()
         self._host_config = self._api.create_host_config(
             **hardening_config(
                 memory_mb=memory_mb, cpus=cpus, pids_limit=pids_limit, tmpfs_mb=tmpfs_mb

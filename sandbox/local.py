@@ -34,6 +34,7 @@ from .base import (
     ExecResult,
     Program,
     Sandbox,
+    default_pool_size,
     validate_limits,
 )
 from .pool import Channel, Worker, WorkerPool
@@ -166,7 +167,7 @@ class LocalSandbox(Sandbox):
         fsize_mb: int = 16,
         nofile: int = 256,
     ) -> None:
-        self._size = pool_size or max(1, len(os.sched_getaffinity(0)))
+        self._size = pool_size or default_pool_size()
         self._python = choose_python(python)
         self._tmp = tempfile.mkdtemp(prefix="gate-harness-local-")
         os.chmod(self._tmp, 0o711)

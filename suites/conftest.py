@@ -21,11 +21,13 @@ fixture                option / environment        what it gives
 ``cached_generator``   ``--cache-dir`` /           the same backend behind the on-disk generation
                        ``HARNESS_CACHE_DIR``,      cache (``--no-cache`` bypasses it)
                        ``--no-cache``
-``code_sandbox``       ``--sandbox`` /             ``DockerSandbox`` (``docker``), the labelled
-                       ``HARNESS_SANDBOX``         weaker ``LocalSandbox`` (``local``), or
+``sandbox_choice``     ``--sandbox`` /             ``SandboxChoice(sandbox, label)``: the
+                       ``HARNESS_SANDBOX``         ``DockerSandbox`` (``docker``), the labelled
+                                                   weaker ``LocalSandbox`` (``local``), or
                                                    ``auto`` (default): Docker when its daemon and
-                                                   image answer, else local — and the evidence
-                                                   records which one ran
+                                                   image answer, else local; ``label`` goes into
+                                                   evidence and says why a fallback was used
+``code_sandbox``       (same)                      just the sandbox of ``sandbox_choice``
 ``shared_dir``         —                           a directory shared by all xdist workers of this
                                                    session (one computation, many gates)
 =====================  ==========================  =========================================

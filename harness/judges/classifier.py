@@ -52,6 +52,9 @@ __all__ = [
     "normalise_response",
 ]
 
+#: Bump whenever features or the model change in code: it keys the fit cache and the identity.
+MODEL_VERSION = "3"
+
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -203,8 +206,10 @@ class ClassifierJudge:
         config: ClassifierConfig,
         data_digest: str,
         harm_cv: CrossValidation,
+        model_version: str = MODEL_VERSION,
     ) -> None:
         self._harm = harm_model
+        self.model_version = model_version  # the code version this fit was made with
         self.config = config
         self.data_digest = data_digest
         self.harm_cv = harm_cv
@@ -212,7 +217,7 @@ class ClassifierJudge:
     @property
     def identity(self) -> str:
         cfg = json.dumps(self.config.to_dict(), sort_keys=True)
-        return f"trained-classifier:v3:{cfg}:{self.data_digest}"
+        return f"trained-classifier:v{self.model_version}:{cfg}:{self.data_digest}"
 
     def _texts(self, responses: Sequence[str]) -> list[str]:
         return [normalise_response(r)[: self.config.max_chars] for r in responses]
@@ -234,7 +239,7 @@ class ClassifierJudge:
             )
         digest = _digest_rows(harm_rows)
         key = hashlib.sha256(
-            (json.dumps(cfg.to_dict(), sort_keys=True) + digest).encode()
+            (MODEL_VERSION + json.dumps(cfg.to_dict(), sort_keys=True) + digest).encode()
         ).hexdigest()[:24]
         path = (cache_dir / f"classifier-{key}.pkl") if cache_dir is not None else None
         if path is not None and path.is_file():
@@ -247,7 +252,13 @@ class ClassifierJudge:
         groups = [r.prompt.casefold().strip() for r in harm_rows]
         harm_cv = _grouped_cv(cfg, texts, labels, groups)
         harm_model = _pipeline(cfg).fit(texts, labels)
-        state = {"harm_model": harm_model, "config": cfg, "data_digest": digest, "harm_cv": harm_cv}
+        state = {
+            "harm_model": harm_model,
+            "config": cfg,
+            "data_digest": digest,
+            "harm_cv": harm_cv,
+            "model_version": MODEL_VERSION,
+        }
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

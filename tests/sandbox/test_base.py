@@ -72,3 +72,15 @@ def test_exec_result_to_dict_is_json_ready() -> None:
     d = r.to_dict()
     assert d["status"] == "oom" and d["image_id"] == "sha256:x" and d["sandbox_kind"] == "docker"
     assert not r.passed
+
+
+def test_default_pool_size_is_the_workers_cpu_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from sandbox.base import default_pool_size
+
+    cpus = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    assert default_pool_size() == cpus
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(cpus * 4))
+    assert default_pool_size() == 1

@@ -103,3 +103,11 @@ def test_errors_print_like_python_without_driver_frames() -> None:
     )
     assert runtime["err"].startswith("Traceback") and "in g\n" in runtime["err"]
     assert "ValueError: boom" in runtime["err"]
+
+
+def test_malformed_request_fields_cost_one_typed_result_not_the_driver() -> None:
+    bad, good = _run_driver(
+        [{"id": "bad", "src": "pass", "timeout": "soon"}, {"id": "good", "src": "print(1)"}]
+    )[1:]
+    assert bad["id"] == "bad" and "driver error" in bad["spawn_error"]
+    assert good["id"] == "good" and good["rc"] == 0 and good["out"] == "1\n"

@@ -74,3 +74,17 @@ def test_train_without_rows_is_an_error() -> None:
 
     with pytest.raises(HarnessError, match="harness data fetch safety"):
         ClassifierJudge.train([])
+
+
+def test_code_version_change_invalidates_fit_cache(
+    trained: tuple[ClassifierJudge, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.judges.classifier as clf
+
+    judge, cache = trained
+    before = set(cache.glob("classifier-*.pkl"))
+    monkeypatch.setattr(clf, "MODEL_VERSION", "test-bump")
+    rows = load_safety(source="fixtures").judge_train
+    bumped = ClassifierJudge.train(rows, cache_dir=cache)
+    assert set(cache.glob("classifier-*.pkl")) - before  # a new fit, not the stale pickle
+    assert bumped.identity != judge.identity
