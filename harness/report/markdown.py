@@ -105,11 +105,24 @@ def _control_table(summary: PhaseSummary) -> list[str]:
 def _level_note(summary: PhaseSummary) -> str:
     rec = summary.rows[0].record
     m = summary.family_size
-    bonf = f"α/m = {fmt_num(rec.alpha)}/{m}" if m > 1 else f"α = {fmt_num(rec.alpha)}"
+    if m > 1:
+        level = f"α/m = {fmt_num(rec.alpha)}/{m} (Bonferroni within the phase)"
+    else:
+        level = f"α = {fmt_num(rec.alpha)}"
     return (
-        f"CI bounds are each one-sided at {bonf} (Bonferroni within the phase); "
-        f"phase correction: {summary.multiplicity_label}."
+        f"CI bounds are each one-sided at {level}; phase correction: {summary.multiplicity_label}."
     )
+
+
+def _details(summary: PhaseSummary) -> list[str]:
+    """Per-gate breakdowns an evaluator attached (confusion matrices, per-category tables)."""
+    lines: list[str] = []
+    for row in summary.rows:
+        extra = row.record.extra or {}
+        text = extra.get("report_markdown") if isinstance(extra, Mapping) else None
+        if isinstance(text, str) and text.strip():
+            lines += [f"#### `{row.record.gate}` — details", "", text.strip(), ""]
+    return lines
 
 
 def render_markdown(
@@ -142,6 +155,7 @@ def render_markdown(
             lines += [label, "", summary.line(), ""]
             lines += _gate_table(summary, with_baseline=with_baseline)
             lines += ["", f"_{_level_note(summary)}_", ""]
+            lines += _details(summary)
         controls = [s for s in mine if s.is_control]
         if controls:
             lines += ["### Controls (prove each gate can pass and fail)", ""]
