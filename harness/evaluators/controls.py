@@ -50,10 +50,14 @@ __all__ = [
 
 
 #: What each control must show on the code-gen gates (gates/codegen.yaml).
-#: The oracle passes every gate except uplift (at pass@1 = 1 there is no
-#: headroom: pass@16 − pass@1 = 0).  The mutant fails pass@1 and passes pass@16
-#: and the uplift gate; on other gates its value depends on which faults the
-#: hidden tests happen to catch, so it makes no claim there.
+#: The oracle passes every accuracy gate except uplift (at pass@1 = 1 there is
+#: no headroom: pass@16 − pass@1 = 0, so it must FAIL).  Its latencies are real
+#: sandbox executions; it claims only what holds on any sane machine — one
+#: program in flight answers within 0.5 s and a task's whole demo flow within
+#: 8 s.  Under 8 or 32 concurrent programs the answer depends on the machine's
+#: cores and load, which is not ground truth, so it makes no claim there.  The
+#: mutant fails pass@1 and passes pass@16 and the uplift gate; elsewhere its
+#: value depends on which faults the hidden tests catch, so no claim.
 CONTROL_EXPECTATIONS: dict[str, dict[str, Verdict]] = {
     "oracle": {
         "pass_at_1": Verdict.PASS,
@@ -62,8 +66,6 @@ CONTROL_EXPECTATIONS: dict[str, dict[str, Verdict]] = {
         "uplift_16_vs_1": Verdict.FAIL,
         "best_of_16": Verdict.PASS,
         "latency_p95_normal": Verdict.PASS,
-        "latency_p95_high": Verdict.PASS,
-        "latency_p95_stress": Verdict.PASS,
         "demo_e2e_p95": Verdict.PASS,
     },
     "mutant": {

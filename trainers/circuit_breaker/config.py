@@ -59,14 +59,15 @@ class CircuitBreakerConfig:
         "same LoRA, same retain + CE losses).",
     )
     adv_safe_ce_weight: float = _f(
-        1.0, "weight of the cross-entropy on adversarial-safe Dr completions (0 disables it)."
+        3.0, "weight of the cross-entropy on adversarial-safe Dr completions (0 disables it)."
     )
     lora_r: int = _f(8, "LoRA rank.")
     lora_alpha: int = _f(16, "LoRA scaling numerator (scale = lora_alpha / lora_r).")
     lora_all_layers: bool = _f(
-        False,
-        "False: LoRA only on decoder layers up to the deepest target layer (later layers "
-        "cannot change the target representation); True: every layer.",
+        True,
+        "True (default): LoRA on every decoder layer, so the CE on adversarial-safe samples "
+        "can teach the user's call in the upper layers; False: only layers up to the deepest "
+        "target layer (later layers cannot change the target representation).",
     )
     max_grad_norm: float = _f(1.0, "gradient clipping norm.")
     max_length: int = _f(320, "truncate encoded samples to this many tokens.")
