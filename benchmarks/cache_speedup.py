@@ -64,7 +64,9 @@ def main() -> None:
     print(f"workload: {len(reqs)} HumanEval prompts, max_tokens={args.max_tokens}, tiny HF model")
     print(f"cold (all misses):   {t_cold:8.3f} s")
     print(f"cached (all hits):   {t_warm:8.3f} s")
-    print(f"speed-up:            {ratio:8.1f}x  (claim: >= 20x) -> {'OK' if ratio >= 20 else 'BELOW'}")
+    print(
+        f"speed-up:            {ratio:8.1f}x  (claim: >= 20x) -> {'OK' if ratio >= 20 else 'BELOW'}"
+    )
 
 
 if __name__ == "__main__":

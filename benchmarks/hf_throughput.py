@@ -55,8 +55,10 @@ def main() -> None:
             dt = time.perf_counter() - t0
             toks = sum(sum(g.completion_tokens) for g in outs)
             results[bs] = (toks, dt)
-    print(f"model: {model_dir} ({n_params:,} parameters, {gen.identity.dtype}, "
-          f"{torch.get_num_threads()} CPU threads)")
+    print(
+        f"model: {model_dir} ({n_params:,} parameters, {gen.identity.dtype}, "
+        f"{torch.get_num_threads()} CPU threads)"
+    )
     print(f"workload: {len(reqs)} HumanEval prompts, greedy, max_tokens={args.max_tokens}")
     for bs, (toks, dt) in results.items():
         print(f"batch {bs:>3}: {toks:6d} tokens in {dt:7.2f} s = {toks / dt:8.1f} tokens/s")

@@ -81,8 +81,10 @@ def _tier_verdict(
     direction: Direction, rule: DecisionRule, estimate: Estimate, threshold: float
 ) -> Verdict:
     if rule is DecisionRule.POINT:
-        ok = estimate.value >= threshold if direction is Direction.GE else (
-            estimate.value <= threshold
+        ok = (
+            estimate.value >= threshold
+            if direction is Direction.GE
+            else (estimate.value <= threshold)
         )
         return Verdict.PASS if ok else Verdict.FAIL
     if direction is Direction.GE:

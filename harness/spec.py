@@ -8,6 +8,7 @@ and the fix, because a typo in a threshold silently weakens a gate otherwise.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 from enum import StrEnum
 from pathlib import Path
@@ -133,11 +134,13 @@ class GateSpec(_Strict):
         ordered = [v for _, v in self.tiers.items()]  # stretch, primary, fallback
         ok = all(
             (a >= b) if self.direction is Direction.GE else (a <= b)
-            for a, b in zip(ordered, ordered[1:], strict=False)
+            for a, b in itertools.pairwise(ordered)
         )
         if not ok:
-            want = "stretch ≥ primary ≥ fallback" if self.direction is Direction.GE else (
-                "stretch ≤ primary ≤ fallback"
+            want = (
+                "stretch ≥ primary ≥ fallback"
+                if self.direction is Direction.GE
+                else ("stretch ≤ primary ≤ fallback")
             )
             raise _FieldError(
                 "tiers", dict(self.tiers.items()), f"for direction '{self.direction}' need {want}"

@@ -291,7 +291,7 @@ def build_tokenizer(
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
-    wrapped = PreTrainedTokenizerFast(
+    wrapped = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         bos_token=BOS,
         eos_token=EOT,
@@ -374,13 +374,13 @@ def _build_into(config: TinyModelConfig, target: Path) -> None:
         max_position_embeddings=config.max_position_embeddings,
         initializer_range=config.initializer_range,
         bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=stop_ids,
+        eos_token_id=stop_ids,  # type: ignore[arg-type]
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
     )
     torch.manual_seed(config.seed)
     model = LlamaForCausalLM(llama_cfg)
-    model.generation_config = GenerationConfig(
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=stop_ids,
         pad_token_id=tokenizer.pad_token_id,
@@ -451,8 +451,8 @@ def load_tiny(path: Path | str) -> tuple[PreTrainedModel, PreTrainedTokenizerFas
     tokenizer = AutoTokenizer.from_pretrained(p)
     with quiet_progress():
         model = AutoModelForCausalLM.from_pretrained(p)
-    model.eval()
-    return model, tokenizer
+    model.eval()  # type: ignore[no-untyped-call]
+    return model, tokenizer  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- tiny-code
@@ -516,7 +516,7 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
     import torch
     from datasets import Dataset
     from transformers import PrinterCallback, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
     base_dir = build_tiny_model(cfg.base, out_dir=target.parent / ".tiny-base")
     model, tokenizer = load_tiny(base_dir)
@@ -529,7 +529,7 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
         f"{sum(p.numel() for p in model.parameters()):,} parameters"
     )
 
-    class _Progress(TrainerCallback):  # type: ignore[misc]
+    class _Progress(TrainerCallback):
         def __init__(self) -> None:
             self.t0 = time.perf_counter()
 
@@ -580,7 +580,7 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
         )
         trainer.remove_callback(PrinterCallback)  # _Progress reports instead of raw log dicts
         result = trainer.train()
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     model.generation_config.eos_token_id = [
         *(tokenizer.convert_tokens_to_ids(t) for t in (EOT, EOM)),
         eos,

@@ -494,7 +494,11 @@ class CodegenRun:
         return out
 
     def e2e_outcomes(self) -> list[Outcome]:
-        """One Outcome per task: wall seconds from first request to selected answer."""
+        """One Outcome per task: wall seconds from first request to selected answer.
+
+        Tasks whose generations came from the cache are left out: a cache hit
+        has no real generation time (see :meth:`cached_tasks`).
+        """
         return [
             Outcome(
                 item_id=t.task_id,
@@ -504,7 +508,12 @@ class CodegenRun:
                 raw={"gen_s": t.gen_s, "exec_s": t.exec_s, "samples": len(t.samples)},
             )
             for t in self.deep_records()
+            if not t.cached_generation
         ]
+
+    def cached_tasks(self) -> list[str]:
+        """Deep tasks whose generation was answered by the cache (no real e2e timing)."""
+        return [t.task_id for t in self.deep_records() if t.cached_generation]
 
     def deep_records(self) -> list[TaskRecord]:
         """Tasks that went through the whole demo flow (progressive ladder + selection)."""

@@ -46,7 +46,7 @@ PHASE = "codegen"
 #: The embedded tiny model runs the whole ladder on this many tasks by default (pass@1
 #: still covers all 164): sampling 16 × 164 completions on 2 shared CPU cores would
 #: blow the main job's time budget.  Documented in the report's evidence (``run``).
-EMBEDDED_DEEP_TASKS = 32
+EMBEDDED_DEEP_TASKS = 64
 ALL_SUBJECTS = ("model", "oracle", "mutant")
 
 

@@ -215,8 +215,15 @@ def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
             "is only claimed on a fixed-n run"
         )
     bound_n = upper_bound_requests(float(gate.spec.params["q"]), gate.alpha_decision)
+    outcomes = run.e2e_outcomes()
+    cached = run.cached_tasks()
+    if not outcomes:
+        pytest.skip(
+            f"all {len(cached)} tasks' generations came from the cache, so no demo flow was "
+            "timed; rerun with --no-cache (or --cache-dir to a fresh directory)"
+        )
     gate.check(
-        run.e2e_outcomes(),
+        outcomes,
         raw_outputs=run.task_rows(),
         **codegen_subject.check_kwargs(
             gate.id,
@@ -227,7 +234,8 @@ def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
                     + ("" if codegen_subject.generator is not None else " (control: no generation)")
                 ),
                 "n_for_upper_bound": bound_n,
-                "tasks": len(run.tasks),
+                "tasks": len(outcomes),
+                "excluded_cached_generation": len(cached),
             },
         ),
     )

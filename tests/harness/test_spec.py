@@ -91,7 +91,8 @@ GATE = "  - id: g1\n    metric: proportion\n    direction: ge\n    tiers: {prima
 MALFORMED = [
     pytest.param(
         VALID.replace("primary: 0.60", "primary: 1.7"),
-        "codegen.yaml: gate 'pass1': tiers.primary=1.7 must be within [0, 1] for metric 'pass_at_k'",
+        "codegen.yaml: gate 'pass1': tiers.primary=1.7 must be within [0, 1] "
+        "for metric 'pass_at_k'",
         id="tier-out-of-range",
     ),
     pytest.param(
@@ -147,7 +148,8 @@ MALFORMED = [
         id="duplicate-id",
     ),
     pytest.param(
-        "phase: x\ngates: []\n", "codegen.yaml: gates=[] List should have at least 1 item",
+        "phase: x\ngates: []\n",
+        "codegen.yaml: gates=[] List should have at least 1 item",
         id="no-gates",
     ),
     pytest.param("- just\n- a list\n", "top level must be a mapping", id="not-a-mapping"),

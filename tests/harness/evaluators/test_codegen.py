@@ -371,3 +371,12 @@ def test_two_look_quantile_keeps_both_error_rates_at_alpha() -> None:
     assert info["stopped_at_first_look"] and info["requests_saved"] > 80
     assert decide(gate, est, alpha=alpha / 9).verdict is Verdict.FAIL
     assert latency_plan(q=q, alpha_one_sided=0.05 / 9, concurrency=32) == (32, 128)
+
+
+def test_cached_generations_are_not_timed_as_demo_latency(oracle_run: CodegenRun) -> None:
+    import dataclasses
+
+    run = CodegenRun.from_dict(oracle_run.to_dict())
+    run.tasks[0] = dataclasses.replace(run.tasks[0], cached_generation=True)
+    assert run.cached_tasks() == [run.tasks[0].task_id]
+    assert len(run.e2e_outcomes()) == len(oracle_run.e2e_outcomes()) - 1
