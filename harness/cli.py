@@ -244,7 +244,9 @@ def pytest_args(
                 f"-n {workers}: pytest-xdist is not installed; install the 'dev' extra "
                 "(pip install -e '.[dev]') or pass -n 0"
             )
-        args += ["-n", workers]
+        # Suites mark each subject with ``xdist_group`` so one worker owns a subject's
+        # shared run instead of two workers queueing on its file lock.
+        args += ["-n", workers, "--dist", "loadgroup"]
     args += [
         "--evidence-dir",
         str(out_dir),

@@ -184,6 +184,7 @@ class PhaseSummary:
             parts.append(f"INCONCLUSIVE: {', '.join(needs)}")
         if upgraded:
             parts.append(f"upgraded by {self.multiplicity_label}: {', '.join(upgraded)}")
+        parts += self._evaluator_notes()
         if failed:
             overall = "phase NOT passed"
         elif unsure:
@@ -193,6 +194,19 @@ class PhaseSummary:
         if self.lane is Lane.REPLAY:
             overall += " (replay lane: recorded generations, not a real-model verdict)"
         return f"**{self.phase}** — {who}: {overall}; " + "; ".join(parts) + "."
+
+    def _evaluator_notes(self) -> list[str]:
+        """Phase-level facts evaluators put in ``extra``: tier ladder, samples saved."""
+        notes: list[str] = []
+        for row in self.rows:
+            extra = row.record.extra or {}
+            ladder = extra.get("tier_ladder")
+            if isinstance(ladder, dict) and ladder.get("tier"):
+                notes.append(f"tier ladder: {ladder['tier']}")
+            run = extra.get("run")
+            if isinstance(run, dict) and run.get("samples_saved"):
+                notes.append(f"{row.record.gate}: {run['samples_saved']:,} samples saved")
+        return list(dict.fromkeys(notes))
 
     @property
     def multiplicity_label(self) -> str:
