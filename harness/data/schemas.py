@@ -113,7 +113,11 @@ SET_MODELS: dict[SafetySet, type[_Row]] = {
 RowT = TypeVar("RowT", bound=BaseModel)
 
 
-def validation_message(where: str, exc: ValidationError) -> str:
+SAFETY_FIX = "fix the row or re-run `harness data fetch safety`"
+SAFETY_MISSING = "run `harness data fetch safety` or point HARNESS_DATA_DIR at a fetched cache"
+
+
+def validation_message(where: str, exc: ValidationError, *, fix: str = SAFETY_FIX) -> str:
     """Render pydantic errors as ``file:line: field=value problem`` lines with a fix."""
     parts = []
     for err in exc.errors():
@@ -123,18 +127,27 @@ def validation_message(where: str, exc: ValidationError) -> str:
         if len(shown) > 80:
             shown = shown[:77] + "..."
         parts.append(f"{where}: field '{field}'={shown}: {err['msg']}")
-    return "\n".join(parts) + "\n(fix the row or re-run `harness data fetch safety`)"
+    return "\n".join(parts) + f"\n({fix})"
 
 
-def read_jsonl(path: str | Path, model: type[RowT]) -> Iterator[RowT]:
-    """Yield validated rows of ``path``; errors name file:line and field."""
+def read_jsonl(
+    path: str | Path,
+    model: type[RowT],
+    *,
+    fix: str = SAFETY_FIX,
+    missing: str = SAFETY_MISSING,
+) -> Iterator[RowT]:
+    """Yield validated rows of ``path``; errors name file:line and field.
+
+    ``fix`` says how to repair a bad row and ``missing`` how to obtain an absent
+    file, so every data set (safety, circuit-breaker samples) shares one reader.
+    """
     path = Path(path)
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
         raise DataValidationError(
-            f"{path}: cannot read data file ({exc.strerror}); run `harness data fetch safety` "
-            "or point HARNESS_DATA_DIR at a fetched cache"
+            f"{path}: cannot read data file ({exc.strerror}); {missing}"
         ) from exc
     with handle:
         for lineno, line in enumerate(handle, start=1):
@@ -150,4 +163,6 @@ def read_jsonl(path: str | Path, model: type[RowT]) -> Iterator[RowT]:
             try:
                 yield model.model_validate(raw)
             except ValidationError as exc:
-                raise DataValidationError(validation_message(f"{path}:{lineno}", exc)) from exc
+                raise DataValidationError(
+                    validation_message(f"{path}:{lineno}", exc, fix=fix)
+                ) from exc

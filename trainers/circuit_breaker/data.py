@@ -25,9 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from harness.errors import DataValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "TOOLS",
@@ -191,32 +189,16 @@ class Sample(_Strict):
 
 def load_jsonl(path: str | Path) -> list[Sample]:
     """Load samples; a bad row raises :class:`DataValidationError` naming file, line, field."""
-    path = Path(path)
-    samples: list[Sample] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataValidationError(
-                    f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                    "each line must be one JSON object"
-                ) from exc
-            try:
-                samples.append(Sample.model_validate(raw))
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                field = ".".join(str(p) for p in err["loc"]) or "<sample>"
-                value = err.get("input")
-                shown = repr(value) if not isinstance(value, dict) else "{...}"
-                msg = str(err["msg"]).removeprefix("Value error, ")
-                raise DataValidationError(
-                    f"{path}:{lineno}: field '{field}' value {shown[:120]}: {msg}; "
-                    "fix the row to match trainers.circuit_breaker.data.Sample"
-                ) from exc
-    return samples
+    from harness.data.schemas import read_jsonl
+
+    return list(
+        read_jsonl(
+            path,
+            Sample,
+            fix="fix the row to match trainers.circuit_breaker.data.Sample",
+            missing="build the data with the circuit-breaker pipeline or check the path",
+        )
+    )
 
 
 def dump_jsonl(samples: Iterable[Sample], path: str | Path) -> None:
