@@ -37,7 +37,7 @@ from .base import (
     default_pool_size,
     validate_limits,
 )
-from .pool import Channel, Worker, WorkerPool
+from .pool import Channel, Worker, WorkerPool, driver_requests
 
 __all__ = ["LocalSandbox"]
 
@@ -214,18 +214,14 @@ class LocalSandbox(Sandbox):
         output_cap: int = DEFAULT_OUTPUT_CAP,
     ) -> list[ExecResult]:
         validate_limits(timeout_s=timeout_s, memory_mb=memory_mb, output_cap=output_cap)
-        reqs = [
-            {
-                "src": p.source,
-                "stdin": p.stdin,
-                "timeout": timeout_s,
-                "mem_mb": memory_mb,
-                "cap": output_cap,
-                "fsize_mb": self._fsize_mb,
-                "nofile": self._nofile,
-            }
-            for p in programs
-        ]
+        reqs = driver_requests(
+            programs,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            output_cap=output_cap,
+            fsize_mb=self._fsize_mb,
+            nofile=self._nofile,
+        )
         return self._pool.run(programs, reqs, timeout_s)
 
     def health(self) -> list[str]:

@@ -29,11 +29,46 @@ from harness.errors import SandboxError, SandboxUnavailable
 
 from .base import ExecResult, ExecStatus, Program, RawOutcome, classify
 
-__all__ = ["Channel", "ChannelDead", "Worker", "WorkerPool", "result_from_driver"]
+__all__ = [
+    "Channel",
+    "ChannelDead",
+    "Worker",
+    "WorkerPool",
+    "driver_requests",
+    "result_from_driver",
+]
 
 #: seconds added to a program's own timeout before the host gives up on a worker
 #: (covers the driver's kill-and-wipe, which is bounded at 3 s, plus transport).
 HOST_GRACE_S = 6.0
+
+
+def driver_requests(
+    programs: Sequence[Program],
+    *,
+    timeout_s: float,
+    memory_mb: int,
+    output_cap: int,
+    fsize_mb: int,
+    nofile: int,
+) -> list[dict[str, Any]]:
+    """The driver-protocol requests (see ``driver.py``) for one batch, in input order.
+
+    Lives beside the pool because the wire format is the protocol's, not any one
+    sandbox's: Docker and local sandboxes send exactly the same requests.
+    """
+    return [
+        {
+            "src": p.source,
+            "stdin": p.stdin,
+            "timeout": timeout_s,
+            "mem_mb": memory_mb,
+            "cap": output_cap,
+            "fsize_mb": fsize_mb,
+            "nofile": nofile,
+        }
+        for p in programs
+    ]
 
 
 class ChannelDead(Exception):
