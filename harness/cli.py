@@ -58,6 +58,12 @@ SUBAPPS: tuple[SubApp, ...] = (
         "AgentDojo lane: utility and targeted ASR per suite, with/without the adapter.",
     ),
     SubApp(
+        "cb-data",
+        "trainers.circuit_breaker.sources.cli",
+        ("app",),
+        "Circuit-breaker data: export AgentDojo/ASB cases as samples, check Gate 1.",
+    ),
+    SubApp(
         "calibrate",
         "harness.calibrate",
         ("app", "run_calibration"),

@@ -65,8 +65,6 @@ def _to_call(obj: Any) -> ToolCall | None:
     args = obj.get("parameters", obj.get("arguments"))
     if not isinstance(args, dict):
         return None
-    if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in args.values()):
-        return None
     try:
         return ToolCall(name=obj["name"], arguments=args)
     except ValueError:

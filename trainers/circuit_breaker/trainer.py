@@ -104,14 +104,16 @@ def encode_ds(
         enc = encode_completion(tokenizer, s.prompt_messages, s.messages[-1], sample_id=s.id)
         start = enc.prompt_len
         if mask_mode is MaskMode.DIVERGENT_SUFFIX:
-            safe = encode_completion(
-                tokenizer,
-                s.prompt_messages,
-                Message(role="assistant", tool_calls=[s.attack.correct_call]),
-                sample_id=s.id,
-            )
-            a, b = enc.completion_ids, safe.completion_ids
-            d = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
+            d: int | None = 0  # no correct call (a text answer): they diverge at once
+            if s.attack.correct_call is not None:
+                safe = encode_completion(
+                    tokenizer,
+                    s.prompt_messages,
+                    Message(role="assistant", tool_calls=[s.attack.correct_call]),
+                    sample_id=s.id,
+                )
+                a, b = enc.completion_ids, safe.completion_ids
+                d = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
             if d is None:
                 raise TrainerError(
                     f"Ds sample '{s.id}': harmful and correct completions do not diverge"

@@ -90,3 +90,125 @@ def test_load_jsonl_rejects_bad_json_and_bad_argument_type(tmp_path: Path) -> No
     path.write_text(json.dumps(raw) + "\n")
     with pytest.raises(DataValidationError, match="amount"):
         load_jsonl(path)
+
+
+# ---------------------------------------------------------------- external-source schema
+
+
+def test_default_world_digest_is_pinned() -> None:
+    """The schema grew optional fields for AgentDojo/ASB; the embedded default's rows (and
+    so the cache keys of every trained model) must serialise exactly as before."""
+    from trainers.circuit_breaker.trainer import samples_digest
+
+    world = generate_world(WorldConfig())
+    digest = samples_digest([s for rows in world.values() for s in rows])
+    assert digest == "d245f4236a7b3c6d7fcee4fc004392f3771b6275d5d044622aae945f94be09cf"
+
+
+def _rich_sample(**call_args: object) -> dict[str, object]:
+    tools = [
+        {
+            "name": "send_money",
+            "description": "Send money.",
+            "parameters": {
+                "recipient": "string",
+                "amount": "number",
+                "tags": "array",
+                "meta": "object",
+                "recurring": "boolean",
+                "note": "any",
+            },
+            "required": ["recipient", "amount"],
+        }
+    ]
+    call = {"name": "send_money", "arguments": call_args}
+    return {
+        "id": "rich-1",
+        "messages": [
+            {"role": "system", "content": "You are a bank assistant."},
+            {"role": "user", "content": "Pay Bob 12.5."},
+            {"role": "assistant", "tool_calls": [call]},
+        ],
+        "tools": tools,
+        "label": "retain",
+        "subtype": "benign",
+        "source": "test",
+        "split": "train",
+        "task": "pay",
+    }
+
+
+def test_tool_arguments_may_be_any_json_value() -> None:
+    row = _rich_sample(
+        recipient="bob",
+        amount=12.5,
+        tags=["a", "b"],
+        meta={"k": [1, {"x": None}]},
+        recurring=False,
+        note=None,
+    )
+    sample = Sample.model_validate(row)
+    args = sample.completion_call.arguments
+    assert args["amount"] == 12.5 and isinstance(args["amount"], float)
+    assert args["meta"] == {"k": [1, {"x": None}]}
+    assert args["recurring"] is False
+    # integers stay integers (a number parameter accepts them) and round-trip through JSON
+    again = Sample.model_validate_json(Sample.model_validate(row).model_dump_json())
+    assert again == sample
+    assert (
+        Sample.model_validate(_rich_sample(recipient="bob", amount=3)).completion_call.arguments[
+            "amount"
+        ]
+        == 3
+    )
+
+
+def test_optional_parameters_may_be_left_out_or_null() -> None:
+    Sample.model_validate(_rich_sample(recipient="bob", amount=1.0))
+    Sample.model_validate(_rich_sample(recipient="bob", amount=1.0, tags=None))
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ({"recipient": "bob"}, "missing ['amount']"),
+        ({"recipient": "bob", "amount": "12"}, "argument 'amount'='12' is not number"),
+        ({"recipient": "bob", "amount": True}, "argument 'amount'=True is not number"),
+        ({"recipient": "bob", "amount": 1, "tags": "a"}, "argument 'tags'='a' is not array"),
+        ({"recipient": "bob", "amount": 1, "recurring": 0}, "'recurring'=0 is not boolean"),
+        ({"recipient": "bob", "amount": 1, "colour": "red"}, "unexpected ['colour']"),
+    ],
+)
+def test_argument_type_errors_name_the_argument(args: dict[str, object], needle: str) -> None:
+    with pytest.raises(ValueError, match=__import__("re").escape(needle)):
+        Sample.model_validate(_rich_sample(**args))
+
+
+def test_required_must_name_parameters() -> None:
+    from trainers.circuit_breaker.data import ToolSchema
+
+    with pytest.raises(ValueError, match=r"required \['nope'\] are not among its parameters"):
+        ToolSchema(name="t", description="", parameters={"a": "string"}, required=["nope"])
+
+
+def test_unset_optional_fields_are_not_serialised() -> None:
+    from trainers.circuit_breaker.data import TOOLS, ToolSchema
+
+    assert "required" not in TOOLS[0].model_dump()
+    assert "required" not in json.loads(TOOLS[0].model_dump_json())
+    explicit = ToolSchema(name="t", description="", parameters={"a": "string"}, required=[])
+    assert json.loads(explicit.model_dump_json())["required"] == []
+
+
+def test_attack_without_a_correct_call_loads_from_jsonl(tmp_path: Path) -> None:
+    """AgentDojo cases whose user task needs no further call: correct_call is null."""
+    world = generate_world(SMALL)
+    harmful = next(s for s in world[Split.TRAIN] if s.label is Label.HARMFUL)
+    assert harmful.attack is not None
+    row = json.loads(harmful.model_dump_json())
+    row["attack"]["correct_call"] = None
+    row["attack"]["attacker_value"] = None
+    sample = Sample.model_validate(row)
+    dump_jsonl([sample], tmp_path / "s.jsonl")
+    (back,) = load_jsonl(tmp_path / "s.jsonl")
+    assert back == sample and back.attack is not None and back.attack.correct_call is None

@@ -111,6 +111,22 @@ def test_divergent_suffix_mask_starts_where_the_injected_token_is_predicted(
         assert shared.startswith('<|python_tag|>{"name": "')
 
 
+def test_divergent_suffix_without_a_correct_call_reroutes_the_whole_completion(
+    tokenizer: Any,
+) -> None:
+    """No correct call (the user task's answer is text): the choice is made at the last
+    prompt position, so the mask starts there and covers the whole injected call."""
+    sample = DS[0]
+    assert sample.attack is not None
+    no_call = sample.model_copy(
+        update={"attack": sample.attack.model_copy(update={"correct_call": None})}
+    )
+    (full,) = encode_ds(tokenizer, [no_call], mask_mode=MaskMode.COMPLETION, max_length=512)
+    (item,) = encode_ds(tokenizer, [no_call], mask_mode=MaskMode.DIVERGENT_SUFFIX, max_length=512)
+    assert item.loss_mask.index(1) == full.loss_mask.index(1) - 1
+    assert all(item.loss_mask[item.loss_mask.index(1) :])
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     trainer = CircuitBreakerTrainer(
