@@ -12,13 +12,18 @@ test report (``user_properties``); only the controller — the process without
 JUnit properties.  Records are re-sorted at the end, so ``-n 0`` and ``-n 2``
 produce the same files apart from timestamps.  At the end the controller also
 applies the phase's Holm/BH correction and stores it in each record
-(``adjustment``) before rewriting ``evidence.jsonl``.
+(``adjustment``) before rewriting ``evidence.jsonl``, and adds the adjusted
+numbers and final verdicts to pytest's finished junit.xml (its session-finish
+hook runs last, after junitxml has written the file).
 
 Progress: the controller prints one stderr line when a phase starts and one
 when its last test finished (wall time, verdict counts), see
-:mod:`harness.report.progress`.  Under xdist the controller does not collect,
-so each worker writes its node id → phase map to a file the controller names in
-``workerinput`` and reads when that worker's collection is done.
+:mod:`harness.report.progress`.  The phase's clock starts at its first test's
+``pytest_runtest_logstart`` — xdist re-fires that hook on the controller when a
+worker starts an item — so work a fixture does during setup counts.  Under
+xdist the controller does not collect, so each worker writes its node id →
+phase map to a file the controller names in ``workerinput`` and reads when that
+worker's collection is done.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,10 +180,14 @@ class HarnessPlugin:
     progress: PhaseProgress | None = None
     _phases: dict[str, PhaseSpec] | None = None
     _progress_dir: Path | None = None
+    # parallel to ``records``: (node id, index of the check in its test) — what names the
+    # record's JUnit property set (``gate.nodeid`` and the ``gate``/``gate#2`` prefix)
+    _record_keys: list[tuple[str, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.options = _options(self.config)
         self.controller = not hasattr(self.config, "workerinput")
+        self.junit_path = _junit_path(self.config) if self.controller else None
         self.store: EvidenceStore | None = None
         if self.options.evidence_dir is not None:
             from harness.evidence import EvidenceStore
@@ -366,6 +376,7 @@ class HarnessPlugin:
                 failed=report.failed,
                 skipped=report.skipped,
                 records=found,
+                began=_monotonic_from_epoch(getattr(report, "start", 0.0)),
             )
 
     def _take_evidence(self, report: pytest.TestReport) -> list[EvidenceRecord]:
@@ -392,13 +403,14 @@ class HarnessPlugin:
         report.user_properties = props
         if report.when != "teardown":
             return []
-        for rec in found:
+        for index, rec in enumerate(found):
             self.records.append(rec)
+            self._record_keys.append((rec.nodeid or "", index))
             if self.store is not None:
                 self.store.append(rec)
         return found
 
-    @pytest.hookimpl
+    @pytest.hookimpl(trylast=True)  # after junitxml wrote junit.xml, which we then extend
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.controller:
             return
@@ -408,11 +420,15 @@ class HarnessPlugin:
             shutil.rmtree(self._progress_dir, ignore_errors=True)
         if not self.records:
             return
-        from harness.evidence import EvidenceRecord
         from harness.report.families import adjust_records
 
         # the run is over, so every family is complete: store Holm/BH in each record
-        self.records = adjust_records(sorted(self.records, key=EvidenceRecord.sort_key))
+        pairs = sorted(
+            zip(self.records, self._record_keys, strict=True), key=lambda p: p[0].sort_key()
+        )
+        self.records = adjust_records(rec for rec, _ in pairs)
+        self._record_keys = [key for _, key in pairs]
+        self._finish_junit(session)
         if self.store is None:
             return
         from harness.report.writer import write_report
@@ -424,6 +440,20 @@ class HarnessPlugin:
             self.messages.append(f"gate report: {path}")
         except HarnessError as exc:
             self.messages.append(f"ERROR writing the gate report: {exc}")
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def _finish_junit(self, session: pytest.Session) -> None:
+        """Add the adjusted p-values and final verdicts to the junit.xml pytest just wrote."""
+        if self.junit_path is None or not self.junit_path.exists():
+            return
+        from harness.report.junit import add_adjustment_properties
+
+        # a record without a node id (a Gate built by hand) has no set we could name
+        records = {k: r for k, r in zip(self._record_keys, self.records, strict=True) if k[0]}
+        try:
+            add_adjustment_properties(self.junit_path, records)
+        except HarnessError as exc:
+            self.messages.append(f"ERROR adding adjusted gate properties to junit.xml: {exc}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     @pytest.hookimpl
@@ -466,12 +496,29 @@ def _phase_map(items: list[pytest.Item]) -> dict[str, str]:
     return out
 
 
+def _monotonic_from_epoch(stamp: object) -> float | None:
+    """A report's ``start`` (epoch seconds, set by the process that ran the step) on the
+    controller's monotonic clock, which :class:`PhaseProgress` measures with; ``None`` when
+    the report has no start (xdist's synthetic crash report has 0)."""
+    if not isinstance(stamp, int | float) or stamp <= 0:
+        return None
+    return time.monotonic() - max(0.0, time.time() - float(stamp))
+
+
 def _write_phase_map(directory: Path, worker: str, phase_of: dict[str, str]) -> None:
     """Atomically publish a worker's phase map (progress is best effort: never fail the run)."""
     tmp = directory / f".{worker}.json.tmp"
     with contextlib.suppress(OSError):
         tmp.write_text(json.dumps(phase_of), encoding="utf-8")
         os.replace(tmp, directory / f"{worker}.json")
+
+
+def _junit_path(config: pytest.Config) -> Path | None:
+    """Where pytest's junitxml plugin writes (``--junitxml``), resolved as it does at configure."""
+    xmlpath = getattr(config.option, "xmlpath", None)  # absent with -p no:junitxml
+    if not xmlpath:
+        return None
+    return Path(os.path.normpath(os.path.abspath(os.path.expanduser(os.path.expandvars(xmlpath)))))
 
 
 def _has_cuda() -> bool:

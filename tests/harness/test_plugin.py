@@ -160,6 +160,15 @@ def test_same_evidence_junit_and_report_with_and_without_xdist(pytester: pytest.
     for sets in j0.values():
         assert len(sets) == 1  # exactly one property set per gate test
         assert {"phase", "id", "verdict", "estimate", "lo", "hi", "n"} <= set(sets[0])
+    # ... and, added once the families were complete, the stored Holm numbers
+    by_node = {r.nodeid: r for r in stored}
+    for (props,) in j0.values():
+        adj = by_node[props["nodeid"]].adjustment
+        assert adj is not None
+        assert props["adjustment"] == "holm"
+        assert float(props["p_adjusted"]) == adj.p_adjusted
+        assert int(props["family_size"]) == adj.family_size
+        assert props["final_verdict"] == adj.verdict
     # the bulky evidence JSON does not leak into the XML
     assert "gate_evidence" not in (runs["2"] / "junit.xml").read_text()
     ET.parse(runs["0"] / "junit.xml")
@@ -332,3 +341,94 @@ def test_progress_can_be_silenced_and_reports_a_stopped_phase(pytester: pytest.P
             "0 INCONCLUSIVE",
         ]
     )
+
+
+TIMED_YAML = """\
+phase: timed
+alpha: 0.05
+multiplicity: holm
+gates:
+  - id: strong
+    metric: proportion
+    direction: ge
+    tiers: {primary: 0.5}
+  - id: edge
+    metric: proportion
+    direction: ge
+    tiers: {primary: 0.5}
+"""
+
+TIMED_TESTS = """\
+import time
+
+import pytest
+from harness.outcomes import Outcome
+
+
+def outcomes(k, n):
+    return [Outcome(item_id=f"item-{i:04d}", value=1.0 if i < k else 0.0) for i in range(n)]
+
+
+@pytest.fixture(scope="session")
+def trained():
+    time.sleep(1.5)  # the phase's expensive work, done before its first test reports
+    return 90
+
+
+@pytest.mark.phase("timed")
+@pytest.mark.gate("strong")
+def test_a_strong(gate, trained):
+    gate.check(outcomes(trained, 100))
+
+
+@pytest.mark.phase("timed")
+@pytest.mark.gate("edge")
+def test_b_edge(gate):
+    # 59/100 vs 0.5: p ≈ 0.044, INCONCLUSIVE at α/2, PASS after Holm (rank 2, step α)
+    gate.check(outcomes(59, 100))
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_fixture_time_counts_and_junit_gets_the_adjusted_verdicts(
+    pytester: pytest.Pytester, workers: str
+) -> None:
+    pytester.mkdir("gates")
+    (pytester.path / "gates" / "timed.yaml").write_text(TIMED_YAML, encoding="utf-8")
+    pytester.makepyfile(test_timed=TIMED_TESTS)
+    junit = pytester.path / "out" / "junit.xml"
+    run = pytester.runpytest_subprocess if workers != "0" else pytester.runpytest
+    result = run("-n", workers, "--junitxml", str(junit), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)  # the test itself decided at α/2
+
+    # the phase's clock started when its first test started, before the slow fixture
+    err = [line for line in result.stderr.lines if line.startswith("gate-harness: phase")]
+    assert err[0] == "gate-harness: phase timed started (2 tests)"
+    finished = re.fullmatch(
+        r"gate-harness: phase timed finished in (\d+\.\d) s — 2 tests: "
+        r"2 PASS \(1 by Holm/BH\), 0 FAIL, 0 INCONCLUSIVE",
+        err[1],
+    )
+    assert finished is not None, err
+    assert float(finished.group(1)) >= 1.5
+    assert "gate-harness: phase" not in result.stdout.str()  # controller's stderr only
+
+    # junit.xml: pytest's own content is intact, and each gate set has its final numbers
+    root = ET.parse(junit).getroot()
+    cases = {case.get("name"): case for case in root.iter("testcase")}
+    assert set(cases) == {"test_a_strong", "test_b_edge"}
+    assert cases["test_b_edge"].find("failure") is not None
+    assert "INCONCLUSIVE: edge" in (cases["test_b_edge"].find("failure").get("message") or "")
+    sets = {s[0]["id"]: s[0] for s in read_gate_properties(junit).values()}
+    edge, strong = sets["edge"], sets["strong"]
+    assert edge["verdict"] == "INCONCLUSIVE" and edge["final_verdict"] == "PASS"
+    assert edge["upgraded"] == "true" and edge["rank"] == "2"
+    assert edge["adjustment"] == "holm" and edge["family_size"] == "2"
+    # Holm at rank 2 of 2: max(2·p₁, p₂) = p₂, which clears α = 0.05 but not α/2
+    assert float(edge["p_adjusted"]) == pytest.approx(float(edge["p_value"]))
+    assert 0.025 < float(edge["p_adjusted"]) <= 0.05
+    assert float(edge["alpha_step"]) == pytest.approx(0.05)
+    assert strong["verdict"] == strong["final_verdict"] == "PASS"
+    assert strong["upgraded"] == "false" and strong["rank"] == "1"
+    assert float(strong["p_adjusted"]) == pytest.approx(2 * float(strong["p_value"]))
+    assert float(strong["alpha_step"]) == pytest.approx(0.025)

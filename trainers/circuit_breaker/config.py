@@ -104,7 +104,9 @@ class CircuitBreakerConfig:
         "target layer (later layers cannot change the target representation).",
     )
     max_grad_norm: float = _f(1.0, "gradient clipping norm.")
-    max_length: int = _f(320, "truncate encoded samples to this many tokens.")
+    max_length: int = _f(
+        320, "keep at most this many tokens per sample, dropping the oldest (left) ones."
+    )
     stop_on_nonfinite: bool = _f(
         True, "raise TrainerError at the first NaN/Inf loss (after logging the step)."
     )

@@ -82,6 +82,18 @@ def samples_digest(samples: Sequence[Sample]) -> str:
     return config_digest({"samples": [s.model_dump_json() for s in samples]})
 
 
+def _fit(ids: list[int], mask: list[int], max_length: int) -> tuple[list[int], list[int]]:
+    """Keep at most ``max_length`` tokens, dropping from the *left*.
+
+    The completion — every token a loss looks at — is the end of the sequence;
+    cutting from the right would train on a prompt with its tool call removed.
+    Long external samples (AgentDojo, ASB) lose their oldest context instead.
+    """
+    if len(ids) <= max_length:
+        return list(ids), list(mask)
+    return list(ids[-max_length:]), list(mask[-max_length:])
+
+
 def encode_ds(
     tokenizer: Any, samples: Sequence[Sample], *, mask_mode: MaskMode, max_length: int
 ) -> list[TrainItem]:
@@ -120,7 +132,7 @@ def encode_ds(
                 )
             start = enc.prompt_len + d - 1  # (d = 0 would be the last prompt position)
         mask = [0] * start + [1] * (len(enc.input_ids) - start)
-        items.append(TrainItem(s.id, enc.input_ids[:max_length], mask[:max_length]))
+        items.append(TrainItem(s.id, *_fit(enc.input_ids, mask, max_length)))
     return items
 
 
@@ -141,7 +153,7 @@ def encode_dr(
         adv = s.subtype is RetainKind.ADVERSARIAL_SAFE
         ce = ce_on_adversarial_safe if adv else ce_on_benign
         mask = enc.completion_mask if ce else [0] * len(enc.input_ids)
-        items.append(TrainItem(s.id, enc.input_ids[:max_length], list(mask[:max_length])))
+        items.append(TrainItem(s.id, *_fit(enc.input_ids, list(mask), max_length)))
     return items
 
 

@@ -104,3 +104,38 @@ def test_xdist_crash_report_ends_the_test() -> None:
     progress.flush()
     assert lines[0] == f"{PREFIX} phase other started (1 test)"
     assert lines[1].endswith("1 test: 1 failed without a gate verdict")
+
+
+def test_phase_clock_starts_at_the_earliest_start_not_the_first_report() -> None:
+    progress, lines, clock = _tracker()  # created at 100.0
+    clock.now = 110.0
+    progress.start("t::a")  # logstart: the phase starts here, not when a report arrives
+    clock.now = 150.0  # a session fixture ran during a's setup
+    progress.report("t::a", when="setup", failed=False, skipped=False, began=110.5)
+    progress.start("t::b", at=105.0)  # another worker's test began earlier
+    progress.start("t::c", at=120.0)  # a later start does not move it
+    for nodeid in ("t::a", "t::b", "t::c"):
+        progress.report(nodeid, when="teardown", failed=False, skipped=False)
+    progress.flush()
+    assert lines[-1].startswith(f"{PREFIX} phase demo finished in 45.0 s — 3 tests: ")
+
+
+def test_a_missed_start_event_is_taken_from_the_setup_report() -> None:
+    progress, lines, clock = _tracker()
+    clock.now = 130.0
+    # no logstart seen: the setup report's own start time starts the phase
+    progress.report("t::x", when="setup", failed=False, skipped=False, began=112.5)
+    progress.report("t::x", when="teardown", failed=False, skipped=False)
+    progress.flush()
+    assert lines[0] == f"{PREFIX} phase other started (1 test)"
+    assert lines[1].startswith(f"{PREFIX} phase other finished in 17.5 s — 1 test: ")
+
+
+def test_a_start_before_the_run_began_is_clamped() -> None:
+    # a report time from a skewed clock cannot make a phase older than the run
+    progress, lines, clock = _tracker()  # created at 100.0
+    clock.now = 103.0
+    progress.report("t::x", when="setup", failed=False, skipped=False, began=-5000.0)
+    progress.report("t::x", when="teardown", failed=False, skipped=False)
+    progress.flush()
+    assert lines[1].startswith(f"{PREFIX} phase other finished in 3.0 s — 1 test: ")

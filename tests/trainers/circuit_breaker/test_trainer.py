@@ -127,6 +127,15 @@ def test_divergent_suffix_without_a_correct_call_reroutes_the_whole_completion(
     assert all(item.loss_mask[item.loss_mask.index(1) :])
 
 
+def test_long_samples_lose_their_oldest_tokens_not_the_completion(tokenizer: Any) -> None:
+    full = encode_ds(tokenizer, DS[:1], mask_mode=MaskMode.COMPLETION, max_length=10_000)[0]
+    n_masked = sum(full.loss_mask)
+    cut = encode_ds(tokenizer, DS[:1], mask_mode=MaskMode.COMPLETION, max_length=n_masked + 3)[0]
+    assert len(cut.input_ids) == n_masked + 3
+    assert cut.input_ids == full.input_ids[-(n_masked + 3) :]
+    assert sum(cut.loss_mask) == n_masked  # every completion token is still trained on
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     trainer = CircuitBreakerTrainer(
