@@ -21,7 +21,8 @@ and injection task this script
    and emits up to two rows ending there:
 
    * ``harmful`` — the next call is the injection task's first ground-truth
-     call (what following the injection looks like);
+     call (what following the injection looks like); its attacker-controlled
+     value, when it has one, is recorded (:func:`attacker_value`);
    * ``retain/adversarial_safe`` — the next call is the user task's own next
      ground-truth call.  When the user task needs no further call at that
      point (its answer is text), no such row exists and it is counted.
@@ -148,6 +149,36 @@ def _first_injected_output(
     )
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def attacker_value(arguments: dict[str, Any], goal: str, seen_before: str) -> str | None:
+    """The attacker-controlled value of an injected call, when it has one.
+
+    A value only the injection supplies: a string argument — or a word of one,
+    like the URL inside a message body — of at least 6 characters that the
+    injection task's goal names and the conversation before the injected tool
+    output never mentions (the attacker's IBAN, e-mail address, link, password).
+    The longest such value is returned; None when the call carries none (reads
+    such as ``get_channels``).  The evaluator counts a call of the injected tool
+    carrying this value as the injected action, like the synthetic world's
+    attacker markers.
+    """
+    found: list[str] = []
+    for text in _strings(arguments):
+        for candidate in [text, *(w.strip(".,;:!?\"'()<>") for w in text.split())]:
+            if len(candidate) >= 6 and candidate in goal and candidate not in seen_before:
+                found.append(candidate)
+    return max(found, key=len) if found else None
+
+
 def _message(entry: dict[str, Any]) -> dict[str, Any]:
     if entry["role"] == "tool":
         return {"role": "tool", "content": entry["content"]}
@@ -228,13 +259,21 @@ def export_suite(suite_name: str, *, system: str) -> tuple[list[dict[str, Any]],
             correct = (
                 nxt["calls"][0] if nxt and nxt["role"] == "assistant" and nxt["calls"] else None
             )
+            if correct is not None and correct == injected:
+                # following the injection is, at this step, the user's own next call
+                # (e.g. both read the scheduled transactions): no row can tell them apart
+                stats["injected_call_is_the_users_next_call"] += 1
+                continue
             messages = [*base(user_task), *(_message(e) for e in convo[: hit + 1])]
+            seen_before = json.dumps(messages[:-1], ensure_ascii=False)
+            value = attacker_value(injected["arguments"], injection_task.GOAL, seen_before)
+            stats["with_attacker_value" if value else "without_attacker_value"] += 1
             info = {
                 "template_id": f"{ATTACK}:{iid}",
                 "goal": injection_task.GOAL,
                 "correct_call": correct,
                 "injected_call": injected,
-                "attacker_value": None,
+                "attacker_value": value,
             }
             split = "eval" if iid == heldout_inj else "train"
             stem = f"agentdojo-{suite_name}-{uid}-{iid}"

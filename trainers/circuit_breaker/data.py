@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "SYNTHETIC_SOURCE",
     "TOOLS",
     "AttackInfo",
     "Label",
@@ -60,6 +61,10 @@ ArgValue = JsonValue
 
 #: JSON-schema type of one tool parameter; ``any`` stands for unions and untyped parameters.
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object", "any"]
+
+
+#: ``Sample.source`` of the synthetic world's rows (its attacker markers apply only to them).
+SYNTHETIC_SOURCE = "synthetic_world"
 
 
 class Label(StrEnum):
@@ -559,7 +564,7 @@ def _make(
         tools=list(TOOLS),
         label=label,
         subtype=subtype,
-        source="synthetic_world",
+        source=SYNTHETIC_SOURCE,
         split=split,
         task=family,
         attack=attack,

@@ -9,6 +9,15 @@
    (rerouting + retain + CE);
 6. evaluate baseline / adv_sft / cb on the held-out eval split.
 
+Opt-in (``PhaseRunConfig.sources``, ``harness cb-data run``): external samples
+files join the synthetic world.  Each source's ``train`` rows are split by a
+stable hash of their id: one half trains the vulnerable baseline (harmful +
+benign, as the synthetic ``baseline_sft`` split does), the other gives Ds
+candidates and Dr; every adversarial-safe row goes to Dr (the baseline must not
+learn to resist).  Its ``eval`` rows join the eval set.  Rows longer than the
+model's positions are skipped and counted per source.  Without sources the
+config digest, the data and every step are those of the embedded default.
+
 Everything is cached under ``cache_dir`` by digest, and the whole result is
 written as one JSON (raw outputs included) so gates in separate pytest workers
 read the same run.
@@ -16,25 +25,51 @@ read the same run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from filelock import FileLock
 
+from harness.errors import DataValidationError
 from trainers.base import config_digest, write_json_atomic
 
 from .config import CircuitBreakerConfig
-from .data import Label, RetainKind, Sample, Split, WorldConfig, generate_world
+from .data import (
+    SYNTHETIC_SOURCE,
+    Label,
+    RetainKind,
+    Sample,
+    Split,
+    WorldConfig,
+    generate_world,
+    load_jsonl,
+)
 from .eval import ItemResult, evaluate, filter_true_failures
 from .format_audit import audit_sample, encode_completion
 
-__all__ = ["ARMS", "PhaseRun", "PhaseRunConfig", "run_phase"]
+__all__ = [
+    "ARMS",
+    "GENERATION_BUDGET",
+    "SYNTHETIC_SOURCE",
+    "ExternalPartition",
+    "ExternalSource",
+    "PhaseRun",
+    "PhaseRunConfig",
+    "external_half",
+    "partition_external",
+    "run_phase",
+]
 
 ARMS = ("baseline", "adv_sft", "cb")
+
+#: New tokens :func:`~trainers.circuit_breaker.eval.generate` may add to an eval prompt
+#: (its ``max_new_tokens`` default); an eval row must leave room for them.
+GENERATION_BUDGET = 64
 
 
 def _default_tiny() -> dict[str, Any]:
@@ -50,9 +85,44 @@ def _default_tiny() -> dict[str, Any]:
     }
 
 
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ExternalSource:
+    """One external samples JSONL file (``harness cb-data asb|agentdojo``) and its content digest.
+
+    The digest, not the path, keys the cached run: the same file moved elsewhere
+    reuses the result, and a rewritten file cannot silently reuse a stale one.
+    """
+
+    path: str
+    sha256: str
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> ExternalSource:
+        p = Path(path).expanduser().resolve()
+        if not p.is_file():
+            raise DataValidationError(
+                f"external source {p}: no such file; export one with "
+                "`harness cb-data asb --out FILE` or `harness cb-data agentdojo --out FILE`"
+            )
+        return cls(path=str(p), sha256=_file_sha256(p))
+
+
 @dataclass(frozen=True)
 class PhaseRunConfig:
-    """Every knob of the embedded-default run; its digest keys the cached result."""
+    """Every knob of the embedded-default run; its digest keys the cached result.
+
+    ``sources`` (opt-in, empty by default) adds external samples files to the
+    synthetic world.  When empty the field is left out of :meth:`to_dict`, so
+    the default digest — and with it the main job's cached run — is unchanged.
+    """
 
     world: WorldConfig = field(default_factory=WorldConfig)
     tiny: dict[str, Any] = field(default_factory=_default_tiny)
@@ -62,15 +132,23 @@ class PhaseRunConfig:
     cb: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     eval_batch: int = 50
     seed: int = 0
+    sources: tuple[ExternalSource, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["cb"] = self.cb.to_dict()
         out["world"] = self.world.to_dict()
+        if self.sources:
+            out["sources"] = [{"path": s.path, "sha256": s.sha256} for s in self.sources]
+        else:
+            del out["sources"]  # the default digest predates external sources
         return out
 
     def digest(self) -> str:
-        return config_digest({"phase_run": 1, **self.to_dict()})
+        payload = self.to_dict()
+        if self.sources:  # content, not location, identifies a source
+            payload["sources"] = [s.sha256 for s in self.sources]
+        return config_digest({"phase_run": 1, **payload})
 
 
 @dataclass
@@ -88,6 +166,10 @@ class PhaseRun:
     train_logs: dict[str, list[dict[str, Any]]]
     results: dict[str, list[dict[str, Any]]]
     wall_s: dict[str, float]
+    #: Per ``Sample.source`` when external sources were given (empty otherwise): file,
+    #: sha256, rows read, baseline-SFT rows, Ds candidates, kept, dropped, Dr, eval
+    #: attacks/benign, and rows skipped as longer than the model's positions.
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def arm(self, name: str) -> list[ItemResult]:
         return [
@@ -118,6 +200,168 @@ def run_phase(
         run = _run(cfg, digest, cache_dir, progress)
         write_json_atomic(result_path, asdict(run))
         return run
+
+
+def external_half(sample_id: str) -> Literal["baseline_sft", "cb"]:
+    """Which half of an external source's ``train`` rows a row goes to, by a hash of its id.
+
+    sha256 rather than ``hash()``: Python salts string hashes per process, and the
+    split must be identical in every run, worker and machine.
+    """
+    first = hashlib.sha256(sample_id.encode("utf-8")).digest()[0]
+    return "baseline_sft" if first % 2 == 0 else "cb"
+
+
+@dataclass
+class ExternalPartition:
+    """External rows by their role in the run (see :func:`partition_external`)."""
+
+    baseline_sft: list[Sample] = field(default_factory=list)
+    cb_train: list[Sample] = field(default_factory=list)
+    eval: list[Sample] = field(default_factory=list)
+
+
+def partition_external(samples: Sequence[Sample]) -> ExternalPartition:
+    """Give every external row its role, deterministically.
+
+    * ``eval`` rows are held-out eval items;
+    * ``train`` harmful and benign rows split by :func:`external_half`: one half
+      trains the vulnerable baseline (so it learns to follow *this* source's
+      injections, as the synthetic ``baseline_sft`` split teaches the world's),
+      the other half gives Ds candidates and benign Dr;
+    * ``train`` adversarial-safe rows all go to Dr: the synthetic baseline sees
+      none either (they would teach it to resist), and Dr needs them most;
+    * rows a source itself labels ``baseline_sft`` train the baseline.
+    """
+    out = ExternalPartition()
+    for s in samples:
+        if s.split is Split.EVAL:
+            out.eval.append(s)
+        elif s.split is Split.BASELINE_SFT:
+            out.baseline_sft.append(s)
+        elif s.subtype is RetainKind.ADVERSARIAL_SAFE or external_half(s.id) == "cb":
+            out.cb_train.append(s)
+        else:
+            out.baseline_sft.append(s)
+    return out
+
+
+def _n_tokens(tokenizer: Any, s: Sample) -> int:
+    """Positions a row needs: prompt + completion, and for eval rows prompt + generation."""
+    enc = encode_completion(tokenizer, s.prompt_messages, s.messages[-1], sample_id=s.id)
+    need = len(enc.input_ids)
+    if s.split is Split.EVAL:
+        need = max(need, enc.prompt_len + GENERATION_BUDGET)
+    return need
+
+
+def _load_external(
+    sources: Sequence[ExternalSource],
+    tokenizer: Any,
+    *,
+    max_positions: int,
+    progress: Callable[[str], None],
+) -> tuple[ExternalPartition, dict[str, dict[str, Any]]]:
+    """Read, verify, length-check and partition every external file; counts per source."""
+    counts: dict[str, dict[str, Any]] = {}
+    kept: list[Sample] = []
+    for src in sources:
+        path = Path(src.path)
+        if not path.is_file():
+            raise DataValidationError(
+                f"external source {path}: no such file (sha256 {src.sha256[:12]}…); restore it "
+                "or export it again with `harness cb-data asb|agentdojo --out FILE`"
+            )
+        actual = _file_sha256(path)
+        if actual != src.sha256:
+            raise DataValidationError(
+                f"external source {path}: sha256 {actual[:12]}… but the config pinned "
+                f"{src.sha256[:12]}…; the file changed after the config was made — build the "
+                "config again (ExternalSource.from_path) so the cache key matches the content"
+            )
+        rows = load_jsonl(path)
+        n_skipped = 0
+        for s in rows:
+            if s.source == SYNTHETIC_SOURCE:
+                raise DataValidationError(
+                    f"external source {path}: row '{s.id}' has source '{SYNTHETIC_SOURCE}', the "
+                    "synthetic world's own name; per-source results would mix them — give "
+                    "external rows their own source name"
+                )
+            c = counts.setdefault(
+                s.source,
+                {"files": [], "rows": 0, "skipped_overlong": 0, "skipped_overlong_by_split": {}},
+            )
+            if str(path) not in c["files"]:
+                c["files"].append(str(path))
+                c.setdefault("sha256", []).append(src.sha256)
+            c["rows"] += 1
+            if _n_tokens(tokenizer, s) > max_positions:
+                c["skipped_overlong"] += 1
+                by = c["skipped_overlong_by_split"]
+                by[s.split.value] = by.get(s.split.value, 0) + 1
+                n_skipped += 1
+                continue
+            kept.append(s)
+        progress(
+            f"cb: external {path.name}: {len(rows)} rows, {n_skipped} skipped as longer than "
+            f"the model's {max_positions} positions"
+        )
+    return partition_external(kept), counts
+
+
+def _check_unique_ids(samples: Sequence[Sample]) -> None:
+    seen: set[str] = set()
+    dup: list[str] = []
+    for s in samples:
+        if s.id in seen:
+            dup.append(s.id)
+        seen.add(s.id)
+    if dup:
+        raise DataValidationError(
+            f"{len(dup)} sample ids occur more than once across the synthetic world and the "
+            f"external sources (first: {dup[:3]}); pass each file once and keep ids unique"
+        )
+
+
+def _source_counts(
+    counts: dict[str, dict[str, Any]],
+    *,
+    baseline_rows: Sequence[Sample],
+    candidates: Sequence[Sample],
+    ds: Sequence[Sample],
+    dr: Sequence[Sample],
+    eval_samples: Sequence[Sample],
+) -> dict[str, dict[str, Any]]:
+    """Per-source row counts for the report, the synthetic world first."""
+
+    def by_source(samples: Sequence[Sample]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in samples:
+            out[s.source] = out.get(s.source, 0) + 1
+        return out
+
+    parts = {
+        "baseline_sft": by_source(baseline_rows),
+        "ds_candidates": by_source(candidates),
+        "ds_kept": by_source(ds),
+        "dr": by_source(dr),
+        "dr_adversarial_safe": by_source(
+            [s for s in dr if s.subtype is RetainKind.ADVERSARIAL_SAFE]
+        ),
+        "dr_benign": by_source([s for s in dr if s.subtype is RetainKind.BENIGN]),
+        "eval_attacks": by_source([s for s in eval_samples if s.attack is not None]),
+        "eval_benign": by_source([s for s in eval_samples if s.attack is None]),
+    }
+    names = [SYNTHETIC_SOURCE, *(n for n in counts if n != SYNTHETIC_SOURCE)]
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        row: dict[str, Any] = dict(counts.get(name, {}))
+        for key, per in parts.items():
+            row[key] = per.get(name, 0)
+        row["ds_dropped"] = row["ds_candidates"] - row["ds_kept"]
+        out[name] = row
+    return out
 
 
 def _filtered_ds(
@@ -151,7 +395,7 @@ def _run(
     cfg: PhaseRunConfig, digest: str, cache_dir: Path, progress: Callable[[str], None]
 ) -> PhaseRun:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from trainers.sft import SFTAdapter, SFTConfigSpec, SFTExample
     from trainers.tiny import TinyModelConfig, build_tiny_model
@@ -165,14 +409,26 @@ def _run(
     base_dir = build_tiny_model(TinyModelConfig(**cfg.tiny), out_dir=cache_dir / "models")
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     world = generate_world(cfg.world)
-    train = world[Split.TRAIN]
+    baseline_rows = list(world[Split.BASELINE_SFT])
+    train = list(world[Split.TRAIN])
+    eval_samples = list(world[Split.EVAL])
+    external_counts: dict[str, dict[str, Any]] = {}
+    if cfg.sources:
+        max_positions = int(AutoConfig.from_pretrained(base_dir).max_position_embeddings)
+        ext, external_counts = _load_external(
+            cfg.sources, tokenizer, max_positions=max_positions, progress=progress
+        )
+        baseline_rows += ext.baseline_sft
+        train += ext.cb_train
+        eval_samples += ext.eval
+        _check_unique_ids([*baseline_rows, *train, *eval_samples])
     ds_candidates = [s for s in train if s.label is Label.HARMFUL]
     dr = [s for s in train if s.label is Label.RETAIN]
     wall["data"] = time.perf_counter() - t
 
     t = time.perf_counter()
     problems: list[str] = []
-    audited = [*world[Split.BASELINE_SFT], *train]
+    audited = [*baseline_rows, *train]
     for s in audited:
         problems.extend(p.describe() for p in audit_sample(tokenizer, s))
     wall["format_audit"] = time.perf_counter() - t
@@ -180,7 +436,7 @@ def _run(
 
     t = time.perf_counter()
     examples = []
-    for s in world[Split.BASELINE_SFT]:
+    for s in baseline_rows:
         enc = encode_completion(tokenizer, s.prompt_messages, s.messages[-1], sample_id=s.id)
         examples.append(SFTExample(enc.input_ids, enc.completion_mask))
     baseline = SFTAdapter(out_root=cache_dir / "trained", progress=progress).train(
@@ -203,6 +459,22 @@ def _run(
     ds = _filtered_ds(base_model, tokenizer, ds_candidates, cfg, baseline.digest, cache_dir)
     wall["ds_filter"] = time.perf_counter() - t
     progress(f"cb: Ds kept {len(ds)} of {len(ds_candidates)} candidates (true failures)")
+    sources: dict[str, dict[str, Any]] = {}
+    if cfg.sources:
+        sources = _source_counts(
+            external_counts,
+            baseline_rows=baseline_rows,
+            candidates=ds_candidates,
+            ds=ds,
+            dr=dr,
+            eval_samples=eval_samples,
+        )
+        for name, c in sources.items():
+            progress(
+                f"cb: source {name}: baseline SFT {c['baseline_sft']}, Ds kept {c['ds_kept']} of "
+                f"{c['ds_candidates']}, Dr {c['dr']}, eval {c['eval_attacks']} attacks + "
+                f"{c['eval_benign']} benign, skipped overlong {c.get('skipped_overlong', 0)}"
+            )
 
     arms_cfg = {"adv_sft": replace(cfg.cb, rerouting=False), "cb": cfg.cb}
     artifacts = {}
@@ -218,9 +490,9 @@ def _run(
         artifacts[name] = trainer.train(arm_cfg)
         wall[f"train_{name}"] = time.perf_counter() - t
 
-    eval_samples = world[Split.EVAL]
     results: dict[str, list[dict[str, Any]]] = {}
     t = time.perf_counter()
+    progress(f"cb: evaluating baseline on {len(eval_samples)} eval items")
     results["baseline"] = [
         r.to_dict()
         for r in evaluate(base_model, tokenizer, eval_samples, batch_size=cfg.eval_batch)
@@ -228,6 +500,7 @@ def _run(
     wall["eval_baseline"] = time.perf_counter() - t
     for name, art in artifacts.items():
         t = time.perf_counter()
+        progress(f"cb: evaluating {name} on {len(eval_samples)} eval items")
         model = load_adapter(art, baseline_dir)
         results[name] = [
             r.to_dict() for r in evaluate(model, tokenizer, eval_samples, batch_size=cfg.eval_batch)
@@ -259,4 +532,5 @@ def _run(
         },
         results=results,
         wall_s={k: round(v, 2) for k, v in wall.items()},
+        sources=sources,
     )

@@ -50,6 +50,7 @@ def test_every_pair_is_accounted_for(banking: AgentDojoExport) -> None:
     assert attacks == harmful_or_safe
     reached = stats["pairs"] - stats.get("injection_not_reached", 0)
     reached -= stats.get("injection_without_call", 0)
+    reached -= stats.get("injected_call_is_the_users_next_call", 0)
     # every reached pair gives one harmful training row, or an eval row
     assert (
         stats.get("train_harmful", 0)
@@ -121,3 +122,29 @@ def test_an_invalid_row_names_file_line_and_field(tmp_path: Path, banking: Agent
     with pytest.raises(DataValidationError, match=r"bad\.jsonl:2: ") as err:
         load_jsonl(path)
     assert "no_such_tool" in str(err.value)
+
+
+def test_the_evaluator_tells_the_injected_action_from_the_users(banking: AgentDojoExport) -> None:
+    """Scored like a model's output: the injected call is harmful whenever the case has an
+    attacker value (or the injected call takes no arguments); the user's call is correct."""
+    from trainers.circuit_breaker.eval import score
+
+    def render(call: Any) -> str:
+        body = json.dumps({"name": call.name, "parameters": call.arguments})
+        return f"<|python_tag|>{body}<|eom_id|>"
+
+    # in banking every injected call either carries the attacker's value (IBAN, password)
+    # or is an argument-free read (get_scheduled_transactions)
+    for s in banking.samples:
+        if s.attack is not None:
+            assert s.attack.attacker_value or not s.attack.injected_call.arguments, s.id
+    for s in banking.samples:
+        if s.attack is None:
+            assert score(s, render(s.completion_call)).correct
+            continue
+        injected = score(s, render(s.attack.injected_call))
+        if s.attack.attacker_value is not None or not s.attack.injected_call.arguments:
+            assert injected.harmful and not injected.correct, s.id
+        if s.attack.correct_call is not None:
+            safe = score(s, render(s.attack.correct_call))
+            assert safe.correct and not safe.harmful, s.id
