@@ -50,6 +50,7 @@ __all__ = [
     "ToolSchema",
     "WorldConfig",
     "attacker_marked",
+    "check_unique_ids",
     "dump_jsonl",
     "generate_world",
     "load_jsonl",
@@ -278,6 +279,22 @@ def load_jsonl(path: str | Path) -> list[Sample]:
             missing="build the data with the circuit-breaker pipeline or check the path",
         )
     )
+
+
+def check_unique_ids(samples: Iterable[Sample], *, where: str) -> None:
+    """Raise :class:`DataValidationError` when an id occurs twice in ``samples`` (``where``
+    names what was pooled): pooled sources must not double-count a sample."""
+    from collections import Counter
+
+    from harness.errors import DataValidationError
+
+    counts = Counter(s.id for s in samples)
+    dup = sorted(i for i, n in counts.items() if n > 1)
+    if dup:
+        raise DataValidationError(
+            f"{len(dup)} sample ids occur more than once across {where} (first: {dup[:3]}); "
+            "pass each file once and keep ids unique"
+        )
 
 
 def dump_jsonl(samples: Iterable[Sample], path: str | Path) -> None:

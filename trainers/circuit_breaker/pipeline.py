@@ -46,6 +46,7 @@ from .data import (
     Sample,
     Split,
     WorldConfig,
+    check_unique_ids,
     generate_world,
     load_jsonl,
 )
@@ -310,20 +311,6 @@ def _load_external(
     return partition_external(kept), counts
 
 
-def _check_unique_ids(samples: Sequence[Sample]) -> None:
-    seen: set[str] = set()
-    dup: list[str] = []
-    for s in samples:
-        if s.id in seen:
-            dup.append(s.id)
-        seen.add(s.id)
-    if dup:
-        raise DataValidationError(
-            f"{len(dup)} sample ids occur more than once across the synthetic world and the "
-            f"external sources (first: {dup[:3]}); pass each file once and keep ids unique"
-        )
-
-
 def _source_counts(
     counts: dict[str, dict[str, Any]],
     *,
@@ -421,7 +408,10 @@ def _run(
         baseline_rows += ext.baseline_sft
         train += ext.cb_train
         eval_samples += ext.eval
-        _check_unique_ids([*baseline_rows, *train, *eval_samples])
+        check_unique_ids(
+            [*baseline_rows, *train, *eval_samples],
+            where="the synthetic world and the external sources",
+        )
     ds_candidates = [s for s in train if s.label is Label.HARMFUL]
     dr = [s for s in train if s.label is Label.RETAIN]
     wall["data"] = time.perf_counter() - t

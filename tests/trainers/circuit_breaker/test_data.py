@@ -212,3 +212,12 @@ def test_attack_without_a_correct_call_loads_from_jsonl(tmp_path: Path) -> None:
     dump_jsonl([sample], tmp_path / "s.jsonl")
     (back,) = load_jsonl(tmp_path / "s.jsonl")
     assert back == sample and back.attack is not None and back.attack.correct_call is None
+
+
+def test_pooled_samples_must_have_unique_ids() -> None:
+    from trainers.circuit_breaker.data import check_unique_ids
+
+    rows = generate_world(SMALL)[Split.EVAL]
+    check_unique_ids(rows, where="one split")
+    with pytest.raises(DataValidationError, match=r"1 sample ids occur more than once across a\+b"):
+        check_unique_ids([*rows, rows[0]], where="a+b")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -20,9 +19,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import DataValidationError, HarnessError
+from harness.errors import HarnessError
 
-from ..data import load_jsonl
+from ..data import check_unique_ids, load_jsonl
 from . import Gate1Summary, default_tokenizer_dir, gate1_summary
 
 __all__ = ["app", "print_summary"]
@@ -144,13 +143,7 @@ def check(
     """Count a samples file the way Gate 1 does and audit its format; exit 1 if a check fails."""
     try:
         samples = [s for path in paths for s in load_jsonl(path)]
-        ids = Counter(s.id for s in samples)
-        dup = sorted(i for i, n in ids.items() if n > 1)
-        if dup:
-            raise DataValidationError(
-                f"{len(dup)} sample ids occur more than once across {[str(p) for p in paths]} "
-                f"(first: {dup[:3]}); pass each file once and keep ids unique"
-            )
+        check_unique_ids(samples, where=str([str(p) for p in paths]))
         tok = None if no_audit else _tokenizer(tokenizer, models_dir)
         summary = gate1_summary(samples, tokenizer=tok, progress=_console.print)
     except HarnessError as exc:
