@@ -33,6 +33,18 @@ app = typer.Typer(
 _console = Console(stderr=True)
 
 
+# Options shared by the export and check commands (one definition, one help text).
+TokenizerOption = Annotated[
+    Path | None,
+    typer.Option(help="tokenizer directory for the format audit (default: the tiny one)"),
+]
+NoAuditOption = Annotated[bool, typer.Option("--no-audit", help="count only")]
+ModelsDirOption = Annotated[
+    Path | None, typer.Option(help="tiny-model cache (default $HARNESS_MODEL_CACHE)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
+
+
 def _models_dir(value: Path | None) -> Path:
     if value is not None:
         return value
@@ -87,14 +99,9 @@ def agentdojo(
     venv: Annotated[
         Path | None, typer.Option(help="agentdojo venv (scripts/setup_agentdojo.sh)")
     ] = None,
-    tokenizer: Annotated[
-        Path | None,
-        typer.Option(help="tokenizer directory for the format audit (default: the tiny one)"),
-    ] = None,
-    no_audit: Annotated[bool, typer.Option("--no-audit", help="count only")] = False,
-    models_dir: Annotated[
-        Path | None, typer.Option(help="tiny-model cache (default $HARNESS_MODEL_CACHE)")
-    ] = None,
+    tokenizer: TokenizerOption = None,
+    no_audit: NoAuditOption = False,
+    models_dir: ModelsDirOption = None,
 ) -> None:
     """Export AgentDojo 0.1.35's user x injection cases (important_instructions) as samples.
 
@@ -130,15 +137,10 @@ def check(
     paths: Annotated[
         list[Path], typer.Argument(help="samples JSONL files (one Sample per line), pooled")
     ],
-    tokenizer: Annotated[
-        Path | None,
-        typer.Option(help="tokenizer directory for the format audit (default: the tiny one)"),
-    ] = None,
-    no_audit: Annotated[bool, typer.Option("--no-audit", help="count only")] = False,
-    models_dir: Annotated[
-        Path | None, typer.Option(help="tiny-model cache (default $HARNESS_MODEL_CACHE)")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    tokenizer: TokenizerOption = None,
+    no_audit: NoAuditOption = False,
+    models_dir: ModelsDirOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Count a samples file the way Gate 1 does and audit its format; exit 1 if a check fails."""
     try:
@@ -169,15 +171,10 @@ def asb(
             "(default $HARNESS_DATA_DIR/cb/wheels)"
         ),
     ] = None,
-    tokenizer: Annotated[
-        Path | None,
-        typer.Option(help="tokenizer directory for the format audit (default: the tiny one)"),
-    ] = None,
-    no_audit: Annotated[bool, typer.Option("--no-audit", help="count only")] = False,
-    models_dir: Annotated[
-        Path | None, typer.Option(help="tiny-model cache (default $HARNESS_MODEL_CACHE)")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    tokenizer: TokenizerOption = None,
+    no_audit: NoAuditOption = False,
+    models_dir: ModelsDirOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Export ASB's 2,040 OPI cases as samples and check Gate 1 on them.
 
