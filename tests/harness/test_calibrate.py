@@ -1,9 +1,18 @@
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from harness.calibrate import FAMILIES, CalibrationTable, app, run_calibration
+from harness.calibrate import (
+    FAMILIES,
+    CalibrationRow,
+    CalibrationTable,
+    app,
+    register_family,
+    row_from_bounds,
+    run_calibration,
+)
 from harness.errors import StatsError
 
 
@@ -50,7 +59,33 @@ def test_cli_prints_table() -> None:
     assert res.exit_code == 0, res.output
     assert "quantile" in res.output and "calibration" in res.output
     res = runner.invoke(app, ["--reps", "20", "--family", "proportion", "--small", "--markdown"])
-    assert res.exit_code == 0 and res.output.startswith("| family |")
+    assert res.exit_code in (0, 1) and res.output.startswith("| family |")
+
+
+def test_registry_accepts_a_family_and_the_cli_fails_a_liberal_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A family registered from elsewhere runs; a gate that always PASSes is caught (exit 1)."""
+
+    def always_pass(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+        lo = np.full(reps, 0.6)  # lower bound above the truth in every run
+        return [row_from_bounds("liberal", "broken", n=10, lo=lo, hi=lo + 0.1, truth=0.5)]
+
+    monkeypatch.setitem(FAMILIES, "liberal", always_pass)
+    with pytest.raises(StatsError, match="registered twice"):
+        register_family("liberal")(lambda reps, rng, small: [])
+    table = run_calibration(reps=50, seed=0, families=["liberal"])
+    assert not table.ok and table.rows[0].false_pass_ge == 1.0
+    res = CliRunner().invoke(app, ["--reps", "50", "--family", "liberal", "--markdown"])
+    assert res.exit_code == 1 and "| NO |" in res.output
+
+
+def test_limit_is_alpha_plus_two_mc_standard_errors() -> None:
+    row = row_from_bounds(
+        "x", "m", n=1, lo=np.zeros(20_000), hi=np.ones(20_000), truth=0.5, sides=("ge",)
+    )
+    assert row.limit == pytest.approx(0.05 + 2 * (0.05 * 0.95 / 20_000) ** 0.5)
+    assert np.isnan(row.false_pass_le) and np.isnan(row.coverage) and row.ok
 
 
 @pytest.mark.slow

@@ -1,0 +1,158 @@
+"""Original calibration families: proportion, pass@k, paired difference, quantile, sequential."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from harness.calibrate.core import (
+    ALPHA,
+    CalibrationRow,
+    binary_outcomes,
+    calibration_gate,
+    register_family,
+    row_from_estimates,
+)
+from harness.metrics import estimate_metric
+from harness.outcomes import Outcome
+from harness.stats.power import n_for_proportion
+from harness.stats.sequential import coverage_paths
+
+__all__: list[str] = []
+
+
+@register_family("proportion")
+def _proportion(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    n, p = (100, 0.3) if small else (200, 0.3)
+    rows = []
+    for method in ("beta", "wilson"):
+        g = calibration_gate("proportion", p, method=method)
+        ests = [
+            estimate_metric(g, binary_outcomes(rng.random(n) < p), alpha=2 * ALPHA)
+            for _ in range(reps)
+        ]
+        rows.append(row_from_estimates("proportion", ests, p))
+    return rows
+
+
+@register_family("pass_at_k")
+def _pass_at_k(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    tasks, per, k, a, b = (40, 5, 2, 1.5, 2.5) if small else (100, 5, 2, 1.5, 2.5)
+    # per-task pass rates ~ Beta(a, b): true pass@k = 1 − B(a, b + k) / B(a, b)
+    truth = float(1 - math.exp(special.betaln(a, b + k) - special.betaln(a, b)))
+    g = calibration_gate("pass_at_k", truth, params={"k": k})
+    ests = []
+    for r in range(reps):
+        rates = rng.beta(a, b, tasks)
+        outs = [
+            Outcome(f"t{t}-s{s}", float(rng.random() < rates[t]), cluster=f"t{t}")
+            for t in range(tasks)
+            for s in range(per)
+        ]
+        ests.append(estimate_metric(g, outs, alpha=2 * ALPHA, seed=r))
+    return [row_from_estimates("pass_at_k", ests, truth, {"tasks": tasks, "samples_per_task": per})]
+
+
+@register_family("paired_difference")
+def _paired(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    n = 150 if small else 300
+    # joint cells: P(1,1)=.40, P(1,0)=.15, P(0,1)=.10, P(0,0)=.35 → difference 0.05
+    cells = np.array([0.40, 0.15, 0.10, 0.35])
+    cand_of = np.array([1, 1, 0, 0])
+    base_of = np.array([1, 0, 1, 0])
+    truth = 0.05
+    g = calibration_gate("paired_difference", truth)
+    ests = []
+    for r in range(reps):
+        idx = rng.choice(4, size=n, p=cells)
+        ests.append(
+            estimate_metric(
+                g,
+                binary_outcomes(cand_of[idx]),
+                alpha=2 * ALPHA,
+                baseline=binary_outcomes(base_of[idx]),
+                seed=r,
+            )
+        )
+    return [row_from_estimates("paired_difference", ests, truth)]
+
+
+@register_family("ratio")
+def _ratio(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    n = 200 if small else 400
+    truth = 0.9  # candidate keeps 90 % of a 0.5 baseline rate
+    g = calibration_gate("ratio", truth)
+    paired, indep = [], []
+    for r in range(reps):
+        base = rng.random(n) < 0.5
+        cand = base & (rng.random(n) < truth)
+        paired.append(
+            estimate_metric(
+                g, binary_outcomes(cand), alpha=2 * ALPHA, baseline=binary_outcomes(base), seed=r
+            )
+        )
+        c2 = rng.random(n) < 0.5 * truth
+        b2 = rng.random(n) < 0.5
+        indep.append(
+            estimate_metric(
+                g, binary_outcomes(c2, "c"), alpha=2 * ALPHA, baseline=binary_outcomes(b2, "b")
+            )
+        )
+    return [
+        row_from_estimates("ratio (paired)", paired, truth),
+        row_from_estimates("ratio (independent)", indep, truth),
+    ]
+
+
+@register_family("quantile")
+def _quantile(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    n, q = (120, 0.95) if small else (300, 0.95)
+    truth = -math.log(1 - q)  # exponential(1) quantile
+    g = calibration_gate("quantile", truth, params={"q": q})
+    ests = [
+        estimate_metric(g, binary_outcomes(rng.exponential(1.0, n)), alpha=2 * ALPHA)
+        for _ in range(reps)
+    ]
+    return [row_from_estimates("quantile", ests, truth, {"q": q, "distribution": "exp(1)"})]
+
+
+@register_family("sequential")
+def _sequential(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    max_n, grid, t, alt = (200, 201, 0.5, 0.7) if small else (1000, 501, 0.5, 0.65)
+    alpha2 = 2 * ALPHA
+    # at the threshold: time-uniform false-PASS with a look after every item
+    x0 = (rng.random((reps, max_n)) < t).astype(float)
+    lo0, hi0 = coverage_paths(x0, alpha=alpha2, grid=grid)
+    fp_ge = float(np.mean(np.any(lo0 >= t, axis=1)))
+    fp_le = float(np.mean(np.any(hi0 <= t, axis=1)))
+    cover = float(np.mean(np.all((lo0 <= t) & (t <= hi0), axis=1)))
+    # clearly above: how much of the fixed budget does it use to PASS?
+    x1 = (rng.random((reps, max_n)) < alt).astype(float)
+    lo1, _ = coverage_paths(x1, alpha=alpha2, grid=grid)
+    passed = lo1 >= t
+    decided = passed.any(axis=1)
+    stop = np.where(decided, np.argmax(passed, axis=1) + 1, max_n)
+    return [
+        CalibrationRow(
+            family="sequential",
+            method="betting confidence sequence (time-uniform)",
+            n=max_n,
+            reps=reps,
+            truth=t,
+            alpha=ALPHA,
+            false_pass_ge=fp_ge,
+            false_pass_le=fp_le,
+            coverage=cover,
+            nominal=1 - alpha2,
+            extra={
+                "alt_truth": alt,
+                "alt_pass_rate": float(decided.mean()),
+                "mean_fraction_used": float(stop.mean() / max_n),
+                "mean_n_used": float(stop.mean()),
+                # a fixed-n Clopper–Pearson design reaching 80 % power at alt_truth
+                "fixed_n_80pct_power": n_for_proportion(alt, t, alpha=ALPHA, power=0.8),
+            },
+        )
+    ]
