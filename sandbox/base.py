@@ -45,8 +45,12 @@ _ids = itertools.count()
 class ExecStatus(enum.StrEnum):
     """Typed outcome of one program.
 
-    ``passed``: exited 0 in time. ``failed``: exited non-zero (uncaught
-    exception, failed assert, ``sys.exit(1)``). ``timeout``: wall-clock or
+    ``passed``: ran its code to the end, exited 0 in time, and the driver
+    received the run's completion proof (see docs/sandbox.md). ``incomplete``:
+    exited 0 *without* that proof — it left early (``sys.exit``, ``os._exit``,
+    ``exec``, a forked parent) or used interpreter introspection that voids the
+    proof; a failure, kept distinct so reviewers see the attempt. ``failed``:
+    exited non-zero (uncaught exception, failed assert, ``sys.exit(1)``). ``timeout``: wall-clock or
     CPU-time limit hit. ``oom``: memory limit hit (``MemoryError`` escaped or
     the kernel OOM-killed it). ``error``: the program died abnormally
     (signal such as SIGSEGV, stopped itself, killed itself). ``sandbox_error``:
@@ -54,6 +58,7 @@ class ExecStatus(enum.StrEnum):
     """
 
     PASSED = "passed"
+    INCOMPLETE = "incomplete"
     FAILED = "failed"
     TIMEOUT = "timeout"
     OOM = "oom"
@@ -67,7 +72,10 @@ def _default_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Program:
-    """One untrusted Python program; it *passes* when it exits 0.
+    """One untrusted Python program; it *passes* when its code runs to its end and it exits 0.
+
+    "Runs to its end" is proven by the driver's completion token (docs/sandbox.md),
+    never inferred from the exit status: ``sys.exit(0)`` halfway is ``incomplete``.
 
     For HumanEval the source is ``prompt + completion + test +
     f"check({entry_point})"``. ``id`` is echoed back in the result so callers
@@ -137,6 +145,10 @@ class RawOutcome:
     oom_killed: bool
     stopped: bool
     spawn_error: str = ""
+    #: the driver received this run's completion token (the code ran to its end)
+    proof: bool = False
+    #: the program triggered an event that destroys the token (introspection, trace hooks)
+    tampered: bool = False
 
 
 # SIGXCPU is what RLIMIT_CPU's soft limit delivers; treat it as the time limit.
@@ -149,8 +161,9 @@ def classify(raw: RawOutcome) -> tuple[ExecStatus, str]:
 
     Order matters: a program killed at its deadline is a timeout even though
     it died of SIGKILL; an OOM kill is SIGKILL too but is reported as oom.
-    Only exit code 0 is a pass, so printing a "success marker" and then
-    failing cannot be mistaken for a pass.
+    Only exit code 0 *with* the completion proof is a pass, so printing a
+    "success marker", or exiting 0 before the hidden test finished, is never
+    mistaken for a pass.
     """
     if raw.spawn_error:
         return ExecStatus.SANDBOX_ERROR, f"could not start program: {raw.spawn_error}"
@@ -166,8 +179,18 @@ def classify(raw: RawOutcome) -> tuple[ExecStatus, str]:
         return ExecStatus.ERROR, "program stopped itself (SIGSTOP/SIGTSTP); killed"
     if raw.signal is not None:
         return ExecStatus.ERROR, f"killed by signal {raw.signal}"
+    if raw.exit_code == 0 and raw.proof:
+        return ExecStatus.PASSED, "ran to its end (completion proof received), exit code 0"
+    if raw.exit_code == 0 and raw.tampered:
+        return ExecStatus.INCOMPLETE, (
+            "exit code 0 but no completion proof: the program used interpreter introspection "
+            "or trace hooks (gc, ctypes, settrace, process memory), which void the proof"
+        )
     if raw.exit_code == 0:
-        return ExecStatus.PASSED, "exit code 0"
+        return ExecStatus.INCOMPLETE, (
+            "exit code 0 but no completion proof: the program left before its code ran to the "
+            "end (sys.exit/SystemExit, os._exit, exec, a forked parent, or a thread/atexit exit)"
+        )
     if raw.exit_code is None:
         return ExecStatus.SANDBOX_ERROR, "driver reported neither exit code nor signal"
     return ExecStatus.FAILED, f"exit code {raw.exit_code}"

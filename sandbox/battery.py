@@ -440,9 +440,93 @@ def hostile_cases(token: str, *, secret_path: str, port: int) -> list[HostileCas
             msq = libc.msgget(0x6768, 0o1666)
             print('msgget', msq)
             """),
-            frozenset({S.PASSED}),
+            # ctypes voids the completion proof (it can read the driver's memory): exit 0 is
+            # "incomplete"; the detector still checks that nothing of it survives
+            frozenset({S.INCOMPLETE}),
             kinds=docker,  # a local sandbox shares the host IPC namespace
         ),
+        *forgery_cases(),
+    ]
+
+
+#: a wrong solution whose hidden test fails: every forgery below must not turn it into a pass
+_WRONG = "def add(a, b):\n    return a - b\n"
+_CHECK = "def check(candidate):\n    assert candidate(2, 3) == 5\n\ncheck(add)\n"
+
+#: (name, trick placed between the wrong solution and its test) — the classes of the
+#: self-forgery attacks: leave early with status 0, exit 0 after the test failed, void the
+#: proof by introspection, or forge the proof channel itself
+_FORGERIES: tuple[tuple[str, str], ...] = (
+    ("sys_exit_0", "import sys\nsys.exit(0)\n"),
+    ("sys_exit_false", "import sys\nsys.exit(False)\n"),
+    ("raise_systemexit", "raise SystemExit\n"),
+    ("builtin_exit", "exit()\n"),
+    ("systemexit_subclass", "class Done(SystemExit):\n    pass\nraise Done(0)\n"),
+    (
+        "exit_inside_function",
+        "def add(a, b):\n    import sys\n    sys.exit(0)\n",
+    ),
+    ("os_exit_module_level", "import os\nos._exit(0)\n"),
+    ("atexit_os_exit", "import atexit, os\natexit.register(os._exit, 0)\n"),
+    (
+        "thread_os_exit_after_main",
+        "import threading, os, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.05), os._exit(0))).start()\n",
+    ),
+    (
+        "settrace_exit_on_check",
+        "import sys, os\n"
+        "def tr(frame, event, arg):\n"
+        "    if event == 'call' and frame.f_code.co_name == 'check':\n"
+        "        os._exit(0)\n"
+        "    return None\n"
+        "sys.settrace(tr)\n",
+    ),
+    (
+        "settrace_jump_over_asserts",
+        "import sys\n"
+        "def tr(frame, event, arg):\n"
+        "    if frame.f_code.co_name == 'check':\n"
+        "        if event == 'line' and frame.f_lineno == frame.f_code.co_firstlineno + 1:\n"
+        "            try:\n"
+        "                frame.f_lineno = frame.f_code.co_firstlineno + 2\n"
+        "            except ValueError:\n"
+        "                pass\n"
+        "        return tr\n"
+        "    return tr\n"
+        "sys.settrace(tr)\n",
+    ),
+    ("execv_true", "import os\nos.execv('/bin/true', ['true'])\n"),
+    ("fork_parent_exits_0", "import os\nif os.fork():\n    os._exit(0)\n"),
+    ("forge_proof_event", "import sys, os\nsys.audit('gate_harness.proof')\nos._exit(0)\n"),
+    (
+        "write_proof_pipes",
+        "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'\\0' * 16)\n"
+        "    except OSError:\n        pass\nos._exit(0)\n",
+    ),
+    (
+        "steal_token_via_gc_then_exit",
+        "import gc, os\n"
+        "for o in gc.get_objects():\n"
+        "    if type(o) is bytearray and len(o) == 16:\n"
+        "        for fd in range(3, 64):\n"
+        "            try:\n                os.write(fd, bytes(o))\n"
+        "            except OSError:\n                pass\n"
+        "os._exit(0)\n",
+    ),
+    (
+        "monkeypatch_os_write_then_exit",
+        "import os\n_w = os.write\nos.write = lambda fd, b: _w(fd, b)\nimport sys\nsys.exit(0)\n",
+    ),
+)
+
+
+def forgery_cases() -> list[HostileCase]:
+    """Wrong solution + a trick: the result must be incomplete or failed, never passed."""
+    not_passed = frozenset({S.INCOMPLETE, S.FAILED})
+    return [
+        HostileCase(f"forge_{name}", _WRONG + trick + _CHECK, not_passed)
+        for name, trick in _FORGERIES
     ]
 
 
@@ -486,15 +570,13 @@ def _detector(kind: str, token: str) -> str:
         procs = [p for p in os.listdir('/proc') if p.isdigit() and p not in driver]
         if procs:
             problems.append(f'leftover processes: {{procs[:10]}}')
-        try:
-            import ctypes
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.shmget(0x6768, 0, 0) >= 0:
-                problems.append('SysV shm segment leaked')
-            if libc.msgget(0x6768, 0) >= 0:
-                problems.append('SysV message queue leaked')
-        except OSError:
-            pass
+        for kind_, name in (('shm', 'SysV shm segment'), ('msg', 'SysV message queue')):
+            try:  # /proc, not ctypes: ctypes would void this detector's completion proof
+                with open(f'/proc/sysvipc/{{kind_}}') as fh:
+                    if any(line.split()[:1] == ['26472'] for line in fh):
+                        problems.append(f'{{name}} leaked')
+            except OSError:
+                pass
     try:
         with open('probe.bin', 'wb') as fh:
             fh.write(b'0' * (1 << 20))

@@ -41,10 +41,21 @@ Isolation properties:
   children close every inherited descriptor. The zygote's stdin/stdout are
   ``/dev/null``: only the controller holds the protocol stream.
 
+* **Positive proof of completion.** Exit status 0 is not a pass: a program can
+  reach it by leaving early (``sys.exit(0)``, ``os._exit``, ``exec``, a forked
+  parent). For every program the controller draws a random token and hands it to
+  the child through a pipe the child drains *before* any program code runs; the
+  token then lives only in the closure of an audit hook (:func:`_arm_proof`). The
+  hook writes it to the proof pipe when — and only when — the driver frame that
+  ran the program announces that the program's code returned normally, in the
+  original process. Events that could read the hook's memory or bend control
+  flow (gc walks, ctypes, trace/profile hooks, ``/proc/*/mem``) zero the token
+  first. ``proof`` in the result says whether the token came back.
+
 Request: ``{"id", "src", "stdin", "timeout", "mem_mb", "cap", "fsize_mb", "nofile"}``.
 Result: ``{"id", "rc", "sig", "timed_out", "memerr", "oomkill", "stopped",
 "out", "err", "trunc", "dur", "cpu", "faults", "drv_cpu", "zyg_cpu",
-"spawn_error", "anomaly"}``.
+"spawn_error", "anomaly", "proof", "tamper"}``.
 """
 
 from __future__ import annotations
@@ -68,6 +79,8 @@ _PRECOMPILE_MAX = 256 * 1024
 _INLINE_MAX = 60000
 NOBODY = 65534
 _READ = 65536
+#: bytes of the proof pipe kept (a program may write junk there; it only loses its own proof)
+_PROOF_CAP = 4096
 _CONTAINER_WIPE = ("/tmp", "/dev/shm", "/dev/mqueue")
 # Modules HumanEval-style programs import most (typing: 13 %, math: 4 %, …) plus what a
 # failing program needs for its traceback. They are imported by the zygote only; each
@@ -255,6 +268,95 @@ def _std_streams() -> tuple[io.TextIOWrapper, io.TextIOWrapper, io.TextIOWrapper
     )
 
 
+#: audit events after which a program's completion can no longer be proven: each one can
+#: read the driver's memory (gc walks, ctypes, process-memory files) or redirect control flow
+#: (trace and profile hooks can jump lines), so the proof token is destroyed on the spot
+_TAINT_EVENTS = frozenset(
+    {
+        "sys.settrace",
+        "sys.setprofile",
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "sys._current_frames",
+        "cpython.PyInterpreterState_New",
+        "cpython._PySys_ClearAuditHooks",
+    }
+)
+_TAINT_PREFIXES = ("ctypes.", "sys.monitoring", "_xxsubinterpreters", "_interpreters")
+_TAINT_MODULES = frozenset({"_testcapi", "_testinternalcapi", "_testmultiphase"})
+_PROOF_EVENT = "gate_harness.proof"
+_TOKEN_LEN = 16
+
+
+def _arm_proof(token_fd: int, proof_fd: int) -> bool:
+    """Install the audit hook that alone holds this run's completion token.
+
+    The token (random bytes from the controller, read straight from a pipe into one
+    bytearray) lives only in this hook's closure: not in the program text, argv, the
+    environment, any module, or the frame that runs the program. The hook writes it to
+    ``proof_fd`` once, when the driver frame that armed it announces ``_PROOF_EVENT``
+    after the program's code returned normally, in the original process. Every event
+    that could read the closure or bend control flow zeroes it first (``_TAINT_*``), and
+    everything the hook calls is bound here, so a program that monkeypatches ``os`` or
+    ``builtins`` cannot intercept it. See docs/sandbox.md for what stays out of reach.
+    """
+    buf = bytearray(_TOKEN_LEN)
+    got = os.readv(token_fd, [buf])
+    os.close(token_fd)
+    site = sys._getframe(1)
+    pid = os.getpid()
+    zero = bytes(_TOKEN_LEN)
+    live = [got == _TOKEN_LEN]
+    write, getpid, getframe, readlink = os.write, os.getpid, sys._getframe, os.readlink
+    str_t, bytes_t, type_ = str, bytes, type
+    taint_events, taint_prefixes, taint_modules = _TAINT_EVENTS, _TAINT_PREFIXES, _TAINT_MODULES
+
+    def burn() -> None:
+        buf[:] = zero
+        if live[0]:
+            live[0] = False
+            try:  # noqa: SIM105 - no global lookups here: a program may patch contextlib
+                write(3, b"X")  # tell the controller why no proof will come
+            except BaseException:
+                pass
+
+    def names_mem(path: Any) -> bool:
+        kind = type_(path)
+        if kind is int:
+            return False
+        if kind is bytes_t:
+            path = path.decode("utf-8", "surrogateescape")
+        elif kind is not str_t:
+            return True  # a PathLike could answer differently the second time: refuse
+        for _hop in range(8):
+            if path.rstrip("/").rsplit("/", 1)[-1] in ("mem", "pagemap"):
+                return True
+            try:
+                target = readlink(path)
+            except BaseException:
+                return False
+            path = target if target.startswith("/") else path.rsplit("/", 1)[0] + "/" + target
+        return True
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == _PROOF_EVENT:
+            if live[0] and getframe(1) is site and getpid() == pid:
+                live[0] = False
+                write(proof_fd, buf)
+            buf[:] = zero
+        elif (
+            event in taint_events
+            or event.startswith(taint_prefixes)
+            or (event == "import" and args and args[0] in taint_modules)
+            or (event == "open" and args and names_mem(args[0]))
+        ):
+            burn()
+
+    sys.addaudithook(hook)
+    return live[0]
+
+
 class Zygote:
     """Forks one child per program from a small, quiet heap (see the module docstring)."""
 
@@ -393,12 +495,14 @@ class Zygote:
             os.dup2(fds[1], 1)
             os.dup2(fds[2], 2)
             os.dup2(fds[3], 3)
+            os.dup2(fds[5], 4)  # proof pipe: only the armed audit hook writes the token here
             if payload is None:  # large program: read it from the extra descriptor
                 chunks = []
-                while chunk := os.read(fds[4], 1 << 20):
+                while chunk := os.read(fds[6], 1 << 20):
                     chunks.append(chunk)
                 payload = b"".join(chunks)
-            os.closerange(4, 1 << 16)
+            armed = _arm_proof(fds[4], 4)
+            os.closerange(5, 1 << 16)
             os.write(3, b"P%d\n" % os.getpid())  # lets the controller adopt us if needed
             os.umask(0o077)
             cpu = int(timeout) + 1
@@ -409,6 +513,7 @@ class Zygote:
             resource.setrlimit(resource.RLIMIT_AS, (mem_mb << 20, mem_mb << 20))
             atexit._clear()
             glb: dict[str, object] = {"__name__": "__main__", "__builtins__": __builtins__}
+            announce, event = sys.audit, _PROOF_EVENT
             try:
                 if kind == "C":
                     program = marshal.loads(payload)
@@ -417,6 +522,8 @@ class Zygote:
                     program = compile(src, filename, "exec", dont_inherit=True)
                 exec(program, glb)
                 code = 0
+                if armed:  # the program's code ran to its end: the only place proof is given
+                    announce(event)
             except SystemExit as exc:
                 c = exc.code
                 if c is None:
@@ -806,7 +913,14 @@ class Controller:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         st_r, st_w = os.pipe()
-        fds += [out_w, err_w, st_w]
+        # the completion proof: a fresh random token goes to the child through a pipe it
+        # drains before any program code runs, and comes back on its own pipe (see _arm_proof)
+        token = os.urandom(_TOKEN_LEN)
+        tok_r, tok_w = os.pipe()
+        os.write(tok_w, token)
+        os.close(tok_w)
+        pf_r, pf_w = os.pipe()
+        fds += [out_w, err_w, st_w, tok_r, pf_w]
         inline: bytes | None = payload
         if len(payload) > _INLINE_MAX:
             fds.append(self._file_fd(work, ".main", payload))
@@ -828,12 +942,13 @@ class Controller:
         reply: tuple[Any, ...] | None = None
         lost = not sent
         poller = self._select.poll()
-        for fd in (out_r, err_r, st_r):
+        for fd in (out_r, err_r, st_r, pf_r):
             os.set_blocking(fd, False)
             poller.register(fd, self._select.POLLIN)
         poller.register(self.zsock.fileno(), self._select.POLLIN)
         poller.register(self.wake_r, self._select.POLLIN)
-        open_fds = {out_r, err_r, st_r}
+        open_fds = {out_r, err_r, st_r, pf_r}
+        proof_bytes = bytearray()
 
         def pump(fd: int, drain: bool = False) -> None:
             """Read what ``fd`` has: once per poll event, or until empty when ``drain``."""
@@ -849,6 +964,9 @@ class Controller:
                 if fd == st_r:
                     if len(status_bytes) < 64:
                         status_bytes.extend(chunk[:64])
+                elif fd == pf_r:
+                    if len(proof_bytes) < _PROOF_CAP:
+                        proof_bytes.extend(chunk[:_PROOF_CAP])
                 else:
                     totals[fd] += len(chunk)
                     room = cap - len(bufs[fd])
@@ -895,7 +1013,7 @@ class Controller:
             reply, takeover = self._take_over(st_r, status_bytes, pump, open_fds, t0, timeout)
         for fd in list(open_fds):
             pump(fd, True)
-        for fd in (out_r, err_r, st_r):
+        for fd in (out_r, err_r, st_r, pf_r):
             os.close(fd)
         self.dirty = False
         assert reply is not None
@@ -924,6 +1042,8 @@ class Controller:
             timed_out=timed_out,
             stopped=stopped,
             memerr=b"M" in status_bytes.partition(b"\n")[2],
+            proof=token in proof_bytes,
+            tamper=b"X" in status_bytes.partition(b"\n")[2],
             oomkill=oom0 >= 0 and oom1 > oom0 and not timed_out and sig == _SIGKILL,
             out=out_b.decode("utf-8", "replace"),
             err=err_b.decode("utf-8", "replace"),

@@ -166,6 +166,8 @@ def result_from_driver(
         oom_killed=bool(res.get("oomkill")),
         stopped=bool(res.get("stopped")),
         spawn_error=str(res.get("spawn_error") or ""),
+        proof=res.get("proof") is True,
+        tampered=res.get("tamper") is True,
     )
     status, detail = classify(raw)
     if res.get("anomaly"):

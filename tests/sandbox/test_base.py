@@ -22,16 +22,21 @@ def raw(**kw: object) -> RawOutcome:
 @pytest.mark.parametrize(
     ("facts", "status"),
     [
-        (dict(exit_code=0), ExecStatus.PASSED),
+        (dict(exit_code=0, proof=True), ExecStatus.PASSED),
+        # exit 0 alone is not a pass: without the completion proof it is incomplete
+        (dict(exit_code=0), ExecStatus.INCOMPLETE),
+        (dict(exit_code=0, tampered=True), ExecStatus.INCOMPLETE),
+        (dict(exit_code=1, proof=True), ExecStatus.FAILED),
+        (dict(signal=9, proof=True), ExecStatus.ERROR),
         (dict(exit_code=1), ExecStatus.FAILED),
         (dict(exit_code=7), ExecStatus.FAILED),
         (dict(signal=9, timed_out=True), ExecStatus.TIMEOUT),
-        (dict(exit_code=0, timed_out=True), ExecStatus.TIMEOUT),
+        (dict(exit_code=0, timed_out=True, proof=True), ExecStatus.TIMEOUT),
         (dict(signal=24), ExecStatus.TIMEOUT),
         (dict(signal=9, oom_killed=True), ExecStatus.OOM),
         (dict(exit_code=1, memory_error=True), ExecStatus.OOM),
         # a program cannot turn a pass into anything else by writing the oom marker
-        (dict(exit_code=0, memory_error=True), ExecStatus.PASSED),
+        (dict(exit_code=0, memory_error=True, proof=True), ExecStatus.PASSED),
         (dict(signal=11), ExecStatus.ERROR),
         (dict(signal=9, stopped=True), ExecStatus.ERROR),
         (dict(spawn_error="fork failed"), ExecStatus.SANDBOX_ERROR),
