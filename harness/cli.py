@@ -11,9 +11,9 @@ rather than hidden.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -139,6 +139,14 @@ def _run(
             "(wall time, verdict counts)."
         ),
     ] = True,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Recompute every cached artifact (generations, judges, trained models) "
+            "and overwrite the cache entries.",
+        ),
+    ] = False,
 ) -> None:
     """Run the phase gates (pytest on suites/) and write reports/<timestamp>/.
 
@@ -169,6 +177,7 @@ def _run(
         sequential=sequential,
         progress=progress,
         extra=list(ctx.args),
+        no_cache=no_cache,
     )
     console.print(f"[bold]harness run[/] → {escape(str(out_dir))}")
     console.print("[dim]$ " + escape(" ".join(args)) + "[/]")
@@ -256,6 +265,7 @@ def pytest_args(
     sequential: bool,
     extra: Sequence[str],
     progress: bool = True,
+    no_cache: bool = False,
 ) -> list[str]:
     """The pytest command line ``harness run`` executes (documented in docs/architecture.md)."""
     args = [sys.executable, "-m", "pytest", str(suites)]
@@ -295,6 +305,8 @@ def pytest_args(
         args.append("--sequential")
     if not progress:
         args.append("--no-gate-progress")
+    if no_cache:
+        args.append("--no-cache")  # suites/conftest.py: recompute cached artifacts
     return args + [a for a in extra if a != "--"]
 
 
@@ -333,14 +345,10 @@ def _print_summary(evidence: Path, baseline: Path | None = None) -> None:
 
 def _point_latest(out_dir: Path) -> None:
     """``reports/latest`` → the newest run (best effort; a convenience, not evidence)."""
-    link = out_dir.parent / "latest"
-    tmp = out_dir.parent / f".latest.{os.getpid()}"
-    try:
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(out_dir.name)
-        os.replace(tmp, link)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    from harness.atomic import atomic_symlink
+
+    with contextlib.suppress(HarnessError):
+        atomic_symlink(out_dir.parent / "latest", out_dir.name)
 
 
 # --------------------------------------------------------------------------- report / compare

@@ -8,6 +8,7 @@ and how to fix it.
 from __future__ import annotations
 
 __all__ = [
+    "AtomicWriteError",
     "BackendError",
     "DataValidationError",
     "EvidenceError",
@@ -35,6 +36,14 @@ class StatsError(HarnessError):
 
 class EvidenceError(HarnessError):
     """Evidence could not be written or read back whole."""
+
+
+class AtomicWriteError(EvidenceError):
+    """A file or directory could not be written atomically (see :mod:`harness.atomic`).
+
+    A subclass of :class:`EvidenceError` because evidence and reports are the
+    first things written this way and callers already catch that.
+    """
 
 
 class DataValidationError(HarnessError):

@@ -29,6 +29,8 @@ from typing import Any
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.atomic import atomic_write_bytes, atomic_write_text
+from harness.atomic import atomic_write_jsonl as write_jsonl_atomic
 from harness.decision import Decision, Verdict
 from harness.errors import EvidenceError
 from harness.stats.estimate import Estimate
@@ -251,36 +253,8 @@ def code_digest() -> str:
 # --------------------------------------------------------------------------- atomic writes
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same directory + ``os.replace``."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise EvidenceError(
-            f"{path}: cannot write ({exc.strerror}); check the directory is writable"
-        ) from exc
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_jsonl_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write rows as JSON lines atomically (raw outputs, rewritten evidence logs)."""
-    lines = [json.dumps(dict(row), sort_keys=True, default=str) + "\n" for row in rows]
-    return atomic_write_text(path, "".join(lines))
+# ``atomic_write_bytes``/``atomic_write_text``/``write_jsonl_atomic`` are re-exported from
+# :mod:`harness.atomic`, the one place files are published atomically.
 
 
 _MAX_NAME_ATTEMPTS = 10_000

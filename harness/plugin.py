@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from harness.atomic import atomic_write_text
 from harness.errors import HarnessError
 from harness.spec import PhaseSpec, load_phases
 
@@ -507,10 +508,8 @@ def _monotonic_from_epoch(stamp: object) -> float | None:
 
 def _write_phase_map(directory: Path, worker: str, phase_of: dict[str, str]) -> None:
     """Atomically publish a worker's phase map (progress is best effort: never fail the run)."""
-    tmp = directory / f".{worker}.json.tmp"
-    with contextlib.suppress(OSError):
-        tmp.write_text(json.dumps(phase_of), encoding="utf-8")
-        os.replace(tmp, directory / f"{worker}.json")
+    with contextlib.suppress(HarnessError, OSError):
+        atomic_write_text(directory / f"{worker}.json", json.dumps(phase_of))
 
 
 def _junit_path(config: pytest.Config) -> Path | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from harness.atomic import atomic_write_json
 from harness.errors import HarnessError
 
 __all__ = ["app"]
@@ -25,10 +24,7 @@ def _fail(exc: HarnessError) -> None:
 
 
 def _write_json(path: Path, obj: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, sort_keys=False)
 
 
 @app.command()

@@ -59,12 +59,10 @@ class BuiltImage:
 
 
 def default_cache_dir() -> Path:
-    """``$GATE_HARNESS_CACHE/sandbox`` or ``$XDG_CACHE_HOME/gate-harness/sandbox`` (~/.cache)."""
-    root = os.environ.get("GATE_HARNESS_CACHE")
-    if root:
-        return Path(root) / "sandbox"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "gate-harness" / "sandbox"
+    """``<cache_dir>/sandbox`` (``HARNESS_CACHE_DIR``; see :mod:`harness.settings`)."""
+    from harness.settings import get_settings
+
+    return get_settings().sandbox_dir
 
 
 def parse_apt_sources(apt_dir: Path = Path("/etc/apt")) -> list[tuple[str, list[str], list[str]]]:

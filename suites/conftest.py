@@ -19,8 +19,13 @@ fixture                option / environment        what it gives
                                                    built (or reused) under ``models/tiny-code``
 ``model_generator``    —                           the *uncached* backend (latency is measured here)
 ``cached_generator``   ``--cache-dir`` /           the same backend behind the on-disk generation
-                       ``HARNESS_CACHE_DIR``,      cache (``--no-cache`` bypasses it)
-                       ``--no-cache``
+                       ``HARNESS_CACHE_DIR``,      cache ``<cache root>/generations``
+                       ``--no-cache``              (``--no-cache`` bypasses it)
+``cache_root``         ``--cache-dir`` /           the root of every cache of the run (see
+                       ``HARNESS_CACHE_DIR``       :mod:`harness.settings`, docs/settings.md)
+``no_cache``           ``--no-cache``              True: recompute every cached artifact (trained
+                                                   judge, generations, judgements, ...) and
+                                                   overwrite the caches
 ``sandbox_choice``     ``--sandbox`` /             ``SandboxChoice(sandbox, label)``: the
                        ``HARNESS_SANDBOX``         ``DockerSandbox`` (``docker``), the labelled
                                                    weaker ``LocalSandbox`` (``local``), or
@@ -68,15 +73,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--cache-dir",
         default=None,
-        help="generation cache directory (env HARNESS_CACHE_DIR; default "
-        "~/.cache/gate-harness/generations)",
+        help="root of the caches (generations, judges, circuit_breaker, ...); env "
+        "HARNESS_CACHE_DIR, default ~/.cache/gate-harness (see docs/settings.md)",
     )
     group.addoption(
         "--no-cache",
         action="store_true",
         default=False,
-        help="do not read or write the generation cache",
+        help="recompute every cached artifact instead of reading a cache",
     )
+
+
+def cache_root_of(config: pytest.Config) -> Path:
+    """``--cache-dir`` if given, else the settings' ``cache_dir`` (``HARNESS_CACHE_DIR``)."""
+    from harness.settings import get_settings
+
+    value = config.getoption("--cache-dir", default=None)
+    return Path(value).expanduser() if value else get_settings().cache_dir
+
+
+@pytest.fixture(scope="session")
+def cache_root(request: pytest.FixtureRequest) -> Path:
+    """The root of every cache this session reads and writes."""
+    return cache_root_of(request.config)
+
+
+@pytest.fixture(scope="session")
+def no_cache(request: pytest.FixtureRequest) -> bool:
+    """``--no-cache``: recompute cached artifacts (and overwrite their cache entries)."""
+    return bool(request.config.getoption("--no-cache", default=False))
 
 
 def _opt(config: pytest.Config, name: str, env: str) -> str | None:
@@ -149,17 +174,16 @@ def model_generator(model_source: ModelSource) -> Generator:
 
 
 @pytest.fixture(scope="session")
-def cached_generator(request: pytest.FixtureRequest, model_generator: Generator) -> Generator:
-    """``model_generator`` behind the content-addressed generation cache (unless --no-cache)."""
-    if request.config.getoption("--no-cache"):
-        return model_generator
-    from harness.backends.cache import CachingGenerator
+def cached_generator(model_generator: Generator, cache_root: Path, no_cache: bool) -> Generator:
+    """``model_generator`` behind the content-addressed generation cache.
 
-    cache_dir = _opt(request.config, "--cache-dir", "HARNESS_CACHE_DIR")
-    directory = (
-        Path(cache_dir) if cache_dir else Path.home() / ".cache" / "gate-harness" / "generations"
-    )
-    return CachingGenerator(model_generator, directory)
+    With ``--no-cache`` every request is generated afresh and the entries are
+    overwritten (mode ``refresh``), so the evidence still records the key.
+    """
+    from harness.backends.cache import CacheMode, CachingGenerator
+
+    mode = CacheMode.REFRESH if no_cache else CacheMode.USE
+    return CachingGenerator(model_generator, cache_root / "generations", mode=mode)
 
 
 @dataclass(frozen=True)

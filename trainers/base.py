@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from harness.atomic import atomic_write_json
 
 __all__ = [
     "Artifact",
@@ -77,13 +77,5 @@ def directory_digest(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON via a temp file + ``os.replace`` so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=True, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON so readers never see half a file (:func:`harness.atomic.atomic_write_json`)."""
+    atomic_write_json(path, payload)

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import atomic_dir
 from harness.errors import TrainerError
 from trainers.base import Artifact, config_digest, directory_digest, write_json_atomic
 
@@ -148,14 +148,9 @@ class SFTAdapter:
             if step % max(1, cfg.steps // 5) == 0:
                 self.progress(f"  sft '{cfg.tag}' step {step}/{cfg.steps} loss {losses[-1]:.4f}")
         model.eval()
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(tmp / "model")
-        tokenizer.save_pretrained(tmp / "model")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        with atomic_dir(out) as tmp:
+            accelerator.unwrap_model(model).save_pretrained(tmp / "model")
+            tokenizer.save_pretrained(tmp / "model")
         wall = round(time.perf_counter() - t0, 2)
         self.progress(f"  sft '{cfg.tag}': {cfg.steps} steps, loss {losses[-1]:.4f}, {wall}s")
         return {

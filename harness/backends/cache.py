@@ -1,10 +1,22 @@
 """Content-addressed on-disk generation cache (sqlite, WAL mode, safe across xdist workers).
 
-The key is a sha256 over the backend's *full* :class:`ModelIdentity` (weights,
-tokenizer and chat-template digests, dtype, ...), the request content
-(messages/prompt/tools) and every sampling parameter including the seed.  Any
-change to any of them is a miss, so a cache hit can never hand back an answer
-to a different question.  The request id is not part of the key.
+An entry's key combines two digests:
+
+* the **producer key** (:func:`producer_key`, built by :func:`harness.cachekey.cache_key`):
+  the source of the backend module that generates (for the HF backend that is
+  the sampler), of this module and :mod:`harness.backends.base`, and the
+  installed torch / transformers / tokenizers / accelerate / vllm versions — so
+  editing the sampling code or upgrading a library is a miss, with no version
+  number to remember to bump;
+* the **request key** (:func:`generation_key`): the backend's *full*
+  :class:`ModelIdentity` (weights, tokenizer and chat-template digests, dtype,
+  ...), the request content (messages/prompt/tools) and every sampling
+  parameter including the seed.  The replay lane keys its recordings on this
+  part alone: a recording is a contract about requests, not about our code.
+
+Any change to any of them is a miss, so a cache hit can never hand back an
+answer to a different question or one computed by different code.  The request
+id is not part of the key.
 
 sqlite is used rather than one file per entry because many pytest-xdist
 workers read and write concurrently: WAL gives concurrent readers plus one
@@ -15,11 +27,13 @@ is one committed transaction, so a crash never leaves a half-written entry.
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 
 from pydantic import ValidationError
 
@@ -32,11 +46,24 @@ from harness.backends.base import (
     check_one_to_one,
     sha256_hex,
 )
+from harness.cachekey import CacheKey, cache_key, note_cache_use
 from harness.errors import BackendError
 
-__all__ = ["CacheMode", "CachingGenerator", "GenerationCache", "generation_key"]
+__all__ = [
+    "GENERATION_LIBRARIES",
+    "CacheMode",
+    "CachingGenerator",
+    "GenerationCache",
+    "generation_key",
+    "producer_key",
+]
 
-_KEY_VERSION = 1
+#: Schema of the request-key payload below (not a code version: code is in the producer key).
+#: Changing it would invalidate every replay recording, so it stays fixed.
+_REQUEST_SCHEMA = 1
+#: Libraries whose versions change what a local backend generates.
+GENERATION_LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate", "vllm")
+_CACHE_MODULES = ("harness.backends.base", "harness.backends.cache")
 _DB_NAME = "generations.sqlite3"
 
 
@@ -49,14 +76,42 @@ class CacheMode(StrEnum):
 
 
 def generation_key(identity: ModelIdentity, request: GenerationRequest) -> str:
-    """sha256 of (key version, full model identity, request content, sampling params + seed)."""
+    """sha256 of (request schema, full model identity, request content, sampling params + seed)."""
     payload = {
-        "v": _KEY_VERSION,
+        "v": _REQUEST_SCHEMA,
         "model": identity.model_dump(mode="json"),
         "request": request.content_dict(),
         "sampling": request.sampling.key_dict(),
     }
     return sha256_hex(canonical_json(payload))
+
+
+def producer_key(inner: Generator) -> CacheKey:
+    """The code and library part of a generation's key for backend ``inner``.
+
+    The backend's own module is digested (a backend may name more in a
+    ``producer_modules`` attribute, e.g. a helper module holding its sampler).
+    """
+    cls = type(inner)
+    own = sys.modules.get(cls.__module__)
+    extra: Sequence[str] = getattr(inner, "producer_modules", ())
+    modules: list[str | ModuleType] = [*_CACHE_MODULES, *extra]
+    # a backend defined in a script (``python -c``) has no source file to digest
+    if own is not None and getattr(own, "__file__", None) and own.__name__ not in modules:
+        modules.append(own)
+    return cache_key(
+        "generation",
+        modules=modules,
+        libraries=GENERATION_LIBRARIES,
+        config={
+            "backend": f"{cls.__module__}.{cls.__qualname__}",
+            "identity": inner.identity.model_dump(mode="json"),
+        },
+    )
+
+
+def _entry_key(producer: CacheKey, identity: ModelIdentity, request: GenerationRequest) -> str:
+    return sha256_hex(f"{producer.key}:{generation_key(identity, request)}".encode())
 
 
 class GenerationCache:
@@ -140,6 +195,10 @@ class CachingGenerator:
         self.cache = None if self.mode is CacheMode.OFF else GenerationCache(cache_dir)
         self.hits = 0
         self.misses = 0
+        self.producer = producer_key(inner)
+        note_cache_use(
+            self.producer, mode=self.mode.value, label=f"generation/{self.identity.name}"
+        )
 
     @property
     def identity(self) -> ModelIdentity:
@@ -149,7 +208,7 @@ class CachingGenerator:
         if self.cache is None:
             return self.inner.generate(requests)
         identity = self.inner.identity
-        keys = [generation_key(identity, r) for r in requests]
+        keys = [_entry_key(self.producer, identity, r) for r in requests]
         found = {} if self.mode is CacheMode.REFRESH else self.cache.get_many(keys)
         results: list[Generation | None] = []
         missing: list[int] = []

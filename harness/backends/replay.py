@@ -15,14 +15,13 @@ is labelled ``replay`` and is never counted as a real PASS.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from harness.atomic import atomic_write_jsonl
 from harness.backends.base import (
     Generation,
     GenerationRequest,
@@ -96,16 +95,7 @@ def write_recordings(path: Path | str, recordings: Iterable[Recording]) -> int:
     if p.is_file():
         merged.update((r.key, r) for r in load_recordings(p))
     merged.update((r.key, r) for r in recordings)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for key in sorted(merged):
-                fh.write(merged[key].model_dump_json() + "\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_jsonl(p, (merged[key].model_dump_json() for key in sorted(merged)))
     return len(merged)
 
 

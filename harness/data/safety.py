@@ -26,7 +26,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.atomic import atomic_write_text
 from harness.data.schemas import (
     SET_MODELS,
     BenignPrompt,
@@ -55,6 +55,7 @@ from harness.data.schemas import (
     validation_message,
 )
 from harness.errors import DataValidationError, HarnessError
+from harness.settings import get_settings
 
 __all__ = [
     "FIXTURES_DIR",
@@ -110,10 +111,8 @@ def default_manifest() -> SourcesManifest:
 
 
 def cache_dir() -> Path:
-    """``$HARNESS_DATA_DIR/safety`` or ``~/.cache/gate-harness/data/safety``."""
-    root = os.environ.get("HARNESS_DATA_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "gate-harness" / "data"
-    return base / "safety"
+    """``<data_dir>/safety`` (``HARNESS_DATA_DIR``; see :mod:`harness.settings`)."""
+    return get_settings().data_dir / "safety"
 
 
 # --------------------------------------------------------------------------- download / extract
@@ -502,16 +501,7 @@ def build_sets(
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text, perms=0o644)
 
 
 def write_sets(

@@ -62,6 +62,7 @@ from harness.backends.local_server import serve
 from harness.errors import BackendError, HarnessError
 from harness.evidence import atomic_write_text
 from harness.outcomes import Outcome
+from harness.settings import get_settings
 from harness.stats.estimate import Estimate
 from harness.stats.paired import mcnemar_exact
 from harness.stats.proportion import proportion_estimate
@@ -575,8 +576,7 @@ def markdown_table(results: Sequence[ArmSuiteResult]) -> str:
 
 
 def _default_cache() -> Path:
-    value = os.environ.get("HARNESS_CACHE_DIR")
-    return Path(value) if value else Path.home() / ".cache" / "gate-harness"
+    return get_settings().cache_dir
 
 
 def build_parser() -> argparse.ArgumentParser:

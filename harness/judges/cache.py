@@ -12,22 +12,38 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from filelock import FileLock
 
+from harness.cachekey import CacheKey, cache_key, note_cache_use
 from harness.judges.base import Judge, Judgement, judge_all
+from harness.settings import get_settings
 
-__all__ = ["CachedJudge", "default_judge_cache_dir"]
+__all__ = ["CachedJudge", "default_judge_cache_dir", "judge_producer_key"]
 
 
 def default_judge_cache_dir() -> Path:
-    """``$HARNESS_CACHE_DIR/judgements`` or ``~/.cache/gate-harness/judgements``."""
-    root = os.environ.get("HARNESS_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "gate-harness"
-    return base / "judgements"
+    """``<cache_dir>/judgements`` (``HARNESS_CACHE_DIR``; see :mod:`harness.settings`)."""
+    return get_settings().judgements_dir
+
+
+def judge_producer_key(inner: Judge) -> CacheKey:
+    """The code behind a judgement: the judge's own module and :mod:`harness.judges.base`.
+
+    The judge's ``identity`` (rubric, weights, training-data digest) is the
+    config; a judge defined outside a source file is keyed on its identity alone.
+    """
+    cls = type(inner)
+    own = sys.modules.get(cls.__module__)
+    modules: list[str | ModuleType] = ["harness.judges.base", "harness.judges.cache"]
+    if own is not None and getattr(own, "__file__", None) and own.__name__ not in modules:
+        modules.append(own)
+    config = {"judge": f"{cls.__module__}.{cls.__qualname__}", "identity": inner.identity}
+    return cache_key("judgement", modules=modules, config=config)
 
 
 def _key(prompt: str, response: str) -> str:
@@ -37,10 +53,16 @@ def _key(prompt: str, response: str) -> str:
 class CachedJudge:
     """Wrap ``inner``; answer from the cache where possible, judge and append the rest."""
 
-    def __init__(self, inner: Judge, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self, inner: Judge, cache_dir: Path | None = None, *, refresh: bool = False
+    ) -> None:
         self.inner = inner
+        self.refresh = refresh  # judge every pair again and append (the newest line wins)
+        self._fresh: dict[str, Judgement] = {}  # judged by this instance (what refresh reuses)
         directory = cache_dir or default_judge_cache_dir()
-        ident = hashlib.sha256(inner.identity.encode()).hexdigest()[:24]
+        self.producer = judge_producer_key(inner)
+        note_cache_use(self.producer, mode="refresh" if refresh else "use", label="judgements")
+        ident = hashlib.sha256(f"{inner.identity}\0{self.producer.key}".encode()).hexdigest()[:24]
         self.path = directory / f"{ident}.jsonl"
         self.hits = 0
         self.misses = 0
@@ -71,7 +93,7 @@ class CachedJudge:
         return out
 
     def judge_many(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
-        known = self._load()
+        known = dict(self._fresh) if self.refresh else self._load()
         keys = [_key(p, r) for p, r in pairs]
         todo = sorted({i for i, k in enumerate(keys) if k not in known}, key=keys.__getitem__)
         first: dict[str, int] = {}
@@ -91,4 +113,5 @@ class CachedJudge:
                 fh.write(lines)
             for i, j in zip(fresh_idx, fresh, strict=True):
                 known[keys[i]] = j
+                self._fresh[keys[i]] = j
         return [known[k] for k in keys]

@@ -29,9 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pickle
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.atomic import atomic_open
+from harness.cachekey import cache_key, note_cache_use
 from harness.data.schemas import JudgeExample
 from harness.errors import HarnessError
 from harness.judges.base import Judgement, JudgeVerdict
@@ -52,8 +52,10 @@ __all__ = [
     "normalise_response",
 ]
 
-#: Bump whenever features or the model change in code: it keys the fit cache and the identity.
-MODEL_VERSION = "3"
+#: What a fit depends on besides config and data: this module's source (features, model,
+#: CV) and the libraries that fit it.  Their digest keys the fit cache and the identity.
+PRODUCER_MODULES = ("harness.judges.classifier",)
+PRODUCER_LIBRARIES = ("scikit-learn", "numpy", "scipy")
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 
@@ -206,10 +208,10 @@ class ClassifierJudge:
         config: ClassifierConfig,
         data_digest: str,
         harm_cv: CrossValidation,
-        model_version: str = MODEL_VERSION,
+        cache_key: str,
     ) -> None:
         self._harm = harm_model
-        self.model_version = model_version  # the code version this fit was made with
+        self.cache_key = cache_key  # code + library + config + data digest this fit was made with
         self.config = config
         self.data_digest = data_digest
         self.harm_cv = harm_cv
@@ -217,7 +219,7 @@ class ClassifierJudge:
     @property
     def identity(self) -> str:
         cfg = json.dumps(self.config.to_dict(), sort_keys=True)
-        return f"trained-classifier:v{self.model_version}:{cfg}:{self.data_digest}"
+        return f"trained-classifier:{self.cache_key[:24]}:{cfg}:{self.data_digest}"
 
     def _texts(self, responses: Sequence[str]) -> list[str]:
         return [normalise_response(r)[: self.config.max_chars] for r in responses]
@@ -229,8 +231,14 @@ class ClassifierJudge:
         *,
         config: ClassifierConfig | None = None,
         cache_dir: Path | None = None,
+        refresh: bool = False,
     ) -> ClassifierJudge:
-        """Fit the harm head and its objective-grouped CV; reuse a pickled fit in ``cache_dir``."""
+        """Fit the harm head and its objective-grouped CV; reuse a pickled fit in ``cache_dir``.
+
+        The fit is keyed by :func:`harness.cachekey.cache_key` over this module's
+        source, the scikit-learn/numpy/scipy versions, the config and the data;
+        ``refresh`` refits and overwrites the cached fit.
+        """
         cfg = config or ClassifierConfig()
         if not harm_rows:
             raise HarnessError(
@@ -238,11 +246,17 @@ class ClassifierJudge:
                 "`harness data fetch safety` or use the fixtures"
             )
         digest = _digest_rows(harm_rows)
-        key = hashlib.sha256(
-            (MODEL_VERSION + json.dumps(cfg.to_dict(), sort_keys=True) + digest).encode()
-        ).hexdigest()[:24]
-        path = (cache_dir / f"classifier-{key}.pkl") if cache_dir is not None else None
-        if path is not None and path.is_file():
+        key = cache_key(
+            "judge-classifier",
+            modules=PRODUCER_MODULES,
+            libraries=PRODUCER_LIBRARIES,
+            config=cfg.to_dict(),
+            data=digest,
+        )
+        mode = "off" if cache_dir is None else "refresh" if refresh else "use"
+        note_cache_use(key, mode=mode)
+        path = (cache_dir / f"classifier-{key.short}.pkl") if cache_dir is not None else None
+        if path is not None and path.is_file() and not refresh:
             with path.open("rb") as fh:
                 state = pickle.load(fh)  # our own cache file, written below
             return cls(**state)
@@ -257,14 +271,11 @@ class ClassifierJudge:
             "config": cfg,
             "data_digest": digest,
             "harm_cv": harm_cv,
-            "model_version": MODEL_VERSION,
+            "cache_key": key.key,
         }
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
+            with atomic_open(path, "wb") as fh:
                 pickle.dump(state, fh)
-            os.replace(tmp, path)
         return cls(**state)
 
     def judge_many(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:

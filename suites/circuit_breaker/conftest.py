@@ -8,7 +8,6 @@ workers wait for the first one instead of training in parallel).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,10 @@ from trainers.circuit_breaker.pipeline import PhaseRun, PhaseRunConfig, run_phas
 
 
 def _cache_root(config: pytest.Config) -> Path:
-    value = config.getoption("--cache-dir", default=None) or os.environ.get("HARNESS_CACHE_DIR")
-    return Path(value) if value else Path.home() / ".cache" / "gate-harness"
+    from harness.settings import get_settings
+
+    value = config.getoption("--cache-dir", default=None)
+    return Path(value) if value else get_settings().cache_dir
 
 
 @pytest.fixture(scope="session")

@@ -34,11 +34,6 @@ from harness.judges import CachedJudge, ClassifierJudge
 COLLUSION_SEEDS = (0, 1, 2)
 
 
-def _cache_root(config: pytest.Config) -> Path:
-    value = config.getoption("--cache-dir", default=None) or os.environ.get("HARNESS_CACHE_DIR")
-    return Path(value) if value else Path.home() / ".cache" / "gate-harness"
-
-
 @pytest.fixture(scope="session")
 def safety_data_full() -> SafetyData:
     """All rows, ignoring ``--limit``: control subjects are cheap and their expected
@@ -62,17 +57,18 @@ def safety_data(request: pytest.FixtureRequest, safety_data_full: SafetyData) ->
 
 
 @pytest.fixture(scope="session")
-def safety_judge(request: pytest.FixtureRequest, safety_data_full: SafetyData) -> CachedJudge:
-    root = _cache_root(request.config)
-    models = root / "judges"
+def safety_judge(safety_data_full: SafetyData, cache_root: Path, no_cache: bool) -> CachedJudge:
+    models = cache_root / "judges"
     models.mkdir(parents=True, exist_ok=True)
     with FileLock(str(models / "classifier.lock")):
-        judge = ClassifierJudge.train(safety_data_full.judge_train, cache_dir=models)
-    return CachedJudge(judge, root / "judgements")
+        judge = ClassifierJudge.train(
+            safety_data_full.judge_train, cache_dir=models, refresh=no_cache
+        )
+    return CachedJudge(judge, cache_root / "judgements", refresh=no_cache)
 
 
 @pytest.fixture(scope="session")
-def llm_judge(request: pytest.FixtureRequest) -> CachedJudge | None:
+def llm_judge(cache_root: Path, no_cache: bool) -> CachedJudge | None:
     """An LLM judge over ``HARNESS_SAFETY_JUDGE`` (any ``open_generator`` spec), if set."""
     spec = os.environ.get("HARNESS_SAFETY_JUDGE")
     if not spec:
@@ -80,9 +76,9 @@ def llm_judge(request: pytest.FixtureRequest) -> CachedJudge | None:
     from harness.backends.factory import open_generator
     from harness.judges.llm import LLMJudge
 
-    root = _cache_root(request.config)
-    generator = open_generator(spec, cache_dir=root / "generations")
-    return CachedJudge(LLMJudge(generator), root / "judgements")
+    mode = "refresh" if no_cache else "use"
+    generator = open_generator(spec, cache_dir=cache_root / "generations", cache_mode=mode)
+    return CachedJudge(LLMJudge(generator), cache_root / "judgements", refresh=no_cache)
 
 
 @pytest.fixture(scope="session")
@@ -95,19 +91,19 @@ def safety_subject(model_source: object, cached_generator: Generator) -> Generat
 
 
 @pytest.fixture(scope="session")
-def collusion_trio(request: pytest.FixtureRequest) -> list[GeneratorSubject]:
+def collusion_trio(cache_root: Path, no_cache: bool) -> list[GeneratorSubject]:
     import torch
 
-    from harness.backends.cache import CachingGenerator
+    from harness.backends.cache import CacheMode, CachingGenerator
     from harness.backends.hf import HFGenerator
     from trainers.tiny import TinyModelConfig, build_tiny_model, default_cache_dir
 
     torch.set_num_threads(1)
-    root = _cache_root(request.config)
+    mode = CacheMode.REFRESH if no_cache else CacheMode.USE
     out = []
     for seed in COLLUSION_SEEDS:
         path = build_tiny_model(TinyModelConfig(seed=seed), out_dir=default_cache_dir())
         gen = HFGenerator.from_pretrained(path, name=f"tiny-seed{seed}", batch_size=16)
-        cached = CachingGenerator(gen, root / "generations")
+        cached = CachingGenerator(gen, cache_root / "generations", mode=mode)
         out.append(GeneratorSubject(cached, name=f"tiny-seed{seed}", max_tokens=32))
     return out

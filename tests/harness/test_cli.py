@@ -243,3 +243,25 @@ def test_run_progress_flag_reaches_pytest(tmp_path: Path) -> None:
     assert "--no-gate-progress" not in args()
     assert "--no-gate-progress" not in args(progress=True)
     assert "--no-gate-progress" in args(progress=False)
+
+
+def test_run_no_cache_reaches_pytest(tmp_path: Path) -> None:
+    def args(**flags: bool) -> list[str]:
+        return cli.pytest_args(
+            suites=Path("suites"),
+            out_dir=tmp_path,
+            phases=[],
+            workers="0",
+            limit=None,
+            lane="real",
+            model=None,
+            gates_dir=None,
+            baseline=None,
+            inconclusive="fail",
+            sequential=False,
+            extra=[],
+            **flags,
+        )
+
+    assert "--no-cache" not in args()
+    assert "--no-cache" in args(no_cache=True)

@@ -67,6 +67,19 @@ def test_pass_returns_decision_and_attaches_evidence() -> None:
     assert rec.digests.model == "sha256:m" and rec.raw_output is None  # no evidence dir
 
 
+def test_evidence_records_the_cache_keys_used() -> None:
+    from harness.cachekey import cache_key, note_cache_use
+
+    key = cache_key("demo-artifact", modules=["harness.gate"], config={"x": 1}, seed=7)
+    note_cache_use(key, mode="refresh", label="demo")
+    gate, node = make_gate()
+    gate.check(outcomes(80, 100))
+    rec = EvidenceRecord.model_validate_json(str(node.user_properties[0][1]))
+    entry = rec.extra["caches"][f"demo:{key.short}"]
+    assert entry["key"] == key.key and entry["mode"] == "refresh" and entry["seed"] == 7
+    assert "harness.gate" in entry["code"]
+
+
 def test_fail_fails_the_test_with_the_reason() -> None:
     gate, node = make_gate()
     with pytest.raises(pytest.fail.Exception, match=r"FAIL: rate: 0\.2 .* vs primary ≥ 0\.5"):

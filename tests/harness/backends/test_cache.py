@@ -174,3 +174,32 @@ def test_concurrent_processes_share_the_cache_safely(tmp_path: Path) -> None:
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
     assert len(GenerationCache(tmp_path)) == 14  # 7 prompts × 2 variants, no torn rows
+
+
+def test_entry_key_follows_the_backend_source(tmp_path: Path) -> None:
+    """Editing the module that generates (the sampler) is a miss; the request key is unchanged."""
+    import importlib
+
+    from harness.backends.cache import producer_key
+
+    src = tmp_path / "src"
+    src.mkdir()
+    code = (
+        "from harness.backends.base import ModelIdentity\n"
+        "class Backend:\n"
+        "    identity = ModelIdentity(backend='fake', name='m')\n"
+        "    def generate(self, requests):\n"
+        "        return []\n"
+    )
+    (src / "fakebackend_mod.py").write_text(code)
+    sys.path.insert(0, str(src))
+    try:
+        mod = importlib.import_module("fakebackend_mod")
+        before = producer_key(mod.Backend())
+        assert "fakebackend_mod" in before.code and "harness.backends.base" in before.code
+        assert {"torch", "transformers"} <= set(before.libraries)
+        (src / "fakebackend_mod.py").write_text(code + "# a sampler change\n")
+        assert producer_key(mod.Backend()).key != before.key
+    finally:
+        sys.path.remove(str(src))
+        sys.modules.pop("fakebackend_mod", None)

@@ -76,15 +76,34 @@ def test_train_without_rows_is_an_error() -> None:
         ClassifierJudge.train([])
 
 
-def test_code_version_change_invalidates_fit_cache(
+def test_scikit_learn_upgrade_invalidates_fit_cache(
     trained: tuple[ClassifierJudge, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import harness.judges.classifier as clf
+    import harness.cachekey as ck
 
     judge, cache = trained
     before = set(cache.glob("classifier-*.pkl"))
-    monkeypatch.setattr(clf, "MODEL_VERSION", "test-bump")
+    real = ck.library_versions
+
+    def upgraded(names: object) -> dict[str, str | None]:
+        out = real(names)  # type: ignore[arg-type]
+        return {**out, "scikit-learn": "99.0"} if "scikit-learn" in out else out
+
+    monkeypatch.setattr(ck, "library_versions", upgraded)
     rows = load_safety(source="fixtures").judge_train
     bumped = ClassifierJudge.train(rows, cache_dir=cache)
     assert set(cache.glob("classifier-*.pkl")) - before  # a new fit, not the stale pickle
     assert bumped.identity != judge.identity
+
+
+def test_refresh_refits_and_records_the_key(trained: tuple[ClassifierJudge, Path]) -> None:
+    from harness.cachekey import caches_used
+
+    judge, cache = trained
+    rows = load_safety(source="fixtures").judge_train
+    again = ClassifierJudge.train(rows, cache_dir=cache, refresh=True)
+    assert again.identity == judge.identity
+    used = [v for v in caches_used().values() if v["kind"] == "judge-classifier"]
+    assert any(v["key"] == judge.cache_key for v in used)
+    assert "harness.judges.classifier" in used[0]["code"]
+    assert "scikit-learn" in used[0]["libraries"]

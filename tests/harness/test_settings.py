@@ -1,0 +1,81 @@
+"""Cache and data roots resolve from one place, with the documented precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.settings import Settings, WandbMode, get_settings, main, reset_settings
+
+
+def test_defaults_hang_off_one_cache_root(tmp_path: Path) -> None:
+    s = Settings.from_env({"XDG_CACHE_HOME": str(tmp_path)})
+    root = tmp_path / "gate-harness"
+    assert s.cache_dir == root
+    assert s.data_dir == root / "data"
+    assert s.models_dir == root / "models"
+    assert s.wandb_dir == root / "wandb"
+    assert s.generations_dir == root / "generations"
+    assert s.sandbox_dir == root / "sandbox"
+    assert s.wandb_mode is WandbMode.OFFLINE
+    assert set(s.sources.values()) == {"default"}
+
+
+def test_canonical_names_win_over_legacy_ones(tmp_path: Path) -> None:
+    env = {
+        "HARNESS_CACHE_DIR": str(tmp_path / "new"),
+        "GATE_HARNESS_CACHE": str(tmp_path / "old"),
+        "HARNESS_MODEL_CACHE": str(tmp_path / "models-old"),
+    }
+    s = Settings.from_env(env)
+    assert s.cache_dir == tmp_path / "new"
+    assert s.sources["cache_dir"] == "HARNESS_CACHE_DIR"
+    assert s.models_dir == tmp_path / "models-old"
+    assert s.sources["models_dir"] == "HARNESS_MODEL_CACHE"
+    legacy = Settings.from_env({"GATE_HARNESS_CACHE": str(tmp_path / "old")})
+    assert legacy.sandbox_dir == tmp_path / "old" / "sandbox"  # where the image cache was
+
+
+def test_cache_root_override_moves_only_that_cache(tmp_path: Path) -> None:
+    s = Settings.from_env({"HARNESS_CACHE_DIR": str(tmp_path)})
+    assert s.cache("generations", root=tmp_path / "cli") == tmp_path / "cli" / "generations"
+    assert s.cache("generations") == tmp_path / "generations"
+
+
+def test_wandb_mode_is_validated() -> None:
+    assert Settings.from_env({"WANDB_MODE": "disabled"}).wandb_mode is WandbMode.DISABLED
+    assert Settings.from_env({"WANDB_MODE": "dryrun"}).wandb_mode is WandbMode.OFFLINE
+    with pytest.raises(HarnessError, match="WANDB_MODE='loud'"):
+        Settings.from_env({"WANDB_MODE": "loud"})
+
+
+def test_read_once_until_reset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "a"))
+    reset_settings()
+    try:
+        first = get_settings()
+        monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "b"))
+        assert get_settings() is first
+        reset_settings()
+        assert get_settings().cache_dir == tmp_path / "b"
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+
+
+def test_main_prints_one_value_for_shell_scripts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(tmp_path))
+    reset_settings()
+    try:
+        assert main(["data_dir"]) == 0
+        assert capsys.readouterr().out.strip() == str(tmp_path)
+        assert main(["nope"]) == 2
+        assert main([]) == 0
+        assert "cache_dir" in capsys.readouterr().out
+    finally:
+        monkeypatch.undo()
+        reset_settings()
