@@ -26,7 +26,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -44,7 +44,9 @@ __all__ = [
     "digest_paths",
     "library_versions",
     "note_cache_use",
+    "note_training_run",
     "source_digest",
+    "training_runs_used",
 ]
 
 #: pip distribution names for import names that differ.
@@ -227,3 +229,20 @@ def caches_used() -> dict[str, dict[str, Any]]:
     the ones that fed the gate, and may contain others.
     """
     return {name: dict(entry) for name, entry in sorted(_USED.items())}
+
+
+_RUNS: dict[str, dict[str, Any]] = {}
+
+
+def note_training_run(label: str, record: Mapping[str, Any]) -> None:
+    """Remember the W&B run (``trainers.tracking.RunTracker.record()``) behind an artifact.
+
+    A cached artifact notes the run that originally trained it.  Evidence
+    records carry :func:`training_runs_used` as ``extra["training_runs"]``.
+    """
+    _RUNS[label] = dict(record)
+
+
+def training_runs_used() -> dict[str, dict[str, Any]]:
+    """Every training run noted in this process (label → run record); a copy."""
+    return {name: dict(entry) for name, entry in sorted(_RUNS.items())}

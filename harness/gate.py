@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import pytest
 
 from harness import metrics
-from harness.cachekey import caches_used
+from harness.cachekey import caches_used, training_runs_used
 from harness.decision import Decision, Verdict, decide
 from harness.errors import StatsError
 from harness.evidence import (
@@ -212,6 +212,7 @@ class Gate:
         extra_d: dict[str, Any] = dict(extra or {})
         extra_d["outcomes_digest"] = sha256_json([o.to_dict() for o in outcomes])
         extra_d.setdefault("caches", caches_used())  # cache keys behind this verdict
+        extra_d.setdefault("training_runs", training_runs_used())  # W&B runs (trainers.tracking)
         if self.options.evidence_dir is not None:
             store = EvidenceStore(self.options.evidence_dir)
             rows: Iterable[Mapping[str, Any]]

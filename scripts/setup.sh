@@ -60,7 +60,7 @@ want="$(cat pyproject.toml constraints/ci.txt | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing gate-harness and pinned dependencies (CPU torch) into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -c constraints/ci.txt -e '.[train,dev]'
+  "$VENV/bin/python" -m pip install -q -c constraints/ci.txt -e '.[train,dev,wandb]'
   echo "$want" > "$stamp"
 fi
 

@@ -15,6 +15,14 @@ written on ``accelerate`` (``Accelerator.prepare`` / ``backward`` /
 ``clip_grad_norm_``, so it runs on a GPU when one is present and on the CPU
 otherwise): AdamW, cosine schedule with warm-up, gradient clipping, masked
 token CE.
+
+Each training run is logged to W&B (offline unless the user says otherwise,
+:mod:`trainers.tracking`): loss, learning rate and gradient norm per step, the
+final loss as summary; the run's record (directory, id) is kept in the
+artifact's metrics under ``wandb``.  The output directory is keyed with
+:func:`harness.cachekey.cache_key` over this module's source, the torch /
+transformers / accelerate versions, the config, the base model and examples
+digest and the seed.
 """
 
 from __future__ import annotations
@@ -29,12 +37,18 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import atomic_dir
+from harness.cachekey import CacheKey, cache_key, note_cache_use, note_training_run
 from harness.errors import TrainerError
+from harness.settings import WandbMode
 from trainers.base import Artifact, config_digest, directory_digest, write_json_atomic
+from trainers.tracking import RunTracker
 
 __all__ = ["SFTAdapter", "SFTConfigSpec", "SFTExample"]
 
 ARTIFACT_FILE = "artifact.json"
+#: What an SFT checkpoint depends on besides config, data and seed.
+PRODUCER_MODULES = ("trainers.sft",)
+PRODUCER_LIBRARIES = ("torch", "transformers", "accelerate", "tokenizers")
 
 
 @dataclass(frozen=True)
@@ -56,33 +70,64 @@ class SFTConfigSpec:
     tag: str = "sft"
 
     def digest(self, base_digest: str) -> str:
-        payload = {k: v for k, v in asdict(self).items() if k not in ("examples", "base_model_dir")}
-        payload["base"] = base_digest
-        payload["examples"] = config_digest(
-            {"e": [[e.input_ids, e.completion_mask] for e in self.examples]}
+        """The cache key (hex) of this run on base model ``base_digest``."""
+        return self.cache_key(base_digest).key
+
+    def cache_key(self, base_digest: str) -> CacheKey:
+        """:func:`~harness.cachekey.cache_key` over code, libraries, config, data and seed."""
+        knobs = {
+            k: v for k, v in asdict(self).items() if k not in ("examples", "base_model_dir", "seed")
+        }
+        examples = config_digest({"e": [[e.input_ids, e.completion_mask] for e in self.examples]})
+        return cache_key(
+            "sft",
+            modules=PRODUCER_MODULES,
+            libraries=PRODUCER_LIBRARIES,
+            config=knobs,
+            data=config_digest({"base": base_digest, "examples": examples}),
+            seed=self.seed,
         )
-        return config_digest(payload)
 
 
 class SFTAdapter:
-    """``TrainerAdapter`` for SFT; results are cached under ``out_root`` by config digest."""
+    """``TrainerAdapter`` for SFT; results are cached under ``out_root`` by cache key.
 
-    def __init__(self, *, out_root: Path, progress: Callable[[str], None] = print) -> None:
+    ``refresh`` retrains even when a cached run exists; ``wandb_mode`` overrides
+    the settings' W&B mode for this adapter's runs (``"disabled"`` turns logging off).
+    """
+
+    def __init__(
+        self,
+        *,
+        out_root: Path,
+        progress: Callable[[str], None] = print,
+        refresh: bool = False,
+        wandb_mode: WandbMode | str | None = None,
+    ) -> None:
         self.out_root = Path(out_root)
         self.progress = progress
+        self.refresh = refresh
+        self.wandb_mode = wandb_mode
 
     def train(self, config: SFTConfigSpec) -> Artifact:
         if not config.examples:
             raise TrainerError(f"SFT '{config.tag}': no training examples")
         base = Path(config.base_model_dir)
-        digest = config.digest(directory_digest(base))
+        key = config.cache_key(directory_digest(base))
+        note_cache_use(key, mode="refresh" if self.refresh else "use", label=f"sft/{config.tag}")
+        digest = key.key
         out = self.out_root / f"{config.tag}-{digest[:12]}"
         marker = out / ARTIFACT_FILE
-        if marker.is_file():
+        if marker.is_file() and not self.refresh:
             data = json.loads(marker.read_text(encoding="utf-8"))
             if data.get("config_digest") == digest:
-                return Artifact(out, data["digest"], digest, None, data.get("metrics", {}), True)
+                metrics = data.get("metrics", {})
+                if metrics.get("wandb"):
+                    note_training_run(f"sft/{config.tag}", metrics["wandb"])
+                return Artifact(out, data["digest"], digest, None, metrics, True)
         metrics = self._run(config, base, out)
+        note_training_run(f"sft/{config.tag}", metrics["wandb"])
+        metrics["cache"] = key.record()
         model_digest = directory_digest(out / "model")
         write_json_atomic(
             marker, {"config_digest": digest, "digest": model_digest, "metrics": metrics}
@@ -90,6 +135,22 @@ class SFTAdapter:
         return Artifact(out, model_digest, digest, None, metrics)
 
     def _run(self, cfg: SFTConfigSpec, base: Path, out: Path) -> dict[str, Any]:
+        knobs = {k: v for k, v in asdict(cfg).items() if k not in ("examples",)}
+        knobs["n_examples"] = len(cfg.examples)
+        tracker = RunTracker(name=f"sft-{cfg.tag}", config=knobs, mode=self.wandb_mode)
+        try:
+            metrics = self._loop(cfg, base, out, tracker)
+            tracker.summary({"final_loss": metrics["final_loss"], "wall_s": metrics["wall_s"]})
+        except BaseException:
+            tracker.finish(failed=True)
+            raise
+        tracker.finish()
+        metrics["wandb"] = tracker.record()
+        return metrics
+
+    def _loop(
+        self, cfg: SFTConfigSpec, base: Path, out: Path, tracker: RunTracker
+    ) -> dict[str, Any]:
         import torch
         import torch.nn.functional as F
         from accelerate import Accelerator  # type: ignore[import-untyped,unused-ignore]
@@ -141,10 +202,12 @@ class SFTAdapter:
                 )
             opt.zero_grad(set_to_none=True)
             accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            lr = float(sched.get_last_lr()[0])
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
+            tracker.log(step, {"loss": losses[-1], "lr": lr, "grad_norm": float(grad_norm)})
             if step % max(1, cfg.steps // 5) == 0:
                 self.progress(f"  sft '{cfg.tag}' step {step}/{cfg.steps} loss {losses[-1]:.4f}")
         model.eval()

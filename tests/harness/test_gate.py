@@ -78,6 +78,7 @@ def test_evidence_records_the_cache_keys_used() -> None:
     entry = rec.extra["caches"][f"demo:{key.short}"]
     assert entry["key"] == key.key and entry["mode"] == "refresh" and entry["seed"] == 7
     assert "harness.gate" in entry["code"]
+    assert "training_runs" in rec.extra
 
 
 def test_fail_fails_the_test_with_the_reason() -> None:
