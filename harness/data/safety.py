@@ -13,7 +13,7 @@ human-labelled scorer evaluations).  ``harness data fetch safety``:
 3. parses and validates every row (pydantic, errors name file/line/field),
 4. de-duplicates harmful prompts by normalised text, keeps provenance, and
 5. writes one JSONL per :class:`~harness.data.schemas.SafetySet` atomically
-   under ``$HARNESS_DATA_DIR/safety`` (default ``~/.cache/gate-harness/data``).
+   under ``<data_dir>/safety`` (``HARNESS_DATA_DIR``; docs/settings.md).
 
 The judge training rows are split *by objective* from the judge evaluation
 rows: any training row whose normalised objective also appears in the
