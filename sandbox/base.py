@@ -22,6 +22,7 @@ from typing import Any
 from harness.errors import SandboxError
 
 __all__ = [
+    "DEFAULT_MAX_SOURCE_BYTES",
     "DEFAULT_MEMORY_MB",
     "DEFAULT_OUTPUT_CAP",
     "DEFAULT_TIMEOUT_S",
@@ -32,12 +33,16 @@ __all__ = [
     "Sandbox",
     "classify",
     "default_pool_size",
+    "rejected_result",
+    "rejection",
     "validate_limits",
 ]
 
 DEFAULT_OUTPUT_CAP = 64 * 1024
 DEFAULT_TIMEOUT_S = 5.0
 DEFAULT_MEMORY_MB = 512
+#: programs (source + stdin, UTF-8) above this are ``rejected`` without running
+DEFAULT_MAX_SOURCE_BYTES = 4 * 1024 * 1024
 
 _ids = itertools.count()
 
@@ -49,7 +54,10 @@ class ExecStatus(enum.StrEnum):
     received the run's completion proof (see docs/sandbox.md). ``incomplete``:
     exited 0 *without* that proof — it left early (``sys.exit``, ``os._exit``,
     ``exec``, a forked parent) or used interpreter introspection that voids the
-    proof; a failure, kept distinct so reviewers see the attempt. ``failed``:
+    proof; a failure, kept distinct so reviewers see the attempt. ``rejected``:
+    the source (or stdin) cannot be run as given — not encodable as UTF-8 (a
+    lone surrogate) or larger than the sandbox's ``max_source_bytes`` — so it
+    never reached a worker; the program's own failure, with the reason. ``failed``:
     exited non-zero (uncaught exception, failed assert, ``sys.exit(1)``). ``timeout``: wall-clock or
     CPU-time limit hit. ``oom``: memory limit hit (``MemoryError`` escaped or
     the kernel OOM-killed it). ``error``: the program died abnormally
@@ -59,6 +67,7 @@ class ExecStatus(enum.StrEnum):
 
     PASSED = "passed"
     INCOMPLETE = "incomplete"
+    REJECTED = "rejected"
     FAILED = "failed"
     TIMEOUT = "timeout"
     OOM = "oom"
@@ -194,6 +203,46 @@ def classify(raw: RawOutcome) -> tuple[ExecStatus, str]:
     if raw.exit_code is None:
         return ExecStatus.SANDBOX_ERROR, "driver reported neither exit code nor signal"
     return ExecStatus.FAILED, f"exit code {raw.exit_code}"
+
+
+def rejection(program: Program, *, max_source_bytes: int) -> str:
+    """Why ``program`` cannot be run as given ("" when it can).
+
+    Model output is hostile input: a lone surrogate or an 80 MiB source must cost
+    that program a typed result, never the worker or the run.
+    """
+    size = 0
+    for name, text in (("source", program.source), ("stdin", program.stdin)):
+        try:
+            size += len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            return (
+                f"{name} is not encodable as UTF-8: {exc.reason} at character {exc.start} "
+                f"({text[exc.start : exc.start + 1]!a})"
+            )
+    if size > max_source_bytes:
+        return (
+            f"source + stdin is {size} bytes, above the sandbox's max_source_bytes="
+            f"{max_source_bytes}"
+        )
+    return ""
+
+
+def rejected_result(program: Program, *, kind: str, image_id: str | None, why: str) -> ExecResult:
+    """Typed result for a program that never ran because its input was unusable."""
+    return ExecResult(
+        program_id=program.id,
+        status=ExecStatus.REJECTED,
+        exit_code=None,
+        stdout="",
+        stderr="",
+        truncated=False,
+        duration_s=0.0,
+        sandbox_kind=kind,
+        image_id=image_id,
+        detail=f"not run: {why}",
+        attempts=0,
+    )
 
 
 def validate_limits(*, timeout_s: float, memory_mb: int, output_cap: int) -> None:

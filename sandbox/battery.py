@@ -446,6 +446,137 @@ def hostile_cases(token: str, *, secret_path: str, port: int) -> list[HostileCas
             kinds=docker,  # a local sandbox shares the host IPC namespace
         ),
         *forgery_cases(),
+        *slate_cases(token),
+    ]
+
+
+def slate_cases(token: str) -> list[HostileCase]:
+    """Programs that attack the clean slate the next program must get, or the driver."""
+    docker = frozenset({"docker"})
+    return [
+        HostileCase(
+            "deep_directory_chain_cwd",
+            _d("""
+            import os
+            fd = os.open('.', os.O_RDONLY)
+            for _ in range(1500):
+                os.mkdir('d', dir_fd=fd)
+                nxt = os.open('d', os.O_RDONLY, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            open(f'/proc/self/fd/{fd}/leak', 'w').write('x')
+            os.fchmod(fd, 0o500)
+            """),
+            frozenset({S.PASSED}),
+        ),
+        HostileCase(
+            "deep_directory_chain_tmp",
+            _d(f"""
+            import os
+            os.mkdir('/tmp/gh-deep-{token}')
+            fd = os.open('/tmp/gh-deep-{token}', os.O_RDONLY)
+            for _ in range(1500):
+                os.mkdir('d', dir_fd=fd)
+                nxt = os.open('d', os.O_RDONLY, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            """),
+            frozenset({S.PASSED}),
+            kinds=docker,
+        ),
+        HostileCase(
+            "path_longer_than_path_max",
+            _d("""
+            import os
+            fd = os.open('.', os.O_RDONLY)
+            for _ in range(40):  # 40 x 255 characters: far beyond PATH_MAX (4096)
+                os.mkdir('n' * 255, dir_fd=fd)
+                nxt = os.open('n' * 255, os.O_RDONLY, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            os.symlink('/etc/passwd', 'x', dir_fd=fd)
+            os.mkdir('locked', 0, dir_fd=fd)
+            """),
+            frozenset({S.PASSED}),
+        ),
+        HostileCase(
+            "inode_flood_long_names",
+            _d("""
+            i = 0
+            while True:
+                open('/dev/shm/' + str(i).rjust(250, 'f'), 'w').close()
+                open('/tmp/' + str(i).rjust(250, 'f'), 'w').close()
+                i += 1
+            """),
+            frozenset({S.FAILED}),  # ENOSPC at the nr_inodes cap
+            kinds=docker,
+        ),
+        HostileCase(
+            "hard_link_flood_kernel_memory",
+            # dentries are kernel memory charged to the container's cgroup and no one's
+            # RSS: the program must be the OOM killer's choice (oom_score_adj 1000),
+            # never the driver, and its own result must say so
+            _d("""
+            import os
+            open('/tmp/base', 'w').close()
+            i = 0
+            while True:
+                os.link('/tmp/base', '/tmp/' + str(i).rjust(240, 'h'))
+                i += 1
+            """),
+            frozenset({S.OOM, S.FAILED, S.TIMEOUT}),
+            kinds=docker,
+        ),
+        HostileCase(
+            "oom_score_adj_is_1000",
+            "print(open('/proc/self/oom_score_adj').read().strip())\n",
+            frozenset({S.PASSED}),
+            kinds=docker,
+            check=_stdout_has("1000"),
+        ),
+        HostileCase(
+            "seccomp_denies_vsock_and_io_uring",
+            _d("""
+            import socket
+            try:
+                socket.socket(40, socket.SOCK_STREAM)  # AF_VSOCK
+                print('VSOCK OPEN')
+            except OSError as exc:
+                print('vsock denied', exc.errno)
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.syscall(425, 1, 0) == -1 and ctypes.get_errno() == 1:
+                print('io_uring denied')
+            """),
+            frozenset({S.INCOMPLETE}),  # ctypes voids the completion proof
+            kinds=docker,
+            check=lambda r, cap: (
+                None
+                if "vsock denied" in r.stdout and "io_uring denied" in r.stdout
+                else f"not denied: {r.stdout!r}"
+            ),
+        ),
+        HostileCase(
+            "host_paths_not_visible",
+            _d("""
+            seen = open('/proc/net/unix').read() + open('/proc/self/mountinfo').read()
+            bad = [w for w in ('gate-harness-sbx', 'gate-harness-local') if w in seen]
+            print('HOST PATH' if bad else 'nothing named', bad)
+            """),
+            frozenset({S.PASSED}),
+            kinds=docker,
+            check=_stdout_has("nothing named"),
+        ),
+        HostileCase(
+            "lone_surrogate_source",
+            "print('\ud800')\n",
+            frozenset({S.REJECTED}),
+        ),
+        HostileCase(
+            "oversize_source",
+            "x = 1\n" + "#" * (5 << 20) + "\n",
+            frozenset({S.REJECTED}),
+        ),
     ]
 
 
@@ -545,7 +676,8 @@ def _detector(kind: str, token: str) -> str:
         problems.append('cwd leaked')
     if os.umask(0o077) != 0o077:
         problems.append('umask leaked')
-    for p in ('/tmp/gh-thread-{token}', '/tmp/gh-leak-{token}', '/dev/shm/gh-leak-{token}'):
+    for p in ('/tmp/gh-thread-{token}', '/tmp/gh-leak-{token}', '/dev/shm/gh-leak-{token}',
+              '/tmp/gh-deep-{token}', '/tmp/base'):
         if kind == 'docker' and os.path.exists(p):
             problems.append(f'file leaked: {{p}}')
     hb = '/tmp/gh-daemon-{token}'
@@ -747,7 +879,7 @@ def run_battery(
             f"/tmp/gh-thread-{token}",
             f"/dev/shm/gh-leak-{token}",
         ):
-            if os.path.exists(leftover):
+            if os.path.lexists(leftover):
                 os.unlink(leftover)
     return BatteryReport(
         sandbox_kind=kind,

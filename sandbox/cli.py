@@ -186,9 +186,14 @@ def _prune_socket_dirs(*, all_owners: bool) -> int:
     from .docker_pool import SOCKET_DIR_PREFIX
 
     removed = 0
-    for d in Path(tempfile.gettempdir()).glob(f"{SOCKET_DIR_PREFIX}*"):
-        pid = d.name[len(SOCKET_DIR_PREFIX) :].split("-", 1)[0]
-        if d.is_dir() and (all_owners or not (pid.isdigit() and Path(f"/proc/{pid}").exists())):
-            shutil.rmtree(d, ignore_errors=True)
+    for marker in Path(tempfile.gettempdir()).glob(f"{SOCKET_DIR_PREFIX}*"):
+        pid, _, rest = marker.name[len(SOCKET_DIR_PREFIX) :].partition("-")
+        if all_owners or not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            # older versions made the directory itself; newer ones a marker naming it
+            target = marker if marker.is_dir() else marker.with_name(rest)
+            if rest and target.is_dir():
+                shutil.rmtree(target, ignore_errors=True)
+            if not marker.is_dir():
+                marker.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -40,6 +40,7 @@ from harness.errors import SandboxError, SandboxUnavailable
 
 from ._io import DockerStreamReader, SocketLineReader, StderrTail
 from .base import (
+    DEFAULT_MAX_SOURCE_BYTES,
     DEFAULT_MEMORY_MB,
     DEFAULT_OUTPUT_CAP,
     DEFAULT_TIMEOUT_S,
@@ -65,6 +66,9 @@ LABEL = "gate-harness.sandbox"
 DRIVER_SOURCE = Path(__file__).with_name("driver.py").read_text(encoding="utf-8")
 SANDBOX_UID = "65534:65534"
 DRIVER_MEMORY_MB = 96
+#: inode caps of the container's tmpfs mounts (``nr_inodes``)
+TMP_INODES = 16384
+SHM_INODES = 1024
 
 _FIX_DAEMON = (
     "start a Docker daemon and wait until `docker info` answers (on these VMs: "
@@ -113,10 +117,12 @@ def hardening_config(
     return {
         "network_mode": "none",
         "read_only": True,
+        # inode caps: files count against the memory cgroup as kernel memory (inodes,
+        # dentries) that no process's RSS shows, so their number is bounded here
         "tmpfs": {
-            "/tmp": f"rw,nosuid,nodev,noexec,size={tmpfs_mb}m,mode=1777",
+            "/tmp": f"rw,nosuid,nodev,noexec,size={tmpfs_mb}m,nr_inodes={TMP_INODES},mode=1777",
+            "/dev/shm": f"rw,nosuid,nodev,noexec,size=8m,nr_inodes={SHM_INODES},mode=1777",
         },
-        "shm_size": 8 * 1024 * 1024,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "pids_limit": pids_limit,
@@ -180,8 +186,28 @@ def _install_exit_handlers() -> None:
 #: where the host's per-container socket directory appears inside the container (read-only)
 SOCKET_DIR = "/run/gate-harness"
 TRANSPORTS = ("auto", "socket", "attach")
-#: host-side socket directories are ``<tmp>/gate-harness-sbx-<owner pid>-<random>``
+#: marker files ``<tmp>/gate-harness-sbx-<owner pid>-<random>`` name the neutral socket
+#: directories ``<tmp>/<random>`` of their owner (see _neutral_socket_dir)
 SOCKET_DIR_PREFIX = "gate-harness-sbx-"
+
+
+def _neutral_socket_dir(owner: str) -> str:
+    """A host directory for one worker's socket whose path names nothing.
+
+    The container sees the bind source in /proc/self/mountinfo, so its name is random
+    (``<tmp>/<random>``); an empty marker file ``<tmp>/gate-harness-sbx-<owner pid>-<random>``
+    beside it lets ``harness sandbox prune`` find directories of dead owners.
+    """
+    path = tempfile.mkdtemp(prefix="")
+    Path(tempfile.gettempdir(), f"{SOCKET_DIR_PREFIX}{owner}-{os.path.basename(path)}").touch()
+    return path
+
+
+def _remove_socket_dir(path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    for marker in Path(tempfile.gettempdir()).glob(f"{SOCKET_DIR_PREFIX}*-{Path(path).name}"):
+        with contextlib.suppress(OSError):
+            marker.unlink()
 
 
 def _local_engine() -> bool:
@@ -261,7 +287,7 @@ class _SocketChannel(Channel):
         with contextlib.suppress(OSError):
             self.sock.close()
         _remove(self.api, self.cid)
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        _remove_socket_dir(self.tmpdir)
 
     def diagnostics(self) -> str:
         try:
@@ -290,6 +316,7 @@ class DockerSandbox(Sandbox):
         nofile: int = 256,
         window: int = 12,
         transport: str = "auto",
+        max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
     ) -> None:
         if transport not in TRANSPORTS:
             raise SandboxError(f"transport={transport!r} is invalid: pass one of {TRANSPORTS}")
@@ -337,6 +364,7 @@ class DockerSandbox(Sandbox):
             image_id=lambda: self._image_id,
             recycle_after=recycle_after,
             window=window,
+            max_source_bytes=max_source_bytes,
         )
         self._closed = False
         self._pool.start()
@@ -408,14 +436,16 @@ class DockerSandbox(Sandbox):
 
     def _make_socket_worker(self, name: str, labels: dict[str, str]) -> Worker:
         """Start a container whose driver talks to us over a unix socket (see _SocketChannel)."""
-        tmpdir = tempfile.mkdtemp(prefix=f"{SOCKET_DIR_PREFIX}{self._owner}-")
+        tmpdir = _neutral_socket_dir(self._owner)
         cid = ""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        dir_fd = os.open(tmpdir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.chmod(tmpdir, 0o711)  # the container's uid must reach the socket, not list it
-            path = os.path.join(tmpdir, "s")
-            listener.bind(path)
-            os.chmod(path, 0o666)
+            # bound through a descriptor path: the address the container can read in
+            # /proc/net/unix is "/proc/self/fd/<n>/s", which names nothing on the host
+            listener.bind(f"/proc/self/fd/{dir_fd}/s")
+            os.chmod("s", 0o666, dir_fd=dir_fd)
             listener.listen(1)
             host_config = self._api.create_host_config(
                 **self._hardening, binds={tmpdir: {"bind": SOCKET_DIR, "mode": "ro"}}
@@ -442,7 +472,8 @@ class DockerSandbox(Sandbox):
             init_pid = int(self._api.inspect_container(cid)["State"]["Pid"])
         except Exception as exc:
             listener.close()
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            os.close(dir_fd)
+            _remove_socket_dir(tmpdir)
             if cid:
                 _remove(self._api, cid)
             self._raise_engine_error(exc, f"starting sandbox container {name}")
@@ -458,12 +489,13 @@ class DockerSandbox(Sandbox):
             conn.settimeout(None)
         except (OSError, SandboxError) as exc:
             _remove(self._api, cid)
-            shutil.rmtree(tmpdir, ignore_errors=True)
+            _remove_socket_dir(tmpdir)
             raise SandboxError(f"sandbox worker {name} did not connect: {exc}") from exc
         finally:
             listener.close()
             with contextlib.suppress(OSError):
-                os.unlink(os.path.join(tmpdir, "s"))  # nothing else can connect any more
+                os.unlink("s", dir_fd=dir_fd)  # nothing else can connect any more
+            os.close(dir_fd)
         self._socket_proven = True
         return Worker(_SocketChannel(self._api, cid, conn, tmpdir), name=name)
 

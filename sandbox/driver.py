@@ -144,6 +144,74 @@ def _malloc_trim() -> None:
         pass
 
 
+#: x86_64 numbers of the system calls programs never need and that widen the kernel's
+#: attack surface (io_uring, BPF, perf, namespaces and mounts, keyrings, other processes'
+#: memory, kernel modules, …). Denied with EPERM by our filter, stacked on top of the
+#: engine's default seccomp profile (filters stack; the strictest answer wins).
+_DENIED_SYSCALLS_X86_64 = {
+    "ptrace": 101, "syslog": 103, "uselib": 134, "personality": 135, "ustat": 136,
+    "sysfs": 139, "vhangup": 153, "modify_ldt": 154, "pivot_root": 155, "chroot": 161,
+    "acct": 163, "mount": 165, "umount2": 166, "swapon": 167, "swapoff": 168,
+    "reboot": 169, "iopl": 172, "ioperm": 173, "init_module": 175, "delete_module": 176,
+    "quotactl": 179, "io_setup": 206, "lookup_dcookie": 212, "mbind": 237,
+    "set_mempolicy": 238, "get_mempolicy": 239, "kexec_load": 246, "add_key": 248,
+    "request_key": 249, "keyctl": 250, "migrate_pages": 256, "unshare": 272,
+    "move_pages": 279, "perf_event_open": 298, "fanotify_init": 300,
+    "name_to_handle_at": 303, "open_by_handle_at": 304, "setns": 308,
+    "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "finit_module": 313,
+    "kexec_file_load": 320, "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425,
+    "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428, "move_mount": 429,
+    "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "pidfd_getfd": 438,
+    "process_madvise": 440, "mount_setattr": 442, "landlock_create_ruleset": 444,
+    "landlock_add_rule": 445, "landlock_restrict_self": 446, "memfd_secret": 447,
+}  # fmt: skip
+_SYS_SOCKET_X86_64 = 41
+_AF_VSOCK = 40
+
+
+def _seccomp_program() -> list[tuple[int, int, int, int]]:
+    """Classic BPF: other arch → allow; x32 ABI → deny; listed calls → EPERM;
+    ``socket(AF_VSOCK, …)`` → EAFNOSUPPORT; everything else → allow."""
+    ld_abs, jeq, jge = 0x20, 0x15, 0x35
+    ret = 0x06
+    allow, errno = 0x7FFF0000, 0x00050000
+    denied = sorted(_DENIED_SYSCALLS_X86_64.values())
+    n = len(denied)
+    at_allow, at_deny, at_vsock = 7 + n, 8 + n, 9 + n
+    prog = [(ld_abs, 0, 0, 4), (jeq, 0, at_allow - 2, 0xC000003E), (ld_abs, 0, 0, 0)]
+    prog.append((jge, at_deny - 4, 0, 0x40000000))
+    for i, nr in enumerate(denied):
+        prog.append((jeq, at_deny - (5 + i), 0, nr))
+    prog.append((jeq, 0, at_allow - (5 + n), _SYS_SOCKET_X86_64))
+    prog.append((ld_abs, 0, 0, 16))  # args[0], low 32 bits
+    prog.append((jeq, at_vsock - (7 + n), 0, _AF_VSOCK))
+    prog += [(ret, 0, 0, allow), (ret, 0, 0, errno | 1), (ret, 0, 0, errno | 97)]
+    return prog
+
+
+def _install_seccomp() -> bool:
+    """Stack our filter on the current one (inherited by every program); False if not."""
+    if os.uname().machine != "x86_64":
+        return False
+    try:
+        import ctypes
+        import struct
+
+        prog = _seccomp_program()
+        raw = b"".join(struct.pack("=HBBI", *ins) for ins in prog)
+        buf = ctypes.create_string_buffer(raw, len(raw))
+
+        class _Fprog(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        fprog = _Fprog(len(prog), ctypes.cast(buf, ctypes.c_void_p))
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: required to filter unprivileged
+        return libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) == 0  # PR_SET_SECCOMP, FILTER
+    except Exception:
+        return False
+
+
 def _set_nondumpable() -> None:
     """PR_SET_DUMPABLE=0: /proc/<pid>/fd and /mem become root-owned, unopenable by programs."""
     _prctl(4, 0)
@@ -374,15 +442,17 @@ class Zygote:
         self.cmsg_space = _socket.CMSG_SPACE(8 * 4)
         self.scm = (_socket.SOL_SOCKET, _socket.SCM_RIGHTS)
         self.truncated = _socket.MSG_TRUNC | _socket.MSG_CTRUNC
-        _set_nondumpable()
-        _set_subreaper()
         # The kernel OOM killer must pick programs (which inherit this), never the
-        # controller; if it picks the zygote itself, the controller replaces it.
+        # controller; if it picks the zygote itself, the controller replaces it. Written
+        # *before* PR_SET_DUMPABLE=0, which makes /proc/self root-owned and the write fail.
         try:
             with open("/proc/self/oom_score_adj", "w") as fh:
                 fh.write("1000")
         except OSError:
             pass
+        _set_nondumpable()
+        _set_subreaper()
+        self.seccomp = _install_seccomp()
         _csignal.pthread_sigmask(_csignal.SIG_BLOCK, _CHLD)  # for sigtimedwait
         # what every program starts with, set up once here instead of in each child:
         # the environment (HOME/TMPDIR = the working directory, passed by the controller),
@@ -611,43 +681,97 @@ def _oom_kills(fd: int) -> int:
     return int(data[i + 9 :].split(b"\n", 1)[0])
 
 
-def _wipe_dir(path: str) -> bool:
-    """Remove everything below ``path`` (keeping ``path``); repair hostile permissions first."""
-    ok = True
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_dir(name: str, dir_fd: int | None) -> int:
+    """Open a directory without following symlinks; repair a hostile ``chmod 0`` first."""
     try:
-        entries = list(os.scandir(path))
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:
+        os.chmod(name, 0o700, dir_fd=dir_fd)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _empty_dir(fd: int) -> tuple[str | None, bool]:
+    """Unlink every non-directory entry of ``fd``; return (first subdirectory, ok).
+
+    Streams the entries (``scandir`` on a descriptor reads them in batches), so a
+    directory of millions of hard links costs no memory to empty.
+    """
+    ok = True
+    with os.scandir(fd) as it:
+        for entry in it:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                try:  # the common case: an empty directory goes at once
+                    os.rmdir(entry.name, dir_fd=fd)
+                    continue
+                except OSError:
+                    return entry.name, ok
+            try:
+                os.unlink(entry.name, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                ok = False
+    return None, ok
+
+
+def _wipe_dir(path: str) -> bool:
+    """Remove everything below ``path`` (keeping ``path``) and prove it is empty.
+
+    Iterative and descriptor-relative: it walks down with ``openat`` and back up
+    with ``..``, holding one directory descriptor and a stack of names, so neither
+    a chain of thousands of nested directories (no recursion limit) nor paths longer
+    than ``PATH_MAX`` (no path is ever built) can make it fail. It runs after every
+    process of the program is dead, so nothing moves directories under it. Returns
+    False unless ``path`` is verifiably empty afterwards: the caller then retires the
+    worker instead of handing the next program a dirty slate.
+    """
+    try:
+        fd = _open_dir(path, None)
     except FileNotFoundError:
         return True
-    except PermissionError:
-        try:
-            os.chmod(path, 0o700)
-            entries = list(os.scandir(path))
-        except OSError:
-            return False
-    for entry in entries:
-        full = entry.path
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            with contextlib.suppress(OSError):
-                os.chmod(full, 0o700)
-            ok = _wipe_dir(full) and ok
+    except OSError:
+        return False
+    names: list[str] = []
+    ok = True
+    budget = 1 << 22  # steps; a bound so a pathological tree cannot hang the driver
+    try:
+        while budget > 0:
+            budget -= 1
             try:
-                os.rmdir(full)
-            except FileNotFoundError:
-                pass
+                sub, emptied = _empty_dir(fd)
             except OSError:
-                ok = False
-        else:
+                return False
+            ok = ok and emptied
+            if sub is not None:
+                child = _open_dir(sub, fd)
+                os.close(fd)
+                fd = child
+                names.append(sub)
+                with contextlib.suppress(OSError):  # a read-only directory keeps its entries
+                    os.fchmod(fd, 0o700)
+                continue
+            if not names:
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = parent
             try:
-                os.unlink(full)
-            except FileNotFoundError:
-                pass
+                os.rmdir(names.pop(), dir_fd=fd)
             except OSError:
-                ok = False
-    return ok
+                return False  # would loop on the same child: give up, retire the worker
+        with os.scandir(fd) as it:
+            return ok and budget > 0 and next(it, None) is None
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _clean_env(work: str) -> None:
@@ -1143,6 +1267,8 @@ class Controller:
         ok = _wipe_dir(work)
         try:
             os.rmdir(work)
+        except FileNotFoundError:
+            pass
         except OSError:
             ok = False
         return ok
@@ -1181,14 +1307,22 @@ class Controller:
                 res = self.run(req)
             except Exception as exc:  # a driver fault must cost one typed result, not the worker
                 why = f"driver error: {exc}"
+                clean = False
                 try:
                     if self.dirty:  # the zygote may still be busy with it: start afresh
                         self._replace_zygote()
                         self.dirty = False
-                    self._wipe(self.work)
+                    clean = self._wipe(self.work)
                 except Exception as exc2:
                     why += f"; recovery failed: {exc2}"
-                res = {"id": req.get("id"), "spawn_error": why, "anomaly": why}
+                res = {"id": req.get("id"), "spawn_error": why}
+                if not clean:  # retire (below) unless the slate is provably clean again
+                    res["anomaly"] = why
+            if res.get("anomaly"):
+                # the slate is not provably clean (or the fork server misbehaved): never
+                # run another program here; the host re-runs the queued ones elsewhere
+                _emit(res)
+                return 3
             # hold while ≥ 4 more requests are queued: flushing before the queue runs dry
             # lets the host refill it while the last queued programs still run
             _emit(res, hold=_INBUF.count(b"\n") >= 4)

@@ -28,6 +28,7 @@ from harness.errors import SandboxUnavailable
 
 from ._io import FdLineReader, StderrTail, kill_process_tree
 from .base import (
+    DEFAULT_MAX_SOURCE_BYTES,
     DEFAULT_MEMORY_MB,
     DEFAULT_OUTPUT_CAP,
     DEFAULT_TIMEOUT_S,
@@ -166,6 +167,7 @@ class LocalSandbox(Sandbox):
         recycle_after: int = 5000,
         fsize_mb: int = 16,
         nofile: int = 256,
+        max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
     ) -> None:
         self._size = pool_size or default_pool_size()
         self._python = choose_python(python)
@@ -179,6 +181,7 @@ class LocalSandbox(Sandbox):
             kind=self.kind,
             image_id=lambda: None,
             recycle_after=recycle_after,
+            max_source_bytes=max_source_bytes,
         )
         self._closed = False
         self._pool.start()

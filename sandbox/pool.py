@@ -6,10 +6,14 @@ of requests in flight per worker so the driver never waits for a round trip,
 reads results strictly in order, and owns the fault policy in one place:
 
 * a worker that dies, hangs past its deadline or answers out of order is
-  killed; every request it had not answered is re-queued **once** on a fresh
-  worker; a request lost twice gets a typed ``sandbox_error`` result;
-* a worker that reports an anomaly (cleanup failed) or has run
-  ``recycle_after`` programs is drained and replaced;
+  killed; every request it had not answered is re-queued on a fresh worker,
+  where each runs **alone** (so a second loss is attributable to that program
+  only); a request lost again while alone gets a typed ``sandbox_error``;
+* a worker that reports an anomaly (a wipe that could not prove a clean slate,
+  a driver fault) is retired at once — the driver exits — and the requests
+  queued behind it are innocent: re-run on a fresh worker, with ``attempts``
+  counting every run; a worker that has run ``recycle_after`` programs is
+  drained and replaced;
 * every input gets exactly one result, in input order.
 """
 
@@ -27,7 +31,16 @@ from typing import Any
 
 from harness.errors import SandboxError, SandboxUnavailable
 
-from .base import ExecResult, ExecStatus, Program, RawOutcome, classify
+from .base import (
+    DEFAULT_MAX_SOURCE_BYTES,
+    ExecResult,
+    ExecStatus,
+    Program,
+    RawOutcome,
+    classify,
+    rejected_result,
+    rejection,
+)
 
 __all__ = [
     "Channel",
@@ -188,7 +201,9 @@ def result_from_driver(
     )
 
 
-def lost_result(program: Program, *, kind: str, image_id: str | None, why: str) -> ExecResult:
+def lost_result(
+    program: Program, *, kind: str, image_id: str | None, why: str, attempts: int = 2
+) -> ExecResult:
     """Typed result for a program the sandbox lost twice (never silently dropped)."""
     return ExecResult(
         program_id=program.id,
@@ -200,15 +215,28 @@ def lost_result(program: Program, *, kind: str, image_id: str | None, why: str) 
         duration_s=0.0,
         sandbox_kind=kind,
         image_id=image_id,
-        detail=f"lost twice: {why}",
-        attempts=2,
+        detail=f"lost twice, the second time running alone on a fresh worker: {why}",
+        attempts=attempts,
     )
+
+
+#: an item re-queued this many times for *other* programs' faults gets a sandbox_error
+#: (a bound, so a sandbox that can never finish a batch still ends)
+MAX_ATTEMPTS = 6
 
 
 @dataclass
 class _Item:
     index: int
+    #: runs started so far (reported in the result as ``attempts``)
     attempts: int = 0
+    #: times its worker died or hung while it was in flight and unanswered
+    losses: int = 0
+
+    @property
+    def solo(self) -> bool:
+        """Lost once: run it alone, so a second loss can only be its own doing."""
+        return self.losses > 0
 
 
 class WorkerPool:
@@ -223,6 +251,7 @@ class WorkerPool:
         image_id: Callable[[], str | None],
         recycle_after: int = 5000,
         window: int = 12,
+        max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
     ) -> None:
         if size < 1:
             raise SandboxError(f"pool size={size} is invalid: pass pool_size ≥ 1")
@@ -232,6 +261,7 @@ class WorkerPool:
         self._image_id = image_id
         self.recycle_after = recycle_after
         self.window = window
+        self.max_source_bytes = max_source_bytes
         self._workers: list[Worker | None] = [None] * size
         self._serial = 0
         self._lock = threading.Lock()
@@ -280,9 +310,15 @@ class WorkerPool:
         self, programs: Sequence[Program], requests: Sequence[dict[str, Any]], timeouts: float
     ) -> list[ExecResult]:
         results: list[ExecResult | None] = [None] * len(programs)
-        todo: deque[_Item] = deque(_Item(i) for i in range(len(programs)))
+        for i, program in enumerate(programs):
+            why = rejection(program, max_source_bytes=self.max_source_bytes)
+            if why:
+                results[i] = rejected_result(
+                    program, kind=self.kind, image_id=self._image_id(), why=why
+                )
+        todo: deque[_Item] = deque(_Item(i) for i, r in enumerate(results) if r is None)
         cond = threading.Condition()
-        pending = [len(programs)]
+        pending = [len(todo)]
         fatal: list[BaseException] = []
 
         def finish(item: _Item, res: ExecResult) -> None:
@@ -293,25 +329,42 @@ class WorkerPool:
                 pending[0] -= 1
                 cond.notify_all()
 
-        def requeue(items: list[_Item], why: str) -> None:
+        def requeue(items: list[_Item], why: str, *, lost: bool) -> None:
+            """Run ``items`` again on a fresh worker.
+
+            ``lost``: the worker died or hung with them in flight; any of them may be
+            the culprit, so each gets one more run *alone*, and only a program lost
+            while alone gets a ``sandbox_error``. Otherwise (a worker retired after
+            another program's failed wipe) they are innocent and simply re-run.
+            """
+            again: list[_Item] = []
             for it in items:
                 it.attempts += 1
-                if it.attempts >= 2:
+                if lost:
+                    it.losses += 1
+                if (lost and it.losses >= 2) or it.attempts >= MAX_ATTEMPTS:
                     finish(
                         it,
                         lost_result(
-                            programs[it.index], kind=self.kind, image_id=self._image_id(), why=why
+                            programs[it.index],
+                            kind=self.kind,
+                            image_id=self._image_id(),
+                            why=why,
+                            attempts=it.attempts,
                         ),
                     )
                 else:
-                    with cond:
-                        self.retried += 1
-                        todo.appendleft(it)
-                        cond.notify_all()
-
-        def take() -> _Item | None:
+                    again.append(it)
             with cond:
-                return todo.popleft() if todo else None
+                self.retried += len(again)
+                todo.extendleft(reversed(again))  # in their original order, ahead of the rest
+                cond.notify_all()
+
+        def take(solo_ok: bool) -> _Item | None:
+            with cond:
+                if not todo or (todo[0].solo and not solo_ok):
+                    return None
+                return todo.popleft()
 
         def loop(slot: int) -> None:
             try:
@@ -359,9 +412,9 @@ class WorkerPool:
         self,
         worker: Worker,
         slot: int,
-        take: Callable[[], _Item | None],
+        take: Callable[[bool], _Item | None],
         finish: Callable[[_Item, ExecResult], None],
-        requeue: Callable[[list[_Item], str], None],
+        requeue: Callable[..., None],
         programs: Sequence[Program],
         requests: Sequence[dict[str, Any]],
         timeout_s: float,
@@ -375,7 +428,9 @@ class WorkerPool:
             # refill in batches of ≥ 4 (one write), before the driver's queue runs dry
             refill = len(inflight) <= self.window - 4
             while refill and not draining and len(inflight) < self.window:
-                item = take()
+                if inflight and inflight[-1].solo:
+                    break  # a program lost once runs alone
+                item = take(not inflight)
                 if item is None:
                     break
                 req = dict(requests[item.index])
@@ -400,7 +455,7 @@ class WorkerPool:
                 worker.dead = True
                 worker.close()
                 self._workers[slot] = None
-                requeue(list(inflight), why)
+                requeue(list(inflight), why, lost=True)
                 return
             last = time.monotonic()
             if self.raw_hook is not None:
@@ -417,5 +472,17 @@ class WorkerPool:
                     attempts=head.attempts + 1,
                 ),
             )
-            if res.get("anomaly") or worker.done >= self.recycle_after:
+            if res.get("anomaly"):
+                # the driver retires itself after an unclean wipe or a fork-server fault:
+                # programs queued behind it are innocent, re-run them on a fresh worker
+                worker.close()
+                self._workers[slot] = None
+                if inflight:
+                    requeue(
+                        list(inflight),
+                        f"worker {worker.name} retired: {res['anomaly']}",
+                        lost=False,
+                    )
+                return
+            if worker.done >= self.recycle_after:
                 draining = True

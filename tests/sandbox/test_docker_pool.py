@@ -303,8 +303,8 @@ def test_containers_vanish_when_owner_is_sigkilled(docker_image: str) -> None:
         left = [c["Id"] for c in api.containers(all=True) if c["Id"] in ids]
         time.sleep(0.2)
     assert not left, "containers outlived their SIGKILLed owner"
-    # what the dead owner leaves on the host: its two (empty) socket directories,
-    # which `harness sandbox prune` removes
+    # what the dead owner leaves on the host: two empty socket directories with neutral
+    # names and a marker file naming each, which `harness sandbox prune` removes
     import tempfile
     from pathlib import Path
 
@@ -315,9 +315,11 @@ def test_containers_vanish_when_owner_is_sigkilled(docker_image: str) -> None:
     from sandbox.docker_pool import _local_engine
 
     assert len(mine) == (2 if _local_engine() else 0)  # socket transport only
-    assert all(not any(d.iterdir()) for d in mine)
+    dirs = [m.with_name(m.name[len(SOCKET_DIR_PREFIX) :].partition("-")[2]) for m in mine]
+    assert all(m.is_file() for m in mine) and all(not any(d.iterdir()) for d in dirs)
+    assert all(str(proc.pid) not in d.name and "gate-harness" not in d.name for d in dirs)
     _prune_socket_dirs(all_owners=False)
-    assert not any(d.exists() for d in mine)
+    assert not any(p.exists() for p in mine + dirs)
 
 
 def test_humaneval_canonical_solutions_all_pass(docker_sandbox: DockerSandbox) -> None:
