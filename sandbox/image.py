@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.cachekey import CacheKey, cache_key
 from harness.errors import SandboxError, SandboxUnavailable
 
 from .docker_pool import DEFAULT_IMAGE, docker_client
@@ -149,8 +150,22 @@ def _debootstrap(suite: str, mirror: str, target: Path, log_path: Path) -> None:
         )
 
 
+def rootfs_key(suite: str) -> CacheKey:
+    """The rootfs tarball's cache key: this module's recipe (debootstrap flags, trimming), suite
+    and machine — editing the recipe builds a new tarball instead of reusing a stale one."""
+    return cache_key(
+        "sandbox-rootfs",
+        modules=["sandbox.image"],
+        config={"suite": suite, "machine": platform.machine()},
+    )
+
+
+def _rootfs_path(cache: Path, suite: str) -> Path:
+    return cache / f"rootfs-{suite}-{platform.machine()}-{rootfs_key(suite).short[:16]}.tar"
+
+
 def _make_rootfs_tar(suite: str, mirror: str, cache: Path, log: Callable[[str], None]) -> Path:
-    tar_path = cache / f"rootfs-{suite}-{platform.machine()}.tar"
+    tar_path = _rootfs_path(cache, suite)
     work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=cache))
     try:
         root = work / "root"
@@ -177,6 +192,9 @@ def _make_rootfs_tar(suite: str, mirror: str, cache: Path, log: Callable[[str], 
             check=True,
         )
         os.replace(tmp_tar, tar_path)
+        for stale in cache.glob(f"rootfs-{suite}-{platform.machine()}*.tar"):
+            if stale != tar_path:  # tarballs of an older recipe (~100 MB each)
+                stale.unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return tar_path
@@ -203,7 +221,7 @@ def build_image(
     api = client.api
     cache = cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    tar_path = cache / f"rootfs-{suite}-{platform.machine()}.tar"
+    tar_path = _rootfs_path(cache, suite)
     if rebuild or not tar_path.is_file():
         tar_path = _make_rootfs_tar(suite, mirror or find_mirror(suite), cache, log)
     else:

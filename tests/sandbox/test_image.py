@@ -76,9 +76,9 @@ def test_built_image_is_labelled_with_its_rootfs_digest(docker_image: str) -> No
 
 @pytest.mark.docker
 def test_rebuild_from_cached_rootfs_reuses_the_image(docker_image: str) -> None:
-    from sandbox.image import build_image, default_cache_dir
+    from sandbox.image import DEFAULT_SUITE, _rootfs_path, build_image, default_cache_dir
 
-    if not any(default_cache_dir().glob("rootfs-*.tar")):
-        pytest.skip("image was not built on this machine (no cached rootfs to reuse)")
+    if not _rootfs_path(default_cache_dir(), DEFAULT_SUITE).is_file():
+        pytest.skip("no rootfs of the current recipe cached here (run `harness sandbox build`)")
     built = build_image()
     assert built.reused and built.image_id == docker_image
