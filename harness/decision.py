@@ -158,6 +158,10 @@ def decide(
             f"min_n={spec.min_n}"
         )
         needed = spec.min_n
+        tier = "none"  # an undecided gate meets no tier (the codegen ladder reads this)
+        tier_verdicts = tuple(
+            (name, Verdict.INCONCLUSIVE if v is Verdict.PASS else v) for name, v in tier_verdicts
+        )
     return Decision(
         verdict=verdict,
         tier=tier,

@@ -162,7 +162,11 @@ class Gate:
         if with_p and self.spec.metric != "count":
             try:
                 p = metrics.p_value(
-                    self.spec, outcomes, threshold=decision.threshold, baseline=baseline
+                    self.spec,
+                    outcomes,
+                    threshold=decision.threshold,
+                    baseline=baseline,
+                    seed=self.options.seed,  # the seed the estimate used (one test, one seed)
                 )
             except StatsError:
                 p = None  # no test for this metric: Holm simply cannot upgrade it

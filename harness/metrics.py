@@ -27,6 +27,7 @@ from harness.errors import StatsError
 from harness.outcomes import Outcome
 from harness.spec import Direction, GateSpec
 from harness.stats import (
+    betting,
     bootstrap,
     inversion,
     mean,
@@ -124,6 +125,10 @@ def _check_alpha(gate: GateSpec, alpha: float, what: str) -> None:
 # --------------------------------------------------------------------------- metrics
 
 
+#: (gate, outcomes, threshold, baseline, greater, seed) → one-sided p-value
+_Test = Callable[[GateSpec, Sequence[Outcome], float, Sequence[Outcome] | None, bool, int], float]
+
+
 @dataclass(frozen=True)
 class _Metric:
     """How one metric family estimates, tests and plans."""
@@ -133,9 +138,7 @@ class _Metric:
     ]
     comparative: bool = False
     #: exact one-sided p-value (H1: metric > threshold when ``greater``); None → CI inversion
-    test: (
-        Callable[[GateSpec, Sequence[Outcome], float, Sequence[Outcome] | None, bool], float] | None
-    ) = None
+    test: _Test | None = None
     #: n-needed planner; None → normal approximation from the interval width
     plan: Callable[[GateSpec, Estimate, float, float, float], int | None] | None = None
 
@@ -153,6 +156,7 @@ def _test_proportion(
     threshold: float,
     _b: Sequence[Outcome] | None,
     greater: bool,
+    _seed: int = 0,
 ) -> float:
     xs = _binary(gate, outcomes)
     return proportion.binomial_p_value(sum(xs), len(xs), threshold=threshold, greater=greater)
@@ -197,6 +201,7 @@ def _test_count(
     threshold: float,
     _b: Sequence[Outcome] | None,
     greater: bool,
+    _seed: int = 0,
 ) -> float:
     value = _count_value(gate, outcomes)
     ok = value >= threshold if greater else value <= threshold  # as the bound rule
@@ -277,10 +282,11 @@ def _test_pass_at_k(
     threshold: float,
     baseline: Sequence[Outcome] | None,
     greater: bool,
+    seed: int = 0,
 ) -> float:
     if _is_plain_proportion(gate, outcomes):
         return _test_proportion(gate, outcomes, threshold, baseline, greater)
-    return _invert(gate, outcomes, threshold, baseline, greater)
+    return _invert(gate, outcomes, threshold, baseline, greater, seed)
 
 
 def _plan_pass_at_k(
@@ -297,9 +303,12 @@ def _invert(
     threshold: float,
     baseline: Sequence[Outcome] | None,
     greater: bool,
+    seed: int,
 ) -> float:
+    """p-value by inverting the gate's own interval, with the seed the gate decided with."""
+
     def at(a: float) -> Estimate:
-        return estimate_metric(gate, outcomes, alpha=a, baseline=baseline, seed=0)
+        return estimate_metric(gate, outcomes, alpha=a, baseline=baseline, seed=seed)
 
     return inversion.p_value_by_inversion(at, threshold=threshold, greater=greater)
 
@@ -433,21 +442,20 @@ def _est_reduction(
     return ratio.relative_reduction(_ratio_est(gate, outcomes, alpha, baseline, seed))
 
 
-def _test_ratio_like(
-    reduction: bool,
-) -> Callable[[GateSpec, Sequence[Outcome], float, Sequence[Outcome] | None, bool], float]:
+def _test_ratio_like(reduction: bool) -> _Test:
     def test(
         gate: GateSpec,
         outcomes: Sequence[Outcome],
         threshold: float,
         baseline: Sequence[Outcome] | None,
         greater: bool,
+        seed: int = 0,
     ) -> float:
         if baseline is None:
             raise _fail(gate, "is comparative and needs baseline outcomes; pass baseline=...")
         ratio0, larger = (1.0 - threshold, not greater) if reduction else (threshold, greater)
         if _paired_mode(gate, outcomes, baseline) or ratio0 <= 0:
-            return _invert(gate, outcomes, threshold, baseline, greater)
+            return _invert(gate, outcomes, threshold, baseline, greater, seed)
         c = np.array(_binary(gate, outcomes, "candidate outcomes"), dtype=float)
         b = np.array(_binary(gate, baseline, "baseline outcomes"), dtype=float)
         return ratio.ratio_p_value_independent(c, b, ratio0=ratio0, larger=larger)
@@ -494,19 +502,51 @@ def _est_quantile(
     )
 
 
+def _mean_range(gate: GateSpec) -> tuple[float, float] | None:
+    """The declared value range of a ``mean`` gate; None when declared unbounded."""
+    if gate.bounds == "unbounded":
+        return None
+    return gate.bounds if gate.bounds is not None else (0.0, 1.0)
+
+
 def _est_mean(
     gate: GateSpec, outcomes: Sequence[Outcome], alpha: float, _b: Sequence[Outcome] | None, _s: int
 ) -> Estimate:
-    return mean.mean_estimate(np.array(_values(gate, outcomes)), alpha=alpha)
+    xs = np.array(_values(gate, outcomes))
+    rng = _mean_range(gate)
+    if rng is None:
+        est = mean.mean_estimate(xs, alpha=alpha)
+        return Estimate(
+            value=est.value,
+            lo=est.lo,
+            hi=est.hi,
+            n=est.n,
+            method=est.method,
+            alpha=est.alpha,
+            sided=est.sided,
+            extra={**est.extra, "normality": gate.normality},
+        )
+    bad = [o.item_id for o, x in zip(outcomes, xs, strict=True) if not rng[0] <= x <= rng[1]]
+    if bad:
+        raise _fail(
+            gate,
+            f"items {', '.join(bad[:5])} have values outside the declared range "
+            f"[{rng[0]:g}, {rng[1]:g}]; fix the evaluator, or set `bounds: [lo, hi]` to the "
+            "range the values live in (`bounds: unbounded` plus `normality:` for a t bound)",
+        )
+    return betting.betting_mean_estimate(xs, alpha=alpha, lower=rng[0], upper=rng[1])
 
 
 def _test_mean(
     gate: GateSpec,
     outcomes: Sequence[Outcome],
     threshold: float,
-    _b: Sequence[Outcome] | None,
+    baseline: Sequence[Outcome] | None,
     greater: bool,
+    seed: int = 0,
 ) -> float:
+    if _mean_range(gate) is not None:  # betting interval: invert it (deterministic)
+        return _invert(gate, outcomes, threshold, baseline, greater, seed)
     xs = np.array(_values(gate, outcomes))
     if len(xs) < 2:
         raise _fail(gate, f"a mean test needs ≥ 2 values, got {len(xs)}")
@@ -585,6 +625,7 @@ def p_value(
     *,
     threshold: float,
     baseline: Sequence[Outcome] | None = None,
+    seed: int = 0,
 ) -> float:
     """One-sided p-value for H0 "the metric is on the wrong side of ``threshold``".
 
@@ -592,7 +633,8 @@ def p_value(
     threshold.  Uses the metric's own exact test where one exists (binomial for
     proportions), otherwise inverts the metric's confidence interval: the
     p-value is half the smallest two-sided α whose interval excludes the
-    threshold on the claimed side (seed 0, so it is reproducible).
+    threshold on the claimed side.  Pass the ``seed`` the gate's estimate used
+    (``--harness-seed``): then p ≤ α exactly when the gate's bound clears.
     """
     impl = _metric(gate)
     if math.isnan(threshold):
@@ -600,9 +642,9 @@ def p_value(
     greater = gate.direction is Direction.GE
     if impl.test is not None:
         test = impl.test
-        return float(_wrap(gate, lambda: test(gate, outcomes, threshold, baseline, greater)))
+        return float(_wrap(gate, lambda: test(gate, outcomes, threshold, baseline, greater, seed)))
 
-    return _invert(gate, outcomes, threshold, baseline, greater)
+    return _invert(gate, outcomes, threshold, baseline, greater, seed)
 
 
 def n_needed(

@@ -12,7 +12,7 @@ import itertools
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +21,7 @@ from harness.errors import SpecError
 
 __all__ = [
     "METRIC_DOMAINS",
+    "METRIC_METHODS",
     "DecisionRule",
     "Direction",
     "GateSpec",
@@ -43,6 +44,25 @@ METRIC_DOMAINS: dict[str, tuple[float, float]] = {
     "mean": (-math.inf, math.inf),
     "count": (0.0, math.inf),
     "trend_slope": (-math.inf, math.inf),
+}
+
+
+#: CI methods a gate may name per metric (first = default).  Only methods whose
+#: false-PASS rate is checked in ``harness calibrate`` are accepted: the
+#: approximate proportion intervals (``wilson``, ``jeffreys``) false-PASS above α
+#: for one-sided threshold claims (docs/statistics.md), the bootstrap above α for
+#: paired ratios and the pass@k uplift, so a YAML cannot choose them.
+METRIC_METHODS: dict[str, tuple[str, ...]] = {
+    "proportion": ("beta", "clopper-pearson", "exact"),
+    "pass_at_k": ("bca", "bootstrap", "beta"),
+    "pass_at_k_uplift": ("betting",),
+    "paired_difference": ("newcombe", "bca", "bootstrap"),
+    "relative_reduction": ("score", "tang", "bca", "bootstrap"),
+    "ratio": ("score", "tang", "bca", "bootstrap"),
+    "quantile": ("exact",),
+    "mean": ("betting", "t"),
+    "count": ("exact",),
+    "trend_slope": ("theil-sen", "ols"),
 }
 
 
@@ -103,6 +123,10 @@ class GateSpec(_Strict):
     paired_with: str | None = None
     margin: float | None = None
     unit: str = ""
+    #: metric ``mean`` only: the range every value lies in (default [0, 1]), or
+    #: "unbounded" together with ``normality`` saying why a Student t bound is trusted
+    bounds: tuple[float, float] | Literal["unbounded"] | None = None
+    normality: str = ""
 
     @field_validator("metric")
     @classmethod
@@ -120,6 +144,48 @@ class GateSpec(_Strict):
         if value is not None and not (0.0 < value < 0.5):
             raise ValueError("must be within (0, 0.5); typical values are 0.05 or 0.01")
         return value
+
+    @model_validator(mode="after")
+    def _method_and_bounds(self) -> GateSpec:
+        allowed = METRIC_METHODS.get(self.metric, ())
+        if self.method is not None and self.method.lower() not in allowed:
+            why = (
+                " (approximate intervals false-PASS above α for threshold claims; "
+                "docs/statistics.md)"
+                if self.method.lower() in ("wilson", "jeffreys")
+                else ""
+            )
+            raise _FieldError(
+                "method",
+                self.method,
+                f"is not a calibrated method for metric '{self.metric}'{why}; "
+                f"use one of: {', '.join(allowed)} (or omit it for {allowed[0]})",
+            )
+        if self.bounds is not None and self.metric != "mean":
+            raise _FieldError("bounds", self.bounds, "applies to metric 'mean' only; remove it")
+        if self.bounds == "unbounded" and not self.normality.strip():
+            raise _FieldError(
+                "normality",
+                self.normality,
+                "must say why a Student t bound is trusted when bounds is 'unbounded' "
+                "(e.g. 'per-run means of 500 steps; CLT'), or declare finite bounds [lo, hi]",
+            )
+        if isinstance(self.bounds, tuple):
+            lo, hi = self.bounds
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise _FieldError("bounds", list(self.bounds), "must be finite [lo, hi], lo < hi")
+        if self.metric == "mean" and self.method is not None:
+            want = "t" if self.bounds == "unbounded" else "betting"
+            if self.method.lower() != want:
+                raise _FieldError(
+                    "method",
+                    self.method,
+                    f"must be '{want}' (or omitted): a mean gate uses the betting interval on "
+                    "declared bounds and Student t only with bounds: unbounded",
+                )
+        if self.normality.strip() and self.bounds != "unbounded":
+            raise _FieldError("normality", self.normality, "applies only with bounds: unbounded")
+        return self
 
     @model_validator(mode="after")
     def _tiers_in_domain_and_ordered(self) -> GateSpec:

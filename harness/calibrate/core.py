@@ -71,10 +71,12 @@ class CalibrationRow:
     coverage: float
     nominal: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: rates summed exactly over every outcome (no Monte-Carlo error): the limit is α itself
+    exact: bool = False
 
     @property
     def mc_se_alpha(self) -> float:
-        return math.sqrt(self.alpha * (1 - self.alpha) / self.reps)
+        return 0.0 if self.exact else math.sqrt(self.alpha * (1 - self.alpha) / self.reps)
 
     @property
     def limit(self) -> float:
@@ -83,7 +85,7 @@ class CalibrationRow:
 
     @property
     def mc_se_coverage(self) -> float:
-        return math.sqrt(self.nominal * (1 - self.nominal) / self.reps)
+        return 0.0 if self.exact else math.sqrt(self.nominal * (1 - self.nominal) / self.reps)
 
     @property
     def false_pass_ok(self) -> bool:
@@ -130,8 +132,9 @@ class CalibrationTable:
         lines = [head]
         for r in self.rows:
             notes = ", ".join(f"{k}={_fmt(v)}" for k, v in r.extra.items())
+            reps = "exact" if r.exact else str(r.reps)
             lines.append(
-                f"| {r.family} | {r.method} | {r.n} | {r.reps} | {r.truth:.4g} "
+                f"| {r.family} | {r.method} | {r.n} | {reps} | {r.truth:.4g} "
                 f"| {_rate(r.false_pass_ge)} | {_rate(r.false_pass_le)} | {r.limit:.4f} "
                 f"| {_rate(r.coverage)} | {'yes' if r.ok else 'NO'} | {notes} |"
             )

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from harness.errors import StatsError
+from harness.stats.betting import betting_mean_estimate
 from harness.stats.bootstrap import DEFAULT_RESAMPLES, bootstrap_ci, degenerate_bounds
 from harness.stats.estimate import Estimate, Sided
 from harness.stats.proportion import proportion_estimate
@@ -153,12 +154,14 @@ def pass_at_k_uplift_estimate(
     method: str | None = None,
     n_resamples: int = DEFAULT_RESAMPLES,
 ) -> Estimate:
-    """Mean over tasks of pass@k_hi − pass@k_lo, with a paired task-bootstrap interval.
+    """Mean over tasks of pass@k_hi − pass@k_lo, with a finite-sample task-level interval.
 
     Both pass@ values come from the same samples of the same task, so the
-    difference is computed per task and the tasks are resampled (that is the
-    paired bootstrap).  ``extra["p_value_uplift_gt_0"]`` is a one-sided
-    sign-flip permutation test (scipy ``permutation_test``) of mean uplift > 0.
+    difference is computed per task (paired); the per-task uplifts lie in
+    [0, 1] and tasks are independent, so the interval is the betting CI for a
+    bounded mean (:mod:`harness.stats.betting`), valid at every number of tasks.
+    ``extra["p_value_uplift_gt_0"]`` is a one-sided sign-flip permutation test
+    (scipy ``permutation_test``) of mean uplift > 0.
     """
     if k_hi <= k_lo:
         raise StatsError(f"k_hi={k_hi} must be larger than k_lo={k_lo}")
@@ -187,14 +190,24 @@ def pass_at_k_uplift_estimate(
             rng=np.random.default_rng(seed),
         )
         extra["p_value_uplift_gt_0"] = float(res.pvalue)
-    # a task's uplift is bounded in [0, 1]: more samples can only help pass@k
-    return _cluster_estimate(
-        diffs,
+    # a task's uplift is bounded in [0, 1] (more samples can only help pass@k) and tasks
+    # are independent, so the finite-sample betting interval applies; the task bootstrap
+    # (BCa) false-PASSed 5.5 % for a 5 % gate with heterogeneous per-task rates
+    key = (method or "betting").lower()
+    if key != "betting":
+        raise StatsError(
+            f"method {method!r} is not calibrated for the pass@k uplift (the task bootstrap "
+            "false-PASSes above α); remove `method` to use the betting interval"
+        )
+    del n_resamples
+    est = betting_mean_estimate(diffs, alpha=alpha, lower=0.0, upper=1.0)
+    return Estimate(
+        value=est.value,
+        lo=est.lo,
+        hi=est.hi,
+        n=len(diffs),
+        method=f"task {est.method}",
         alpha=alpha,
-        seed=seed,
-        method=method,
-        n_resamples=n_resamples,
-        lower=0.0,
-        upper=1.0,
+        sided=Sided.TWO,
         extra=extra,
     )

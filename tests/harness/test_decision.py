@@ -87,6 +87,16 @@ def test_min_n_downgrades_pass() -> None:
     assert decide(s, est(0.5, 0.45, 0.55, n=100), alpha=0.05).verdict is Verdict.FAIL
 
 
+def test_min_n_downgrade_resets_the_tier() -> None:
+    """An undecided gate reports no tier: the codegen ladder must not read PRIMARY off it."""
+    s = spec(min_n=500, tiers={"stretch": 0.7, "primary": 0.6, "fallback": 0.45})
+    d = decide(s, est(0.8, 0.75, 0.85, n=100), alpha=0.05)
+    assert d.verdict is Verdict.INCONCLUSIVE and d.tier == "none"
+    assert Verdict.PASS not in dict(d.tier_verdicts).values()
+    full = decide(s, est(0.8, 0.75, 0.85, n=600), alpha=0.05)
+    assert full.verdict is Verdict.PASS and full.tier == "stretch"
+
+
 def test_alpha_mismatch_is_refused() -> None:
     with pytest.raises(StatsError, match=r"compute the estimate with alpha=0.1"):
         decide(spec(), est(0.7, 0.65, 0.75, alpha=0.2), alpha=0.05)

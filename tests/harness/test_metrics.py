@@ -3,6 +3,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from harness.errors import StatsError
 from harness.metrics import METRICS, estimate_metric, n_needed, p_value
@@ -47,14 +48,15 @@ def test_proportion_zero_events_and_errors() -> None:
         estimate_metric(g, binary([0]), alpha=1.2)
     with pytest.raises(StatsError, match=r"not comparative"):
         estimate_metric(g, binary([0]), alpha=0.1, baseline=binary([0]))
-    with pytest.raises(StatsError, match=r"unknown proportion CI method"):
-        estimate_metric(gate("proportion", method="wald"), binary([0, 1]), alpha=0.1)
+    with pytest.raises(ValidationError, match=r"not a calibrated method"):
+        gate("proportion", method="wald")
     with pytest.raises(StatsError, match=r"NaN"):
         p_value(g, binary([0]), threshold=math.nan)
     with pytest.raises(StatsError, match=r"one-sided level"):
         n_needed(g, small, threshold=0.001, alpha=0.6)
-    wil = estimate_metric(gate("proportion", method="wilson"), binary([0, 1, 1]), alpha=0.1)
-    assert wil.method == "Wilson score"
+    for approximate in ("wilson", "jeffreys"):  # refused for threshold decisions
+        with pytest.raises(ValidationError, match=r"approximate intervals false-PASS"):
+            gate("proportion", method=approximate)
 
 
 def test_count() -> None:
@@ -133,6 +135,41 @@ def test_paired_difference_pairs_by_item_id() -> None:
         estimate_metric(g, [*c_outs, c_outs[0]], alpha=0.1, baseline=b_outs)
 
 
+def test_mean_on_bounded_values_uses_the_betting_interval() -> None:
+    rng = np.random.default_rng(5)
+    outs = [Outcome(f"i{i}", float(v)) for i, v in enumerate(rng.beta(1, 9, 60))]
+    g = gate("mean", "le", 0.4)  # similarity in [0, 1] (the default range)
+    est = estimate_metric(g, outs, alpha=0.1)
+    assert est.method.startswith("betting CI") and est.hi < 0.4 and est.extra["range"] == [0, 1]
+    p = p_value(g, outs, threshold=est.hi)
+    assert p <= 0.05 + 1e-6  # the inverted interval agrees with the gate's own bound
+    scaled = gate("mean", "le", 40.0, bounds=(0.0, 100.0))
+    outs100 = [Outcome(o.item_id, 100 * o.value) for o in outs]
+    e100 = estimate_metric(scaled, outs100, alpha=0.1)
+    assert e100.hi == pytest.approx(100 * est.hi, rel=1e-6)
+    with pytest.raises(
+        StatsError, match=r"items i0 have values outside the declared range \[0, 1\]"
+    ):
+        estimate_metric(g, [Outcome("i0", 1.5), *outs[1:]], alpha=0.1)
+    with pytest.raises(ValidationError, match=r"why a Student t bound is trusted"):
+        gate("mean", bounds="unbounded")
+    with pytest.raises(ValidationError, match=r"must be 'betting'"):
+        gate("mean", method="t")
+    with pytest.raises(ValidationError, match=r"metric 'mean' only"):
+        gate("proportion", bounds=(0.0, 1.0))
+
+
+def test_p_value_uses_the_gates_seed() -> None:
+    """The Holm p-value inverts the interval the gate decided on, bootstrap seed included."""
+    rng = np.random.default_rng(6)
+    outs = _samples(rng, 40, 6, 0.4)
+    g = gate("pass_at_k", params={"k": 3}, primary=0.5)
+    for seed in (7, 11):
+        est = estimate_metric(g, outs, alpha=0.1, seed=seed)
+        assert p_value(g, outs, threshold=est.lo, seed=seed) <= 0.05 + 1e-6
+        assert p_value(g, outs, threshold=est.lo + 1e-3, seed=seed) > 0.05
+
+
 def test_ratio_and_relative_reduction_paired_and_independent() -> None:
     rng = np.random.default_rng(2)
     base = (rng.random(400) < 0.6).astype(int)
@@ -182,16 +219,18 @@ def test_quantile_latency_and_values() -> None:
 
 
 def test_mean_and_trend() -> None:
+    unbounded: dict[str, Any] = {"bounds": "unbounded", "normality": "test"}
     rng = np.random.default_rng(4)
     outs = [Outcome(f"i{i}", float(v)) for i, v in enumerate(rng.normal(1.0, 0.5, 100))]
-    g = gate("mean", primary=0.8)
+    g = gate("mean", primary=0.8, bounds="unbounded", normality="simulated normal values")
     est = estimate_metric(g, outs, alpha=0.1)
     assert est.lo > 0.8 and est.method == "Student t interval"
+    assert est.extra["normality"] == "simulated normal values"
     assert p_value(g, outs, threshold=0.8) < 0.05
     assert n_needed(g, est, threshold=0.95, alpha=0.05) is not None
     flat = [Outcome(f"i{i}", 1.0) for i in range(5)]
     assert p_value(g, flat, threshold=0.8) == 0.0
-    assert p_value(gate("mean", "le"), flat, threshold=0.8) == 1.0
+    assert p_value(gate("mean", "le", **unbounded), flat, threshold=0.8) == 1.0
     with pytest.raises(StatsError, match=r"≥ 2 values"):
         p_value(g, flat[:1], threshold=0.8)
     steps = [Outcome(f"s{i}", 1.0 - 0.01 * i + float(rng.normal(0, 0.01))) for i in range(50)]

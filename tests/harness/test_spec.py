@@ -174,6 +174,28 @@ MALFORMED = [
         "multiplicity='bonferoni' is not allowed; use one of 'holm', 'bh' or 'none'",
         id="bad-multiplicity",
     ),
+    pytest.param(
+        VALID.replace("params: {k: 1}\n", "params: {k: 1}\n    method: wilson\n"),
+        "gate 'pass1': method='wilson' is not a calibrated method for metric 'pass_at_k' "
+        "(approximate intervals false-PASS above α",
+        id="approximate-method",
+    ),
+    pytest.param(
+        VALID.replace("tiers: {primary: 0.08}", "tiers: {primary: 0.08}\n    method: bca"),
+        "gate 'uplift': method='bca' is not a calibrated method for metric 'pass_at_k_uplift'; "
+        "use one of: betting",
+        id="uncalibrated-bootstrap",
+    ),
+    pytest.param(
+        VALID + GATE.replace("metric: proportion", "metric: mean\n    bounds: unbounded"),
+        "gate 'g1': normality='' must say why a Student t bound is trusted",
+        id="unbounded-mean-without-reason",
+    ),
+    pytest.param(
+        VALID + GATE.replace("metric: proportion", "metric: mean\n    bounds: [1, 0]"),
+        "gate 'g1': bounds=[1.0, 0.0] must be finite [lo, hi], lo < hi",
+        id="mean-bounds-reversed",
+    ),
 ]
 
 

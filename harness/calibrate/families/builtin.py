@@ -1,4 +1,4 @@
-"""Original calibration families: proportion, pass@k, paired difference, quantile, sequential."""
+"""Calibration families: proportion, pass@k, paired difference, quantile, sequential."""
 
 from __future__ import annotations
 
@@ -21,20 +21,6 @@ from harness.stats.power import n_for_proportion
 from harness.stats.sequential import coverage_paths
 
 __all__: list[str] = []
-
-
-@register_family("proportion")
-def _proportion(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
-    n, p = (100, 0.3) if small else (200, 0.3)
-    rows = []
-    for method in ("beta", "wilson"):
-        g = calibration_gate("proportion", p, method=method)
-        ests = [
-            estimate_metric(g, binary_outcomes(rng.random(n) < p), alpha=2 * ALPHA)
-            for _ in range(reps)
-        ]
-        rows.append(row_from_estimates("proportion", ests, p))
-    return rows
 
 
 @register_family("pass_at_k")
@@ -77,33 +63,6 @@ def _paired(reps: int, rng: np.random.Generator, small: bool) -> list[Calibratio
             )
         )
     return [row_from_estimates("paired_difference", ests, truth)]
-
-
-@register_family("ratio")
-def _ratio(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
-    n = 200 if small else 400
-    truth = 0.9  # candidate keeps 90 % of a 0.5 baseline rate
-    g = calibration_gate("ratio", truth)
-    paired, indep = [], []
-    for r in range(reps):
-        base = rng.random(n) < 0.5
-        cand = base & (rng.random(n) < truth)
-        paired.append(
-            estimate_metric(
-                g, binary_outcomes(cand), alpha=2 * ALPHA, baseline=binary_outcomes(base), seed=r
-            )
-        )
-        c2 = rng.random(n) < 0.5 * truth
-        b2 = rng.random(n) < 0.5
-        indep.append(
-            estimate_metric(
-                g, binary_outcomes(c2, "c"), alpha=2 * ALPHA, baseline=binary_outcomes(b2, "b")
-            )
-        )
-    return [
-        row_from_estimates("ratio (paired)", paired, truth),
-        row_from_estimates("ratio (independent)", indep, truth),
-    ]
 
 
 @register_family("quantile")
