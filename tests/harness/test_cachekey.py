@@ -123,3 +123,43 @@ def test_digest_paths_follows_content_and_names(tmp_path: Path) -> None:
     assert digest_paths([tmp_path / "d"]) != first
     with pytest.raises(HarnessError, match="does not exist"):
         digest_paths([tmp_path / "missing"])
+
+
+_KEY_OF_SFT = (
+    "from trainers.sft import SFTConfigSpec, SFTExample\n"
+    "spec = SFTConfigSpec(base_model_dir='b', examples=(SFTExample([1, 2], [0, 1]),))\n"
+    "print(spec.cache_key('sha256:base').key)\n"
+)
+
+
+def test_real_producer_edited_in_a_temporary_copy(tmp_path: Path) -> None:
+    """The SFT checkpoint key, in a copy of the project: editing ``trainers/sft.py`` changes it,
+    editing a module that does not shape the weights (``trainers/tracking.py``) does not."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    for package in ("harness", "trainers"):
+        shutil.copytree(
+            root / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+
+    def key() -> str:
+        env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        done = subprocess.run(
+            [sys.executable, "-c", _KEY_OF_SFT],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    before = key()
+    with (tmp_path / "trainers" / "tracking.py").open("a") as fh:
+        fh.write("\n# an edit to logging only\n")
+    assert key() == before
+    with (tmp_path / "trainers" / "sft.py").open("a") as fh:
+        fh.write("\n# an edit to the trainer\n")
+    assert key() != before
