@@ -232,8 +232,9 @@ def test_circuit_breaker_arms_on_a_banking_subset(agentdojo_python: Path, tmp_pa
         NoToolCallControl,
         circuit_breaker_arms,
     )
+    from harness.settings import get_settings
 
-    cache = Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "gate-harness")
+    cache = get_settings().cache_dir
     gens, info = circuit_breaker_arms(cache, arms=("baseline", "cb"), progress=lambda _: None)
     assert info["cb"]["adapter"].endswith("adapter") and info["baseline"]["adapter"] == "none"
     assert gens["baseline"].identity.weights_digest != gens["cb"].identity.weights_digest
