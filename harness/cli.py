@@ -51,6 +51,7 @@ SUBAPPS: tuple[SubApp, ...] = (
     SubApp("models", "trainers.cli", ("app",), "Build and train the local tiny models."),
     SubApp("replay", "harness.backends.cli", ("app",), "Record and inspect the replay lane."),
     SubApp("data", "harness.data.cli", ("app",), "Fetch and validate datasets."),
+    SubApp("codegen", "harness.evaluators.codegen_score", ("app",), "Score HumanEval samples."),
     SubApp(
         "agentdojo",
         "harness.evaluators.agentdojo_lane",

@@ -9,16 +9,25 @@ with legacy scripts; its decisions are labelled ``legacy`` everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from harness.errors import StatsError
+from harness.outcomes import Outcome
 from harness.spec import DecisionRule, Direction, GateSpec
 from harness.stats.estimate import Estimate, Sided
 
-__all__ = ["Decision", "Verdict", "decide", "per_side_alpha"]
+__all__ = [
+    "MAX_SANDBOX_ERROR_SHARE",
+    "Decision",
+    "Verdict",
+    "decide",
+    "guard_sandbox_errors",
+    "per_side_alpha",
+    "sandbox_error_count",
+]
 
 
 class Verdict(StrEnum):
@@ -171,4 +180,51 @@ def decide(
         rule=spec.rule,
         n_needed=needed,
         tier_verdicts=tier_verdicts,
+    )
+
+
+#: above this share of items the sandbox (not the subject) failed, no verdict is trusted
+MAX_SANDBOX_ERROR_SHARE = 0.02
+
+
+def sandbox_error_count(outcomes: Sequence[Outcome]) -> int:
+    """Items whose value came from a ``sandbox_error`` that survived its retry.
+
+    Evaluators mark them in ``Outcome.raw`` (``status == "sandbox_error"`` or a true
+    ``sandbox_error`` flag); they are scored as failures so one broken program never
+    stops a run, and counted here so the decision can say how many there were.
+    """
+    return sum(
+        1 for o in outcomes if o.raw.get("status") == "sandbox_error" or o.raw.get("sandbox_error")
+    )
+
+
+def guard_sandbox_errors(
+    decision: Decision,
+    *,
+    errors: int,
+    total: int,
+    max_share: float = MAX_SANDBOX_ERROR_SHARE,
+) -> Decision:
+    """Say how many items hit sandbox errors; above ``max_share`` the verdict is INCONCLUSIVE.
+
+    A sandbox error is scored as a failure of its item, which is a guess: the item
+    might have passed. A few guesses cannot move a decision much, many can (in either
+    direction, depending on the gate), so past the threshold no PASS or FAIL is
+    claimed — the run must be repeated on a healthy sandbox.
+    """
+    if errors <= 0 or total <= 0:
+        return decision
+    note = f"{errors} of {total} items hit sandbox errors (scored as failures)"
+    if errors / total <= max_share:
+        return replace(decision, reason=f"{decision.reason}; {note}")
+    return replace(
+        decision,
+        verdict=Verdict.INCONCLUSIVE,
+        n_needed=None,
+        reason=(
+            f"{Verdict.INCONCLUSIVE}: {note} — {errors / total:.1%} is above the "
+            f"{max_share:.0%} the harness trusts, so the verdict would have been a guess "
+            f"(it would have been {decision.verdict}: {decision.reason})"
+        ),
     )

@@ -21,7 +21,13 @@ import pytest
 
 from harness import metrics
 from harness.cachekey import caches_used, training_runs_used
-from harness.decision import Decision, Verdict, decide
+from harness.decision import (
+    Decision,
+    Verdict,
+    decide,
+    guard_sandbox_errors,
+    sandbox_error_count,
+)
 from harness.errors import StatsError
 from harness.evidence import (
     Digests,
@@ -158,6 +164,9 @@ class Gate:
                 return None
 
         decision = decide(self.spec, estimate, alpha=a, n_needed=plan)
+        decision = guard_sandbox_errors(
+            decision, errors=sandbox_error_count(outcomes), total=len(outcomes)
+        )
         p: float | None = None
         if with_p and self.spec.metric != "count":
             try:

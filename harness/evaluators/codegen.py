@@ -468,7 +468,12 @@ class CodegenRun:
                 item_id=t.task_id,
                 value=float(t.pass_within(k)),
                 cluster=t.task_id,
-                raw={"first_pass": t.first_pass, "samples": len(t.samples)},
+                raw={
+                    "first_pass": t.first_pass,
+                    "samples": len(t.samples),
+                    "sandbox_error": not t.pass_within(k)
+                    and any(s.status == "sandbox_error" for s in t.samples[:k]),
+                },
             )
             for t in self.tasks
         ]
@@ -484,6 +489,7 @@ class CodegenRun:
                     value=1.0 if chosen.passed else 0.0,
                     cluster=t.task_id,
                     raw={
+                        "status": chosen.status,
                         "selected": t.selected,
                         "public_passed": chosen.public_passed,
                         "public_total": chosen.public_total,
@@ -650,6 +656,7 @@ class ExecMemo:
         self._done: dict[str, _Exec] = {}
         self.executed = 0
         self.requested = 0
+        self.sandbox_errors = 0
 
     def run(
         self, sandbox: Sandbox, sources: Sequence[str], *, config: CodegenConfig
@@ -671,12 +678,11 @@ class ExecMemo:
                     f"{len(programs)} programs or out of order; the Sandbox contract is one "
                     "result per program, in order"
                 )
-            bad = next((r for r in results if r.status is ExecStatus.SANDBOX_ERROR), None)
-            if bad is not None:
-                raise SandboxError(
-                    f"sandbox {sandbox.kind!r} failed on a program ({bad.detail}); a sandbox "
-                    "failure is not a model failure, so the run stops instead of scoring it"
-                )
+            # a sandbox_error that survived its retry is that item's failure, with the
+            # reason in its record: one bad program must never stop a run. The gate counts
+            # them (status "sandbox_error") and is INCONCLUSIVE past a threshold
+            # (harness.decision.guard_sandbox_errors).
+            self.sandbox_errors += sum(r.status is ExecStatus.SANDBOX_ERROR for r in results)
             self.executed += len(programs)
             for key, res in zip(todo, results, strict=True):
                 self._done[key] = _Exec(
