@@ -565,13 +565,13 @@ class Zygote:
             os.dup2(fds[1], 1)
             os.dup2(fds[2], 2)
             os.dup2(fds[3], 3)
-            os.dup2(fds[5], 4)  # proof pipe: only the armed audit hook writes the token here
             if payload is None:  # large program: read it from the extra descriptor
                 chunks = []
                 while chunk := os.read(fds[6], 1 << 20):
                     chunks.append(chunk)
                 payload = b"".join(chunks)
-            armed = _arm_proof(fds[4], 4)
+            armed = _arm_proof(fds[4], 4)  # drains and closes the token pipe
+            os.dup2(fds[5], 4)  # proof pipe: only the armed audit hook writes the token here
             os.closerange(5, 1 << 16)
             os.write(3, b"P%d\n" % os.getpid())  # lets the controller adopt us if needed
             os.umask(0o077)
