@@ -1,4 +1,4 @@
-"""Calibration families: proportion, pass@k, paired difference, quantile, sequential."""
+"""Calibration families: pass@k, paired difference, quantile, trend, sequential."""
 
 from __future__ import annotations
 
@@ -43,38 +43,59 @@ def _pass_at_k(reps: int, rng: np.random.Generator, small: bool) -> list[Calibra
 
 @register_family("paired_difference")
 def _paired(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
-    n = 150 if small else 300
     # joint cells: P(1,1)=.40, P(1,0)=.15, P(0,1)=.10, P(0,0)=.35 → difference 0.05
     cells = np.array([0.40, 0.15, 0.10, 0.35])
     cand_of = np.array([1, 1, 0, 0])
     base_of = np.array([1, 0, 1, 0])
     truth = 0.05
     g = calibration_gate("paired_difference", truth)
-    ests = []
-    for r in range(reps):
-        idx = rng.choice(4, size=n, p=cells)
-        ests.append(
-            estimate_metric(
-                g,
-                binary_outcomes(cand_of[idx]),
-                alpha=2 * ALPHA,
-                baseline=binary_outcomes(base_of[idx]),
-                seed=r,
+    rows = []
+    for n in (150,) if small else (50, 300):
+        ests = []
+        for r in range(reps):
+            idx = rng.choice(4, size=n, p=cells)
+            ests.append(
+                estimate_metric(
+                    g,
+                    binary_outcomes(cand_of[idx]),
+                    alpha=2 * ALPHA,
+                    baseline=binary_outcomes(base_of[idx]),
+                    seed=r,
+                )
             )
-        )
-    return [row_from_estimates("paired_difference", ests, truth)]
+        rows.append(row_from_estimates("paired_difference", ests, truth))
+    return rows
 
 
 @register_family("quantile")
 def _quantile(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
-    n, q = (120, 0.95) if small else (300, 0.95)
+    q = 0.95
     truth = -math.log(1 - q)  # exponential(1) quantile
     g = calibration_gate("quantile", truth, params={"q": q})
-    ests = [
-        estimate_metric(g, binary_outcomes(rng.exponential(1.0, n)), alpha=2 * ALPHA)
-        for _ in range(reps)
-    ]
-    return [row_from_estimates("quantile", ests, truth, {"q": q, "distribution": "exp(1)"})]
+    rows = []
+    for n in (120,) if small else (72, 300):
+        ests = [
+            estimate_metric(g, binary_outcomes(rng.exponential(1.0, n)), alpha=2 * ALPHA)
+            for _ in range(reps)
+        ]
+        extra = {"q": q, "distribution": "exp(1)"}
+        rows.append(row_from_estimates("quantile", ests, truth, extra))
+    return rows
+
+
+@register_family("trend_slope")
+def _trend(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    """Flat series (true slope exactly 0) with i.i.d. normal noise, both methods a YAML may pick."""
+    rows = []
+    for method in ("theil-sen", "ols"):
+        g = calibration_gate("trend_slope", 0.0, method=method)
+        for n in (20,) if small else (20, 100):
+            ests = [
+                estimate_metric(g, binary_outcomes(rng.normal(0.0, 1.0, n)), alpha=2 * ALPHA)
+                for _ in range(reps)
+            ]
+            rows.append(row_from_estimates("trend_slope", ests, 0.0, {"noise": "normal"}))
+    return rows
 
 
 @register_family("sequential")
