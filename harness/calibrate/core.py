@@ -14,7 +14,11 @@ family is one new file there and no edit to a shared module.
 
 Judgement: a row's false-PASS rate (worst side) must be ≤ α + 2 Monte-Carlo
 standard errors of a rate equal to α, and its two-sided coverage at most one
-point below nominal beyond 2 MC SE.  Each family draws from its own stream
+point below nominal beyond 2 MC SE.  A family with a row over the limit is run
+once more on an independent stream and that row is judged on the pooled runs
+(a method exactly at α crosses α + 2 SE in about 2 % of rows by chance; the
+pooled check keeps that false alarm near 0.5 % and still fails a method at
+α + 0.5 points almost surely at 20,000 runs).  Each family draws from its own stream
 ``default_rng([seed, crc32(name)])``, so adding a family never changes the
 numbers of another.
 """
@@ -271,6 +275,44 @@ def run_calibration(
         )
     rows: list[CalibrationRow] = []
     for name in chosen:
-        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-        rows.extend(registry[name](reps, rng, small))
+        key = zlib.crc32(name.encode())
+        first = registry[name](reps, np.random.default_rng([seed, key]), small)
+        if all(r.false_pass_ok for r in first):
+            rows.extend(first)
+            continue
+        # a row over the limit is confirmed on an independent stream and judged on the
+        # pooled runs: a method exactly at α crosses α + 2 SE in ~2 % of rows by chance
+        # alone; one truly above α stays above on the pooled runs
+        second = registry[name](reps, np.random.default_rng([seed, key, 1]), small)
+        pairs = zip(first, second, strict=True)
+        rows.extend(_pool(a, b) if not a.false_pass_ok else a for a, b in pairs)
     return CalibrationTable(rows=rows, reps=reps, seed=seed)
+
+
+def _pool(a: CalibrationRow, b: CalibrationRow) -> CalibrationRow:
+    """Row ``a`` pooled with its confirmation run ``b`` (same design, independent stream)."""
+    if (a.family, a.method, a.n, a.truth) != (b.family, b.method, b.n, b.truth):
+        raise StatsError(f"confirmation run of {a.family} produced a different design order")
+    w = a.reps / (a.reps + b.reps)
+
+    def mix(x: float, y: float) -> float:
+        return w * x + (1 - w) * y
+
+    return CalibrationRow(
+        family=a.family,
+        method=a.method,
+        n=a.n,
+        reps=a.reps + b.reps,
+        truth=a.truth,
+        alpha=a.alpha,
+        false_pass_ge=mix(a.false_pass_ge, b.false_pass_ge),
+        false_pass_le=mix(a.false_pass_le, b.false_pass_le),
+        coverage=mix(a.coverage, b.coverage),
+        nominal=a.nominal,
+        extra={
+            **a.extra,
+            "confirmed": f"first run {_nanmax(a.false_pass_ge, a.false_pass_le):.4f}, "
+            f"confirmation {_nanmax(b.false_pass_ge, b.false_pass_le):.4f}",
+        },
+        exact=a.exact,
+    )

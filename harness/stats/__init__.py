@@ -20,6 +20,7 @@ _LAZY: dict[str, str] = {
     "SequentialResult": "harness.stats.sequential",
     "TestResult": "harness.stats.mean",
     "adjust": "harness.stats.multiplicity",
+    "betting_mean_estimate": "harness.stats.betting",
     "binomial_p_value": "harness.stats.proportion",
     "iqr_outliers": "harness.stats.quantile",
     "mcnemar_exact": "harness.stats.paired",
@@ -30,6 +31,7 @@ _LAZY: dict[str, str] = {
     "n_zero_events": "harness.stats.power",
     "newcombe_paired_ci": "harness.stats.paired",
     "paired_difference_estimate": "harness.stats.paired",
+    "paired_ratio_score_bounds": "harness.stats.paired_ratio",
     "paired_ttest": "harness.stats.mean",
     "pass_at_k_estimate": "harness.stats.passk",
     "pass_at_k_unbiased": "harness.stats.passk",
@@ -50,6 +52,7 @@ _LAZY: dict[str, str] = {
 }
 
 if TYPE_CHECKING:
+    from harness.stats.betting import betting_mean_estimate
     from harness.stats.mean import (
         TestResult,
         mean_estimate,
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
     )
     from harness.stats.multiplicity import adjust
     from harness.stats.paired import mcnemar_exact, newcombe_paired_ci, paired_difference_estimate
+    from harness.stats.paired_ratio import paired_ratio_score_bounds
     from harness.stats.passk import (
         pass_at_k_estimate,
         pass_at_k_unbiased,
@@ -90,6 +94,7 @@ __all__ = [
     "Sided",
     "TestResult",
     "adjust",
+    "betting_mean_estimate",
     "binomial_p_value",
     "iqr_outliers",
     "mcnemar_exact",
@@ -100,6 +105,7 @@ __all__ = [
     "n_zero_events",
     "newcombe_paired_ci",
     "paired_difference_estimate",
+    "paired_ratio_score_bounds",
     "paired_ttest",
     "pass_at_k_estimate",
     "pass_at_k_unbiased",

@@ -100,8 +100,8 @@ def test_gate_path_uses_the_score_interval_and_refuses_the_bootstrap() -> None:
     assert est.method == METHOD and (est.lo, est.hi) == (lo[0], hi[0])
     with pytest.raises(StatsError, match=r"not calibrated for a paired ratio"):
         ratio_paired(cand, base, alpha=0.1, method="bca")
-    cont = ratio_paired(cand * 0.5 + 0.1, base + 0.1, alpha=0.1)  # continuous: bootstrap
-    assert "pair bootstrap" in cont.method
+    with pytest.raises(StatsError, match=r"needs 0/1 outcomes.*false-PASSed 8 %"):
+        ratio_paired(cand * 0.5 + 0.1, base + 0.1, alpha=0.1)  # continuous scores: refused
 
 
 def test_errors() -> None:
