@@ -404,7 +404,9 @@ def _arm_proof(token_fd: int, proof_fd: int) -> bool:
                 target = readlink(path)
             except BaseException:
                 return False
-            path = target if target.startswith("/") else path.rsplit("/", 1)[0] + "/" + target
+            if not target.startswith("/") and "/" in path:
+                target = path.rsplit("/", 1)[0] + "/" + target
+            path = target
         return True
 
     def hook(event: str, args: tuple[Any, ...]) -> None:

@@ -176,6 +176,10 @@ class TestTamperingVoidsTheProof:
             "import os\nos.symlink('/proc/self/mem', 'm')\n"
             "try:\n    open('m', 'rb')\nexcept OSError:\n    pass\nos._exit(0)\n"
         ),
+        "proc self mem via a relative symlink chain": (
+            "import os\nos.symlink('/proc/self/mem', 'b')\nos.symlink('b', 'a')\n"
+            "try:\n    open('a', 'rb')\nexcept OSError:\n    pass\nos._exit(0)\n"
+        ),
         "proc self mem via dir fd": (
             "import os\nd = os.open('/proc/self', os.O_RDONLY)\n"
             "try:\n    os.open('mem', os.O_RDONLY, dir_fd=d)\nexcept OSError:\n    pass\n"
