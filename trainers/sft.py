@@ -109,7 +109,14 @@ class SFTAdapter:
         self.refresh = refresh
         self.wandb_mode = wandb_mode
 
-    def train(self, config: SFTConfigSpec) -> Artifact:
+    def train(self, config: SFTConfigSpec, *, tracker: RunTracker | None = None) -> Artifact:
+        """Train (or reuse) the SFT checkpoint for ``config``.
+
+        A caller that passes its own ``tracker`` keeps the W&B run open after
+        training, to add the gate metrics it computes on the model
+        (``tracker.summary``) before it calls ``tracker.finish()``; otherwise
+        the adapter opens and closes its own run.
+        """
         if not config.examples:
             raise TrainerError(f"SFT '{config.tag}': no training examples")
         base = Path(config.base_model_dir)
@@ -125,7 +132,7 @@ class SFTAdapter:
                 if metrics.get("wandb"):
                     note_training_run(f"sft/{config.tag}", metrics["wandb"])
                 return Artifact(out, data["digest"], digest, None, metrics, True)
-        metrics = self._run(config, base, out)
+        metrics = self._run(config, base, out, tracker)
         note_training_run(f"sft/{config.tag}", metrics["wandb"])
         metrics["cache"] = key.record()
         model_digest = directory_digest(out / "model")
@@ -134,17 +141,20 @@ class SFTAdapter:
         )
         return Artifact(out, model_digest, digest, None, metrics)
 
-    def _run(self, cfg: SFTConfigSpec, base: Path, out: Path) -> dict[str, Any]:
+    def _run(
+        self, cfg: SFTConfigSpec, base: Path, out: Path, given: RunTracker | None
+    ) -> dict[str, Any]:
         knobs = {k: v for k, v in asdict(cfg).items() if k not in ("examples",)}
         knobs["n_examples"] = len(cfg.examples)
-        tracker = RunTracker(name=f"sft-{cfg.tag}", config=knobs, mode=self.wandb_mode)
+        tracker = given or RunTracker(name=f"sft-{cfg.tag}", config=knobs, mode=self.wandb_mode)
         try:
             metrics = self._loop(cfg, base, out, tracker)
             tracker.summary({"final_loss": metrics["final_loss"], "wall_s": metrics["wall_s"]})
         except BaseException:
             tracker.finish(failed=True)
             raise
-        tracker.finish()
+        if given is None:
+            tracker.finish()
         metrics["wandb"] = tracker.record()
         return metrics
 

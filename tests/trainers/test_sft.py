@@ -116,3 +116,22 @@ def test_sft_key_follows_the_trainer_source_and_refresh_retrains(tmp_path: Path)
     )
     assert not adapter.train(spec).cached
     assert not adapter.train(spec).cached  # refresh: never reuse
+
+
+def test_caller_tracker_stays_open_for_gate_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainers.tracking import RunTracker, read_offline_run
+
+    _require_wandb()
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb"))
+    base = build_tiny_model(TINY, out_dir=tmp_path / "m")
+    spec = SFTConfigSpec(
+        base_model_dir=str(base), examples=(SFTExample([1, 10, 11], [0, 1, 1]),), steps=2
+    )
+    with RunTracker(name="sft-with-gates", mode="offline") as run:
+        SFTAdapter(out_root=tmp_path / "out", progress=lambda _m: None).train(spec, tracker=run)
+        assert run.active  # the adapter did not close the caller's run
+        run.summary({"gate/asr_reduction": 0.5})
+    back = read_offline_run(run.run_dir)
+    assert len(back.history) == 2 and back.summary["gate/asr_reduction"] == 0.5
