@@ -195,10 +195,17 @@ class CachingGenerator:
         self.cache = None if self.mode is CacheMode.OFF else GenerationCache(cache_dir)
         self.hits = 0
         self.misses = 0
-        self.producer = producer_key(inner)
-        note_cache_use(
-            self.producer, mode=self.mode.value, label=f"generation/{self.identity.name}"
-        )
+        self._producer: CacheKey | None = None
+
+    @property
+    def producer(self) -> CacheKey:
+        """The producer key, computed at first use (a remote backend discovers its identity
+        lazily, so it is not asked before the first request) and noted for evidence."""
+        if self._producer is None:
+            self._producer = producer_key(self.inner)
+            label = f"generation/{self.inner.identity.name}"
+            note_cache_use(self._producer, mode=self.mode.value, label=label)
+        return self._producer
 
     @property
     def identity(self) -> ModelIdentity:
@@ -207,8 +214,9 @@ class CachingGenerator:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         if self.cache is None:
             return self.inner.generate(requests)
+        producer = self.producer
         identity = self.inner.identity
-        keys = [_entry_key(self.producer, identity, r) for r in requests]
+        keys = [_entry_key(producer, identity, r) for r in requests]
         found = {} if self.mode is CacheMode.REFRESH else self.cache.get_many(keys)
         results: list[Generation | None] = []
         missing: list[int] = []

@@ -203,3 +203,24 @@ def test_entry_key_follows_the_backend_source(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(src))
         sys.modules.pop("fakebackend_mod", None)
+
+
+def test_identity_is_not_asked_before_the_first_request(tmp_path: Path) -> None:
+    """A remote backend discovers its identity lazily; the cache must not pin it at construction."""
+    from harness.backends.base import ModelIdentity
+    from harness.backends.cache import CachingGenerator
+
+    class Lazy:
+        asked = 0
+
+        @property
+        def identity(self) -> ModelIdentity:
+            Lazy.asked += 1
+            return ModelIdentity(backend="fake", name="lazy")
+
+        def generate(self, requests: object) -> list[object]:
+            return []
+
+    gen = CachingGenerator(Lazy(), tmp_path)  # type: ignore[arg-type]
+    assert Lazy.asked == 0
+    assert gen.generate([]) == [] and gen.producer.kind == "generation"
