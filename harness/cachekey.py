@@ -45,6 +45,7 @@ __all__ = [
     "library_versions",
     "note_cache_use",
     "note_training_run",
+    "reset_provenance",
     "source_digest",
     "training_runs_used",
 ]
@@ -246,3 +247,9 @@ def note_training_run(label: str, record: Mapping[str, Any]) -> None:
 def training_runs_used() -> dict[str, dict[str, Any]]:
     """Every training run noted in this process (label → run record); a copy."""
     return {name: dict(entry) for name, entry in sorted(_RUNS.items())}
+
+
+def reset_provenance() -> None:
+    """Forget noted caches and training runs (a new session in the same process; tests)."""
+    _USED.clear()
+    _RUNS.clear()

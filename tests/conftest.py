@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.cachekey import reset_provenance
 from harness.settings import reset_settings
 
 pytest_plugins = ["pytester"]
@@ -25,5 +26,6 @@ def _fresh_settings(
 ) -> Iterator[None]:
     monkeypatch.setenv("WANDB_DIR", str(tmp_path_factory.getbasetemp() / "wandb"))
     reset_settings()
+    reset_provenance()  # evidence of an in-process pytester run names only its own caches
     yield
     reset_settings()
