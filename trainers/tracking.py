@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
+import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -171,15 +172,29 @@ class OfflineRun:
     exit_code: int | None = None
 
 
-def read_offline_run(run_dir: Path | str) -> OfflineRun:
-    """Parse ``run-<id>.wandb`` in ``run_dir`` (W&B's record log of protobuf ``Record``s)."""
-    from wandb.proto import wandb_internal_pb2 as pb  # type: ignore[import-not-found,unused-ignore]
+def read_offline_run(run_dir: Path | str, *, wait_s: float = 30.0) -> OfflineRun:
+    """Parse ``run-<id>.wandb`` in ``run_dir`` (W&B's record log of protobuf ``Record``s).
 
+    W&B's writer process may still be flushing a run that ``finish()`` has just
+    closed; until the run's exit record is on disk the log is re-read, for at
+    most ``wait_s`` seconds (then what is there is returned, ``exit_code=None``).
+    """
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise TrainerError(f"{run_dir}: no run-*.wandb file; is this a W&B run directory?")
-    out = OfflineRun(run_id=files[0].stem.removeprefix("run-"))
-    for payload in _records(files[0]):
+    deadline = time.monotonic() + wait_s
+    while True:
+        out = _parse_run(files[0])
+        if out.exit_code is not None or time.monotonic() >= deadline:
+            return out
+        time.sleep(0.2)
+
+
+def _parse_run(path: Path) -> OfflineRun:
+    from wandb.proto import wandb_internal_pb2 as pb  # type: ignore[import-not-found,unused-ignore]
+
+    out = OfflineRun(run_id=path.stem.removeprefix("run-"))
+    for payload in _records(path):
         rec = pb.Record()
         rec.ParseFromString(payload)
         kind = rec.WhichOneof("record_type")
@@ -212,6 +227,8 @@ def _records(path: Path) -> list[bytes]:
             pos += _BLOCK - pos % _BLOCK
             continue
         crc, length, kind = _RECORD.unpack_from(data, pos)
+        if pos + _RECORD.size + length > len(data):
+            break  # a record still being written: stop at the last whole one
         chunk = data[pos + _RECORD.size : pos + _RECORD.size + length]
         if kind == 0 and length == 0:  # zero fill at the end of a block
             pos += _BLOCK - pos % _BLOCK

@@ -135,3 +135,18 @@ def test_caller_tracker_stays_open_for_gate_metrics(
         run.summary({"gate/asr_reduction": 0.5})
     back = read_offline_run(run.run_dir)
     assert len(back.history) == 2 and back.summary["gate/asr_reduction"] == 0.5
+
+
+def test_read_offline_run_rejects_non_runs_and_stops_at_a_torn_tail(tmp_path: Path) -> None:
+    from harness.errors import TrainerError
+    from trainers.tracking import _records, read_offline_run
+
+    with pytest.raises(TrainerError, match="no run-"):
+        read_offline_run(tmp_path)
+    bad = tmp_path / "run-x.wandb"
+    bad.write_bytes(b"nope")
+    with pytest.raises(TrainerError, match="bad header"):
+        _records(bad)
+    torn = tmp_path / "run-y.wandb"
+    torn.write_bytes(b":W&B\xe1\xbe\x00" + b"\x00\x00\x00\x00\x10\x00\x01" + b"short")
+    assert _records(torn) == []  # the half-written record is not returned
