@@ -34,6 +34,7 @@ __all__ = [
     "bitlinear_eval",
     "ternary_linears",
     "to_bitlinear",
+    "to_linear",
 ]
 
 EPS = 1e-5
@@ -140,3 +141,19 @@ def ternary_linears(model: nn.Module) -> list[str]:
         for name, mod in model.named_modules()
         if isinstance(mod, nn.Linear) and mod is not head
     ]
+
+
+def to_linear(model: nn.Module, names: list[str]) -> None:
+    """Undo :func:`to_bitlinear` for ``names`` (a fallback keeps these layers full precision)."""
+    for name in names:
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        old = getattr(parent, attr)
+        if not isinstance(old, BitLinear):
+            continue
+        new = nn.Linear(old.in_features, old.out_features, bias=old.bias is not None)
+        new.weight = old.weight
+        if old.bias is not None:
+            new.bias = old.bias
+        new.train(old.training)
+        setattr(parent, attr, new)

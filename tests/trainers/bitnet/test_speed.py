@@ -50,3 +50,31 @@ def test_interleaved_decode_times_every_model_on_every_prompt() -> None:
     assert table["fp32"]["median_tokens_per_s"] > 0
     with pytest.raises(ValueError, match="new_tokens"):
         greedy_decode(model, _prompts()[0], 1)
+
+
+def test_measure_speed_runs_both_subjects_once_per_session(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from trainers.bitnet.packing import save_packed
+    from trainers.bitnet.speed_run import SpeedConfig, measure_speed
+
+    model = tiny_llama(hidden=32, layers=1, heads=2, intermediate=64, seed=0).eval()
+    model.save_pretrained(tmp_path / "fp")
+    q = copy.deepcopy(model)
+    to_bitlinear(q, ternary_linears(q))
+    q.eval()
+    save_packed(q, tmp_path / "packed")
+    cfg = SpeedConfig(
+        wide_hidden=64, wide_intermediate=128, wide_layers=1, wide_heads=2, wide_vocab=32,
+        prompts=2, prompt_len=4, new_tokens=3, tiny_new_tokens=3, bandwidth_mbytes=8,
+    )  # fmt: skip
+    kwargs = {
+        "fp_dir": tmp_path / "fp",
+        "packed_dir": tmp_path / "packed",
+        "tiny_prompts": _prompts(),
+        "cache_dir": tmp_path / "cache",
+    }
+    first = measure_speed(cfg, session="s1", **kwargs)
+    assert set(first["wide"]["seconds_per_token"]) == {"fp32", "ternary", "fp32_repeat"}
+    assert len(first["tiny"]["seconds_per_token"]["ternary"]) == 2
+    assert first["wide"]["fp32_linear_weight_bytes"] == 4 * (4 * 64 * 64 + 3 * 64 * 128 + 32 * 64)
+    assert measure_speed(cfg, session="s1", **kwargs) == first  # shared within a session
+    assert first["bandwidth_GBps"] > 0

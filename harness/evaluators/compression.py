@@ -1,0 +1,181 @@
+"""Compression phase: turn a ``CompressionRun`` and a speed measurement into Outcomes.
+
+Training, packing and evaluation happen once in
+:mod:`trainers.bitnet.pipeline`; decode timing in :mod:`trainers.bitnet.speed_run`.
+This module only maps their records to what each gate of
+``gates/compression.yaml`` decides on, and renders the per-gate detail tables:
+
+* ``compression_ratio`` — one exact outcome: fp32 checkpoint bytes / artifact bytes;
+* ``accuracy_retention`` — per held-out item, 1 if the subject's greedy answer is
+  exact (paired with the full-precision model by item id);
+* ``sparsity`` — one exact outcome: zero codes / ternary weights;
+* ``decode_speedup`` — per prompt, decoded tokens per second of one format
+  (paired with the fp32 format by prompt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.outcomes import Outcome
+from trainers.bitnet.pipeline import CompressionRun
+
+__all__ = [
+    "accuracy_outcomes",
+    "layers_markdown",
+    "ratio_outcome",
+    "raw_rows",
+    "size_extra",
+    "sparsity_outcome",
+    "speed_markdown",
+    "speed_outcomes",
+]
+
+
+def ratio_outcome(run: CompressionRun, subject: str) -> list[Outcome]:
+    """fp32 checkpoint bytes on disk over the ``subject`` artifact's (one exact value)."""
+    fp32, own = run.sizes["fp32"], run.sizes[subject]
+    return [
+        Outcome(
+            item_id="bytes_ratio",
+            value=fp32 / own,
+            raw={"fp32_bytes": fp32, f"{subject}_bytes": own, "path": run.paths[subject]},
+        )
+    ]
+
+
+def size_extra(run: CompressionRun, subject: str) -> dict[str, Any]:
+    """Sizes on disk, and the ratio against the bf16 checkpoint, for the evidence."""
+    own = run.sizes[subject]
+    return {
+        "bytes": {k: run.sizes[k] for k in ("fp32", "bf16", subject)},
+        "ratio_vs_fp32": run.sizes["fp32"] / own,
+        "ratio_vs_bf16": run.sizes["bf16"] / own,
+        "paths": {k: run.paths[k] for k in ("fp32", "bf16", subject)},
+    }
+
+
+def accuracy_outcomes(run: CompressionRun, subject: str) -> list[Outcome]:
+    """Per held-out test item: 1 if ``subject``'s greedy answer equals the target."""
+    if subject not in run.correct:
+        raise KeyError(f"unknown subject '{subject}'; subjects: {', '.join(run.correct)}")
+    return [
+        Outcome(item_id=i, value=float(c), raw={"answer": a, "target": t})
+        for i, c, a, t in zip(
+            run.item_ids, run.correct[subject], run.answers[subject], run.targets, strict=True
+        )
+    ]
+
+
+def raw_rows(run: CompressionRun, subject: str) -> list[dict[str, Any]]:
+    """Every test answer of ``subject`` beside the full-precision model's (evidence raw file)."""
+    return [
+        {"item_id": i, "target": t, "answer": a, "fp32_answer": f, "correct": c}
+        for i, t, a, f, c in zip(
+            run.item_ids,
+            run.targets,
+            run.answers[subject],
+            run.answers["fp32"],
+            run.correct[subject],
+            strict=True,
+        )
+    ]
+
+
+def sparsity_outcome(run: CompressionRun, subject: str) -> list[Outcome]:
+    """Zero codes over all ternary weights of ``subject`` (0 when it has none: no vacuous pass)."""
+    counts = run.ternary_weights[subject]
+    total = counts["total"]
+    return [
+        Outcome(
+            item_id="zero_share",
+            value=counts["zeros"] / total if total else 0.0,
+            raw=dict(counts),
+        )
+    ]
+
+
+def speed_outcomes(speed: Mapping[str, Any], fmt: str, *, model: str = "wide") -> list[Outcome]:
+    """Per prompt: decoded tokens per second of format ``fmt`` of the ``model`` subject."""
+    seconds: Sequence[float] = speed[model]["seconds_per_token"][fmt]
+    return [
+        Outcome(item_id=f"prompt-{i:02d}", value=1.0 / s, raw={"seconds_per_token": s})
+        for i, s in enumerate(seconds)
+    ]
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def speed_markdown(speed: Mapping[str, Any]) -> str:
+    """Per model and format: ms/token, bytes read per token, achieved GB/s vs measured bandwidth."""
+    bw = float(speed["bandwidth_GBps"])
+    lines = [
+        f"Measured read bandwidth: {bw:.1f} GB/s ({speed['machine']['threads']} thread(s), "
+        f"{speed['measured_at']}).",
+        "",
+        _row(["model", "format", "median ms/token", "MB read/token", "GB/s", "% of bandwidth"]),
+        _row(["---"] * 6),
+    ]
+    for model in ("wide", "tiny"):
+        for fmt, s in speed[model]["summary"].items():
+            gbps = float(s["achieved_GBps"])
+            lines.append(
+                _row(
+                    [
+                        model,
+                        fmt,
+                        f"{s['median_ms_per_token']:.2f}",
+                        f"{s['bytes_per_token'] / 1e6:.2f}",
+                        f"{gbps:.2f}",
+                        f"{100 * gbps / bw:.0f} %",
+                    ]
+                )
+            )
+    return "\n".join(lines)
+
+
+def layers_markdown(run: CompressionRun, figures: Sequence[str] = ()) -> str:
+    """Stages (dev metric, fallback) and per-layer sparsity / scale / output cosine."""
+    lines = [
+        f"Full-precision dev accuracy {run.fp_dev_metric:.3f}; "
+        f"after QAT {run.final_dev_metric:.3f}.",
+        "",
+        _row(["stage", "layers", "dev metric", "threshold", "result"]),
+        _row(["---"] * 5),
+    ]
+    for s in run.stages:
+        result = "ternary" if s["accepted"] else "**fallback** (kept in high precision)"
+        lines.append(
+            _row(
+                [
+                    s["stage"],
+                    len(s["layers"]),
+                    f"{s['dev_metric']:.3f}",
+                    f"{s['threshold']:.3f}",
+                    result,
+                ]
+            )
+        )
+    lines += [
+        "",
+        _row(["layer", "ternary", "sparsity", "scale", "output cosine"]),
+        _row(["---"] * 5),
+    ]
+    for layer in run.layers:
+        scale = "—" if layer["scale"] is None else f"{layer['scale']:.4g}"
+        lines.append(
+            _row(
+                [
+                    f"`{layer['name']}`",
+                    "yes" if layer["ternary"] else "no (fallback)",
+                    f"{layer['sparsity']:.3f}",
+                    scale,
+                    f"{layer['cosine']:.4f}",
+                ]
+            )
+        )
+    lines += ["", *(f"![{f}]({f})" for f in figures)]
+    return "\n".join(lines)

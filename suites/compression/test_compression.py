@@ -1,0 +1,163 @@
+"""Compression phase gates (gates/compression.yaml) on the embedded default run.
+
+The BitNet artifact is the subject; two controls prove each gate can fail: the
+do-nothing compressor (``identity``: the fp32 checkpoint itself — ratio 1, no
+ternary weights, fp32 decode against fp32 decode) and the zeroing compressor
+(``zeroed``: every ternary code 0 — tiny and sparse, but it knows nothing).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.decision import Verdict
+from harness.evaluators.compression import (
+    accuracy_outcomes,
+    layers_markdown,
+    ratio_outcome,
+    raw_rows,
+    size_extra,
+    sparsity_outcome,
+    speed_markdown,
+    speed_outcomes,
+)
+from harness.gate import Gate
+from trainers.bitnet.pipeline import CompressionRun
+
+pytestmark = [pytest.mark.phase("compression"), pytest.mark.xdist_group("compression")]
+
+
+def _digests(run: CompressionRun, subject: str) -> dict[str, Any]:
+    return {"model_digest": run.model_digests[subject], "data_digest": run.data_digest}
+
+
+def _figures(gate: Gate, run: CompressionRun) -> list[str]:
+    """Per-layer and training-curve PNGs beside the evidence (links relative to the report)."""
+    if gate.options.evidence_dir is None:
+        return []
+    from harness.report.layer_plots import plot_layer_stats, plot_training_curves
+
+    root = Path(gate.options.evidence_dir)
+    rel = ["figures/compression/layers.png", "figures/compression/training.png"]
+    plot_layer_stats(run.layers, root / rel[0], title="BitNet layers: sparsity, scale, cosine")
+    plot_training_curves(run.log, root / rel[1], title="BitNet QAT: loss and dev accuracy")
+    return rel
+
+
+@pytest.mark.gate("compression_ratio")
+def test_compression_ratio(gate: Gate, compression_run: CompressionRun) -> None:
+    gate.check(
+        ratio_outcome(compression_run, "packed"),
+        subject="bitnet",
+        extra=size_extra(compression_run, "packed"),
+        **_digests(compression_run, "packed"),
+    )
+
+
+@pytest.mark.gate("compression_ratio")
+def test_compression_ratio_control_identity(gate: Gate, compression_run: CompressionRun) -> None:
+    gate.check(
+        ratio_outcome(compression_run, "identity"),
+        subject="identity",
+        expect=Verdict.FAIL,
+        extra=size_extra(compression_run, "identity"),
+        **_digests(compression_run, "identity"),
+    )
+
+
+@pytest.mark.gate("accuracy_retention")
+def test_accuracy_retention(gate: Gate, compression_run: CompressionRun) -> None:
+    run = compression_run
+    base = accuracy_outcomes(run, "fp32")
+    cand = accuracy_outcomes(run, "bitnet")
+    gate.check(
+        cand,
+        baseline=base,
+        subject="bitnet",
+        raw_outputs=raw_rows(run, "bitnet"),
+        extra={
+            "fp32_accuracy": sum(o.value for o in base) / len(base),
+            "bitnet_accuracy": sum(o.value for o in cand) / len(cand),
+            "fp32_dev_accuracy": run.fp_dev_metric,
+            "bitnet_dev_accuracy": run.final_dev_metric,
+            "stages": run.stages,
+            "fallback_layers": [x["name"] for x in run.layers if not x["ternary"]],
+            "layers": run.layers,
+            "wall_s": run.wall_s,
+            "report_markdown": layers_markdown(run, _figures(gate, run)),
+        },
+        **_digests(run, "packed"),
+    )
+
+
+@pytest.mark.gate("accuracy_retention")
+def test_accuracy_retention_control_zeroed(gate: Gate, compression_run: CompressionRun) -> None:
+    gate.check(
+        accuracy_outcomes(compression_run, "zeroed"),
+        baseline=accuracy_outcomes(compression_run, "fp32"),
+        subject="zeroed",
+        expect=Verdict.FAIL,
+        **_digests(compression_run, "zeroed"),
+    )
+
+
+@pytest.mark.gate("sparsity")
+def test_sparsity(gate: Gate, compression_run: CompressionRun) -> None:
+    gate.check(
+        sparsity_outcome(compression_run, "bitnet"),
+        subject="bitnet",
+        extra={"per_layer": {x["name"]: x["sparsity"] for x in compression_run.layers}},
+        **_digests(compression_run, "packed"),
+    )
+
+
+@pytest.mark.gate("sparsity")
+def test_sparsity_control_identity(gate: Gate, compression_run: CompressionRun) -> None:
+    gate.check(
+        sparsity_outcome(compression_run, "identity"),
+        subject="identity",
+        expect=Verdict.FAIL,
+        **_digests(compression_run, "identity"),
+    )
+
+
+def _speed_extra(speed: dict[str, Any], fmt: str) -> dict[str, Any]:
+    tiny = speed["tiny"]["summary"]
+    return {
+        "decided_on": speed["wide"]["label"],
+        "wide_shape": speed["wide"]["shape"],
+        "wide_fp32_weight_bytes": speed["wide"]["fp32_weight_bytes"],
+        "bandwidth_GBps": speed["bandwidth_GBps"],
+        "summary": speed["wide"]["summary"],
+        "tiny_summary": tiny,
+        "tiny_speedup_median": tiny["ternary"]["median_tokens_per_s"]
+        / tiny["fp32"]["median_tokens_per_s"],
+        "machine": speed["machine"],
+        "measured_at": speed["measured_at"],
+        "format": fmt,
+        "report_markdown": speed_markdown(speed),
+    }
+
+
+@pytest.mark.gate("decode_speedup")
+def test_decode_speedup(gate: Gate, speed_result: dict[str, Any]) -> None:
+    gate.check(
+        speed_outcomes(speed_result, "ternary"),
+        baseline=speed_outcomes(speed_result, "fp32"),
+        subject="bitnet-wide",
+        extra=_speed_extra(speed_result, "ternary"),
+    )
+
+
+@pytest.mark.gate("decode_speedup")
+def test_decode_speedup_control_identity(gate: Gate, speed_result: dict[str, Any]) -> None:
+    gate.check(
+        speed_outcomes(speed_result, "fp32_repeat"),
+        baseline=speed_outcomes(speed_result, "fp32"),
+        subject="identity-wide",
+        expect=Verdict.FAIL,
+        extra={"summary": speed_result["wide"]["summary"]},
+    )

@@ -1,0 +1,130 @@
+"""The compression evaluator maps runs and speed records to outcomes decided as intended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.decision import Verdict
+from harness.evaluators.compression import (
+    accuracy_outcomes,
+    layers_markdown,
+    ratio_outcome,
+    raw_rows,
+    size_extra,
+    sparsity_outcome,
+    speed_markdown,
+    speed_outcomes,
+)
+from harness.gate import Gate
+from harness.spec import load_phase
+from trainers.bitnet.pipeline import CompressionRun
+
+PHASE = load_phase(Path(__file__).parents[3] / "gates" / "compression.yaml")
+
+
+def _run(*, bitnet_wrong_every: int = 0) -> CompressionRun:
+    n = 400
+    ids = [f"test-{i}" for i in range(n)]
+    fp = [1 if i % 10 else 0 for i in range(n)]  # 90 % correct
+    bit = [0 if bitnet_wrong_every and i % bitnet_wrong_every == 0 else c for i, c in enumerate(fp)]
+    layers = [
+        {"name": "l0", "ternary": True, "n_weights": 10, "zeros": 4, "sparsity": 0.4,
+         "scale": 0.02, "cosine": 0.95},
+        {"name": "l1", "ternary": False, "n_weights": 10, "zeros": 0, "sparsity": 0.0,
+         "scale": None, "cosine": 1.0},
+    ]  # fmt: skip
+    return CompressionRun(
+        config_digest="c",
+        paths={k: f"/x/{k}" for k in ("fp32", "bf16", "packed", "identity", "zeroed")},
+        sizes={"fp32": 4000, "bf16": 2000, "packed": 400, "identity": 4000, "zeroed": 400},
+        model_digests={k: k for k in ("fp32", "packed", "identity", "zeroed")},
+        data_digest="d",
+        item_ids=ids,
+        targets=["000"] * n,
+        correct={"fp32": fp, "bitnet": bit, "identity": fp, "zeroed": [0] * n},
+        answers={k: ["000"] * n for k in ("fp32", "bitnet", "identity", "zeroed")},
+        ternary_weights={
+            "bitnet": {"zeros": 35, "total": 100},
+            "zeroed": {"zeros": 100, "total": 100},
+            "identity": {"zeros": 0, "total": 0},
+        },
+        fp_dev_metric=0.9,
+        final_dev_metric=0.88,
+        stages=[
+            {"stage": 0, "layers": ["l0"], "dev_metric": 0.88, "threshold": 0.85, "accepted": True}
+        ],
+        layers=layers,
+        log=[],
+        wall_s={},
+    )
+
+
+def _speed(fp_s: float, tern_s: float) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    fp = list(fp_s * (1 + 0.05 * rng.standard_normal(12)))
+    tern = list(tern_s * (1 + 0.05 * rng.standard_normal(12)))
+    rep = list(fp_s * (1 + 0.05 * rng.standard_normal(12)))
+    fmt = {"median_ms_per_token": 1.0, "median_tokens_per_s": 1.0, "bytes_per_token": 10,
+           "achieved_GBps": 1.0}  # fmt: skip
+    return {
+        "bandwidth_GBps": 10.0,
+        "machine": {"threads": 1},
+        "measured_at": "now",
+        "wide": {
+            "seconds_per_token": {"fp32": fp, "ternary": tern, "fp32_repeat": rep},
+            "summary": {"fp32": fmt, "ternary": fmt},
+        },
+        "tiny": {"summary": {"fp32": fmt, "ternary": fmt}},
+    }
+
+
+def _decide(gate_id: str, outcomes: Any, baseline: Any = None) -> Verdict:
+    gate = Gate(PHASE, PHASE.gate(gate_id))
+    return gate.evaluate(outcomes, baseline=baseline)[1].verdict
+
+
+def test_ratio_is_bytes_on_disk_and_the_identity_control_fails() -> None:
+    run = _run()
+    assert ratio_outcome(run, "packed")[0].value == 10.0
+    assert _decide("compression_ratio", ratio_outcome(run, "packed")) is Verdict.PASS
+    assert _decide("compression_ratio", ratio_outcome(run, "identity")) is Verdict.FAIL
+    assert size_extra(run, "packed")["ratio_vs_bf16"] == 5.0
+
+
+def test_retention_is_paired_and_the_zeroing_control_fails() -> None:
+    run = _run()
+    base = accuracy_outcomes(run, "fp32")
+    assert _decide("accuracy_retention", accuracy_outcomes(run, "bitnet"), base) is Verdict.PASS
+    assert _decide("accuracy_retention", accuracy_outcomes(run, "zeroed"), base) is Verdict.FAIL
+    lossy = _run(bitnet_wrong_every=3)  # loses a third of the correct answers
+    got = _decide("accuracy_retention", accuracy_outcomes(lossy, "bitnet"), base)
+    assert got is Verdict.FAIL
+    assert raw_rows(run, "bitnet")[0]["fp32_answer"] == "000"
+
+
+def test_sparsity_counts_zero_codes_and_no_ternary_layers_is_zero() -> None:
+    run = _run()
+    assert sparsity_outcome(run, "bitnet")[0].value == 0.35
+    assert _decide("sparsity", sparsity_outcome(run, "bitnet")) is Verdict.PASS
+    assert sparsity_outcome(run, "identity")[0].value == 0.0
+    assert _decide("sparsity", sparsity_outcome(run, "identity")) is Verdict.FAIL
+
+
+def test_decode_speedup_pairs_prompts() -> None:
+    fast = _speed(0.060, 0.010)
+    base = speed_outcomes(fast, "fp32")
+    assert base[0].value == 1.0 / fast["wide"]["seconds_per_token"]["fp32"][0]
+    assert _decide("decode_speedup", speed_outcomes(fast, "ternary"), base) is Verdict.PASS
+    assert _decide("decode_speedup", speed_outcomes(fast, "fp32_repeat"), base) is Verdict.FAIL
+    slow = _speed(0.060, 0.040)
+    got = _decide("decode_speedup", speed_outcomes(slow, "ternary"), speed_outcomes(slow, "fp32"))
+    assert got is Verdict.FAIL
+
+
+def test_markdown_lists_stages_layers_figures_and_bandwidth() -> None:
+    text = layers_markdown(_run(), ["figures/compression/layers.png"])
+    assert "fallback" in text and "`l1`" in text and "](figures/compression/layers.png)" in text
+    assert "10.0 GB/s" in speed_markdown(_speed(0.06, 0.01))

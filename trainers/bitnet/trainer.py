@@ -1,0 +1,223 @@
+"""``BitNetTrainer``: staged BitNet b1.58 QAT from a full-precision HF model, with fallback.
+
+Post-training ternarization of a small model destroys it, so the trainer
+fine-tunes with the quantizer in the loop (straight-through estimator) and
+turns layers ternary in *stages* — one decoder block per stage:
+
+1. measure the dev metric of the full-precision model, ``m_fp``;
+2. for each block: snapshot the weights, make the block's linears
+   ``BitLinear``, fine-tune the whole model ``steps_per_stage`` steps, and
+   measure the dev metric.  If it is below ``(1 − dev_budget) · m_fp`` the stage
+   is rolled back (weights restored, layers back to ``nn.Linear``) and the
+   block's linears are *fallback* layers: they stay in high precision and are
+   listed in the result (and in the artifact's header and the gate evidence);
+3. fine-tune ``final_steps`` more, freeze the codes, round every non-ternary
+   tensor to its storage dtype (so the evaluated model *is* the stored one).
+
+Decisions use only the dev split the caller provides; the judged test split
+is never seen here.  Per-layer sparsity, scale and output cosine (quantized
+layer vs the original full-precision layer on the same dev inputs) are
+measured on the final model.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.errors import TrainerError
+from trainers.bitnet.config import BitNetConfig
+from trainers.bitnet.packing import round_to_storage
+from trainers.bitnet.quant import BitLinear, ternary_linears, to_bitlinear, to_linear
+
+__all__ = ["BitNetResult", "BitNetTrainer", "LayerStat", "StageRecord", "stage_groups"]
+
+LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+DevMetric = Callable[[nn.Module], float]
+SampleBatch = Callable[[torch.Generator, int], torch.Tensor]
+
+
+@dataclass
+class StageRecord:
+    """One stage: which layers it tried, the dev metric after fine-tuning, and the verdict."""
+
+    stage: int
+    layers: list[str]
+    dev_metric: float
+    threshold: float
+    accepted: bool
+
+
+@dataclass
+class LayerStat:
+    """A linear layer of the final model: ternary or fallback, and what quantization did to it."""
+
+    name: str
+    ternary: bool
+    n_weights: int
+    zeros: int
+    sparsity: float
+    scale: float | None
+    cosine: float
+
+
+@dataclass
+class BitNetResult:
+    """The quantized model (eval mode, stored precision) and the record of how it was made."""
+
+    model: nn.Module
+    fp_dev_metric: float
+    final_dev_metric: float
+    stages: list[StageRecord]
+    layers: list[LayerStat]
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ternary_layers(self) -> list[str]:
+        return [s.name for s in self.layers if s.ternary]
+
+    @property
+    def fallback_layers(self) -> list[str]:
+        return [s.name for s in self.layers if not s.ternary]
+
+
+def stage_groups(names: list[str]) -> list[list[str]]:
+    """Group linear-layer names by decoder block (the path up to its first numeric part)."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        m = re.match(r"^(.*?\.\d+)\.", name)
+        groups.setdefault(m.group(1) if m else name, []).append(name)
+    return list(groups.values())
+
+
+class BitNetTrainer:
+    """Staged QAT of a ``PreTrainedModel`` into BitNet b1.58 form (see the module docstring).
+
+    The task is injected: ``loss_fn(model, batch)``, ``dev_metric(model)`` (higher
+    is better; called in eval mode), ``sample_batch(generator, size)`` and a
+    ``probe`` input batch (dev inputs) for the per-layer cosines.
+    """
+
+    def __init__(
+        self,
+        config: BitNetConfig,
+        *,
+        loss_fn: LossFn,
+        dev_metric: DevMetric,
+        sample_batch: SampleBatch,
+        probe: torch.Tensor,
+        progress: Callable[[str], None] = lambda _m: None,
+    ) -> None:
+        self.config = config
+        self.loss_fn = loss_fn
+        self.dev_metric = dev_metric
+        self.sample_batch = sample_batch
+        self.probe = probe
+        self.progress = progress
+        self.log: list[dict[str, Any]] = []
+        self._step = 0
+
+    def train(self, fp_model: nn.Module) -> BitNetResult:
+        """Return the quantized copy of ``fp_model`` (which is left untouched)."""
+        cfg = self.config
+        gen = torch.Generator().manual_seed(cfg.seed)
+        fp_model.eval()
+        fp_dev = float(self.dev_metric(fp_model))
+        threshold = (1.0 - cfg.dev_budget) * fp_dev
+        model = copy.deepcopy(fp_model)
+        stages: list[StageRecord] = []
+        for i, group in enumerate(stage_groups(ternary_linears(model))):
+            snapshot = copy.deepcopy(model.state_dict())
+            to_bitlinear(model, group)
+            self._fit(model, cfg.steps_per_stage, gen, stage=i)
+            dev = self._dev(model)
+            accepted = dev >= threshold
+            stages.append(StageRecord(i, list(group), dev, threshold, accepted))
+            self.progress(
+                f"stage {i}: dev {dev:.3f} (threshold {threshold:.3f}) → "
+                f"{'ternary' if accepted else 'fallback'} {len(group)} layers"
+            )
+            if not accepted:
+                to_linear(model, group)
+                model.load_state_dict(snapshot)
+        if any(isinstance(m, BitLinear) for m in model.modules()) and cfg.final_steps:
+            self._fit(model, cfg.final_steps, gen, stage=len(stages))
+        model.eval()
+        round_to_storage(model, cfg.high_precision)
+        final_dev = self._dev(model)
+        layers = self._layer_stats(model, fp_model)
+        return BitNetResult(model, fp_dev, final_dev, stages, layers, self.log)
+
+    def _dev(self, model: nn.Module) -> float:
+        model.eval()
+        value = float(self.dev_metric(model))
+        self.log.append({"step": self._step, "dev_metric": value})
+        return value
+
+    def _fit(self, model: nn.Module, steps: int, gen: torch.Generator, *, stage: int) -> None:
+        cfg = self.config
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=max(steps, 2), pct_start=0.1
+        )
+        for s in range(steps):
+            loss = self.loss_fn(model, self.sample_batch(gen, cfg.batch_size))
+            value = float(loss.detach().item())
+            if not math.isfinite(value):
+                raise TrainerError(f"BitNet QAT diverged: loss {value} at step {self._step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            self._step += 1
+            if s % cfg.log_every == 0 or s == steps - 1:
+                self.log.append(
+                    {
+                        "step": self._step,
+                        "stage": stage,
+                        "loss": value,
+                        "lr": float(sched.get_last_lr()[0]),
+                    }
+                )
+        model.eval()
+
+    def _layer_stats(self, model: nn.Module, fp_model: nn.Module) -> list[LayerStat]:
+        names = ternary_linears(fp_model)
+        inputs: dict[str, torch.Tensor] = {}
+        hooks = [
+            model.get_submodule(n).register_forward_hook(
+                lambda _m, args, _out, n=n: inputs.__setitem__(n, args[0].detach())
+            )
+            for n in names
+        ]
+        try:
+            with torch.no_grad():
+                model(input_ids=self.probe)
+        finally:
+            for h in hooks:
+                h.remove()
+        stats = []
+        for n in names:
+            mod = model.get_submodule(n)
+            ref_w = fp_model.get_submodule(n).weight.detach().float()
+            with torch.no_grad():
+                y_q = mod(inputs[n]).flatten().float()
+                y_fp = F.linear(inputs[n].float(), ref_w).flatten()
+            cos = float(F.cosine_similarity(y_q, y_fp, dim=0))
+            if isinstance(mod, BitLinear) and mod.codes is not None and mod.scale is not None:
+                zeros = int((mod.codes == 0).sum())
+                n_w = mod.codes.numel()
+                stats.append(LayerStat(n, True, n_w, zeros, zeros / n_w, float(mod.scale), cos))
+            else:
+                n_w = ref_w.numel()
+                stats.append(LayerStat(n, False, n_w, 0, 0.0, None, cos))
+        return stats
