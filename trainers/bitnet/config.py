@@ -26,10 +26,15 @@ class BitNetConfig:
     """Hyper-parameters of one staged QAT run (their digest is part of the cache key)."""
 
     steps_per_stage: int = _f(
-        150, "QAT steps after each stage turns one more decoder block ternary (all weights train)"
+        300, "QAT steps per round after a stage turns one more decoder block ternary"
+    )
+    stage_rounds: int = _f(
+        3,
+        "rounds of steps_per_stage a stage may take: it is accepted after the first round that "
+        "meets the dev threshold, rolled back after the last one that does not",
     )
     final_steps: int = _f(100, "QAT steps after the last stage, on the accepted ternary layers")
-    lr: float = _f(1e-3, "peak AdamW learning rate of every QAT phase (one-cycle schedule)")
+    lr: float = _f(2e-3, "peak AdamW learning rate of every QAT phase (one-cycle schedule)")
     batch_size: int = _f(128, "training sequences per step")
     dev_budget: float = _f(
         0.05,
@@ -44,8 +49,8 @@ class BitNetConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.steps_per_stage < 1 or self.final_steps < 0:
-            problems.append("steps_per_stage must be ≥ 1 and final_steps ≥ 0")
+        if self.steps_per_stage < 1 or self.stage_rounds < 1 or self.final_steps < 0:
+            problems.append("steps_per_stage and stage_rounds must be ≥ 1, final_steps ≥ 0")
         if not 0.0 <= self.dev_budget < 1.0:
             problems.append(f"dev_budget={self.dev_budget} must be in [0, 1)")
         if self.high_precision not in HIGH_PRECISION_DTYPES:

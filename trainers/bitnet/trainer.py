@@ -6,11 +6,14 @@ turns layers ternary in *stages* — one decoder block per stage:
 
 1. measure the dev metric of the full-precision model, ``m_fp``;
 2. for each block: snapshot the weights, make the block's linears
-   ``BitLinear``, fine-tune the whole model ``steps_per_stage`` steps, and
-   measure the dev metric.  If it is below ``(1 − dev_budget) · m_fp`` the stage
-   is rolled back (weights restored, layers back to ``nn.Linear``) and the
-   block's linears are *fallback* layers: they stay in high precision and are
-   listed in the result (and in the artifact's header and the gate evidence);
+   ``BitLinear``, fine-tune the whole model in rounds of ``steps_per_stage``
+   steps, measuring the dev metric after each round; the stage is accepted at
+   the first round that reaches ``(1 − dev_budget) · m_fp`` (QAT of a block can
+   sit on a loss plateau for a few hundred steps before it recovers).  If no
+   round of ``stage_rounds`` reaches it, the stage is rolled back (weights
+   restored, layers back to ``nn.Linear``) and the block's linears are
+   *fallback* layers: they stay in high precision and are listed in the result
+   (and in the artifact's header and the gate evidence);
 3. fine-tune ``final_steps`` more, freeze the codes, round every non-ternary
    tensor to its storage dtype (so the evaluated model *is* the stored one).
 
@@ -54,6 +57,7 @@ class StageRecord:
     dev_metric: float
     threshold: float
     accepted: bool
+    rounds: int = 1
 
 
 @dataclass
@@ -137,10 +141,14 @@ class BitNetTrainer:
         for i, group in enumerate(stage_groups(ternary_linears(model))):
             snapshot = copy.deepcopy(model.state_dict())
             to_bitlinear(model, group)
-            self._fit(model, cfg.steps_per_stage, gen, stage=i)
-            dev = self._dev(model)
-            accepted = dev >= threshold
-            stages.append(StageRecord(i, list(group), dev, threshold, accepted))
+            rounds = 0
+            accepted = False
+            while not accepted and rounds < cfg.stage_rounds:
+                self._fit(model, cfg.steps_per_stage, gen, stage=i)
+                dev = self._dev(model)
+                accepted = dev >= threshold
+                rounds += 1
+            stages.append(StageRecord(i, list(group), dev, threshold, accepted, rounds))
             self.progress(
                 f"stage {i}: dev {dev:.3f} (threshold {threshold:.3f}) → "
                 f"{'ternary' if accepted else 'fallback'} {len(group)} layers"

@@ -74,6 +74,7 @@ def test_a_stage_over_budget_is_rolled_back_and_listed() -> None:
 
     result = _trainer(dev).train(_model())
     assert [s.accepted for s in result.stages] == [True, False]
+    assert [s.rounds for s in result.stages] == [1, CFG.stage_rounds]
     assert result.stages[1].dev_metric == 0.0 and result.stages[1].threshold == pytest.approx(0.95)
     assert sorted(result.fallback_layers) == sorted(result.stages[1].layers)
     for name in result.fallback_layers:
