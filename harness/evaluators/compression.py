@@ -9,12 +9,13 @@ This module only maps their records to what each gate of
 * ``accuracy_retention`` — per held-out item, 1 if the subject's greedy answer is
   exact (paired with the full-precision model by item id);
 * ``sparsity`` — one exact outcome: zero codes / ternary weights;
-* ``decode_speedup`` — per prompt, decoded tokens per second of one format
-  (paired with the fp32 format by prompt).
+* ``decode_speedup`` — per prompt, ln(fp32 seconds per token ÷ the format's),
+  both timed on that prompt in the same interleaved round.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,7 +30,8 @@ __all__ = [
     "size_extra",
     "sparsity_outcome",
     "speed_markdown",
-    "speed_outcomes",
+    "speedup_extra",
+    "speedup_outcomes",
 ]
 
 
@@ -96,13 +98,30 @@ def sparsity_outcome(run: CompressionRun, subject: str) -> list[Outcome]:
     ]
 
 
-def speed_outcomes(speed: Mapping[str, Any], fmt: str, *, model: str = "wide") -> list[Outcome]:
-    """Per prompt: decoded tokens per second of format ``fmt`` of the ``model`` subject."""
-    seconds: Sequence[float] = speed[model]["seconds_per_token"][fmt]
+def speedup_outcomes(
+    speed: Mapping[str, Any], fmt: str, *, baseline: str = "fp32", model: str = "wide"
+) -> list[Outcome]:
+    """Per prompt: ln(``baseline`` s/token ÷ ``fmt`` s/token) of the ``model`` subject.
+
+    The pair is formed here (same prompt, interleaved runs), so the gate is a
+    one-sample ``mean`` gate on log speedups: ln 2 ⇔ a geometric-mean 2×.
+    """
+    times: Mapping[str, Sequence[float]] = speed[model]["seconds_per_token"]
+    if len(times[fmt]) != len(times[baseline]):
+        raise ValueError(f"{fmt} and {baseline} were timed on different numbers of prompts")
     return [
-        Outcome(item_id=f"prompt-{i:02d}", value=1.0 / s, raw={"seconds_per_token": s})
-        for i, s in enumerate(seconds)
+        Outcome(
+            item_id=f"prompt-{i:02d}",
+            value=math.log(b / f),
+            raw={f"{baseline}_s_per_token": b, f"{fmt}_s_per_token": f, "speedup": b / f},
+        )
+        for i, (f, b) in enumerate(zip(times[fmt], times[baseline], strict=True))
     ]
+
+
+def speedup_extra(estimate: Mapping[str, Any]) -> dict[str, float]:
+    """The log-scale estimate and bounds as speedups (exp), for the evidence."""
+    return {k: math.exp(float(estimate[k])) for k in ("value", "lo", "hi")}
 
 
 def _row(cells: Sequence[object]) -> str:

@@ -45,7 +45,7 @@ from trainers.bitnet.task import (
     predictions,
     tiny_llama,
 )
-from trainers.bitnet.trainer import BitNetTrainer
+from trainers.bitnet.trainer import BitNetResult, BitNetTrainer
 
 __all__ = ["CompressionRun", "CompressionRunConfig", "dir_bytes", "run_compression"]
 
@@ -96,6 +96,8 @@ class CompressionRun:
     layers: list[dict[str, Any]]
     log: list[dict[str, Any]]
     wall_s: dict[str, float]
+    #: the offline W&B run of the QAT (``RunTracker.record()``)
+    tracking: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> CompressionRun:
@@ -157,6 +159,32 @@ def _ternary_counts(model: nn.Module) -> dict[str, int]:
     return {"zeros": zeros, "total": total}
 
 
+def _track(
+    cfg: CompressionRunConfig, digest: str, result: BitNetResult, directory: Path
+) -> dict[str, Any]:
+    """Training curves and per-layer sparsity / scale / cosine to an offline W&B run."""
+    from trainers.tracking import RunTracker
+
+    with RunTracker(
+        name=f"bitnet-qat-{digest[:8]}", config=cfg.to_dict(), group="compression",
+        directory=directory,
+    ) as tracker:  # fmt: skip
+        for row in result.log:
+            tracker.log(row["step"], {k: v for k, v in row.items() if k not in ("step", "stage")})
+        summary: dict[str, Any] = {
+            "dev/fp32": result.fp_dev_metric,
+            "dev/bitnet": result.final_dev_metric,
+            "fallback_layers": len(result.fallback_layers),
+        }
+        for layer in result.layers:
+            summary[f"layer/{layer.name}/sparsity"] = layer.sparsity
+            summary[f"layer/{layer.name}/cosine"] = layer.cosine
+            if layer.scale is not None:
+                summary[f"layer/{layer.name}/scale"] = layer.scale
+        tracker.summary(summary)
+    return tracker.record()
+
+
 def _run(
     cfg: CompressionRunConfig, digest: str, root: Path, progress: Callable[[str], None]
 ) -> CompressionRun:
@@ -190,6 +218,7 @@ def _run(
     )
     result = trainer.train(fp)
     wall["qat"] = time.perf_counter() - t0
+    tracking = _track(cfg, digest, result, work / "wandb")
 
     meta = {"fallback_layers": result.fallback_layers, "dev_budget": cfg.bitnet.dev_budget}
     save_packed(result.model, paths["packed"], high_precision=cfg.bitnet.high_precision, meta=meta)
@@ -225,6 +254,7 @@ def _run(
         layers=[asdict(s) for s in result.layers],
         log=result.log,
         wall_s=wall,
+        tracking=tracking,
     )
 
 

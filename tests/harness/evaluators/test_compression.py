@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from harness.decision import Verdict
 from harness.evaluators.compression import (
@@ -16,7 +18,8 @@ from harness.evaluators.compression import (
     size_extra,
     sparsity_outcome,
     speed_markdown,
-    speed_outcomes,
+    speedup_extra,
+    speedup_outcomes,
 )
 from harness.gate import Gate
 from harness.spec import load_phase
@@ -113,15 +116,16 @@ def test_sparsity_counts_zero_codes_and_no_ternary_layers_is_zero() -> None:
     assert _decide("sparsity", sparsity_outcome(run, "identity")) is Verdict.FAIL
 
 
-def test_decode_speedup_pairs_prompts() -> None:
+def test_decode_speedup_is_a_mean_of_log_ratios_per_prompt() -> None:
     fast = _speed(0.060, 0.010)
-    base = speed_outcomes(fast, "fp32")
-    assert base[0].value == 1.0 / fast["wide"]["seconds_per_token"]["fp32"][0]
-    assert _decide("decode_speedup", speed_outcomes(fast, "ternary"), base) is Verdict.PASS
-    assert _decide("decode_speedup", speed_outcomes(fast, "fp32_repeat"), base) is Verdict.FAIL
+    outcomes = speedup_outcomes(fast, "ternary")
+    times = fast["wide"]["seconds_per_token"]
+    assert outcomes[0].value == pytest.approx(math.log(times["fp32"][0] / times["ternary"][0]))
+    assert _decide("decode_speedup", outcomes) is Verdict.PASS
+    assert _decide("decode_speedup", speedup_outcomes(fast, "fp32_repeat")) is Verdict.FAIL
     slow = _speed(0.060, 0.040)
-    got = _decide("decode_speedup", speed_outcomes(slow, "ternary"), speed_outcomes(slow, "fp32"))
-    assert got is Verdict.FAIL
+    assert _decide("decode_speedup", speedup_outcomes(slow, "ternary")) is Verdict.FAIL
+    assert speedup_extra({"value": 0.0, "lo": math.log(2), "hi": 1.0})["lo"] == pytest.approx(2)
 
 
 def test_markdown_lists_stages_layers_figures_and_bandwidth() -> None:
