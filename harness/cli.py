@@ -21,13 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.accounting import RunAccount
 
 __all__ = ["app", "build_app", "main"]
 
@@ -52,6 +55,7 @@ SUBAPPS: tuple[SubApp, ...] = (
     SubApp("replay", "harness.backends.cli", ("app",), "Record and inspect the replay lane."),
     SubApp("data", "harness.data.cli", ("app",), "Fetch and validate datasets."),
     SubApp("codegen", "harness.evaluators.codegen_score", ("app",), "Score HumanEval samples."),
+    SubApp("spec", "harness.spec_cli", ("app",), "The gate YAML schema (JSON Schema, reference)."),
     SubApp(
         "agentdojo",
         "harness.evaluators.agentdojo_lane",
@@ -121,7 +125,11 @@ def _run(
         Path | None, typer.Option(help="Baseline evidence for delta columns.")
     ] = None,
     inconclusive: Annotated[
-        InconclusiveChoice, typer.Option(help="pytest outcome of INCONCLUSIVE gates.")
+        InconclusiveChoice,
+        typer.Option(
+            help="How a test with an INCONCLUSIVE gate is displayed (failed/xfailed/passed). "
+            "Display only: the exit code is 1 whenever a gate is not PASS."
+        ),
     ] = InconclusiveChoice.FAIL,
     sequential: Annotated[
         bool, typer.Option("--sequential", help="Stop sampling early on anytime-valid bounds.")
@@ -152,10 +160,11 @@ def _run(
     """Run the phase gates (pytest on suites/) and write reports/<timestamp>/.
 
     Extra arguments after the options are passed to pytest unchanged
-    (e.g. ``harness run -- -k pass1 -x``).  Exit codes: 0 all gates PASS;
-    1 a gate FAILed or was INCONCLUSIVE (a verdict about the model); 2 a harness
-    error (a control gave the wrong verdict, or a test broke without a verdict);
-    5 nothing was collected.
+    (e.g. ``harness run -- -k pass1 -x``).  Exit codes come from the evidence: 0 every
+    declared gate of every selected phase PASSed; 1 a gate is FAIL, INCONCLUSIVE or
+    MISSING (not decided: skipped, errored, never checked, no test); 2 a harness error
+    (a control gave the wrong verdict, a gate checked twice, a test broke outside any
+    gate); 5 nothing was collected.
     """
     if not suites.exists():
         raise HarnessError(
@@ -197,57 +206,43 @@ def _run(
     _print_run_summary(out_dir, code)
     if out is None:
         _point_latest(out_dir)
-    raise typer.Exit(run_exit_code(code, out_dir / "junit.xml", fail_on_verdict=fail_on_verdict))
+    from harness.accounting import ACCOUNT_FILE
+
+    raise typer.Exit(run_exit_code(code, out_dir / ACCOUNT_FILE, fail_on_verdict=fail_on_verdict))
 
 
-def run_exit_code(pytest_code: int, junit: Path, *, fail_on_verdict: bool = True) -> int:
-    """Map pytest's exit code to ``harness run``'s, telling model verdicts from harness errors.
+def run_exit_code(pytest_code: int, account: Path, *, fail_on_verdict: bool = True) -> int:
+    """``harness run``'s exit code, from the gate accounting the plugin wrote (``account``).
 
-    A failed test counts as a *verdict* only when its last gate check produced
-    FAIL or INCONCLUSIVE for a non-control subject — that failure is the point
-    of the gate.  Anything else (a control with the wrong verdict, an exception
-    before any verdict, a setup error) means the harness itself is broken.
+    The plugin already turned pytest's exit code into the evidence's (0 every selected
+    phase passed; 1 a gate is FAIL, INCONCLUSIVE or MISSING; 2 harness error).  Two more
+    cases are harness errors here: pytest's internal/usage errors, and a failed test while
+    every declared gate passed (a suite test broke outside any gate decision).
     """
+    if pytest_code in (0, NO_TESTS_COLLECTED):
+        return pytest_code
     if pytest_code != 1:
-        return pytest_code if pytest_code in (0, NO_TESTS_COLLECTED) else 2
-    import xml.etree.ElementTree as ET
-
-    from harness.report.junit import read_gate_properties
+        return 2
+    from harness.accounting import RunAccount
 
     try:
-        props = read_gate_properties(junit)
-        cases = list(ET.parse(junit).getroot().iter("testcase"))
-    except (HarnessError, OSError, ET.ParseError):
-        err_console.print(f"[bold red]error:[/] cannot read {escape(str(junit))}", soft_wrap=True)
-        return 2
-    broken: list[str] = []
-    verdicts = 0
-    for case in cases:
-        if case.find("failure") is None and case.find("error") is None:
-            continue
-        name = f"{case.get('classname', '')}::{case.get('name', '')}"
-        last = (props.get(name) or [{}])[-1]
-        if (
-            case.find("error") is None
-            and last.get("verdict") in ("FAIL", "INCONCLUSIVE")
-            and not last.get("expect")
-        ):
-            verdicts += 1
-        else:
-            broken.append(name)
-    if broken:
+        acc = RunAccount.model_validate_json(account.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         err_console.print(
             "[bold red]harness error:[/] "
-            + escape(
-                f"{len(broken)} test(s) failed without an honest gate verdict (a control gave "
-                f"the wrong verdict, or the test broke): {', '.join(broken)}"
-            ),
+            + escape(f"pytest failed and wrote no gate accounting ({account}); see its output"),
             soft_wrap=True,
         )
         return 2
-    console.print(
-        f"{verdicts} gate test(s) did not PASS — verdicts about the subject, see the report"
-    )
+    if acc.passed:
+        err_console.print(
+            "[bold red]harness error:[/] a test failed although every declared gate passed "
+            "(a suite test broke outside any gate decision); see pytest's output",
+            soft_wrap=True,
+        )
+        return 2
+    bad = sum(1 for p in acc.phases for s in p.statuses if s.status != "PASS")
+    console.print(f"{bad} gate status(es) not PASS — verdicts about the subject, see the report")
     return 1 if fail_on_verdict else 0
 
 
@@ -273,8 +268,8 @@ def pytest_args(
     if workers not in ("0", ""):
         if importlib.util.find_spec("xdist") is None:
             raise HarnessError(
-                f"-n {workers}: pytest-xdist is not installed; install the 'dev' extra "
-                "(pip install -e '.[dev]') or pass -n 0"
+                f"-n {workers}: pytest-xdist is not installed although gate-harness depends on "
+                "it; reinstall gate-harness (pip install gate-harness) or pass -n 0"
             )
         # Suites mark each subject with ``xdist_group`` so one worker owns a subject's
         # shared run instead of two workers queueing on its file lock.
@@ -291,6 +286,7 @@ def pytest_args(
         lane,
         "--inconclusive",
         inconclusive,
+        "--all-phases",
     ]
     for p in phases:
         args += ["--phase", p]
@@ -342,6 +338,27 @@ def _print_summary(evidence: Path, baseline: Path | None = None) -> None:
     base = read_evidence(baseline).records if baseline is not None else []
     summaries = summarize(log.records, baseline=base)
     print_summary(console, summaries)
+    account = _read_account(log.path.parent)
+    if account is not None:
+        from harness.report.accounting import account_lines
+
+        for line in account_lines(account):
+            console.print(line, markup=False, soft_wrap=True)
+
+
+def _read_account(directory: Path) -> RunAccount | None:
+    """The run's gate accounting beside its evidence (None for evidence written without one)."""
+    from harness.accounting import ACCOUNT_FILE, RunAccount
+
+    path = directory / ACCOUNT_FILE
+    if not path.exists():
+        return None
+    try:
+        return RunAccount.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HarnessError(
+            f"{path}: not a readable gate accounting ({exc}); re-run the gates"
+        ) from exc
 
 
 def _point_latest(out_dir: Path) -> None:
@@ -358,7 +375,11 @@ def _point_latest(out_dir: Path) -> None:
 def _report(
     evidence: Annotated[Path, typer.Argument(help="evidence.jsonl or a report directory.")],
     out: Annotated[
-        Path | None, typer.Option(help="Where to write gate-report.md (default: beside it).")
+        Path | None,
+        typer.Option(
+            help="A FILE.md to write the report to, or a directory for gate-report.md "
+            "(default: beside the evidence). Plots go to plots/ next to the report."
+        ),
     ] = None,
     baseline: Annotated[Path | None, typer.Option(help="Baseline evidence for deltas.")] = None,
     plots: Annotated[bool, typer.Option(help="Draw one PNG per phase.")] = True,
@@ -371,8 +392,19 @@ def _report(
     for warning in log.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     base = read_evidence(baseline).records if baseline is not None else []
-    target = out or log.path.parent
-    path = write_report(log.records, target, baseline=base, plots=plots)
+    target, name = log.path.parent, "gate-report.md"
+    if out is not None and out.suffix.lower() == ".md":
+        target, name = out.parent, out.name
+    elif out is not None:
+        target = out
+    path = write_report(
+        log.records,
+        target,
+        baseline=base,
+        plots=plots,
+        account=_read_account(log.path.parent),
+        name=name,
+    )
     _print_summary(log.path, baseline)
     console.print(f"gate report: {path}")
 
@@ -383,34 +415,65 @@ def _compare(
     markdown: Annotated[
         Path | None, typer.Option(help="Also write the delta table as markdown here.")
     ] = None,
+    fail_on_regression: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-regression",
+            help="Exit 1 when a gate moved PASS → FAIL/INCONCLUSIVE or a metric moved the wrong "
+            "way beyond its CI.",
+        ),
+    ] = False,
 ) -> None:
-    """Delta table between two runs: metric, baseline, current, Δ (paired CI), target."""
+    """Delta table between two runs: metric, baseline, current, Δ (paired CI), target, verdict."""
     from harness.evidence import atomic_write_text
     from harness.report.compare import compare_files, render_delta_markdown
-    from harness.report.terminal import delta_table
+    from harness.report.terminal import print_deltas
 
     rows, warnings = compare_files(base, cur)
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    console.print(delta_table(rows))
+    print_deltas(console, rows)
     if markdown is not None:
         atomic_write_text(markdown, render_delta_markdown(rows))
         console.print(f"delta table: {markdown}")
+    regressions = [(row, why) for row in rows if (why := row.regression()) is not None]
+    for row, why in regressions:
+        rec = row.current
+        console.print(f"regression: {rec.phase}/{rec.gate} ({rec.subject}): {why}", markup=False)
+    if fail_on_regression and regressions:
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- power
 
 
 def _power(
-    threshold: Annotated[float, typer.Option(help="The gate's threshold, e.g. 0.001.")],
+    threshold: Annotated[
+        float | None, typer.Option(help="The gate's threshold, e.g. 0.001 (or from --gate).")
+    ] = None,
     direction: Annotated[
-        DirectionChoice, typer.Option(help="le: rate must be ≤ threshold; ge: ≥.")
-    ],
-    alpha: Annotated[float, typer.Option(help="One-sided level.")] = 0.05,
+        DirectionChoice | None,
+        typer.Option(help="le: rate must be ≤ threshold; ge: ≥ (or from --gate)."),
+    ] = None,
+    alpha: Annotated[
+        float | None,
+        typer.Option(help="One-sided level (default 0.05, or the gate's per-test level α/m)."),
+    ] = None,
     true_rate: Annotated[
         list[float] | None, typer.Option("--true-rate", help="Assumed true rate (repeatable).")
     ] = None,
     power: Annotated[float, typer.Option(help="Wanted probability of deciding.")] = 0.8,
+    gate_id: Annotated[
+        str | None,
+        typer.Option(
+            "--gate",
+            help="A gate id from the gate YAML ('phase/gate' or a unique 'gate'): its required "
+            "threshold, direction and per-test level α/m (Bonferroni within its phase).",
+        ),
+    ] = None,
+    gates_dir: Annotated[
+        Path, typer.Option("--gates-dir", help="Gate YAML directory for --gate.")
+    ] = Path("gates"),
 ) -> None:
     """How many items a proportion gate needs before it can be decided."""
     from rich.table import Table
@@ -418,6 +481,14 @@ def _power(
     from harness.errors import StatsError
     from harness.stats import power as pw
 
+    if gate_id is not None:
+        g_threshold, g_direction, g_alpha = _gate_for_power(gate_id, gates_dir)
+        threshold = g_threshold if threshold is None else threshold
+        direction = g_direction if direction is None else direction
+        alpha = g_alpha if alpha is None else alpha
+    if threshold is None or direction is None:
+        raise StatsError("harness power: pass --threshold and --direction, or --gate ID")
+    alpha = 0.05 if alpha is None else alpha
     if not (0.0 < threshold < 1.0):
         raise StatsError(f"--threshold {threshold}: must lie in (0, 1) for a proportion gate")
     edge = threshold if direction is DirectionChoice.LE else 1.0 - threshold
@@ -443,6 +514,33 @@ def _power(
             verdict = "— (on the threshold)" if n is None else ("PASS" if passes else "FAIL")
             table.add_row(f"{rate:g}", "never" if n is None else str(n), verdict)
         console.print(table)
+
+
+def _gate_for_power(gate_id: str, gates_dir: Path) -> tuple[float, DirectionChoice, float]:
+    """(required threshold, direction, per-test level α/m) of a gate in the YAML."""
+    from harness.gate import Gate
+    from harness.spec import load_phases
+
+    phase_name, _, gid = gate_id.rpartition("/")
+    found = [
+        (phase, g)
+        for phase in load_phases(gates_dir)
+        if phase_name in ("", phase.phase)
+        for g in phase.gates
+        if g.id == gid
+    ]
+    if len(found) != 1:
+        where = "no gate" if not found else f"{len(found)} gates"
+        raise HarnessError(
+            f"--gate {gate_id}: {where} of that id in {gates_dir}; write it as 'phase/gate'"
+        )
+    phase, spec = found[0]
+    bound = Gate(phase, spec)
+    console.print(
+        f"gate {phase.phase}/{spec.id}: metric {spec.metric}, per-test level "
+        f"α/m = {bound.alpha:g}/{bound.family_size} = {bound.alpha_decision:g}"
+    )
+    return spec.tiers.required[1], DirectionChoice(str(spec.direction)), bound.alpha_decision
 
 
 # --------------------------------------------------------------------------- app

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_SANDBOX_ERROR_SHARE",
     "Decision",
     "Verdict",
+    "confidence_text",
     "decide",
     "guard_sandbox_errors",
     "per_side_alpha",
@@ -79,6 +80,13 @@ class Decision:
                 (str(name), Verdict(v)) for name, v in data.get("tier_verdicts", [])
             ),
         )
+
+
+def confidence_text(alpha: float) -> str:
+    """The real one-sided confidence of a bound at level ``alpha``: '98.75 %', never rounded
+    up to '99 %' (a Bonferroni level α/m rarely gives a whole percentage)."""
+    text = f"{100.0 * (1.0 - alpha):.4f}".rstrip("0").rstrip(".")
+    return f"{text} %"
 
 
 def per_side_alpha(estimate: Estimate) -> float:
@@ -139,10 +147,10 @@ def decide(
     tier = met[0] if met else "none"
 
     sym = "≥" if spec.direction is Direction.GE else "≤"
-    conf = 1.0 - alpha
     bounds = f"[{estimate.lo:.4g}, {estimate.hi:.4g}]"
     head = (
-        f"{spec.id}: {estimate.value:.4g} (bounds {bounds}, each one-sided {conf:.0%}; "
+        f"{spec.id}: {estimate.value:.4g} (bounds {bounds}, each one-sided "
+        f"{confidence_text(alpha)}; "
         f"{estimate.method}; n={estimate.n}) vs {required_name} {sym} {required_threshold:g}"
     )
     needed: int | None = None

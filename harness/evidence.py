@@ -46,7 +46,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "code_digest",
+    "harness_identity",
     "read_evidence",
+    "repo_digest",
     "sha256_bytes",
     "sha256_file",
     "sha256_json",
@@ -77,7 +79,8 @@ class Digests(BaseModel):
     model: str | None = None
     data: str | None = None
     spec: str | None = None
-    code: str | None = None
+    code: str | None = None  # the repo holding the gates and tests: git HEAD (+dirty hash)
+    harness: str | None = None  # the installed gate-harness: version + its own code identity
 
 
 class Adjustment(BaseModel):
@@ -143,6 +146,7 @@ class EvidenceRecord(BaseModel):
     started: datetime
     finished: datetime
     raw_output: str | None = None  # relative to the evidence directory
+    call_site: str | None = None  # "file:line" of the gate.check call that made this record
     extra: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -206,7 +210,8 @@ def sha256_json(obj: Any) -> str:
     return sha256_bytes(text.encode("utf-8"))
 
 
-_CODE_DIRS = ("harness", "sandbox", "trainers")
+# suites/ holds decision-relevant constants (minimum request counts, subject lists)
+_CODE_DIRS = ("harness", "sandbox", "trainers", "suites")
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -247,6 +252,57 @@ def code_digest() -> str:
         base = root / package
         for file in sorted(base.rglob("*.py")) if base.is_dir() else []:
             h.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes())
+    return "sha256:" + h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def harness_identity() -> str:
+    """'gate-harness <version> (<code identity>)': which gate-harness decided, kept apart
+    from the user's repo (:func:`repo_digest`) so neither hides the other."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("gate-harness")
+    except PackageNotFoundError:
+        ver = "(not installed)"
+    return f"gate-harness {ver} ({code_digest()})"
+
+
+@functools.lru_cache(maxsize=64)
+def repo_digest(paths: tuple[str, ...]) -> str:
+    """Identity of the repo that holds ``paths`` (the gate YAML and the test files).
+
+    In git: ``git:<HEAD>`` of that repo, plus ``+dirty.<sha256 prefix>`` over the
+    uncommitted diff and untracked files *of those paths* — the gates and tests the
+    decision depended on.  Outside git: ``sha256:`` over the files themselves.
+    """
+    existing = [Path(p).resolve() for p in paths if Path(p).exists()]
+    if not existing:
+        return code_digest()
+    anchor = existing[0] if existing[0].is_dir() else existing[0].parent
+    try:
+        top = _git(anchor, "rev-parse", "--show-toplevel")
+        head = _git(anchor, "rev-parse", "HEAD")
+        if top.returncode == 0 and head.returncode == 0 and head.stdout.strip():
+            root = Path(top.stdout.decode().strip())
+            inside = [str(p) for p in existing if p.is_relative_to(root)]
+            diff = _git(root, "diff", "HEAD", "--binary", "--", *inside)
+            others = _git(root, "ls-files", "--others", "--exclude-standard", "--", *inside)
+            if diff.returncode == 0 and others.returncode == 0:
+                h = hashlib.sha256(diff.stdout)
+                untracked = sorted(n for n in others.stdout.decode().splitlines() if n)
+                for name in untracked:
+                    h.update(name.encode() + b"\0")
+                    with contextlib.suppress(OSError):
+                        h.update((root / name).read_bytes())
+                dirty = bool(diff.stdout.strip() or untracked)
+                sha = head.stdout.decode().strip()
+                return f"git:{sha}" + (f"+dirty.{h.hexdigest()[:16]}" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    h = hashlib.sha256()
+    for path in sorted(existing):
+        h.update(sha256_file(path).encode())
     return "sha256:" + h.hexdigest()
 
 

@@ -9,8 +9,11 @@ verdict to pytest outcome — lives here once.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -28,14 +31,16 @@ from harness.decision import (
     guard_sandbox_errors,
     sandbox_error_count,
 )
-from harness.errors import StatsError
+from harness.errors import HarnessError, StatsError
 from harness.evidence import (
     Digests,
     EvidenceRecord,
     EvidenceStore,
     Lane,
     code_digest,
+    harness_identity,
     now_utc,
+    repo_digest,
     sha256_json,
 )
 from harness.outcomes import Outcome
@@ -44,6 +49,10 @@ from harness.stats.estimate import Estimate
 
 __all__ = [
     "EVIDENCE_PROPERTY",
+    "HARNESS_ERROR_PROPERTY",
+    "NO_CLAIM_PROPERTY",
+    "VERDICT_FAILURE_PROPERTY",
+    "Claim",
     "Gate",
     "GateOptions",
     "InconclusiveMode",
@@ -53,6 +62,16 @@ __all__ = [
 
 #: ``user_properties`` key under which a test item carries its evidence to the controller.
 EVIDENCE_PROPERTY = "gate_evidence"
+#: ``user_properties`` key: a harness error seen while deciding (the controller exits 2).
+HARNESS_ERROR_PROPERTY = "gate_harness_error"
+#: ``user_properties`` key: the test failed only because of its gate's own verdict.
+VERDICT_FAILURE_PROPERTY = "gate_verdict_failure"
+#: ``user_properties`` key: a control/optional subject declared it makes no claim on the gate.
+NO_CLAIM_PROPERTY = "gate_no_claim"
+
+#: ``claim(gate, lane, subject, call_site)``: registers one decision per gate+subject per run
+#: and raises :class:`HarnessError` naming both call sites on a second one (see the plugin).
+Claim = Callable[["Gate", str, str, str], None]
 
 
 class InconclusiveMode(StrEnum):
@@ -77,6 +96,8 @@ class GateOptions:
     sequential: bool = False
     lane: Lane = Lane.REAL
     seed: int = 0
+    #: the gate YAML (file or directory) whose repo identifies the code (with the test file)
+    code_paths: tuple[str, ...] = ()
 
 
 def family_size(phase: PhaseSpec) -> int:
@@ -101,6 +122,8 @@ class Gate:
     started: datetime = field(default_factory=now_utc)
     decisions: list[Decision] = field(default_factory=list)
     last_record: EvidenceRecord | None = None
+    claim: Claim | None = None
+    no_claim_reason: str | None = None
 
     # ------------------------------------------------------------------ α bookkeeping
 
@@ -208,11 +231,66 @@ class Gate:
         anytime-valid one from :meth:`sequential`); it must be at least as strict
         as the gate's level, which :func:`~harness.decision.decide` enforces.
         """
+        try:
+            return self._check(
+                outcomes,
+                baseline=baseline,
+                lane=lane,
+                subject=subject,
+                expect=expect,
+                model_digest=model_digest,
+                data_digest=data_digest,
+                sandbox=sandbox,
+                raw_outputs=raw_outputs,
+                extra=extra,
+                estimate=estimate,
+                site=_call_site(),
+            )
+        except HarnessError as exc:
+            self._tag(HARNESS_ERROR_PROPERTY, f"{self.phase.phase}/{self.id}: {exc}")
+            raise
+
+    def no_claim(self, reason: str, *, subject: str) -> None:
+        """Skip this test on purpose: ``subject`` (a control or an optional subject) makes no
+        claim on the gate.  Unlike a plain ``pytest.skip``, the gate is not MISSING for it —
+        the phase still needs a model verdict from another test."""
+        self.no_claim_reason = f"subject '{subject}': {reason}"
+        self._tag(NO_CLAIM_PROPERTY, self.no_claim_reason)
+        pytest.skip(reason)
+
+    def _tag(self, key: str, value: str) -> None:
+        if self.node is not None:
+            self.node.user_properties.append((key, value))
+
+    def _check(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        baseline: Sequence[Outcome] | None,
+        lane: Lane | str | None,
+        subject: str,
+        expect: Verdict | str | None,
+        model_digest: str | None,
+        data_digest: str | None,
+        sandbox: str | None,
+        raw_outputs: Iterable[Mapping[str, Any]] | None,
+        extra: Mapping[str, Any] | None,
+        estimate: Estimate | None,
+        site: str,
+    ) -> Decision:
         expect_v = Verdict(expect) if expect is not None else None
         if lane is None:
             lane_v = Lane.CONTROL if expect_v is not None else self.options.lane
         else:
             lane_v = Lane(lane)
+        if self.spec.sequential and not (estimate is not None and estimate.extra.get("sequential")):
+            raise HarnessError(
+                f"gate '{self.id}' is declared sequential: decide each look on the anytime-valid "
+                "estimate — monitor = gate.sequential(...); gate.check(outcomes, "
+                "estimate=monitor.estimate())"
+            )
+        if self.claim is not None:
+            self.claim(self, str(lane_v), subject, site)
         if estimate is None:
             est, decision, p = self.evaluate(outcomes, baseline=baseline)
         else:
@@ -262,18 +340,35 @@ class Gate:
             p_value=p,
             sandbox=sandbox,
             digests=Digests(
-                model=model_digest, data=data_digest, spec=self.spec_digest(), code=code_digest()
+                model=model_digest,
+                data=data_digest,
+                spec=self.spec_digest(),
+                code=self._code_identity(),
+                harness=harness_identity(),
             ),
             started=self.started,
             finished=now_utc(),
             raw_output=raw_rel,
+            call_site=site,
             extra=extra_d,
         )
         if self.node is not None:
+            if self.spec.sequential:  # an earlier look of this subject no longer decides
+                self.node.user_properties[:] = [
+                    (k, v)
+                    for k, v in self.node.user_properties
+                    if not (k == EVIDENCE_PROPERTY and _same_subject(v, record))
+                ]
             self.node.user_properties.append((EVIDENCE_PROPERTY, record.model_dump_json()))
         self.last_record = record
         self._apply(decision, expect_v, subject)
         return decision
+
+    def _code_identity(self) -> str:
+        """The user's repo (gates + this test file), or gate-harness's own code without one."""
+        test_file = getattr(self.node, "path", None)
+        paths = (*self.options.code_paths, *([str(test_file)] if test_file is not None else []))
+        return repo_digest(paths) if paths else code_digest()
 
     def _apply(self, decision: Decision, expect: Verdict | None, subject: str) -> None:
         """Map the verdict to the pytest outcome (see module docs)."""
@@ -288,11 +383,12 @@ class Gate:
             return
         if decision.verdict is Verdict.PASS:
             return
-        if decision.verdict is Verdict.FAIL:
+        if decision.verdict is Verdict.FAIL or self.options.inconclusive is InconclusiveMode.FAIL:
+            # the test fails *because of* the verdict: the phase's Holm/BH step may still
+            # upgrade it, and the exit code follows the final status, not this outcome
+            self._tag(VERDICT_FAILURE_PROPERTY, f"{self.id}: {decision.verdict}")
             pytest.fail(decision.reason, pytrace=False)
         mode = self.options.inconclusive
-        if mode is InconclusiveMode.FAIL:
-            pytest.fail(decision.reason, pytrace=False)
         if mode is InconclusiveMode.XFAIL:
             pytest.xfail(decision.reason)
 
@@ -403,3 +499,28 @@ class SequentialMonitor:
             sided=est.sided,
             extra={"sequential": True, "max_n": self.max_n, "enabled": self.enabled},
         )
+
+
+def _call_site() -> str:
+    """``file:line`` of the code that called :meth:`Gate.check` (outside this module)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "<unknown>"
+    path = Path(frame.f_code.co_filename)
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())
+    return f"{path.as_posix()}:{frame.f_lineno}"
+
+
+def _same_subject(value: object, record: EvidenceRecord) -> bool:
+    try:
+        data = json.loads(str(value))
+    except ValueError:
+        return False
+    return bool(
+        data.get("gate") == record.gate
+        and data.get("subject") == record.subject
+        and data.get("lane") == str(record.lane)
+    )

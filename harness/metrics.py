@@ -71,12 +71,30 @@ def _require(gate: GateSpec, outcomes: Sequence[Outcome], what: str = "outcomes"
 
 def _values(gate: GateSpec, outcomes: Sequence[Outcome], what: str = "outcomes") -> list[float]:
     _require(gate, outcomes, what)
-    out = []
-    for o in outcomes:
-        v = float(o.value)
+    return _finite(gate, [(o.item_id, o.value) for o in outcomes], f"{what}: value")
+
+
+def _finite(gate: GateSpec, pairs: Sequence[tuple[str, Any]], what: str) -> list[float]:
+    """Numbers from (item id, value) pairs; every item whose value is not a finite number
+    is named in one error (not a traceback from float())."""
+    out: list[float] = []
+    bad: list[str] = []
+    for item_id, raw in pairs:
+        try:
+            v = float(raw) if not isinstance(raw, str | bytes) else math.nan
+        except (TypeError, ValueError):
+            v = math.nan
         if math.isnan(v) or math.isinf(v):
-            raise _fail(gate, f"{what}: item '{o.item_id}' has non-finite value {o.value!r}")
+            bad.append(f"'{item_id}' ({raw!r})")
         out.append(v)
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise _fail(
+            gate,
+            f"{what} is not a finite number for {len(bad)} of {len(pairs)} items: {shown}; "
+            "the evaluator must map each result to a number (e.g. 1.0/0.0 for yes/no) and "
+            "leave out or re-measure items it could not measure",
+        )
     return out
 
 
@@ -479,7 +497,7 @@ def _est_quantile(
             "record latency for every item or for none",
         )
     if all(has_latency):
-        xs = [float(o.latency_s) for o in outcomes if o.latency_s is not None]
+        xs = _finite(gate, [(o.item_id, o.latency_s) for o in outcomes], "outcomes: latency_s")
         source = "latency_s"
     else:
         xs = _values(gate, outcomes)

@@ -35,6 +35,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ from harness.errors import HarnessError
 from harness.spec import PhaseSpec, load_phases
 
 if TYPE_CHECKING:
+    from harness.accounting import ItemFate, RunAccount
     from harness.evidence import EvidenceRecord, EvidenceStore
     from harness.gate import Gate, GateOptions
     from harness.report.progress import PhaseProgress
@@ -56,6 +58,15 @@ __all__ = ["HarnessOptions", "HarnessPlugin"]
 _EVIDENCE_PROPERTY = "gate_evidence"  # == harness.gate.EVIDENCE_PROPERTY (kept import-light)
 _STATE = "gate_harness_state"
 _PROGRESS_DIR = "gate_harness_progress_dir"  # workerinput key: where workers put phase maps
+_ACCOUNT_DIR = "gate_harness_account_dir"  # workerinput key: where workers put their gate items
+# == harness.gate.HARNESS_ERROR_PROPERTY / NO_CLAIM_PROPERTY (kept import-light)
+_HARNESS_ERROR_PROPERTY = "gate_harness_error"
+_NO_CLAIM_PROPERTY = "gate_no_claim"
+_VERDICT_FAILURE_PROPERTY = "gate_verdict_failure"
+_INTERNAL = frozenset(
+    {_EVIDENCE_PROPERTY, _HARNESS_ERROR_PROPERTY, _NO_CLAIM_PROPERTY, _VERDICT_FAILURE_PROPERTY}
+)
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,7 @@ class HarnessOptions:
     model: str | None
     limit: int | None
     seed: int
+    all_phases: bool = False
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,7 +119,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--inconclusive",
         choices=["fail", "xfail", "pass"],
         default="fail",
-        help="pytest outcome of an INCONCLUSIVE gate (default: fail)",
+        help="how a test whose gate is INCONCLUSIVE is displayed: failed (default), xfailed or "
+        "passed. Display only: the exit code is 1 whenever a gate is not PASS",
+    )
+    group.addoption(
+        "--all-phases",
+        action="store_true",
+        default=False,
+        help="every phase in --gates-dir must be decided, even one no collected test belongs to "
+        "(harness run sets this); default: the phases of the collected tests and --phase",
     )
     group.addoption(
         "--sequential",
@@ -184,6 +204,16 @@ class HarnessPlugin:
     # parallel to ``records``: (node id, index of the check in its test) — what names the
     # record's JUnit property set (``gate.nodeid`` and the ``gate``/``gate#2`` prefix)
     _record_keys: list[tuple[str, int]] = field(default_factory=list)
+    # gate accounting: node id → (phase, gate) of collected / deselected gate items, what became
+    # of each item, harness errors, one decision per gate+subject (key → "call site (node)")
+    _gate_items: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _deselected: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _fates: dict[str, ItemFate] = field(default_factory=dict)
+    _errors: list[str] = field(default_factory=list)
+    _ledger: dict[tuple[str, str, str, str], tuple[str, str]] = field(default_factory=dict)
+    _account_dir: Path | None = None
+    _other_failures: bool = False  # a test failed for a reason other than its gate's verdict
+    account: RunAccount | None = None
 
     def __post_init__(self) -> None:
         self.options = _options(self.config)
@@ -286,6 +316,76 @@ class HarnessPlugin:
                 if item.get_closest_marker("gpu"):
                     item.add_marker(skip)
 
+    # ------------------------------------------------------------------ gate accounting
+
+    @pytest.hookimpl
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            key = _item_gate(item)
+            if key is not None:
+                self._deselected[item.nodeid] = key
+
+    def _publish_gate_items(self, session: pytest.Session) -> None:
+        """Keep (controller) or publish (xdist worker) which gate each collected test decides."""
+        items = {i.nodeid: key for i in session.items if (key := _item_gate(i)) is not None}
+        workerinput: dict[str, Any] | None = getattr(self.config, "workerinput", None)
+        if workerinput is None:
+            self._gate_items.update(items)
+        elif workerinput.get(_ACCOUNT_DIR):
+            _write_json(
+                Path(workerinput[_ACCOUNT_DIR]),
+                workerinput["workerid"],
+                {"items": items, "deselected": self._deselected},
+            )
+
+    def _read_worker_items(self) -> None:
+        if self._account_dir is None:
+            return
+        for path in sorted(self._account_dir.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            for name, target in (("items", self._gate_items), ("deselected", self._deselected)):
+                for nodeid, (phase, gate_id) in data.get(name, {}).items():
+                    target[nodeid] = (phase, gate_id)
+
+    def claim(self, gate: Gate, lane: str, subject: str, site: str) -> None:
+        """One decision per gate + subject per run; a sequential gate's looks stay in one test."""
+        node = gate.node.nodeid if gate.node is not None else "<no test>"
+        key = (gate.phase.phase, gate.id, lane, subject)
+        if key in self._ledger:
+            first_site, first_node = self._ledger[key]
+            if not (gate.spec.sequential and first_node == node):
+                raise HarnessError(_duplicate_message(key, (first_site, first_node), (site, node)))
+        self._ledger[key] = (site, node)
+
+    def _fate(self, report: pytest.TestReport) -> None:
+        """Fold one test report into what became of its gate item (controller)."""
+        key = self._gate_items.get(report.nodeid)
+        fate = self._fates.get(report.nodeid)
+        if fate is None:
+            from harness.accounting import ItemFate
+
+            phase, gate_id = key if key is not None else ("", "")
+            fate = self._fates[report.nodeid] = ItemFate(
+                nodeid=report.nodeid, phase=phase, gate=gate_id
+            )
+        for name, value in report.user_properties:
+            if name == _EVIDENCE_PROPERTY:
+                fate.checked = True
+            elif name == _NO_CLAIM_PROPERTY:
+                fate.no_claim = str(value)
+            elif name == _HARNESS_ERROR_PROPERTY and str(value) not in self._errors:
+                self._errors.append(str(value))
+        if fate.problem is None and (report.failed or report.skipped):
+            fate.problem = _problem(report)
+        verdict_only = report.when == "call" and any(
+            k == _VERDICT_FAILURE_PROPERTY for k, _ in report.user_properties
+        )
+        if report.failed and not verdict_only:
+            self._other_failures = True
+
     # ------------------------------------------------------------------ progress
 
     @property
@@ -294,6 +394,7 @@ class HarnessPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # a worker's map must exist before xdist reports collection
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._publish_gate_items(session)
         phase_of = _phase_map(session.items)
         if not phase_of:
             return
@@ -305,7 +406,10 @@ class HarnessPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """xdist controller: tell each worker where to write its phase map."""
+        """xdist controller: tell each worker where to write its gate items and phase map."""
+        if self._account_dir is None:
+            self._account_dir = Path(tempfile.mkdtemp(prefix="gate-harness-items-"))
+        node.workerinput[_ACCOUNT_DIR] = str(self._account_dir)
         if not self._progress_wanted:
             return
         if self._progress_dir is None:
@@ -369,7 +473,9 @@ class HarnessPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.controller:
             return
+        self._fate(report)
         found = self._take_evidence(report)
+        report.user_properties = [(k, v) for k, v in report.user_properties if k not in _INTERNAL]
         if self.progress is not None:
             self.progress.report(
                 report.nodeid,
@@ -405,11 +511,30 @@ class HarnessPlugin:
         if report.when != "teardown":
             return []
         for index, rec in enumerate(found):
+            if not self._first_decision(rec):
+                continue
             self.records.append(rec)
             self._record_keys.append((rec.nodeid or "", index))
             if self.store is not None:
                 self.store.append(rec)
         return found
+
+    def _first_decision(self, rec: EvidenceRecord) -> bool:
+        """Controller side of :meth:`claim` (checks in other xdist workers): keep the first."""
+        key = (rec.phase, rec.gate, str(rec.lane), rec.subject)
+        first = next(
+            (r for r in self.records if (r.phase, r.gate, str(r.lane), r.subject) == key), None
+        )
+        if first is None:
+            return True
+        message = _duplicate_message(
+            key,
+            (first.call_site or "?", first.nodeid or "?"),
+            (rec.call_site or "?", rec.nodeid or "?"),
+        )
+        if not any(message == e for e in self._errors):
+            self._errors.append(message)
+        return False
 
     @pytest.hookimpl(trylast=True)  # after junitxml wrote junit.xml, which we then extend
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -419,9 +544,10 @@ class HarnessPlugin:
             self.progress.close()
         if self._progress_dir is not None:
             shutil.rmtree(self._progress_dir, ignore_errors=True)
-        if not self.records:
+        self._finish_account(session)
+        if not self.records and self.account is None:
             return
-        from harness.report.families import adjust_records
+        from harness.adjustment import adjust_records
 
         # the run is over, so every family is complete: store Holm/BH in each record
         pairs = sorted(
@@ -437,42 +563,101 @@ class HarnessPlugin:
         records = self.records
         try:
             self.store.rewrite(records)
-            path = write_report(records, self.store.dir, baseline=self.baseline)
+            if self.account is not None:
+                from harness.accounting import ACCOUNT_FILE
+
+                atomic_write_text(
+                    self.store.dir / ACCOUNT_FILE, self.account.model_dump_json(indent=1) + "\n"
+                )
+            path = write_report(
+                records, self.store.dir, baseline=self.baseline, account=self.account
+            )
             self.messages.append(f"gate report: {path}")
         except HarnessError as exc:
             self.messages.append(f"ERROR writing the gate report: {exc}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
+    def _finish_account(self, session: pytest.Session) -> None:
+        """Final status of every declared gate; the exit code comes from it (module docs)."""
+        self._read_worker_items()
+        if self._account_dir is not None:
+            shutil.rmtree(self._account_dir, ignore_errors=True)
+        if self.config.option.collectonly:
+            return
+        for nodeid, (phase, gate_id) in self._gate_items.items():
+            fate = self._fates.get(nodeid)
+            if fate is None:
+                from harness.accounting import ItemFate
+
+                self._fates[nodeid] = ItemFate(
+                    nodeid=nodeid,
+                    phase=phase,
+                    gate=gate_id,
+                    problem="never ran (the run stopped before this test, e.g. -x or a crash)",
+                )
+            else:
+                fate.phase, fate.gate = phase, gate_id
+        items = [f for f in self._fates.values() if f.gate]
+        selected = set(self.options.phases) or {f.phase for f in items}
+        try:
+            if self.options.all_phases and not self.options.phases and items:
+                selected = set(self.phases())
+            if not selected and not self._errors:
+                return
+            specs = list(self.phases().values())
+        except HarnessError as exc:
+            self.messages.append(f"ERROR loading the gate specs for the accounting: {exc}")
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            return
+        from harness.accounting import account_run
+
+        self.account = account_run(
+            specs,
+            selected=selected,
+            records=self.records,
+            items=items,
+            deselected=self._deselected,
+            harness_errors=self._errors,
+        )
+        session.exitstatus = self.account.exit_code(
+            int(session.exitstatus), verdict_failures_only=not self._other_failures
+        )
+
     def _finish_junit(self, session: pytest.Session) -> None:
         """Add the adjusted p-values and final verdicts to the junit.xml pytest just wrote."""
         if self.junit_path is None or not self.junit_path.exists():
             return
-        from harness.report.junit import add_adjustment_properties
+        from harness.report.junit import add_adjustment_properties, add_missing_gates
 
         # a record without a node id (a Gate built by hand) has no set we could name
         records = {k: r for k, r in zip(self._record_keys, self.records, strict=True) if k[0]}
         try:
             add_adjustment_properties(self.junit_path, records)
+            if self.account is not None:
+                add_missing_gates(self.junit_path, self.account)
         except HarnessError as exc:
             self.messages.append(f"ERROR adding adjusted gate properties to junit.xml: {exc}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     @pytest.hookimpl
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
-        if not self.controller or not (self.records or self.messages):
+        if not self.controller or not (self.records or self.messages or self.account):
             return
-        from harness.report.terminal import render_text
+        from harness.report.terminal import render_account, render_text
 
         tr = terminalreporter
         tr.section("gate-harness")
         if self.records and not self.config.getoption("--no-gate-summary"):
             text = render_text(
                 self.records,
-                width=max(100, int(tr._tw.fullwidth)),
+                width=int(tr._tw.fullwidth),
                 color=bool(getattr(tr, "hasmarkup", False)),
                 baseline=self.baseline,
             )
             for line in text.rstrip("\n").splitlines():
+                tr.write_line(line)
+        if self.account is not None:
+            for line in render_account(self.account).splitlines():
                 tr.write_line(line)
         for message in self.messages:
             tr.write_line(message)
@@ -497,6 +682,51 @@ def _phase_map(items: list[pytest.Item]) -> dict[str, str]:
     return out
 
 
+def _item_gate(item: pytest.Item) -> tuple[str, str] | None:
+    """(phase, gate id) a test item decides through the ``gate`` fixture, else None."""
+    if "gate" not in getattr(item, "fixturenames", ()):
+        return None
+    phase = item.get_closest_marker("phase")
+    if phase is None or len(phase.args) != 1 or not isinstance(phase.args[0], str):
+        return None
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and "gate" in callspec.params:
+        return phase.args[0], str(callspec.params["gate"])
+    mark = item.get_closest_marker("gate")
+    if mark is not None and len(mark.args) == 1:
+        return phase.args[0], str(mark.args[0])
+    return None
+
+
+def _problem(report: pytest.TestReport) -> str:
+    """Why a gate item ended without a decision, from its failed/skipped report."""
+    longrepr = report.longrepr
+    if report.skipped:
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:
+            return f"skipped: {longrepr[2].removeprefix('Skipped: ')}"
+        return "skipped"
+    crash = getattr(longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None) or (str(longrepr).strip().splitlines() or [""])[-1]
+    if report.when == "setup":
+        return f"fixture failure before the test ran: {message}"
+    if report.when == "teardown":
+        return f"error at teardown: {message}"
+    return f"errored before deciding: {message}"
+
+
+def _duplicate_message(
+    key: tuple[str, str, str, str], first: tuple[str, str], second: tuple[str, str]
+) -> str:
+    phase, gate_id, lane, subject = key
+    return (
+        f"gate '{phase}/{gate_id}' was checked twice for subject '{subject}' ({lane} lane): "
+        f"first at {first[0]} ({first[1]}), again at {second[0]} ({second[1]}); one decision "
+        "per gate and subject per run — checking again after looking at the data is optional "
+        "stopping. Decide once, or declare the gate `sequential: true` and decide its looks on "
+        "the anytime-valid estimate"
+    )
+
+
 def _monotonic_from_epoch(stamp: object) -> float | None:
     """A report's ``start`` (epoch seconds, set by the process that ran the step) on the
     controller's monotonic clock, which :class:`PhaseProgress` measures with; ``None`` when
@@ -510,6 +740,10 @@ def _write_phase_map(directory: Path, worker: str, phase_of: dict[str, str]) -> 
     """Atomically publish a worker's phase map (progress is best effort: never fail the run)."""
     with contextlib.suppress(HarnessError, OSError):
         atomic_write_text(directory / f"{worker}.json", json.dumps(phase_of))
+
+
+def _write_json(directory: Path, worker: str, data: object) -> None:
+    atomic_write_text(directory / f"{worker}.json", json.dumps(data))
 
 
 def _junit_path(config: pytest.Config) -> Path | None:
@@ -549,6 +783,7 @@ def _options(config: pytest.Config) -> HarnessOptions:
         model=config.getoption("--model"),
         limit=limit,
         seed=int(config.getoption("--harness-seed")),
+        all_phases=bool(config.getoption("--all-phases")),
     )
 
 
@@ -562,6 +797,7 @@ def _gate_options(options: HarnessOptions) -> GateOptions:
         sequential=options.sequential,
         lane=Lane(options.lane),
         seed=options.seed,
+        code_paths=(str(options.gates_dir),),
     )
 
 
@@ -585,9 +821,28 @@ def phase_spec(request: pytest.FixtureRequest) -> PhaseSpec:
     return _state(request.config).phase(_mark_name(mark, "phase"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep the call-phase report (the ``gate`` fixture's teardown asks whether the test
+    passed) and tag a HarnessError raised by the test, so the controller exits 2."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    gate_item = "gate" in getattr(item, "fixturenames", ())
+    if gate_item and call.excinfo is not None and call.excinfo.errisinstance(HarnessError):
+        message = f"{item.nodeid}: {call.excinfo.value}"
+        if not any(k == _HARNESS_ERROR_PROPERTY for k, _ in report.user_properties):
+            report.user_properties.append((_HARNESS_ERROR_PROPERTY, message))
+
+
 @pytest.fixture
-def gate(request: pytest.FixtureRequest, phase_spec: PhaseSpec) -> Gate:
-    """The :class:`~harness.gate.Gate` this test decides (from markers or parametrization)."""
+def gate(request: pytest.FixtureRequest, phase_spec: PhaseSpec) -> Iterator[Gate]:
+    """The :class:`~harness.gate.Gate` this test decides (from markers or parametrization).
+
+    A test that takes this fixture, passes and never calls ``gate.check`` (nor
+    ``gate.no_claim``) errors at teardown: its gate would otherwise be silently undecided.
+    """
     from harness.gate import Gate
 
     state = _state(request.config)
@@ -601,7 +856,23 @@ def gate(request: pytest.FixtureRequest, phase_spec: PhaseSpec) -> Gate:
             )
         gate_id = str(mark.args[0])
     spec = phase_spec.gate(gate_id)
-    return Gate(phase_spec, spec, node=request.node, options=_gate_options(state.options))
+    bound = Gate(
+        phase_spec,
+        spec,
+        node=request.node,
+        options=_gate_options(state.options),
+        claim=state.claim,
+    )
+    yield bound
+    call = request.node.stash.get(_CALL_REPORT, None)
+    if call is not None and call.passed and not bound.decisions and bound.no_claim_reason is None:
+        pytest.fail(
+            f"{request.node.nodeid}: the test takes the `gate` fixture for "
+            f"'{phase_spec.phase}/{gate_id}' but never called gate.check(outcomes) — the gate "
+            "would be undecided (MISSING); call gate.check, or gate.no_claim(reason, subject=...) "
+            "for a control that makes no claim on it",
+            pytrace=False,
+        )
 
 
 def evidence_from_user_properties(props: list[tuple[str, object]]) -> list[dict[str, Any]]:

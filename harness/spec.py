@@ -22,6 +22,7 @@ from harness.errors import SpecError
 __all__ = [
     "METRIC_DOMAINS",
     "METRIC_METHODS",
+    "PARAM_MODELS",
     "DecisionRule",
     "Direction",
     "GateSpec",
@@ -66,6 +67,61 @@ METRIC_METHODS: dict[str, tuple[str, ...]] = {
 }
 
 
+class _Params(BaseModel):
+    """A metric's own ``params``; keys it does not know are kept for the suite (e.g.
+    ``concurrency`` for a latency scenario) but the ones it reads are typed here."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class NoParams(_Params):
+    """proportion, mean, trend_slope: no params of their own."""
+
+
+class CountParams(_Params):
+    of: Literal["sum", "n"] = Field(
+        default="sum", description="sum: add the outcome values; n: count the outcomes"
+    )
+
+
+class PassAtKParams(_Params):
+    k: int = Field(default=1, ge=1, description="k of pass@k (samples per task ≥ k)")
+    resamples: int | None = Field(default=None, ge=1, description="bootstrap resamples")
+
+
+class UpliftParams(_Params):
+    k_hi: int = Field(ge=1, description="the larger k (e.g. 16)")
+    k_lo: int = Field(default=1, ge=1, description="the smaller k (default 1)")
+    resamples: int | None = Field(default=None, ge=1, description="bootstrap resamples")
+
+
+class ComparativeParams(_Params):
+    paired: bool | None = Field(
+        default=None,
+        description="pair by item id (true), independent samples (false); default: by ids",
+    )
+    resamples: int | None = Field(default=None, ge=1, description="bootstrap resamples")
+
+
+class QuantileParams(_Params):
+    q: float = Field(gt=0.0, lt=1.0, description="the quantile, e.g. 0.95 for p95")
+
+
+#: The ``params`` each metric reads, validated when the YAML loads.
+PARAM_MODELS: dict[str, type[_Params]] = {
+    "proportion": NoParams,
+    "pass_at_k": PassAtKParams,
+    "pass_at_k_uplift": UpliftParams,
+    "paired_difference": ComparativeParams,
+    "relative_reduction": ComparativeParams,
+    "ratio": ComparativeParams,
+    "quantile": QuantileParams,
+    "mean": NoParams,
+    "count": CountParams,
+    "trend_slope": NoParams,
+}
+
+
 class Direction(StrEnum):
     GE = "ge"  # metric must be at least the threshold
     LE = "le"  # metric must be at most the threshold
@@ -89,9 +145,11 @@ class _Strict(BaseModel):
 class Tiers(_Strict):
     """Thresholds by ambition: ``fallback`` ≤ ``primary`` ≤ ``stretch`` (for ``ge``)."""
 
-    primary: float
-    fallback: float | None = None
-    stretch: float | None = None
+    primary: float = Field(description="the threshold the requirement names")
+    fallback: float | None = Field(
+        default=None, description="a weaker threshold; when set, PASS needs only this one"
+    )
+    stretch: float | None = Field(default=None, description="a more ambitious threshold")
 
     def items(self) -> list[tuple[str, float]]:
         """Tiers present, most ambitious first."""
@@ -109,20 +167,40 @@ class Tiers(_Strict):
 class GateSpec(_Strict):
     """One acceptance criterion: metric, direction, thresholds and how to decide."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    source: str = ""
-    metric: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    direction: Direction
-    tiers: Tiers
-    alpha: float | None = None
-    method: str | None = None
-    rule: DecisionRule = DecisionRule.BOUND
-    min_n: int | None = Field(default=None, ge=1)
-    paired_with: str | None = None
-    margin: float | None = None
-    unit: str = ""
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$", description="gate id, unique in the phase (@pytest.mark.gate)"
+    )
+    description: str = Field(default="", description="what the gate claims, for the report")
+    source: str = Field(default="", description="where the requirement comes from")
+    metric: str = Field(description="estimator family: " + ", ".join(METRIC_DOMAINS))
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="metric options, validated per metric (see the *Params definitions): "
+        "quantile needs q; pass_at_k takes k; pass_at_k_uplift needs k_hi; count takes of",
+    )
+    direction: Direction = Field(description="ge: metric ≥ threshold passes; le: ≤")
+    tiers: Tiers = Field(description="thresholds: primary (required), fallback, stretch")
+    alpha: float | None = Field(
+        default=None, description="one-sided level of this gate (default: the phase's alpha)"
+    )
+    method: str | None = Field(default=None, description="CI method override for the metric")
+    rule: DecisionRule = Field(
+        default=DecisionRule.BOUND,
+        description="bound: decide on the confidence bound; point: legacy, labelled so",
+    )
+    min_n: int | None = Field(
+        default=None, ge=1, description="fewer items can never PASS (INCONCLUSIVE instead)"
+    )
+    paired_with: str | None = Field(
+        default=None, description="another gate of the phase this one is paired with"
+    )
+    margin: float | None = Field(default=None, description="non-inferiority margin")
+    unit: str = Field(default="", description="unit shown in the report (e.g. s)")
+    sequential: bool = Field(
+        default=False,
+        description="looks go through a confidence sequence: the test may check the gate "
+        "again on the anytime-valid estimate and only the final look decides",
+    )
     #: metric ``mean`` only: the range every value lies in (default [0, 1]), or
     #: "unbounded" together with ``normality`` saying why a Student t bound is trusted
     bounds: tuple[float, float] | Literal["unbounded"] | None = None
@@ -188,6 +266,21 @@ class GateSpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _params_of_the_metric(self) -> GateSpec:
+        model = PARAM_MODELS.get(self.metric, NoParams)
+        try:
+            model.model_validate(self.params)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            value = self.params.get(key, "(missing)")
+            fix = _param_fix(self.metric, key)
+            raise _FieldError(
+                f"params.{key}", value, f"{err['msg'].lower()} for metric '{self.metric}'; {fix}"
+            ) from None
+        return self
+
+    @model_validator(mode="after")
     def _tiers_in_domain_and_ordered(self) -> GateSpec:
         lo, hi = METRIC_DOMAINS[self.metric]
         for name, value in self.tiers.items():
@@ -217,12 +310,17 @@ class GateSpec(_Strict):
 class PhaseSpec(_Strict):
     """All gates of one phase, decided together under one multiplicity policy."""
 
-    phase: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    source: str = ""
-    alpha: float = 0.05
-    multiplicity: Multiplicity = Multiplicity.HOLM
-    gates: list[GateSpec] = Field(min_length=1)
+    phase: str = Field(
+        pattern=r"^[A-Za-z0-9_.-]+$", description="phase name (@pytest.mark.phase, --phase)"
+    )
+    description: str = Field(default="", description="what the phase is about")
+    source: str = Field(default="", description="where its requirements come from")
+    alpha: float = Field(default=0.05, description="one-sided level of each gate, in (0, 0.5)")
+    multiplicity: Multiplicity = Field(
+        default=Multiplicity.HOLM,
+        description="holm (FWER), bh (FDR) or none (every gate at its own alpha)",
+    )
+    gates: list[GateSpec] = Field(min_length=1, description="the gates; every one must be decided")
 
     @field_validator("alpha")
     @classmethod
@@ -259,6 +357,13 @@ class PhaseSpec(_Strict):
     def alpha_for(self, gate: GateSpec) -> float:
         """The gate's own α if set, else the phase's."""
         return gate.alpha if gate.alpha is not None else self.alpha
+
+
+def _param_fix(metric: str, key: str) -> str:
+    model = PARAM_MODELS.get(metric, NoParams)
+    field = model.model_fields.get(key)
+    what = field.description if field is not None and field.description else key
+    return f"set params: {{{key}: ...}} ({what})"
 
 
 class _FieldError(ValueError):

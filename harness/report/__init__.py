@@ -4,8 +4,8 @@ Every renderer reads the same :func:`~harness.report.summary.summarize` view of
 the evidence, so the markdown, the terminal table and the plots agree.
 """
 
+from harness.adjustment import adjust_records
 from harness.report.compare import DeltaRow, compare_evidence, compare_files, render_delta_markdown
-from harness.report.families import adjust_records
 from harness.report.markdown import render_markdown
 from harness.report.summary import GateRow, PhaseSummary, summarize
 from harness.report.writer import REPORT_FILE, write_report

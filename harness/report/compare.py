@@ -44,6 +44,46 @@ class DeltaRow:
     def target(self) -> str:
         return threshold_text(self.current)
 
+    @property
+    def verdict_text(self) -> str:
+        """'PASS → FAIL' (baseline → current, after the phase correction), or the current one."""
+        cur = _final(self.current)
+        return cur if self.baseline is None else f"{_final(self.baseline)} → {cur}"
+
+    def regression(self) -> str | None:
+        """Why this gate regressed, or None.
+
+        A regression is a verdict that moved from PASS to FAIL/INCONCLUSIVE, or a
+        metric that moved the wrong way beyond its uncertainty: the paired CI of Δ
+        excludes 0 on the wrong side, or (without pairs) the current run's CI lies
+        entirely on the wrong side of the baseline's estimate.
+        """
+        base = self.baseline
+        if base is None:
+            return None
+        if _final(base) == "PASS" and _final(self.current) != "PASS":
+            return f"verdict {self.verdict_text}"
+        worse_up = self.current.direction != "ge"  # for a ≤ gate a larger value is worse
+        if self.ci is not None:
+            lo, hi = self.ci
+            if (lo > 0) if worse_up else (hi < 0):
+                return f"Δ {fmt_num(self.delta)} with paired CI [{fmt_num(lo)}, {fmt_num(hi)}]"
+            return None
+        b = _value(base)
+        lo_c = float(self.current.estimate.get("lo", math.nan))
+        hi_c = float(self.current.estimate.get("hi", math.nan))
+        if (lo_c > b) if worse_up else (hi_c < b):
+            return (
+                f"current CI [{fmt_num(lo_c)}, {fmt_num(hi_c)}] excludes the baseline "
+                f"estimate {fmt_num(b)} on the wrong side"
+            )
+        return None
+
+
+def _final(rec: EvidenceRecord) -> str:
+    adj = rec.adjustment
+    return str(adj.verdict if adj is not None else rec.verdict)
+
 
 def _value(rec: EvidenceRecord) -> float:
     try:
@@ -164,9 +204,9 @@ def render_delta_markdown(rows: Sequence[DeltaRow]) -> str:
             if row.ci is not None
             else "—"
         )
-        verdict = str(rec.verdict)
-        if row.baseline is not None:
-            verdict = f"{row.baseline.verdict} → {verdict}"
+        verdict = row.verdict_text
+        if row.regression():
+            verdict += " (regression)"
         cells = [
             rec.phase,
             rec.gate,

@@ -25,12 +25,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
+from harness.accounting import RunAccount
 from harness.errors import EvidenceError
 from harness.evidence import EvidenceRecord, atomic_write_text
 
 __all__ = [
     "ADJUSTMENT_FIELDS",
     "add_adjustment_properties",
+    "add_missing_gates",
     "adjustment_properties",
     "gate_properties",
     "read_gate_properties",
@@ -183,6 +185,68 @@ def _update_properties(
             properties.insert(position + 1 + offset, new)
         updated += 1
     return updated
+
+
+def add_missing_gates(path: str | Path, account: RunAccount) -> int:
+    """Mark every MISSING gate in a written JUnit file (``gate.final_verdict`` = MISSING).
+
+    A gate whose test ran (skipped, errored, never checked) gets the property set on
+    that test case; a gate no test decides gets a failed test case of its own,
+    ``gate-harness.<phase>`` / ``<gate>``, so CI dashboards list it too.
+    Returns the number of MISSING statuses written.
+    """
+    path = Path(path)
+    missing = [s for p in account.phases for s in p.missing]
+    if not missing:
+        return 0
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        tree = ET.parse(path)
+    except (OSError, ET.ParseError) as exc:
+        raise EvidenceError(
+            f"{path}: cannot add the MISSING gates, not a readable JUnit XML file ({exc})"
+        ) from exc
+    root = tree.getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        raise EvidenceError(f"{path}: no <testsuite> element to add the MISSING gates to")
+    cases = {(c.get("classname", ""), c.get("name", "")): c for c in root.iter("testcase")}
+    for status in missing:
+        props = [
+            ("gate.phase", status.phase),
+            ("gate.id", status.gate),
+            ("gate.nodeid", status.nodeid or ""),
+            ("gate.final_verdict", "MISSING"),
+            ("gate.reason", status.reason),
+        ]
+        case = cases.get(_junit_names(status.nodeid)) if status.nodeid else None
+        if case is None:
+            case = ET.SubElement(
+                suite, "testcase", classname=f"gate-harness.{status.phase}", name=status.gate
+            )
+            failure = ET.SubElement(case, "failure", message=f"MISSING: {status.reason}")
+            failure.text = f"gate {status.phase}/{status.gate} is MISSING: {status.reason}"
+            for attr in ("tests", "failures"):
+                suite.set(attr, str(int(suite.get(attr, "0")) + 1))
+        properties = case.find("properties")
+        if properties is None:
+            properties = ET.Element("properties")
+            case.insert(0, properties)
+        for name, value in props:
+            ET.SubElement(properties, "property", name=name, value=value)
+    declaration = '<?xml version="1.0" encoding="utf-8"?>'
+    atomic_write_text(path, declaration + ET.tostring(root, encoding="unicode"))
+    os.chmod(path, mode)
+    return len(missing)
+
+
+def _junit_names(nodeid: str) -> tuple[str, str]:
+    """(classname, name) pytest's junitxml gives the test case of ``nodeid`` (no prefix)."""
+    address, bracket, params = nodeid.partition("[")
+    names = address.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
+    return ".".join(names[:-1]), names[-1]
 
 
 def read_gate_properties(path: str | Path) -> dict[str, list[dict[str, str]]]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from harness.accounting import RunAccount
+from harness.decision import confidence_text
 from harness.evidence import EvidenceRecord
+from harness.report.accounting import account_markdown
 from harness.report.summary import GateRow, PhaseSummary, fmt_num, summarize, threshold_text
 
 __all__ = ["render_markdown"]
@@ -130,10 +133,11 @@ def _control_table(summary: PhaseSummary) -> list[str]:
 def _level_note(summary: PhaseSummary) -> str:
     rec = summary.rows[0].record
     m = summary.family_size
+    real = confidence_text(rec.alpha_decision)
     if m > 1:
-        level = f"α/m = {fmt_num(rec.alpha)}/{m} (Bonferroni within the phase)"
+        level = f"α/m = {fmt_num(rec.alpha)}/{m} (Bonferroni within the phase: {real} each)"
     else:
-        level = f"α = {fmt_num(rec.alpha)}"
+        level = f"α = {fmt_num(rec.alpha)} ({real} each)"
     text = (
         f"CI bounds are each one-sided at {level}; phase correction: {summary.multiplicity_label}"
     )
@@ -163,12 +167,15 @@ def render_markdown(
     plots: Mapping[str, str] | None = None,
     title: str = "Gate report",
     header_lines: Sequence[str] = (),
+    account: RunAccount | None = None,
 ) -> str:
     """Render the whole report; ``plots`` maps phase → relative PNG path."""
     summaries = summarize(records, baseline=baseline)
     with_baseline = bool(baseline)
     lines = [f"# {title}", ""]
     lines += [*header_lines, ""] if header_lines else []
+    if account is not None:
+        lines += account_markdown(account)
     if not summaries:
         lines += ["No gate evidence was recorded (no gate test called `gate.check`).", ""]
         return "\n".join(lines)

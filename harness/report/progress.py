@@ -160,7 +160,7 @@ class PhaseProgress:
         return None if name is None else self._phases[name]
 
     def _summary(self, phase: _Phase, *, stopped: bool) -> str:
-        from harness.report.families import adjust_records
+        from harness.adjustment import adjust_records
 
         assert phase.started is not None
         wall = self._clock() - phase.started

@@ -3,7 +3,7 @@
 The markdown report, the terminal table, the plots and the JUnit properties all
 read the same :class:`GateRow` objects, so they cannot disagree.  The phase-level
 multiplicity correction (Holm by default, BH optional) comes from each record's
-stored ``adjustment`` (see :mod:`harness.report.families`, which also fills it
+stored ``adjustment`` (see :mod:`harness.adjustment`, which also fills it
 in for evidence written without one): each test item decided at the Bonferroni
 level α/m, which is valid on its own; Holm can then only *upgrade* an
 INCONCLUSIVE gate to PASS, and every such upgrade is flagged.
@@ -15,9 +15,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from harness.adjustment import adjust_records
 from harness.decision import Verdict
 from harness.evidence import EvidenceRecord, Lane
-from harness.report.families import adjust_records
 
 __all__ = [
     "GateRow",

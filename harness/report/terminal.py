@@ -9,11 +9,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.accounting import RunAccount
 from harness.evidence import EvidenceRecord
+from harness.report.accounting import account_lines
 from harness.report.compare import DeltaRow
 from harness.report.summary import PhaseSummary, fmt_num, summarize
 
-__all__ = ["delta_table", "print_summary", "render_text", "summary_table"]
+__all__ = [
+    "delta_table",
+    "print_deltas",
+    "print_summary",
+    "render_account",
+    "render_text",
+    "summary_table",
+]
 
 _STYLE = {"PASS": "green", "FAIL": "red", "INCONCLUSIVE": "yellow"}
 
@@ -54,17 +63,45 @@ def summary_table(summary: PhaseSummary) -> Table:
     return table
 
 
+def _fits(console: Console, table: Table) -> bool:
+    """Would the table show every cell unwrapped at this console's width?"""
+    wide = console.options.update(max_width=10_000)
+    return console.measure(table, options=wide).maximum <= console.width
+
+
+def _stacked(console: Console, title: str, table: Table) -> None:
+    """A narrow console (an 80-column CI log): one block per row, 'column: value' lines,
+    instead of a table whose number columns collapse into '…'."""
+    console.print(title, markup=False, soft_wrap=True)
+    headers = [str(c.header) for c in table.columns]
+    cells = [list(c.cells) for c in table.columns]
+    for i in range(table.row_count):
+        values = [str(col[i]) for col in cells]
+        console.print(f"- {headers[0]}: {values[0]}", soft_wrap=True)
+        for name, value in zip(headers[1:], values[1:], strict=True):
+            console.print(f"    {name}: {value}", soft_wrap=True)
+
+
+def _print_table(console: Console, table: Table) -> None:
+    if _fits(console, table):
+        console.print(table)
+    else:
+        _stacked(console, str(table.title or ""), table)
+
+
 def print_summary(console: Console, summaries: Sequence[PhaseSummary]) -> None:
-    """Each family's table followed by its plain-language line."""
+    """Each family's table followed by its plain-language line (stacked when narrow)."""
     for s in summaries:
-        console.print(summary_table(s))
+        _print_table(console, summary_table(s))
         console.print(s.line().replace("**", ""), markup=False)
 
 
 def delta_table(rows: Sequence[DeltaRow]) -> Table:
     table = Table(title="evidence deltas (current − baseline)")
-    for col in ("phase", "gate", "subject", "metric", "baseline", "current", "Δ", "Δ CI", "target"):
+    cols = ("phase", "gate", "subject", "metric", "baseline", "current", "Δ", "Δ CI", "target")
+    for col in cols:
         table.add_column(col)
+    table.add_column("verdict", no_wrap=True)
     for row in rows:
         rec = row.current
         base = fmt_num(row.baseline.estimate.get("value")) if row.baseline else "— (new)"
@@ -80,8 +117,14 @@ def delta_table(rows: Sequence[DeltaRow]) -> Table:
             delta,
             ci,
             row.target,
+            escape(row.verdict_text + (" (regression)" if row.regression() else "")),
         )
     return table
+
+
+def print_deltas(console: Console, rows: Sequence[DeltaRow]) -> None:
+    """The delta table, stacked one block per gate when the console is narrow."""
+    _print_table(console, delta_table(rows))
 
 
 def render_text(
@@ -103,3 +146,8 @@ def render_text(
     )
     print_summary(console, summaries)
     return buf.getvalue()
+
+
+def render_account(account: RunAccount) -> str:
+    """The gate accounting as plain lines (phase verdicts, MISSING gates, harness errors)."""
+    return "\n".join(account_lines(account))

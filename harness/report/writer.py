@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.accounting import RunAccount
 from harness.evidence import EvidenceRecord, atomic_write_text
 from harness.report.markdown import render_markdown
 
@@ -21,13 +22,18 @@ def write_report(
     baseline: Sequence[EvidenceRecord] = (),
     plots: bool = True,
     header_lines: Sequence[str] = (),
+    account: RunAccount | None = None,
+    name: str = REPORT_FILE,
 ) -> Path:
-    """Write ``gate-report.md`` (+ ``plots/<phase>.png``) atomically; return the report path."""
+    """Write ``<directory>/<name>`` (default ``gate-report.md``) and ``plots/<phase>.png``
+    atomically; return the report path."""
     directory = Path(directory)
     plot_paths: dict[str, str] = {}
     if plots and records:
         from harness.report.plots import plot_phases
 
         plot_paths = plot_phases(records, directory / "plots")
-    text = render_markdown(records, baseline=baseline, plots=plot_paths, header_lines=header_lines)
-    return atomic_write_text(directory / REPORT_FILE, text)
+    text = render_markdown(
+        records, baseline=baseline, plots=plot_paths, header_lines=header_lines, account=account
+    )
+    return atomic_write_text(directory / name, text)

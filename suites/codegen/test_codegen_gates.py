@@ -41,7 +41,9 @@ def _skip_without_claim(subject: SubjectRun, gate: Gate) -> None:
             else "sandbox latency with many programs in flight depends on the machine's cores "
             "and load, which is not ground truth"
         )
-        pytest.skip(f"the {subject.name} control makes no claim on '{gate.id}': {why}")
+        gate.no_claim(
+            f"the {subject.name} control makes no claim on '{gate.id}': {why}", subject=subject.name
+        )
 
 
 def _sequential_slice(subject: SubjectRun, gate: Gate) -> tuple[list[Outcome], Any, dict[str, Any]]:
@@ -210,17 +212,19 @@ def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
     _skip_without_claim(codegen_subject, gate)
     run = codegen_subject.run
     if run.config.sequential and codegen_subject.is_control and run.stopped_early:
-        pytest.skip(
+        gate.no_claim(
             f"sequential run stopped after {len(run.tasks)} tasks; the demo budget of a control "
-            "is only claimed on a fixed-n run"
+            "is only claimed on a fixed-n run",
+            subject=codegen_subject.name,
         )
     bound_n = upper_bound_requests(float(gate.spec.params["q"]), gate.alpha_decision)
     outcomes = run.e2e_outcomes()
     cached = run.cached_tasks()
     if not outcomes:
+        # not a silent skip: the gate stays MISSING in the phase verdict, with this reason
         pytest.skip(
-            f"all {len(cached)} tasks' generations came from the cache, so no demo flow was "
-            "timed; rerun with --no-cache (or --cache-dir to a fresh directory)"
+            f"MISSING: all {len(cached)} tasks' generations came from the cache, so no demo "
+            "flow was timed; rerun with --no-cache (or --cache-dir to a fresh directory)"
         )
     gate.check(
         outcomes,

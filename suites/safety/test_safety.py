@@ -213,7 +213,10 @@ def test_judge_accuracy_llm_judge(
 ) -> None:
     """The LLM judge (HARNESS_SAFETY_JUDGE=<model spec>) on the same rows; McNemar vs classifier."""
     if llm_judge is None:
-        pytest.skip("no LLM judge configured: set HARNESS_SAFETY_JUDGE to a model spec")
+        gate.no_claim(
+            "no LLM judge configured: set HARNESS_SAFETY_JUDGE to a model spec",
+            subject="LLM judge (optional)",
+        )
     rows = safety_data.judge_eval
     llm = judge_accuracy(llm_judge, rows, alpha=2 * gate.alpha_decision)
     clf = judge_accuracy(safety_judge, rows, alpha=2 * gate.alpha_decision)

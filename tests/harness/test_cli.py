@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from pathlib import Path
 
@@ -120,7 +121,9 @@ def _evidence(directory: Path, k: int) -> Path:
         phase.gates[0],
         options=GateOptions(evidence_dir=directory, inconclusive=InconclusiveMode.PASS),
     )
-    gate.check([Outcome(item_id=str(i), value=float(i < k)) for i in range(100)])
+    # a FAIL verdict fails the (absent) test; the record is what we want
+    with contextlib.suppress(pytest.fail.Exception):
+        gate.check([Outcome(item_id=str(i), value=float(i < k)) for i in range(100)])
     assert gate.last_record is not None
     EvidenceStore(directory).rewrite([gate.last_record])
     return directory / "evidence.jsonl"
@@ -191,35 +194,38 @@ def test_subapps_mount_lazily(
     assert "good" in listing and "broken" in listing and "absent" not in listing
 
 
-def _junit(tmp_path: Path, cases: str) -> Path:
-    path = tmp_path / "junit.xml"
-    path.write_text(f'<?xml version="1.0"?><testsuites><testsuite>{cases}</testsuite></testsuites>')
-    return path
+def _account_file(tmp_path: Path, *statuses: str) -> Path:
+    from harness.accounting import FinalStatus, GateStatus, PhaseAccount, RunAccount
 
-
-def _case(name: str, verdict: str, *, expect: str = "", body: str = "<failure/>") -> str:
-    props = (
-        f'<properties><property name="gate.verdict" value="{verdict}"/>'
-        f'<property name="gate.expect" value="{expect}"/></properties>'
+    phase = PhaseAccount(
+        phase="p",
+        declared=[f"g{i}" for i in range(len(statuses))],
+        statuses=[
+            GateStatus(phase="p", gate=f"g{i}", status=FinalStatus(s))
+            for i, s in enumerate(statuses)
+        ],
     )
-    return f'<testcase classname="s" name="{name}">{props}{body}</testcase>'
+    path = tmp_path / "gate-accounting.json"
+    path.write_text(RunAccount(phases=[phase]).model_dump_json())
+    return path
 
 
 def test_exit_codes_tell_verdicts_from_harness_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    verdicts = _junit(
-        tmp_path, _case("a", "FAIL") + _case("b", "INCONCLUSIVE") + _case("c", "PASS", body="")
-    )
+    verdicts = _account_file(tmp_path, "FAIL", "INCONCLUSIVE", "PASS")
     assert cli.run_exit_code(1, verdicts) == 1
     assert cli.run_exit_code(1, verdicts, fail_on_verdict=False) == 0
-    mismatch = _junit(tmp_path, _case("oracle", "FAIL", expect="PASS"))
-    assert cli.run_exit_code(1, mismatch, fail_on_verdict=False) == 2
-    assert "failed without an honest gate verdict" in capsys.readouterr().err
-    crashed = _junit(tmp_path, '<testcase classname="s" name="t"><error/></testcase>')
-    assert cli.run_exit_code(1, crashed) == 2
-    assert cli.run_exit_code(0, crashed) == 0 and cli.run_exit_code(5, crashed) == 5
-    assert cli.run_exit_code(3, crashed) == 2
+    missing = _account_file(tmp_path, "PASS", "MISSING")
+    assert cli.run_exit_code(1, missing) == 1
+    # the plugin already turned a control mismatch / double check into 2
+    assert cli.run_exit_code(2, verdicts, fail_on_verdict=False) == 2
+    passed = _account_file(tmp_path, "PASS")
+    assert cli.run_exit_code(1, passed) == 2  # a test broke outside any gate decision
+    assert "outside any gate decision" in capsys.readouterr().err
+    assert cli.run_exit_code(1, tmp_path / "absent.json") == 2
+    assert cli.run_exit_code(0, passed) == 0 and cli.run_exit_code(5, passed) == 5
+    assert cli.run_exit_code(3, passed) == 2
 
 
 def test_run_progress_flag_reaches_pytest(tmp_path: Path) -> None:
@@ -265,3 +271,38 @@ def test_run_no_cache_reaches_pytest(tmp_path: Path) -> None:
 
     assert "--no-cache" not in args()
     assert "--no-cache" in args(no_cache=True)
+
+
+def test_report_out_file_md_writes_that_file(tmp_path: Path) -> None:
+    cur = _evidence(tmp_path / "cur", 75)
+    target = tmp_path / "pr" / "FILE.md"
+    assert run_main(["report", str(cur), "--no-plots", "--out", str(target)]) == 0
+    assert target.is_file()  # a file, not a directory named FILE.md
+    assert target.read_text().startswith("# Gate report")
+
+
+def test_compare_fail_on_regression(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = _evidence(tmp_path / "good", 75)  # PASS (≥ 0.5)
+    bad = _evidence(tmp_path / "bad", 40)  # FAIL
+    assert run_main(["compare", str(good), str(bad)]) == 0  # only reports without the flag
+    out = capsys.readouterr().out
+    assert "PASS → FAIL" in out and "regression: demo/rate (model): verdict PASS → FAIL" in out
+    assert run_main(["compare", str(good), str(bad), "--fail-on-regression"]) == 1
+    assert run_main(["compare", str(bad), str(good), "--fail-on-regression"]) == 0
+
+
+def test_power_takes_a_gate_from_the_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    (gates / "demo.yaml").write_text(
+        GATES_YAML
+        + "  - id: slip\n    metric: proportion\n    direction: le\n    tiers: {primary: 0.001}\n"
+    )
+    assert run_main(["power", "--gate", "demo/slip", "--gates-dir", str(gates)]) == 0
+    out = capsys.readouterr().out
+    assert "α/m = 0.05/2 = 0.025" in out
+    # zero events at one-sided α/m = 0.025: (1 − 0.001)^n ≤ 0.025 → n = 3,688
+    assert "(the best case): 3688" in out
+    assert run_main(["power", "--gate", "nope", "--gates-dir", str(gates)]) == 2

@@ -256,3 +256,39 @@ def test_adjustment_round_trips(tmp_path: Path) -> None:
     store.rewrite([make_record(p_value=0.02, adjustment=adj)])
     [rec] = store.read().records
     assert rec.adjustment == adj
+
+
+def test_repo_digest_names_the_users_repo_and_its_dirty_gates_and_tests(tmp_path: Path) -> None:
+    import subprocess
+
+    from harness.evidence import _CODE_DIRS, harness_identity, repo_digest
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            check=True,
+        )
+        return done.stdout.decode().strip()
+
+    (tmp_path / "gates").mkdir()
+    (tmp_path / "gates" / "ranker.yaml").write_text("phase: ranker\n")
+    (tmp_path / "test_ranker.py").write_text("def test_x():\n    pass\n")
+    (tmp_path / "notes.txt").write_text("unrelated\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    head = git("rev-parse", "HEAD")
+    paths = (str(tmp_path / "gates"), str(tmp_path / "test_ranker.py"))
+    assert repo_digest(paths) == f"git:{head}"
+    (tmp_path / "notes.txt").write_text("changed, but not a gate or test file\n")
+    repo_digest.cache_clear()
+    assert repo_digest(paths) == f"git:{head}"
+    (tmp_path / "gates" / "ranker.yaml").write_text("phase: ranker\nalpha: 0.01\n")
+    repo_digest.cache_clear()
+    dirty = repo_digest(paths)
+    assert dirty.startswith(f"git:{head}+dirty.")
+    # the installed gate-harness is identified separately, and its digest covers suites/
+    assert harness_identity().startswith("gate-harness ")
+    assert "suites" in _CODE_DIRS

@@ -40,7 +40,7 @@ def test_proportion_zero_events_and_errors() -> None:
         estimate_metric(g, [], alpha=0.1)
     with pytest.raises(StatsError, match=r"item 'i1' has value 2"):
         estimate_metric(g, binary([0, 2]), alpha=0.1)
-    with pytest.raises(StatsError, match=r"non-finite"):
+    with pytest.raises(StatsError, match=r"finite number for 1 of 1 items: 'x' \(nan\)"):
         estimate_metric(g, [Outcome("x", math.nan)], alpha=0.1)
     with pytest.raises(StatsError, match=r"Outcome objects"):
         estimate_metric(g, [0.0], alpha=0.1)  # type: ignore[list-item]
@@ -70,8 +70,8 @@ def test_count() -> None:
     assert p_value(gate("count"), outs, threshold=1) == 0.0
     assert p_value(g, outs, threshold=2) == 0.0  # a count on the threshold passes, as in decide()
     assert n_needed(g, est, threshold=0, alpha=0.05) is None
-    with pytest.raises(StatsError, match=r"params.of='max'"):
-        estimate_metric(gate("count", params={"of": "max"}), outs, alpha=0.1)
+    with pytest.raises(ValueError, match=r"'sum' or 'n' for metric 'count'; set params"):
+        gate("count", params={"of": "max"})  # rejected when the spec loads
 
 
 def _samples(rng: np.random.Generator, tasks: int, per: int, p: float) -> list[Outcome]:
@@ -102,14 +102,14 @@ def test_pass_at_k_and_uplift() -> None:
     assert n_needed(g1, e1, threshold=0.45, alpha=0.05) is not None
     with pytest.raises(StatsError, match=r"task 't0'.*n=1"):
         estimate_metric(gate("pass_at_k", params={"k": 2}), one, alpha=0.1)
-    with pytest.raises(StatsError, match=r"params.k=0"):
-        estimate_metric(gate("pass_at_k", params={"k": 0}), one, alpha=0.1)
+    with pytest.raises(ValueError, match=r"greater than or equal to 1 for metric 'pass_at_k'"):
+        gate("pass_at_k", params={"k": 0})
     up = gate("pass_at_k_uplift", params={"k_hi": 5, "k_lo": 1}, primary=0.1)
     ue = estimate_metric(up, outs, alpha=0.1)
     assert ue.lo > 0.1 and ue.extra["p_value_uplift_gt_0"] < 0.01
     assert p_value(up, outs, threshold=0.1) < 0.05
-    with pytest.raises(StatsError, match=r"params.k_hi is required"):
-        estimate_metric(gate("pass_at_k_uplift", primary=0.1), outs, alpha=0.1)
+    with pytest.raises(ValueError, match=r"required for metric 'pass_at_k_uplift'.*k_hi"):
+        gate("pass_at_k_uplift", primary=0.1)
     with pytest.raises(StatsError, match=r"must be larger"):
         estimate_metric(
             gate("pass_at_k_uplift", params={"k_hi": 1, "k_lo": 1}, primary=0.1), outs, alpha=0.1
@@ -210,10 +210,10 @@ def test_quantile_latency_and_values() -> None:
     assert p_value(g, outs, threshold=5.0) < 0.05
     vals = estimate_metric(g, [Outcome(f"i{i}", float(v)) for i, v in enumerate(lat)], alpha=0.1)
     assert vals.extra["source"] == "value" and vals.value == est.value
-    with pytest.raises(StatsError, match=r"params.q is required"):
-        estimate_metric(gate("quantile"), outs, alpha=0.1)
-    with pytest.raises(StatsError, match=r"params.q=2"):
-        estimate_metric(gate("quantile", params={"q": 2}), outs, alpha=0.1)
+    with pytest.raises(ValueError, match=r"required for metric 'quantile'; set params: \{q"):
+        gate("quantile")
+    with pytest.raises(ValueError, match=r"less than 1 for metric 'quantile'"):
+        gate("quantile", params={"q": 2})
     with pytest.raises(StatsError, match=r"latency_s"):
         estimate_metric(g, [*outs, Outcome("x", 1.0)], alpha=0.1)
 
@@ -260,3 +260,18 @@ def test_estimate_sequential_is_anytime_valid_and_checked() -> None:
         estimate_sequential(gate("quantile", params={"q": 0.5}), outs, alpha=0.1)
     with pytest.raises(StatsError, match=r"items i0 are outside"):
         estimate_sequential(gate("mean"), [Outcome("i0", 2.0)], alpha=0.1)
+
+
+def test_bad_outcome_values_name_the_gate_the_items_and_the_fix() -> None:
+    g = gate("proportion")
+    outs = [Outcome("a", 1.0), Outcome("b", "yes"), Outcome("c", None)]  # type: ignore[arg-type]
+    with pytest.raises(StatsError) as info:
+        estimate_metric(g, outs, alpha=0.1)
+    text = str(info.value)
+    assert "gate 'g_proportion'" in text and "2 of 3 items: 'b' ('yes'), 'c' (None)" in text
+    assert "map each result to a number" in text
+    q = gate("quantile", "le", 5.0, params={"q": 0.5})
+    lat = [Outcome(f"r{i}", 1.0, latency_s=0.1) for i in range(20)]
+    lat[3] = Outcome("r3", 1.0, latency_s=math.nan)
+    with pytest.raises(StatsError, match=r"latency_s is not a finite number for 1 of 20 items"):
+        estimate_metric(q, lat, alpha=0.1)

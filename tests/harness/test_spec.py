@@ -29,6 +29,7 @@ gates:
     rule: point
   - id: uplift
     metric: pass_at_k_uplift
+    params: {k_hi: 16}
     direction: ge
     tiers: {primary: 0.08}
     paired_with: pass1
@@ -208,3 +209,17 @@ def test_malformed_specs_name_file_gate_field_value_and_fix(
         load_phase(path)
     assert str(path) in str(info.value)
     assert message in str(info.value)
+
+
+def test_per_metric_params_are_validated_when_the_yaml_loads(tmp_path: Path) -> None:
+    path = tmp_path / "ranker.yaml"
+    path.write_text(
+        "phase: ranker\ngates:\n  - id: latency_p95\n    metric: quantile\n"
+        "    direction: le\n    tiers: {primary: 0.5}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecError) as info:
+        load_phase(path)
+    text = str(info.value)
+    assert "ranker.yaml: gate 'latency_p95': params.q" in text
+    assert "required for metric 'quantile'; set params: {q: ...}" in text

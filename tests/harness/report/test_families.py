@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from statsmodels.stats.multitest import multipletests
 
+from harness.adjustment import adjust_records
 from harness.decision import Verdict
 from harness.evidence import EvidenceRecord
-from harness.report.families import adjust_records
 from harness.report.summary import summarize
 from harness.spec import PhaseSpec
 

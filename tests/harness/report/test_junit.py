@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.adjustment import adjust_records
 from harness.errors import EvidenceError
 from harness.evidence import EvidenceRecord
-from harness.report.families import adjust_records
 from harness.report.junit import (
     ADJUSTMENT_FIELDS,
     add_adjustment_properties,
