@@ -85,7 +85,8 @@ def test_fail_fails_the_test_with_the_reason() -> None:
     gate, node = make_gate()
     with pytest.raises(pytest.fail.Exception, match=r"FAIL: rate: 0\.2 .* vs primary ≥ 0\.5"):
         gate.check(outcomes(20, 100))
-    assert len(node.user_properties) == 1  # evidence is recorded before failing
+    # evidence is recorded before failing, and the failure is marked as the verdict's own
+    assert [k for k, _ in node.user_properties] == ["gate_evidence", "gate_verdict_failure"]
 
 
 @pytest.mark.parametrize("mode", list(InconclusiveMode))

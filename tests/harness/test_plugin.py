@@ -218,9 +218,9 @@ def test_evidence_without_evidence_dir_still_reaches_junit(pytester: pytest.Pyte
     sets = read_gate_properties(pytester.path / "j.xml")
     assert [s[0]["verdict"] for s in sets.values()] == ["PASS"]
     assert not list(pytester.path.glob("**/evidence.jsonl"))
-    result.stdout.fnmatch_lines(
-        ["*gate-harness*", "*demo — model (real lane)*", "*good*0.92*PASS*"]
-    )
+    # a table on a wide terminal, one block per gate on a narrow one (both name the numbers)
+    result.stdout.fnmatch_lines(["*gate-harness*", "*demo — model (real lane)*", "*0.92*"])
+    assert "PASS" in result.stdout.str()
 
 
 def test_phase_filter_and_unknown_phase(pytester: pytest.Pytester) -> None:
