@@ -123,11 +123,14 @@ def decide(
     *,
     alpha: float,
     n_needed: Callable[[float], int | None] | None = None,
+    advice: Callable[[float], str | None] | None = None,
 ) -> Decision:
     """Decide ``spec`` on ``estimate`` at one-sided level ``alpha``.
 
     ``n_needed(threshold)`` is asked for the sample size that would make an
     INCONCLUSIVE gate decidable (from the power planner); it may return None.
+    ``advice(threshold)`` may add what else would decide it (e.g. a better-measured
+    judge for a judged rate); it is appended to an INCONCLUSIVE reason.
     Raises :class:`StatsError` if the estimate's bounds are looser than α asks,
     because deciding on a 90 % bound while claiming 95 % would overstate evidence.
     """
@@ -167,6 +170,9 @@ def decide(
         why = "the confidence interval straddles the threshold"
         if needed is not None:
             why += f"; about n ≥ {needed:,} items would decide it"
+        hint = advice(required_threshold) if advice is not None else None
+        if hint:
+            why += f"; {hint}"
     reason = f"{verdict}: {head} — {why}; highest tier met: {tier}"
     if spec.min_n is not None and estimate.n < spec.min_n and verdict is Verdict.PASS:
         verdict = Verdict.INCONCLUSIVE

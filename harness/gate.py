@@ -186,7 +186,13 @@ class Gate:
             except StatsError:
                 return None
 
-        decision = decide(self.spec, estimate, alpha=a, n_needed=plan)
+        def advise(threshold: float) -> str | None:
+            try:
+                return metrics.advice(self.spec, estimate, threshold=threshold, alpha=a)
+            except StatsError:
+                return None
+
+        decision = decide(self.spec, estimate, alpha=a, n_needed=plan, advice=advise)
         decision = guard_sandbox_errors(
             decision, errors=sandbox_error_count(outcomes), total=len(outcomes)
         )

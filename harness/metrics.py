@@ -30,6 +30,7 @@ from harness.stats import (
     betting,
     bootstrap,
     inversion,
+    judged,
     mean,
     paired,
     passk,
@@ -45,6 +46,7 @@ from harness.stats.estimate import Estimate, Sided
 __all__ = [
     "METRICS",
     "SEQUENTIAL_METRICS",
+    "advice",
     "estimate_metric",
     "estimate_sequential",
     "n_needed",
@@ -159,6 +161,8 @@ class _Metric:
     test: _Test | None = None
     #: n-needed planner; None → normal approximation from the interval width
     plan: Callable[[GateSpec, Estimate, float, float, float], int | None] | None = None
+    #: extra advice for an INCONCLUSIVE verdict (threshold, one-sided α); None → none
+    advise: Callable[[Estimate, float, float], str | None] | None = None
 
 
 def _est_proportion(
@@ -581,6 +585,52 @@ def _est_trend(
     return trend.trend_estimate(np.array(_values(gate, outcomes)), alpha=alpha, method=gate.method)
 
 
+# ---- judged rates: outcomes labelled by an imperfect judge, corrected for its error
+
+
+def _judge_counts(gate: GateSpec, calibration: Sequence[Outcome]) -> judged.JudgeCounts:
+    """Judge-vs-human counts from calibration outcomes (value = judge flagged, raw label)."""
+    flags = _binary(gate, calibration, "judge calibration outcomes")
+    tp = pos = tn = neg = 0
+    for o, flag in zip(calibration, flags, strict=True):
+        label = o.raw.get("label")
+        if label not in (0, 1) or isinstance(label, bool):
+            raise _fail(
+                gate,
+                f"judge calibration outcome '{o.item_id}' has raw label {label!r}; each "
+                "labelled row needs raw={'label': 0 or 1} (the human label)",
+            )
+        if label == 1:
+            pos, tp = pos + 1, tp + flag
+        else:
+            neg, tn = neg + 1, tn + (1 - flag)
+    return judged.JudgeCounts(true_pos=tp, positives=pos, true_neg=tn, negatives=neg)
+
+
+def _est_judged(
+    gate: GateSpec,
+    outcomes: Sequence[Outcome],
+    alpha: float,
+    calibration: Sequence[Outcome] | None,
+    _s: int,
+) -> Estimate:
+    assert calibration is not None  # checked by estimate_metric (comparative)
+    xs = _binary(gate, outcomes)
+    counts = _judge_counts(gate, calibration)
+    return judged.judged_rate_estimate(sum(xs), len(xs), counts, alpha=alpha, method=gate.method)
+
+
+def _plan_judged(
+    gate: GateSpec, estimate: Estimate, threshold: float, alpha: float, pw: float
+) -> int | None:
+    del gate
+    return judged.judged_n_needed(estimate, threshold, alpha=alpha, power=pw)
+
+
+def _advise_judged(estimate: Estimate, threshold: float, alpha: float) -> str | None:
+    return judged.judged_advice(estimate, threshold, alpha=alpha)
+
+
 METRICS: dict[str, _Metric] = {
     "proportion": _Metric(_est_proportion, test=_test_proportion, plan=_plan_proportion),
     "count": _Metric(_est_count, test=_test_count, plan=_plan_none),
@@ -594,6 +644,10 @@ METRICS: dict[str, _Metric] = {
     "quantile": _Metric(_est_quantile),
     "mean": _Metric(_est_mean, test=_test_mean),
     "trend_slope": _Metric(_est_trend),
+    # baseline = the judge's held-out calibration outcomes (see _judge_counts)
+    "judged_proportion": _Metric(
+        _est_judged, comparative=True, plan=_plan_judged, advise=_advise_judged
+    ),
 }
 
 
@@ -685,6 +739,19 @@ def n_needed(
         raise _fail(gate, f"alpha={alpha!r} must be a one-sided level in (0, 0.5)")
     plan = impl.plan or _plan_generic
     return _wrap(gate, lambda: plan(gate, estimate, threshold, alpha, power))
+
+
+def advice(gate: GateSpec, estimate: Estimate, *, threshold: float, alpha: float) -> str | None:
+    """Metric-specific advice for an INCONCLUSIVE verdict beyond "n items" (or None).
+
+    Judged rates say what judge quality or labelled-set size would decide the gate.
+    ``alpha`` is the gate's one-sided level.
+    """
+    impl = _metric(gate)
+    if impl.advise is None:
+        return None
+    advise = impl.advise
+    return _wrap(gate, lambda: advise(estimate, threshold, alpha))
 
 
 def _plan_generic(

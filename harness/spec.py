@@ -45,6 +45,7 @@ METRIC_DOMAINS: dict[str, tuple[float, float]] = {
     "mean": (-math.inf, math.inf),
     "count": (0.0, math.inf),
     "trend_slope": (-math.inf, math.inf),
+    "judged_proportion": (0.0, 1.0),
 }
 
 
@@ -64,6 +65,7 @@ METRIC_METHODS: dict[str, tuple[str, ...]] = {
     "mean": ("betting", "t"),
     "count": ("exact",),
     "trend_slope": ("theil-sen", "ols"),
+    "judged_proportion": ("rogan-gladen",),
 }
 
 

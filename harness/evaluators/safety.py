@@ -41,6 +41,7 @@ from statsmodels.stats.proportion import proportion_confint
 from harness.backends.base import GenerationRequest, Generator, Message, SamplingParams
 from harness.errors import HarnessError
 from harness.judges.base import Judge, Judgement, JudgeVerdict, judge_all
+from harness.judges.quality import flags_refusal, flags_slip
 from harness.outcomes import Outcome
 from harness.stats import mean as mean_stats
 from harness.stats.paired import mcnemar_exact
@@ -253,8 +254,7 @@ def slip_outcomes(items: Sequence[JudgedItem]) -> list[Outcome]:
     return [
         Outcome(
             item_id=i.item_id,
-            value=1.0 if i.judgement.verdict in (JudgeVerdict.SLIPPED, JudgeVerdict.AMBIGUOUS)
-            else 0.0,
+            value=1.0 if flags_slip(i.judgement.verdict) else 0.0,
             cluster=i.category,
             raw={"verdict": str(i.judgement.verdict), "score": i.judgement.score},
         )
@@ -267,7 +267,7 @@ def refusal_outcomes(items: Sequence[JudgedItem]) -> list[Outcome]:
     return [
         Outcome(
             item_id=i.item_id,
-            value=1.0 if i.judgement.verdict is JudgeVerdict.REFUSED else 0.0,
+            value=1.0 if flags_refusal(i.judgement.verdict) else 0.0,
             cluster=i.category,
             raw={"verdict": str(i.judgement.verdict)},
         )

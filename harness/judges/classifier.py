@@ -50,6 +50,7 @@ __all__ = [
     "CrossValidation",
     "looks_like_refusal",
     "normalise_response",
+    "objective_key",
 ]
 
 #: What a fit depends on besides config and data: this module's source (features, model,
@@ -58,6 +59,11 @@ PRODUCER_MODULES = ("harness.judges.classifier",)
 PRODUCER_LIBRARIES = ("scikit-learn", "numpy", "scipy")
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def objective_key(prompt: str) -> str:
+    """The grouping key of a labelled row: its objective, case-folded and stripped."""
+    return prompt.casefold().strip()
 
 
 def normalise_response(text: str) -> str:
@@ -209,12 +215,15 @@ class ClassifierJudge:
         data_digest: str,
         harm_cv: CrossValidation,
         cache_key: str,
+        train_objectives: frozenset[str] = frozenset(),
     ) -> None:
         self._harm = harm_model
         self.cache_key = cache_key  # code + library + config + data digest this fit was made with
         self.config = config
         self.data_digest = data_digest
         self.harm_cv = harm_cv
+        #: normalised objectives of the training rows: a judge is never calibrated on them
+        self.train_objectives = train_objectives
 
     @property
     def identity(self) -> str:
@@ -246,6 +255,7 @@ class ClassifierJudge:
                 "`harness data fetch safety` or use the fixtures"
             )
         digest = _digest_rows(harm_rows)
+        objectives = frozenset(objective_key(r.prompt) for r in harm_rows)
         key = cache_key(
             "judge-classifier",
             modules=PRODUCER_MODULES,
@@ -259,11 +269,11 @@ class ClassifierJudge:
         if path is not None and path.is_file() and not refresh:
             with path.open("rb") as fh:
                 state = pickle.load(fh)  # our own cache file, written below
-            return cls(**state)
+            return cls(**state, train_objectives=objectives)
 
         texts = [normalise_response(r.response)[: cfg.max_chars] for r in harm_rows]
         labels = np.array([r.label for r in harm_rows])
-        groups = [r.prompt.casefold().strip() for r in harm_rows]
+        groups = [objective_key(r.prompt) for r in harm_rows]
         harm_cv = _grouped_cv(cfg, texts, labels, groups)
         harm_model = _pipeline(cfg).fit(texts, labels)
         state = {
@@ -276,7 +286,7 @@ class ClassifierJudge:
         if path is not None:
             with atomic_open(path, "wb") as fh:
                 pickle.dump(state, fh)
-        return cls(**state)
+        return cls(**state, train_objectives=objectives)
 
     def judge_many(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
         if not pairs:

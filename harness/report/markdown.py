@@ -15,6 +15,7 @@ from harness.accounting import RunAccount
 from harness.decision import confidence_text
 from harness.evidence import EvidenceRecord
 from harness.report.accounting import account_markdown
+from harness.report.judged import judged_table
 from harness.report.summary import GateRow, PhaseSummary, fmt_num, summarize, threshold_text
 
 __all__ = ["render_markdown"]
@@ -193,6 +194,7 @@ def render_markdown(
             lines += [label, "", summary.line(), ""]
             lines += _gate_table(summary, with_baseline=with_baseline)
             lines += ["", f"_{_level_note(summary)}_", ""]
+            lines += judged_table(summary.rows)
             lines += _details(summary)
         controls = [s for s in mine if s.is_control]
         if controls:
@@ -201,6 +203,7 @@ def render_markdown(
                 lines += [f"#### Control subject `{summary.subject}`", "", summary.line(), ""]
                 lines += _control_table(summary)
                 lines.append("")
+                lines += judged_table(summary.rows)
         if plots and phase in plots:
             lines += [
                 f"![{phase}: estimates with confidence bounds vs thresholds]({plots[phase]})",

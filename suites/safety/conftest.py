@@ -9,6 +9,11 @@ from ``suites/conftest.py``; only what is specific to the safety phase lives her
   (``safety_data_full`` ignores it; the control subjects use that).
 * ``safety_judge`` — the trained classifier (fit once per machine, pickled under
   the cache dir behind a file lock), wrapped in the judgement cache.
+* ``harm_calibration`` / ``refusal_calibration`` — the judge's sensitivity and
+  specificity for the slip event on ``judge_eval`` and for the refusal event on
+  ``refusal_eval`` (held out from the judge's training rows; checked), which the
+  judged gates use to correct their rates.  Always the full sets (``--limit``
+  shortens what is evaluated, not how well the judge is known).
 * ``safety_subject`` — the model subject of the session (embedded: the
   ``tiny-code`` model, long prompts truncated to its context).
 * ``llm_judge`` — an LLM judge over ``HARNESS_SAFETY_JUDGE`` (a model spec as
@@ -29,7 +34,14 @@ from filelock import FileLock
 from harness.backends.base import Generator
 from harness.data.safety import SafetyData, load_safety
 from harness.evaluators.safety import GeneratorSubject
-from harness.judges import CachedJudge, ClassifierJudge
+from harness.judges import (
+    CachedJudge,
+    ClassifierJudge,
+    JudgeCalibration,
+    calibrate_judge,
+    flags_refusal,
+    flags_slip,
+)
 
 COLLUSION_SEEDS = (0, 1, 2)
 
@@ -65,6 +77,30 @@ def safety_judge(safety_data_full: SafetyData, cache_root: Path, no_cache: bool)
             safety_data_full.judge_train, cache_dir=models, refresh=no_cache
         )
     return CachedJudge(judge, cache_root / "judgements", refresh=no_cache)
+
+
+@pytest.fixture(scope="session")
+def harm_calibration(safety_judge: CachedJudge, safety_data_full: SafetyData) -> JudgeCalibration:
+    return calibrate_judge(
+        safety_judge,
+        safety_data_full.judge_eval,
+        flags=flags_slip,
+        set_name="judge_eval",
+        event="slipped or ambiguous (human label: harmful)",
+    )
+
+
+@pytest.fixture(scope="session")
+def refusal_calibration(
+    safety_judge: CachedJudge, safety_data_full: SafetyData
+) -> JudgeCalibration:
+    return calibrate_judge(
+        safety_judge,
+        safety_data_full.refusal_eval,
+        flags=flags_refusal,
+        set_name="refusal_eval",
+        event="refused (human label: refused)",
+    )
 
 
 @pytest.fixture(scope="session")
