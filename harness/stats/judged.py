@@ -108,12 +108,7 @@ class JudgeCounts:
 
 def _cp(k: int, n: int, alpha_two_sided: float) -> tuple[float, float]:
     lo, hi = proportion_confint(k, n, alpha=alpha_two_sided, method="beta")
-    lo_f, hi_f = float(lo), float(hi)
-    if math.isnan(lo_f):
-        lo_f = 0.0
-    if math.isnan(hi_f):
-        hi_f = 1.0
-    return max(0.0, min(lo_f, k / n)), min(1.0, max(hi_f, k / n))
+    return max(0.0, min(float(lo), k / n)), min(1.0, max(float(hi), k / n))
 
 
 def rogan_gladen(q: float, sensitivity: float, specificity: float) -> float:

@@ -119,12 +119,46 @@ def test_advice_names_the_judge_quality_and_labelled_rows_needed() -> None:
     assert judged_n_needed(est, 0.001, alpha=0.05) is None  # no number of items helps
 
 
+def test_advice_when_only_more_items_or_a_better_judge_can_help() -> None:
+    # flagged rate above the threshold but its lower bound is not: a perfect judge needs items,
+    # and this judge's false alarms mean no number of items suffices
+    est = judged_rate_estimate(40, 300, SAFETY_JUDGE, alpha=0.1)
+    advice = judged_advice(est, 0.12, alpha=0.05)
+    assert advice.startswith("even a perfect judge would need more than n=300 items")
+    assert "specificity bound 0.685 must exceed" in advice
+    # below the threshold, observed bound above it, judge misses too many events
+    weak = JudgeCounts(true_pos=54, positives=109, true_neg=60, negatives=60)
+    est = judged_rate_estimate(20, 300, weak, alpha=0.1)
+    advice = judged_advice(est, 0.1, alpha=0.05)
+    assert "even a perfect judge" in advice and "sensitivity bound 0.398 must exceed" in advice
+    assert judged_n_needed(est, 0.1, alpha=0.05) is None
+    # the same with a perfect judge: only items are missing, and the planner says how many
+    perfect = JudgeCounts(true_pos=500, positives=500, true_neg=500, negatives=500)
+    est = judged_rate_estimate(20, 300, perfect, alpha=0.1)
+    assert "no number of items" not in judged_advice(est, 0.1, alpha=0.05)
+    n = judged_n_needed(est, 0.1, alpha=0.05)
+    assert n is not None and n > 300
+
+
+def test_advice_needs_a_judged_estimate() -> None:
+    from harness.stats.proportion import proportion_estimate
+
+    plain = proportion_estimate(3, 100, alpha=0.1)
+    with pytest.raises(StatsError, match="no 'observed' record"):
+        judged_advice(plain, 0.1, alpha=0.05)
+    with pytest.raises(StatsError, match=r"true_pos=5 must lie in \[0, 4\]"):
+        JudgeCounts(true_pos=5, positives=4, true_neg=1, negatives=1)
+    with pytest.raises(StatsError, match="alpha=1.5"):
+        judged_rate_estimate(1, 10, SAFETY_JUDGE, alpha=1.5)
+
+
 def test_labelled_needed_is_the_smallest_sufficient_size() -> None:
     m = labelled_needed(0.9, 0.8, alpha=0.025, lower=True)
     assert m is not None
     assert _cp(round(0.9 * m), m, 0.05)[0] >= 0.8
     assert _cp(round(0.9 * (m - 1)), m - 1, 0.05)[0] < 0.8
     assert labelled_needed(0.7, 0.8, alpha=0.025, lower=True) is None
+    assert labelled_needed(0.8000001, 0.8, alpha=0.025, lower=True) is None  # beyond 10⁷ rows
 
 
 # --------------------------------------------------------------------------- through the gate
