@@ -148,7 +148,7 @@ def test_advice_needs_a_judged_estimate() -> None:
         judged_advice(plain, 0.1, alpha=0.05)
     with pytest.raises(StatsError, match=r"true_pos=5 must lie in \[0, 4\]"):
         JudgeCounts(true_pos=5, positives=4, true_neg=1, negatives=1)
-    with pytest.raises(StatsError, match="alpha=1.5"):
+    with pytest.raises(StatsError, match=r"alpha=1\.5"):
         judged_rate_estimate(1, 10, SAFETY_JUDGE, alpha=1.5)
 
 
