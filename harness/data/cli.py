@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.data.contamination_cli import contamination
 from harness.data.safety import fetch_safety, load_safety, sample_sets, write_sets
 from harness.data.schemas import SafetySet
 from harness.errors import HarnessError
@@ -84,3 +85,6 @@ def sample(
     sets = sample_sets(data, sizes=sizes, seed=seed)
     write_sets(sets, out_dir, meta={"sample_of": data.origin, "seed": seed})
     _console.print({str(k): len(v) for k, v in sets.items()})
+
+
+app.command("contamination")(contamination)

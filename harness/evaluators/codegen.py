@@ -1084,7 +1084,8 @@ class SubjectRun:
         """Keyword arguments for ``gate.check`` shared by every code-gen gate."""
         expect = self.expect(gate_id)
         return {
-            "lane": "control" if self.is_control else None,
+            # the lane comes from the generations (real or replay), never from --lane
+            "lane": "control" if self.is_control else self.lane,
             "subject": self.label,
             "expect": expect,
             "model_digest": self.run.model_digest,

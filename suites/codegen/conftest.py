@@ -12,7 +12,15 @@ Options (besides the shared ones in ``suites/conftest.py``):
 ``--codegen-subjects model,oracle,mutant`` (env ``HARNESS_CODEGEN_SUBJECTS``)
 and ``--codegen-model-tasks N`` (env ``HARNESS_CODEGEN_MODEL_TASKS``), a
 documented subset for the model subject only (the controls are cheap and
-always use every task ``--limit`` allows).
+always use every task ``--limit`` allows); ``--codegen-train-corpus FILE``
+(env ``HARNESS_CODEGEN_TRAIN_CORPUS``) names the model's training corpus for
+the contamination gate when the model directory does not carry one.
+
+Under ``--lane replay`` every subject runs on the tasks the fixture recorded
+(``fixtures/replay/codegen.manifest.json``; a documented subset), the model's
+generations come from the recording (a changed or unrecorded request is a
+``ReplayMiss``), every candidate is still executed in the sandbox, and the
+latency gates are skipped: a replayed answer has no latency to measure.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import Any
 import pytest
 
 from harness.backends.base import Generator, canonical_json, sha256_hex
+from harness.data.contamination import ContaminationReport, bench_items, check_contamination
 from harness.evaluators.codegen import (
     CodegenConfig,
     CodegenRun,
@@ -64,6 +73,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="model subject: how many tasks (first N) get the whole n = 1, 4, 16 ladder; the "
         "rest get n = 1 (pass@1 only).  'all' or N (env HARNESS_CODEGEN_DEEP_TASKS; default: "
         f"{EMBEDDED_DEEP_TASKS} for the embedded tiny model, all for --model/--endpoint)",
+    )
+    group.addoption(
+        "--codegen-train-corpus",
+        default=None,
+        help="the model's training corpus (JSONL with a 'text' field, or a directory) for the "
+        "contamination gate (env HARNESS_CODEGEN_TRAIN_CORPUS; default: the model dir's "
+        "train_corpus.jsonl, which the embedded tiny-code model carries)",
     )
     group.addoption(
         "--codegen-model-tasks",
@@ -151,6 +167,97 @@ def _limit(value: Any, env: str) -> int | None:
     return n
 
 
+def _replay(config: pytest.Config) -> bool:
+    return str(config.getoption("--lane")) == "replay"
+
+
+@pytest.fixture(scope="session")
+def codegen_replay_manifest(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The codegen fixture's manifest (task subset, seed, recorded model); {} in the real lane."""
+    if not _replay(request.config):
+        return {}
+    from harness.backends.replay import manifest_path, read_manifest
+    from harness.errors import ReplayMiss
+
+    where: Path = request.getfixturevalue("replay_dir")
+    recording = where / "codegen.jsonl" if where.is_dir() else where
+    manifest = read_manifest(recording)
+    if not manifest.get("tasks"):
+        raise ReplayMiss(
+            f"--lane replay: {manifest_path(recording)} is missing or lists no tasks, so the "
+            "codegen phase does not know what was recorded; record the fixture with: harness "
+            "replay record --phase codegen --model models/tiny-code --out "
+            f"{recording}"
+        )
+    return {**manifest, "recording": str(recording)}
+
+
+def _corpus_docs(path: Path) -> list[str]:
+    from harness.data.contamination import read_corpus
+
+    return list(read_corpus(path))
+
+
+@pytest.fixture(scope="session")
+def model_contamination(
+    request: pytest.FixtureRequest, codegen_replay_manifest: dict[str, Any]
+) -> tuple[ContaminationReport | None, str]:
+    """13-gram overlap of the model's training corpus with HumanEval, and where it came from.
+
+    Recomputed here from the corpus itself (never read back from a stored figure):
+    the embedded model's directory carries its exact training texts; in the replay
+    lane the corpus is regenerated and must hash to the digest the recorded model
+    was built from.  ``(None, reason)`` when the corpus is unknown.
+    """
+    config = request.config
+    explicit = _opt_path(config, "--codegen-train-corpus", "HARNESS_CODEGEN_TRAIN_CORPUS")
+    docs: list[str] | None = None
+    where = ""
+    if explicit is not None:
+        docs, where = _corpus_docs(explicit), f"--codegen-train-corpus {explicit}"
+    elif codegen_replay_manifest:
+        docs, where = _replayed_corpus(codegen_replay_manifest)
+    else:
+        source = request.getfixturevalue("model_source")
+        from trainers.tiny import TRAIN_CORPUS_FILE
+
+        carried = Path(source.location) / TRAIN_CORPUS_FILE
+        if source.kind != "endpoint" and carried.is_file():
+            docs, where = _corpus_docs(carried), str(carried)
+        else:
+            where = (
+                f"the training corpus of {source.label} is unknown (no {TRAIN_CORPUS_FILE} in "
+                "the model directory); pass --codegen-train-corpus FILE to check it"
+            )
+    if docs is None:
+        return None, where
+    report = check_contamination(docs, bench_items("humaneval"), bench="humaneval")
+    return report, where
+
+
+def _replayed_corpus(manifest: dict[str, Any]) -> tuple[list[str] | None, str]:
+    """Regenerate the recorded tiny-code model's corpus; refuse it if the digest differs."""
+    build = manifest.get("model", {}).get("build", {})
+    recorded = build.get("corpus", {}).get("digest")
+    if build.get("kind") != "tiny-code" or not recorded:
+        return None, "the recorded model is not the embedded tiny-code build; corpus unknown"
+    from trainers.tiny import TinyCodeTrainConfig, tiny_code_corpus
+
+    texts, info = tiny_code_corpus(TinyCodeTrainConfig.model_validate(build["config"]))
+    if info["digest"] != recorded:
+        return None, (
+            f"the tiny-code corpus regenerated here ({info['digest'][:19]}…, {info['source']}) "
+            f"is not the one the recorded model was trained on ({recorded[:19]}…); re-record "
+            f"the fixture on this machine: {manifest.get('record_command')}"
+        )
+    return texts, f"tiny-code training corpus regenerated ({info['source']}), digest {recorded}"
+
+
+def _opt_path(config: pytest.Config, name: str, env: str) -> Path | None:
+    raw = config.getoption(name) or os.environ.get(env)
+    return Path(raw) if raw else None
+
+
 @pytest.fixture(scope="session")
 def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> SubjectRun:
     """The named subject's run (computed once per session, shared across xdist workers)."""
@@ -160,9 +267,17 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
     seed = int(config.getoption("--harness-seed"))
     sequential = bool(config.getoption("--sequential"))
     limit = config.getoption("--limit")
-    tasks = load_tasks(limit=limit)
+    replay: dict[str, Any] = request.getfixturevalue("codegen_replay_manifest")
     notes: dict[str, Any] = {}
-    if limit is not None:
+    if replay:
+        tasks = load_tasks(task_ids=list(replay["tasks"])[:limit])
+        notes["subset"] = (
+            f"replay lane: the {len(tasks)} HumanEval tasks recorded in {replay['recording']} "
+            "(every subject; a documented subset)"
+        )
+    else:
+        tasks = load_tasks(limit=limit)
+    if limit is not None and not replay:
         notes["subset"] = f"first {len(tasks)} of 164 HumanEval tasks (--limit {limit})"
     cfg = CodegenConfig(seed=seed, sequential=sequential)
     sandbox_choice = request.getfixturevalue("sandbox_choice")
@@ -182,7 +297,9 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
         deep_raw = config.getoption("--codegen-deep-tasks") or os.environ.get(
             "HARNESS_CODEGEN_DEEP_TASKS"
         )
-        if deep_raw is None:
+        if deep_raw is None and replay:
+            deep = int(replay["deep_tasks"])
+        elif deep_raw is None:
             deep = EMBEDDED_DEEP_TASKS if source.kind == "embedded" else None
         elif str(deep_raw) == "all":
             deep = None
@@ -200,10 +317,23 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
         notes["model_source"] = {"kind": source.kind, "location": source.location}
         if source.kind == "embedded":
             notes["model_note"] = (
-                "embedded tiny-code model: ~1M parameters, trained briefly on CPU on HumanEval "
-                "canonical solutions (a deliberately memorising subject) plus generated snippets; "
-                "its HumanEval score does not measure generalisation"
+                "embedded tiny-code model: ~1M parameters, trained briefly on CPU on documented "
+                "standard-library functions plus generated snippets, decontaminated against "
+                "HumanEval (13-gram overlap; see the contamination gate)"
             )
+        report, corpus_note = request.getfixturevalue("model_contamination")
+        notes["contamination"] = (
+            {**report.summary(), "corpus": corpus_note}
+            if report is not None
+            else {"unknown": corpus_note}
+        )
+        if replay:
+            notes["replay"] = {
+                "recording": replay["recording"],
+                "recorded_at": replay.get("recorded_at"),
+                "recorded_model": replay.get("model", {}).get("identity_digest"),
+                "record_command": replay.get("record_command"),
+            }
     elif name == "oracle":
         subject = ControlSubject(OracleControl(), tasks)
         label = "oracle"

@@ -46,6 +46,14 @@ def _skip_without_claim(subject: SubjectRun, gate: Gate) -> None:
         )
 
 
+def _skip_replayed_latency(subject: SubjectRun) -> None:
+    if subject.lane == "replay":
+        pytest.skip(
+            "replay lane: a replayed generation was not generated here, so it has no latency "
+            "to measure; latency gates are decided in the real lane only"
+        )
+
+
 def _sequential_slice(subject: SubjectRun, gate: Gate) -> tuple[list[Outcome], Any, dict[str, Any]]:
     """Per-task outcomes and the anytime-valid estimate at the point this gate was decided."""
     monitor = gate.sequential(lower=0.0, upper=1.0)
@@ -144,6 +152,7 @@ def test_request_latency(gate: Gate, codegen_subject: SubjectRun) -> None:
     execution of a canonical check program (labelled in the evidence).
     """
     _skip_without_claim(codegen_subject, gate)
+    _skip_replayed_latency(codegen_subject)
     q = float(gate.spec.params["q"])
     concurrency = int(gate.spec.params["concurrency"])
     cfg = codegen_subject.run.config
@@ -210,6 +219,7 @@ def _latency_note(lat: LatencyRun, bound_n: int, gate: Gate) -> dict[str, Any]:
 def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
     """p95 end-to-end seconds per task: progressive sampling → sandbox → best selection."""
     _skip_without_claim(codegen_subject, gate)
+    _skip_replayed_latency(codegen_subject)
     run = codegen_subject.run
     if run.config.sequential and codegen_subject.is_control and run.stopped_early:
         gate.no_claim(
@@ -242,6 +252,31 @@ def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
                 "excluded_cached_generation": len(cached),
             },
         ),
+    )
+
+
+@pytest.mark.gate("contamination")
+def test_contamination(
+    gate: Gate, codegen_subject: SubjectRun, request: pytest.FixtureRequest
+) -> None:
+    """HumanEval tasks sharing a 13-gram with the model's training corpus (recomputed here)."""
+    if codegen_subject.is_control:
+        pytest.skip(f"the {codegen_subject.name} control is not trained; no corpus to check")
+    report, corpus = request.getfixturevalue("model_contamination")
+    if report is None:
+        pytest.skip(corpus)
+    outcomes = [
+        Outcome(
+            item_id=item.item_id,
+            value=float(item.contaminated),
+            raw={"ngrams": item.ngrams, "matched": item.matched, "example": item.example},
+        )
+        for item in report.items
+    ]
+    gate.check(
+        outcomes,
+        raw_outputs=[item.model_dump(mode="json") for item in report.items],
+        **codegen_subject.check_kwargs(gate.id, corpus=corpus),
     )
 
 

@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from harness.data.contamination import corpus_digest
 from harness.errors import TrainerError
 from trainers.tiny import (
     BUILD_MANIFEST,
+    CONTAMINATION_FILE,
     EOM,
     PYTHON_TAG,
     SPECIAL_TOKENS,
+    TRAIN_CORPUS_FILE,
     TinyCodeTrainConfig,
     TinyModelConfig,
     build_tiny_model,
@@ -146,13 +149,17 @@ def test_train_tiny_code_smoke_is_loadable_by_hf_generator(tmp_path: Path) -> No
         batch_size=4,
         max_length=64,
         n_snippets=16,
-        include_humaneval=False,
     )
     lines: list[str] = []
     out = train_tiny_code(cfg, out_dir=tmp_path / "tiny-code", progress=lines.append)
     assert out == tmp_path / "tiny-code"
     manifest = json.loads((out / BUILD_MANIFEST).read_text())
     assert manifest["kind"] == "tiny-code" and manifest["train_loss"] > 0
+    # the exact training texts travel with the weights, and none of them is HumanEval
+    corpus = [json.loads(line)["text"] for line in (out / TRAIN_CORPUS_FILE).open()]
+    assert manifest["corpus"]["digest"] == corpus_digest(corpus)
+    assert manifest["contamination"]["contaminated_items"] == 0
+    assert json.loads((out / CONTAMINATION_FILE).read_text())["bench"] == "humaneval"
     assert any("step" in line for line in lines)
     gen = HFGenerator.from_pretrained(out)
     result = gen.generate(

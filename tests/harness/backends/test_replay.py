@@ -15,7 +15,14 @@ from harness.backends.base import (
     ModelIdentity,
     SamplingParams,
 )
-from harness.backends.replay import ReplayGenerator, load_requests, record
+from harness.backends.replay import (
+    ReplayGenerator,
+    load_requests,
+    manifest_path,
+    read_manifest,
+    record,
+    recording_key,
+)
 from harness.errors import DataValidationError, ReplayMiss
 
 IDENT = ModelIdentity(
@@ -126,3 +133,44 @@ def test_load_requests_errors_name_line_and_field(tmp_path: Path) -> None:
     f.write_text('{"request_id": "a", "prompt": "x"}\n{"request_id": "a", "prompt": "y"}\n')
     with pytest.raises(DataValidationError, match="duplicate value 'a'"):
         load_requests(f)
+
+
+def test_changed_request_is_named_with_what_changed_and_the_manifest_command(
+    tmp_path: Path,
+) -> None:
+    rec = tmp_path / "codegen.jsonl"
+    record(CountingGenerator(), _reqs(), rec, source="models/x")
+    command = "harness replay record --phase codegen --model models/x --out codegen.jsonl"
+    manifest_path(rec).write_text(json.dumps({"record_command": command}))
+    assert manifest_path(rec).name == "codegen.manifest.json"
+    assert read_manifest(rec) == {"record_command": command}
+    edited = _reqs()[1].model_copy(update={"prompt": "def f1(): # edited"})
+    with pytest.raises(ReplayMiss) as err:
+        ReplayGenerator(rec).generate([edited])
+    msg = str(err.value)
+    assert "request 'r1'" in msg and "its prompt changed since" in msg and command in msg
+    new = GenerationRequest(request_id="brand-new", prompt="x")
+    with pytest.raises(ReplayMiss, match=r"never recorded.*Re-record with: harness replay"):
+        ReplayGenerator(rec).generate([new])
+
+
+def test_a_directory_serves_every_recording_in_it(tmp_path: Path) -> None:
+    record(CountingGenerator(), _reqs()[:2], tmp_path / "a.jsonl")
+    record(CountingGenerator(), _reqs()[2:], tmp_path / "b.jsonl")
+    replay = ReplayGenerator(tmp_path)
+    assert len(replay) == 4 and all(g.lane == "replay" for g in replay.generate(_reqs()))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReplayMiss, match="holds no"):
+        ReplayGenerator(tmp_path / "empty")
+
+
+def test_recording_key_digests_identity_request_and_sampling_only() -> None:
+    """Unlike the cache key, it does not move when the serving code or libraries change."""
+    req = _reqs()[0]
+    key = recording_key(IDENT, req)
+    assert key == recording_key(IDENT, req.model_copy(update={"request_id": "other"}))
+    assert key != recording_key(IDENT, req.model_copy(update={"prompt": "y"}))
+    assert key != recording_key(
+        IDENT, req.model_copy(update={"sampling": SamplingParams(max_tokens=8, seed=1)})
+    )
+    assert key != recording_key(IDENT.model_copy(update={"weights_digest": "v"}), req)
