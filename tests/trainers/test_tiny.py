@@ -172,3 +172,22 @@ def test_train_tiny_code_smoke_is_loadable_by_hf_generator(tmp_path: Path) -> No
     assert len(result) == 1 and result[0].completion_tokens[0] <= 4
     # a second call with the same config reuses the directory
     assert train_tiny_code(cfg, out_dir=out, progress=lines.append) == out
+
+
+def test_cache_keys_digest_the_producing_code_and_rebuild_stale_builds(tmp_path: Path) -> None:
+    key = TinyCodeTrainConfig().cache_key()
+    assert set(key.code) == {"trainers.tiny", "trainers.code_corpus", "harness.data.contamination"}
+    assert {"torch", "transformers", "trl"} <= set(key.libraries) and key.seed == 0
+    assert set(SMALL.cache_key().code) == {"trainers.tiny"}  # the default corpus reads no stdlib
+    assert SMALL.digest() == SMALL.cache_key().key
+    # a build made by older code (another key) in the same place is rebuilt, not refused
+    path = build_tiny_model(SMALL, out_dir=tmp_path)
+    manifest = path / BUILD_MANIFEST
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "digest": "old"}))
+    (path / "leftover").write_text("from the old build")
+    assert build_tiny_model(SMALL, out_dir=tmp_path) == path
+    assert json.loads(manifest.read_text())["digest"] == SMALL.digest()
+    assert not (path / "leftover").exists()
+    manifest.write_text("{not json")
+    with pytest.raises(TrainerError, match="damaged build"):
+        build_tiny_model(SMALL, out_dir=tmp_path)
