@@ -60,9 +60,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.atomic import atomic_write_json, atomic_write_jsonl
 from harness.backends.base import canonical_json, sha256_hex
-from harness.cachekey import CacheKey, cache_key, digest_paths, note_cache_use
 from harness.backends.hf import quiet_progress
+from harness.cachekey import CacheKey, cache_key, digest_paths, note_cache_use
 from harness.errors import TrainerError
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import trainers.tiny` must be cheap
@@ -377,9 +378,7 @@ class TinyModelConfig(BaseModel):
 
 
 def _write_manifest(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_json(path, payload)
 
 
 def _build_into(config: TinyModelConfig, target: Path) -> None:
@@ -588,11 +587,9 @@ def _write_corpus(target: Path, texts: Sequence[str]) -> dict[str, Any]:
     """Store the training texts and their HumanEval contamination report beside the weights."""
     from harness.data.contamination import bench_items, check_contamination
 
-    with (target / TRAIN_CORPUS_FILE).open("w", encoding="utf-8") as fh:
-        for t in texts:
-            fh.write(json.dumps({"text": t}) + "\n")
+    atomic_write_jsonl(target / TRAIN_CORPUS_FILE, ({"text": t} for t in texts))
     report = check_contamination(texts, bench_items("humaneval"), bench="humaneval")
-    (target / CONTAMINATION_FILE).write_text(report.model_dump_json(indent=1), encoding="utf-8")
+    atomic_write_json(target / CONTAMINATION_FILE, report.model_dump(mode="json"), indent=1)
     if report.contaminated:
         raise TrainerError(
             f"tiny-code training corpus overlaps HumanEval on {len(report.contaminated)} task(s) "

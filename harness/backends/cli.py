@@ -64,12 +64,11 @@ def record(
         console.print("[red]error:[/] give exactly one of --requests FILE or --phase codegen")
         raise typer.Exit(2)
     try:
+        reqs = load_requests(requests) if requests is not None else []  # bad input first
         gen = open_generator(model, batch_size=batch_size)
         if phase is not None:
             _record_phase(gen, model=model, out=out, tasks=tasks, deep=deep_tasks, seed=seed)
             return
-        assert requests is not None
-        reqs = load_requests(requests)
         console.print(f"recording {len(reqs)} requests from {gen.identity.name} …")
         total = do_record(gen, reqs, out, source=model)
     except HarnessError as exc:

@@ -20,16 +20,15 @@ contamination summary, and the command that re-records it).
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import atomic_write_json, atomic_write_jsonl
 from harness.backends.base import Generation, GenerationRequest, Generator, ModelIdentity
-from harness.backends.replay import Recording, manifest_path, recording_key, write_recordings
+from harness.backends.replay import Recording, manifest_path, recording_key
 from harness.errors import BackendError
 from harness.evaluators.codegen import CodegenConfig, ModelSubject, run_codegen
 from harness.evaluators.humaneval import dataset_path, file_digest, load_tasks
@@ -137,15 +136,9 @@ def record_codegen(
         for r, g in capture.pairs
     ]
     target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".jsonl", dir=target.parent)
-    os.close(fd)
-    Path(tmp).unlink()
-    try:
-        write_recordings(tmp, recs)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    # a re-record replaces the fixture: entries of an older model must not linger in it
+    by_key = {r.key: r for r in recs}
+    atomic_write_jsonl(target, (by_key[k].model_dump_json() for k in sorted(by_key)))
     first = [t.first_pass for t in run.tasks]
     manifest: dict[str, Any] = {
         "phase": "codegen",
@@ -171,7 +164,5 @@ def record_codegen(
         },
         "libraries": _library_versions(),
     }
-    manifest_path(target).write_text(
-        json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    atomic_write_json(manifest_path(target), manifest, indent=1)
     return manifest
