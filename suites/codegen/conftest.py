@@ -18,9 +18,10 @@ the contamination gate when the model directory does not carry one.
 
 Under ``--lane replay`` the model subject runs on the tasks the fixture
 recorded (``fixtures/replay/codegen.manifest.json``; a documented subset; the
-controls keep every task), the model's generations come from the recording (a changed or unrecorded request is a
-``ReplayMiss``), every candidate is still executed in the sandbox, and the
-latency gates are skipped: a replayed answer has no latency to measure.
+controls keep every task), the model's generations come from the recording
+(a changed or unrecorded request is a ``ReplayMiss``), every candidate is
+still executed in the sandbox, and the latency gates are skipped: a replayed
+answer has no latency to measure.
 """
 
 from __future__ import annotations
