@@ -188,8 +188,9 @@ def test_replay_flag_never_labels_evidence_by_itself() -> None:
     gate, node = make_gate(lane=Lane.REPLAY)
     with pytest.raises(HarnessError, match=r"demo/rate: run with --lane replay.*pass lane="):
         gate.check(outcomes(80, 100))
-    assert not node.user_properties
+    assert not [v for k, v in node.user_properties if k == EVIDENCE_PROPERTY]  # no evidence
     gate.check(outcomes(80, 100), lane="replay")
-    rec = EvidenceRecord.model_validate_json(str(node.user_properties[0][1]))
+    [payload] = [v for k, v in node.user_properties if k == EVIDENCE_PROPERTY]
+    rec = EvidenceRecord.model_validate_json(str(payload))
     assert rec.lane is Lane.REPLAY
     assert make_gate()[0].check(outcomes(80, 100), lane=None).verdict is Verdict.PASS
