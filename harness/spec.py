@@ -77,7 +77,7 @@ class _Params(BaseModel):
 
 
 class NoParams(_Params):
-    """proportion, mean, trend_slope: no params of their own."""
+    """proportion, mean, trend_slope, judged_proportion: no params of their own."""
 
 
 class CountParams(_Params):
@@ -121,6 +121,7 @@ PARAM_MODELS: dict[str, type[_Params]] = {
     "mean": NoParams,
     "count": CountParams,
     "trend_slope": NoParams,
+    "judged_proportion": NoParams,
 }
 
 
