@@ -264,9 +264,13 @@ class Gate:
         self._tag(NO_CLAIM_PROPERTY, self.no_claim_reason)
         pytest.skip(reason)
 
-    def _tag(self, key: str, value: str) -> None:
+    def node_tag(self, key: str, value: str) -> None:
+        """Attach an internal ``(key, value)`` to the running test's report (the controller
+        reads and removes it; see :mod:`harness.plugin`)."""
         if self.node is not None:
             self.node.user_properties.append((key, value))
+
+    _tag = node_tag
 
     def _check(
         self,

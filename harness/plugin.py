@@ -156,7 +156,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--no-gate-summary",
         action="store_true",
         default=False,
-        help="do not print the gate summary table (harness run prints its own)",
+        help="do not print the gate summary table and the accounting (harness run prints its own)",
     )
     group.addoption(
         "--no-gate-progress",
@@ -357,6 +357,8 @@ class HarnessPlugin:
         if key in self._ledger:
             first_site, first_node = self._ledger[key]
             if not (gate.spec.sequential and first_node == node):
+                # the gate+subject has its decision; this test is a harness error, not MISSING
+                gate.node_tag(_NO_CLAIM_PROPERTY, "second check of a decided gate+subject")
                 raise HarnessError(_duplicate_message(key, (first_site, first_node), (site, node)))
         self._ledger[key] = (site, node)
 
@@ -656,7 +658,7 @@ class HarnessPlugin:
             )
             for line in text.rstrip("\n").splitlines():
                 tr.write_line(line)
-        if self.account is not None:
+        if self.account is not None and not self.config.getoption("--no-gate-summary"):
             for line in render_account(self.account).splitlines():
                 tr.write_line(line)
         for message in self.messages:

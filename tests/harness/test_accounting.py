@@ -233,6 +233,7 @@ def test_two_tests_checking_one_gate_are_a_harness_error(
     result.stdout.fnmatch_lines(["*gate 'ranker/accuracy' was checked twice*first at*again at*"])
     recs = (pytester.path / "ev" / "evidence.jsonl").read_text().splitlines()
     assert sum('"gate":"accuracy"' in r for r in recs) == 1  # only one decision is kept
+    assert "accuracy" not in _missing(pytester)  # decided once; the second test is the error
 
 
 SEQUENTIAL_YAML = PHASE_YAML.replace(
