@@ -10,7 +10,6 @@ by xdist's ``testrun_uid`` so the workers of one run share it.
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,10 @@ from trainers.bitnet.task import PROMPT_LEN, encode_items, make_splits
 
 
 def _cache_root(config: pytest.Config) -> Path:
-    value = config.getoption("--cache-dir", default=None) or os.environ.get("HARNESS_CACHE_DIR")
-    return Path(value) if value else Path.home() / ".cache" / "gate-harness"
+    from harness.settings import get_settings  # HARNESS_CACHE_DIR, docs/settings.md
+
+    value = config.getoption("--cache-dir", default=None)
+    return Path(value) if value else get_settings().cache_dir
 
 
 @pytest.fixture(scope="session")

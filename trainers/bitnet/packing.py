@@ -33,9 +33,7 @@ and scales, so its outputs equal the quantized model's bit for bit.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.atomic import atomic_open
 from trainers.bitnet.kernel import PackedTernaryLinear, pack_codes, unpack_codes
 from trainers.bitnet.quant import BitLinear, to_bitlinear
 
@@ -116,7 +115,7 @@ def save_packed(
     """Write ``config.json`` + ``model.bitnet`` for ``model`` (``BitLinear`` layers packed).
 
     Tied weights are written once per state-dict name (HF ties are re-applied
-    on load).  The file is written via a temp file and ``os.replace``.
+    on load).  The file is written atomically (:func:`harness.atomic.atomic_open`).
     """
     if high_precision not in _DTYPES:
         raise ArtifactError(f"high_precision={high_precision!r}: use one of {sorted(_DTYPES)}")
@@ -136,16 +135,10 @@ def save_packed(
     ).encode("utf-8")
     prefix = MAGIC + struct.pack("<II", FORMAT_VERSION, len(header)) + header
     pad = (-len(prefix)) % _ALIGN
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(prefix + b"\0" * pad)
-            for _, data in entries:
-                fh.write(data)
-        os.replace(tmp, directory / ARTIFACT_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(directory / ARTIFACT_FILE, "wb") as fh:
+        fh.write(prefix + b"\0" * pad)
+        for _, data in entries:
+            fh.write(data)
     return directory / ARTIFACT_FILE
 
 
