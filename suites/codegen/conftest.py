@@ -215,7 +215,7 @@ def model_contamination(
     docs: list[str] | None = None
     where = ""
     if explicit is not None:
-        docs, where = _corpus_docs(explicit), f"--codegen-train-corpus {explicit}"
+        docs, where = _corpus_docs(explicit), f"training corpus {explicit} (given by the user)"
     elif codegen_replay_manifest:
         docs, where = _replayed_corpus(codegen_replay_manifest)
     else:
@@ -228,7 +228,7 @@ def model_contamination(
         else:
             where = (
                 f"the training corpus of {source.label} is unknown (no {TRAIN_CORPUS_FILE} in "
-                "the model directory); pass --codegen-train-corpus FILE to check it"
+                "the model directory); set HARNESS_CODEGEN_TRAIN_CORPUS=FILE to check it"
             )
     if docs is None:
         return None, where
