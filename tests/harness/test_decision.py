@@ -110,3 +110,11 @@ def test_alpha_mismatch_is_refused() -> None:
 def test_decision_roundtrip() -> None:
     d = decide(spec(), est(0.6, 0.55, 0.65), alpha=0.05, n_needed=lambda t: 10)
     assert Decision.from_dict(d.to_dict()) == d
+
+
+def test_reason_states_the_real_one_sided_level() -> None:
+    from harness.decision import confidence_text
+
+    assert confidence_text(0.0125) == "98.75 %"  # α/m = 0.05/4, not rounded up to 99 %
+    assert confidence_text(0.05) == "95 %"
+    assert confidence_text(0.05 / 3) == "98.3333 %"
