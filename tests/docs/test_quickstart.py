@@ -85,6 +85,7 @@ def test_the_quick_start_runs_as_written(tmp_path: Path) -> None:
             assert done.returncode == int(arg), f"$ {cmd}\n{done.stdout}\n{done.stderr}"
     report = (tmp_path / "reports" / "pr-comment.md").read_text(encoding="utf-8")
     assert "- **ranker**: passed — 3 declared gate(s)" in report
+    assert "98.3333 % each" in report  # the real one-sided level of α/m = 0.05/3
     missing = (tmp_path / "reports" / "missing" / "gate-report.md").read_text(encoding="utf-8")
     assert "| ranker | uplift | **MISSING** |" in missing
     partial = (tmp_path / "reports" / "partial" / "gate-report.md").read_text(encoding="utf-8")
