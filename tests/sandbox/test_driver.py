@@ -142,3 +142,26 @@ def test_working_directory_is_fresh_for_every_program() -> None:
     first, second = _run_driver([{"id": "w", "src": write}, {"id": "r", "src": look}])[1:]
     cwd = first["out"].strip()
     assert second["out"].split() == [cwd, "[]", cwd]
+
+
+def test_seccomp_filter_jumps_stay_inside_the_program() -> None:
+    """Every conditional jump of our BPF filter lands on an instruction of the filter."""
+    prog = driver_mod._seccomp_program()
+    for i, (code, jt, jf, _k) in enumerate(prog):
+        if code in (0x15, 0x35):  # JEQ / JGE
+            assert 0 <= jt <= 255 and 0 <= jf <= 255
+            assert i + 1 + jt < len(prog) and i + 1 + jf < len(prog)
+    assert [ins[0] for ins in prog[-3:]] == [0x06] * 3  # allow, EPERM, EAFNOSUPPORT
+    assert prog[-3][3] == 0x7FFF0000 and prog[-2][3] == 0x00050001
+    assert {425, 426, 427} <= set(driver_mod._DENIED_SYSCALLS_X86_64.values())
+
+
+def test_programs_run_under_the_stacked_seccomp_filter() -> None:
+    """Local mode too: the zygote stacks the filter (mode 2), programs inherit it.
+
+    (What it denies is checked in Docker by the battery case
+    ``seccomp_denies_vsock_and_io_uring``.)
+    """
+    src = "print(open('/proc/self/status').read().split('Seccomp:')[1].split()[0])\n"
+    (res,) = _run_driver([{"id": "s", "src": src}])[1:]
+    assert res["out"].split() == ["2"], res["err"]
