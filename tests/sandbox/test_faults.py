@@ -186,19 +186,27 @@ class TestOomKillerPicksPrograms:
             (r.stdout, r.stderr[-200:]) for r in results
         ]
 
-    def test_a_cgroup_oom_is_the_programs_own_result(self, docker_image: str) -> None:
-        """Anonymous memory past the cgroup limit (RLIMIT_AS above it): the program is
-        the OOM killer's victim, its result is ``oom``, and the next program runs."""
+    def test_a_cgroup_oom_kills_program_processes_never_the_driver(self, docker_image: str) -> None:
+        """Three children of one program, 90 MiB each, overrun a 128 + 96 MiB cgroup
+        (each stays under its own RLIMIT_AS): the kernel OOM killer must pick program
+        processes (oom_score_adj 1000), so the program itself sees its children
+        SIGKILLed, its result is its own, and the same container runs the next one."""
         from sandbox.docker_pool import DockerSandbox
 
         hog = (
-            "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))\n"
-            "chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))\n"
+            "import os, time\nkids = []\nfor _ in range(3):\n    pid = os.fork()\n"
+            "    if pid == 0:\n        b = bytearray(90 << 20)\n        time.sleep(3)\n"
+            "        os._exit(0)\n    kids.append(pid)\n"
+            "killed = [os.waitpid(p, 0)[1] & 0x7F == 9 for p in kids]\n"
+            "print('children killed:', sum(killed))\nraise SystemExit(3 if any(killed) else 0)\n"
         )
         with DockerSandbox(pool_size=1, memory_mb=128) as sb:
-            results = sb.run([Program(hog), Program("print('next')")], timeout_s=20, memory_mb=128)
-        assert results[0].status in (ExecStatus.OOM, ExecStatus.FAILED), results[0].detail
-        assert results[1].status is ExecStatus.PASSED and results[0].attempts == 1
+            before = sb.container_ids()
+            results = sb.run([Program(hog), Program("print('next')")], timeout_s=40, memory_mb=128)
+            assert sb.container_ids() == before  # the driver survived: same container
+        assert results[0].status is ExecStatus.FAILED, (results[0].detail, results[0].stdout)
+        assert "children killed: " in results[0].stdout and results[0].attempts == 1
+        assert results[1].status is ExecStatus.PASSED and results[1].attempts == 1
 
 
 @pytest.mark.docker
