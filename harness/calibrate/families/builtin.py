@@ -25,20 +25,24 @@ __all__: list[str] = []
 
 @register_family("pass_at_k")
 def _pass_at_k(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
-    tasks, per, k, a, b = (40, 5, 2, 1.5, 2.5) if small else (100, 5, 2, 1.5, 2.5)
+    per, k, a, b = 5, 2, 1.5, 2.5
     # per-task pass rates ~ Beta(a, b): true pass@k = 1 − B(a, b + k) / B(a, b)
     truth = float(1 - math.exp(special.betaln(a, b + k) - special.betaln(a, b)))
     g = calibration_gate("pass_at_k", truth, params={"k": k})
-    ests = []
-    for r in range(reps):
-        rates = rng.beta(a, b, tasks)
-        outs = [
-            Outcome(f"t{t}-s{s}", float(rng.random() < rates[t]), cluster=f"t{t}")
-            for t in range(tasks)
-            for s in range(per)
-        ]
-        ests.append(estimate_metric(g, outs, alpha=2 * ALPHA, seed=r))
-    return [row_from_estimates("pass_at_k", ests, truth, {"tasks": tasks, "samples_per_task": per})]
+    rows = []
+    for tasks in (40,) if small else (100, 40):
+        ests = []
+        for r in range(reps):
+            rates = rng.beta(a, b, tasks)
+            outs = [
+                Outcome(f"t{t}-s{s}", float(rng.random() < rates[t]), cluster=f"t{t}")
+                for t in range(tasks)
+                for s in range(per)
+            ]
+            ests.append(estimate_metric(g, outs, alpha=2 * ALPHA, seed=r))
+        extra = {"tasks": tasks, "samples_per_task": per}
+        rows.append(row_from_estimates("pass_at_k", ests, truth, extra))
+    return rows
 
 
 @register_family("paired_difference")
