@@ -58,7 +58,7 @@ METRIC_METHODS: dict[str, tuple[str, ...]] = {
     "proportion": ("beta", "clopper-pearson", "exact"),
     "pass_at_k": ("bca", "bootstrap", "beta"),
     "pass_at_k_uplift": ("betting",),
-    "paired_difference": ("newcombe", "bca", "bootstrap"),
+    "paired_difference": ("newcombe",),
     "relative_reduction": ("score", "tang"),
     "ratio": ("score", "tang"),
     "quantile": ("exact",),

@@ -133,6 +133,9 @@ def test_paired_difference_pairs_by_item_id() -> None:
         estimate_metric(g, c_outs, alpha=0.1, baseline=b_outs[1:])
     with pytest.raises(StatsError, match=r"occurs twice"):
         estimate_metric(g, [*c_outs, c_outs[0]], alpha=0.1, baseline=b_outs)
+    scores = [Outcome(o.item_id, o.value + 0.5) for o in c_outs]
+    with pytest.raises(StatsError, match=r"needs 0/1 outcomes.*false-PASSed 6.2 %"):
+        estimate_metric(g, scores, alpha=0.1, baseline=b_outs)
 
 
 def test_mean_on_bounded_values_uses_the_betting_interval() -> None:
