@@ -1,0 +1,228 @@
+"""A synthetic multi-step arithmetic word-problem task with exact answer checking.
+
+Why synthetic: the forge phase (and later reasoning phases) are judged on
+GSM8K-style problems, which are not available offline.  This generator gives a
+task with headroom for tiny models: difficulty ``d`` (1 … 4) is the number of
+arithmetic steps, and larger levels also use larger numbers, multiplication and
+exact division.  Every item is generated from its own integer seed, so a split is
+a seed range: ``train``, ``selection`` (what a search optimises) and ``held_out``
+(what gates judge) use disjoint seed ranges, and :func:`make_splits` additionally
+drops any question text already present in an earlier split, so no held-out
+question appears verbatim in training.
+
+A user dataset in the same JSONL shape (one object per line with ``question`` and
+``answer``) loads with :func:`load_jsonl`; GSM8K's answer field (a rationale ending
+in ``#### 42``) is reduced to its final number.  :func:`split_items` splits such a
+list into the same three splits by a seeded permutation.
+
+Answers are integers compared exactly after normalisation (:func:`normalize_answer`);
+:func:`extract_answer` reads a model's free-text output (``#### n`` if present, else
+the last integer), treating the output as untrusted text.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness.errors import DataValidationError
+
+__all__ = [
+    "DIFFICULTIES",
+    "SPLIT_SEED_BASE",
+    "ArithmeticItem",
+    "SplitName",
+    "extract_answer",
+    "generate_item",
+    "is_correct",
+    "load_jsonl",
+    "make_splits",
+    "normalize_answer",
+    "split_items",
+]
+
+SplitName = Literal["train", "selection", "held_out"]
+
+#: Difficulty levels: number of arithmetic steps (and growing number ranges).
+DIFFICULTIES = (1, 2, 3, 4)
+
+#: Each split draws item seeds from its own range ``[base, base + 10⁹)``: disjoint by construction.
+SPLIT_SEED_BASE: dict[SplitName, int] = {
+    "train": 0,
+    "selection": 1_000_000_000,
+    "held_out": 2_000_000_000,
+}
+_SPAN = 1_000_000_000
+
+_NAMES = ("Ava", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Iris", "Jonas")
+_THINGS = ("apples", "marbles", "stickers", "coins", "books", "shells", "cards", "pencils")
+_MAX_NUMBER = {1: 20, 2: 50, 3: 100, 4: 200}
+
+
+@dataclass(frozen=True)
+class ArithmeticItem:
+    """One problem: question text, exact integer answer (as a string), its level and seed."""
+
+    question: str
+    answer: str
+    difficulty: int = 0  # 0 = unknown (user data)
+    seed: int = -1  # -1 = not generated
+
+
+def _step(rng: random.Random, value: int, level: int, name: str, thing: str) -> tuple[str, int]:
+    """One sentence that changes ``value``; only ops that keep it a non-negative integer."""
+    hi = _MAX_NUMBER[level]
+    ops = ["add", "sub"] + (["mul"] if level >= 3 else []) + (["div"] if level >= 4 else [])
+    op = rng.choice(ops)
+    if op == "sub" and value < 2:
+        op = "add"
+    if op == "div":
+        divisors = [d for d in (2, 3, 4, 5) if value % d == 0 and value > 0]
+        if not divisors:
+            op = "add"
+        else:
+            d = rng.choice(divisors)
+            return f"Then {name} splits them into {d} equal groups and keeps one group.", value // d
+    if op == "add":
+        n = rng.randint(1, hi)
+        verb = rng.choice(("buys", "finds", "is given"))
+        return f"Then {name} {verb} {n} more {thing}.", value + n
+    if op == "sub":
+        n = rng.randint(1, value - 1)
+        verb = rng.choice(("gives away", "loses", "sells"))
+        return f"Then {name} {verb} {n} {thing}.", value - n
+    k = rng.randint(2, 4)
+    word = {2: "doubles", 3: "triples", 4: "quadruples"}[k]
+    return f"Then {name} {word} the number of {thing}.", value * k
+
+
+def generate_item(seed: int, difficulty: int) -> ArithmeticItem:
+    """The problem for ``seed`` at ``difficulty`` (deterministic; ``difficulty`` steps)."""
+    if difficulty not in DIFFICULTIES:
+        raise DataValidationError(
+            f"difficulty={difficulty!r} is not a level; choose one of {DIFFICULTIES}."
+        )
+    rng = random.Random(f"arith:{seed}:{difficulty}")
+    name, thing = rng.choice(_NAMES), rng.choice(_THINGS)
+    value = rng.randint(2, _MAX_NUMBER[difficulty])
+    parts = [f"{name} has {value} {thing}."]
+    for _ in range(difficulty):
+        sentence, value = _step(rng, value, difficulty, name, thing)
+        parts.append(sentence)
+    parts.append(f"How many {thing} does {name} have now?")
+    return ArithmeticItem(" ".join(parts), str(value), difficulty, seed)
+
+
+def make_splits(
+    sizes: dict[SplitName, int], *, difficulties: tuple[int, ...] = DIFFICULTIES
+) -> dict[SplitName, list[ArithmeticItem]]:
+    """Generate the three splits from disjoint seed ranges, levels cycling through ``difficulties``.
+
+    Questions already produced by an earlier split (order: train, selection, held_out)
+    are skipped, so the splits are disjoint by seed *and* by text.
+    """
+    seen: set[str] = set()
+    out: dict[SplitName, list[ArithmeticItem]] = {}
+    for split in ("train", "selection", "held_out"):
+        n = sizes.get(split, 0)
+        items: list[ArithmeticItem] = []
+        seed = SPLIT_SEED_BASE[split]
+        while len(items) < n:
+            if seed >= SPLIT_SEED_BASE[split] + _SPAN:
+                raise DataValidationError(f"split {split!r}: seed range exhausted at n={n}.")
+            item = generate_item(seed, difficulties[seed % len(difficulties)])
+            seed += 1
+            if item.question not in seen:
+                seen.add(item.question)
+                items.append(item)
+        out[split] = items
+    return out
+
+
+_INT = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def normalize_answer(text: str) -> str | None:
+    """``" $1,234.0 "`` → ``"1234"``; ``None`` if ``text`` is not one integer."""
+    t = text.strip().lstrip("$").rstrip(".").replace(",", "").strip()
+    if re.fullmatch(r"-?\d+(\.0+)?", t) is None:
+        return None
+    return str(int(float(t))) if "." in t else str(int(t))
+
+
+def extract_answer(output: str) -> str | None:
+    """The answer a model's free text commits to: after the last ``####``, else the last number."""
+    if "####" in output:
+        tail = output.rsplit("####", 1)[1]
+        m = _INT.search(tail)
+        return normalize_answer(m.group(0)) if m else None
+    nums = _INT.findall(output)
+    return normalize_answer(nums[-1]) if nums else None
+
+
+def is_correct(output: str, answer: str) -> bool:
+    """Exact match of the extracted integer against the reference answer."""
+    got, want = extract_answer(output), normalize_answer(answer)
+    return got is not None and got == want
+
+
+def _row_item(path: Path, lineno: int, row: object) -> ArithmeticItem:
+    where = f"{path}:{lineno}"
+    if not isinstance(row, dict):
+        raise DataValidationError(f"{where}: expected a JSON object with 'question' and 'answer'.")
+    q, a = row.get("question"), row.get("answer")
+    if not isinstance(q, str) or not q.strip():
+        raise DataValidationError(f"{where}: field 'question' is missing or empty; got {q!r}.")
+    if isinstance(a, bool) or not isinstance(a, (str, int)):
+        raise DataValidationError(
+            f"{where}: field 'answer' must be a string or integer; got {a!r}."
+        )
+    norm = extract_answer(a) if isinstance(a, str) and "####" in a else normalize_answer(str(a))
+    if norm is None:
+        raise DataValidationError(
+            f"{where}: field 'answer'={a!r} is not an integer (or a rationale ending '#### n'); "
+            "this task checks integer answers exactly."
+        )
+    return ArithmeticItem(q.strip(), norm)
+
+
+def load_jsonl(path: str | Path) -> list[ArithmeticItem]:
+    """Load ``question``/``answer`` JSONL (e.g. GSM8K); errors name file, line, field and value."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError(f"{p}: no such file; pass a JSONL file of question/answer rows.")
+    items = []
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataValidationError(f"{p}:{lineno}: not JSON ({exc.msg}).") from exc
+            items.append(_row_item(p, lineno, row))
+    if not items:
+        raise DataValidationError(f"{p}: no rows; the file needs one JSON object per line.")
+    return items
+
+
+def split_items(
+    items: list[ArithmeticItem], *, fractions: tuple[float, float, float], seed: int
+) -> dict[SplitName, list[ArithmeticItem]]:
+    """Split user items by a seeded permutation into train/selection/held_out (disjoint rows)."""
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-9:
+        raise DataValidationError(f"fractions={fractions} must be ≥ 0 and sum to 1.")
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    n_train = round(fractions[0] * len(items))
+    n_sel = round(fractions[1] * len(items))
+    cuts = (n_train, n_train + n_sel)
+    return {
+        "train": [items[i] for i in order[: cuts[0]]],
+        "selection": [items[i] for i in order[cuts[0] : cuts[1]]],
+        "held_out": [items[i] for i in order[cuts[1] :]],
+    }
