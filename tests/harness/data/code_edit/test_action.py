@@ -1,0 +1,51 @@
+"""The ast-grep action parser: both forms normalise to one action; errors name the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.data.code_edit.action import ActionError, parse_action
+
+RULE = """
+id: to-bar
+language: Python
+rule:
+  pattern: foo($A)
+fix: bar($A)
+"""
+
+
+def test_yaml_and_cli_forms_normalise_to_the_same_rule() -> None:
+    a = parse_action(RULE)
+    b = parse_action({"cli": "ast-grep run -p 'foo($A)' -r 'bar($A)' -l python"})
+    assert a.language == "python" and a.rule == {"pattern": "foo($A)"}
+    assert (a.rule, a.fix, a.language) == (b.rule, b.fix, b.language)
+    assert parse_action(a.rule_yaml()) == a  # canonical YAML round-trips
+    assert parse_action({"cli": a.cli() or ""}).rule == a.rule
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ("language: python\nrule: {pattern: x}\n", "field 'fix' is missing"),
+        ({"language": "python", "rule": {"patern": "x"}, "fix": "y"}, "field 'rule'"),
+        ({"language": "klingon", "rule": {"pattern": "x"}, "fix": "y"}, "field 'language'"),
+        ({"language": "python", "rule": {}, "fix": "y"}, "field 'rule'"),
+        ({"language": "python", "rule": {"pattern": "x"}, "fix": "y", "x": 1}, "field 'x'"),
+        ("rule: [unclosed", "not valid YAML"),
+        ("- a list", "expected a mapping"),
+        ({"cli": "rm -rf /"}, "field 'cli': must start with 'ast-grep run'"),
+        ({"cli": "sg run -p x -r y -l python --update-all"}, "unsupported argument"),
+        ({"cli": "sg run -p x -l python"}, "missing the fix option"),
+    ],
+)
+def test_errors_name_the_field(action: object, message: str) -> None:
+    with pytest.raises(ActionError, match=message):
+        parse_action(action)  # type: ignore[arg-type]
+
+
+def test_cli_is_none_for_relational_rules() -> None:
+    a = parse_action(
+        {"language": "python", "rule": {"pattern": "x", "inside": {"kind": "call"}}, "fix": "y"}
+    )
+    assert a.cli() is None

@@ -1,0 +1,1 @@
+"""Code-edit phase trainers side: embedded data generator and the SRL reward."""
