@@ -58,9 +58,14 @@ def local_sandbox() -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def oracle_run(local_sandbox: Sandbox) -> CodegenRun:
-    """72 tasks: the oracle's uplift FAIL needs the upper bound below 0.08 (n ≥ 62 at α/9)."""
-    subject = ControlSubject(OracleControl(), TASKS[:72])
-    return run_codegen(subject, TASKS[:72], local_sandbox, CodegenConfig(), data_digest=DIGEST)
+    """100 tasks: the oracle's uplift FAIL needs the betting interval's upper bound below 0.08.
+
+    With every per-task uplift 0 that bound is 0.075 at n = 90 and 0.068 at n = 100 (two-sided
+    level 2α/10), so 100 tasks decide it with room; 72 tasks (enough for the old task
+    bootstrap) leave it INCONCLUSIVE.
+    """
+    subject = ControlSubject(OracleControl(), TASKS[:100])
+    return run_codegen(subject, TASKS[:100], local_sandbox, CodegenConfig(), data_digest=DIGEST)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +89,7 @@ def test_progressive_stages_follow_the_k_ladder() -> None:
 
 
 def test_oracle_passes_every_accuracy_gate_except_uplift(oracle_run: CodegenRun) -> None:
-    assert oracle_run.samples_drawn == 72 * 16
+    assert oracle_run.samples_drawn == 100 * 16
     assert all(s.passed and s.status == "passed" for t in oracle_run.tasks for s in t.samples)
     for gate_id in ("pass_at_1", "pass_at_4", "pass_at_16", "best_of_16"):
         assert _decide(gate_id, oracle_run) is Verdict.PASS, gate_id
@@ -116,12 +121,14 @@ def test_best_of_n_selects_on_public_examples_only(mutant_run: CodegenRun) -> No
 
 def test_outcome_views_are_consistent(oracle_run: CodegenRun) -> None:
     samples = oracle_run.sample_outcomes()
-    assert {o.cluster for o in samples} == {t.task_id for t in TASKS[:72]}
+    assert {o.cluster for o in samples} == {t.task_id for t in TASKS[:100]}
     assert all(o.value == 1.0 for o in oracle_run.first_k_outcomes(4))
     e2e = oracle_run.e2e_outcomes()
-    assert len(e2e) == 72 and all(o.latency_s is not None and o.latency_s > 0 for o in e2e)
+    assert len(e2e) == 100 and all(o.latency_s is not None and o.latency_s > 0 for o in e2e)
     rows = oracle_run.raw_rows()
-    assert len(rows) == 72 * 16 and {"raw_text", "completion", "status", "selected"} <= set(rows[0])
+    assert len(rows) == 100 * 16 and {"raw_text", "completion", "status", "selected"} <= set(
+        rows[0]
+    )
     assert oracle_run.task_rows()[0]["first_pass"] == 0
 
 
