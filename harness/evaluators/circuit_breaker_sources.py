@@ -103,6 +103,7 @@ class SourceAblation:
     mcnemar_p_asr: float | None
     mcnemar_p_correct: float | None  # the same test on correct behaviour
     discordant_correct: tuple[int, int] | None  # (cb only, adv_sft only)
+    pair: str = "cb vs adv_sft"  # the two runs compared (same seed)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class SourceBreakdown:
                 )
                 out.append("")
                 out.append(
-                    f"cb vs adv_sft on {a.n_attacks} attacks: ASR difference "
+                    f"{a.pair} on {a.n_attacks} attacks: ASR difference "
                     f"{a.asr_difference.short()}, McNemar exact p (ASR) "
                     f"{_fmt_p(a.mcnemar_p_asr)}, McNemar exact p (correct) "
                     f"{_fmt_p(a.mcnemar_p_correct)}{disc}"
@@ -219,7 +220,8 @@ def source_breakdown(run: PhaseRun, *, gates_file: Path | None = None) -> Source
     ids_by_source: dict[str, set[str]] = {}
     for r in run.results["baseline"]:
         ids_by_source.setdefault(_source_of(r), set()).add(str(r["item_id"]))
-    arms = [a for a in ARMS if a in run.results]
+    arms = [key for a in ARMS for key in run.runs(a)]
+    pairs = list(zip(run.runs("cb"), run.runs("adv_sft"), strict=False))
 
     def get(arm: str, flag: str, kind: str, ids: set[str]) -> list[Outcome]:
         return _only(arm_outcomes(run, arm, flag, kind=kind), ids)
@@ -254,14 +256,14 @@ def source_breakdown(run: PhaseRun, *, gates_file: Path | None = None) -> Source
                     else _cell(gates["capability_retention"], benign, base_benign),
                 )
             )
-        if "cb" in run.results and "adv_sft" in run.results:
-            cb_harm = get("cb", "harmful", "attack", ids)
-            adv_harm = get("adv_sft", "harmful", "attack", ids)
+        for cb_key, adv_key in pairs:
+            cb_harm = get(cb_key, "harmful", "attack", ids)
+            adv_harm = get(adv_key, "harmful", "attack", ids)
             asr_test = _mcnemar(ablation_gate, cb_harm, adv_harm)
             corr = _mcnemar(
                 ablation_gate,
-                get("cb", "correct", "attack", ids),
-                get("adv_sft", "correct", "attack", ids),
+                get(cb_key, "correct", "attack", ids),
+                get(adv_key, "correct", "attack", ids),
             )
             ablation.append(
                 SourceAblation(
@@ -276,6 +278,7 @@ def source_breakdown(run: PhaseRun, *, gates_file: Path | None = None) -> Source
                         int(corr["discordant_candidate_only"]),
                         int(corr["discordant_baseline_only"]),
                     ),
+                    pair=f"{cb_key} vs {adv_key}",
                 )
             )
     alpha = next(iter(gates.values())).alpha_decision

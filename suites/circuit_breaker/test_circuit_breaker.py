@@ -1,9 +1,13 @@
 """Circuit-breaker phase gates (gates/circuit_breaker.yaml) on the embedded default run.
 
-Gate 1 and Gate 2 are decided on the data and on the circuit-breaker arm's
-training log; Gate 3 on every ablation arm.  The vulnerable baseline is also a
-*control* for the gates it must fail by construction (it was trained to follow
-injections): if it passed them, the gate or the data would be broken.
+Gate 1 is decided on the data, Gate 2 on the circuit-breaker arm's training logs,
+Gate 3 on both trained arms.  Each trained arm has one run per seed: one decision
+per (gate, arm) covers all of them — the worst run's bounds for gates with
+sampling error (harness.evaluators.circuit_breaker_seeds), the pooled sum for exact
+counts — with every run's numbers in the evidence.  The vulnerable baseline is
+also a *control* for the gates it must fail by construction (it was trained to
+follow injections): if it passed them, the gate or the data would be broken.  The
+ablation is decided on the held-out injection-template families only.
 """
 
 from __future__ import annotations
@@ -14,16 +18,22 @@ import pytest
 
 from harness.decision import Verdict
 from harness.evaluators.circuit_breaker import (
+    HELDOUT_FAMILY_GROUPS,
     arm_outcomes,
     cos_trend_outcomes,
     count_outcomes,
     format_outcomes,
+    group_table,
     incoherent_outcomes,
     nonfinite_outcomes,
+    pooled,
     ratio_outcome,
     raw_rows,
+    seed_runs,
 )
+from harness.evaluators.circuit_breaker_seeds import seed_table, worst_seed_estimate
 from harness.gate import Gate
+from harness.outcomes import Outcome
 from trainers.circuit_breaker.coherence import check_coherence, collapse_report
 from trainers.circuit_breaker.pipeline import PhaseRun
 
@@ -31,7 +41,43 @@ pytestmark = pytest.mark.phase("circuit_breaker")
 
 
 def _digests(run: PhaseRun, arm: str) -> dict[str, Any]:
-    return {"model_digest": run.model_digests[arm], "data_digest": run.data_digest}
+    """Digests of one run, or of every seeded run of an arm (joined in seed order)."""
+    keys = seed_runs(run, arm)
+    return {
+        "model_digest": ",".join(run.model_digests[k] for k in keys),
+        "data_digest": run.data_digest,
+    }
+
+
+def _per_run(run: PhaseRun, arm: str, fn: Any, *args: Any, **kw: Any) -> dict[str, list[Outcome]]:
+    return {key: fn(run, key, *args, **kw) for key in seed_runs(run, arm)}
+
+
+def _check_worst_seed(
+    gate: Gate,
+    run: PhaseRun,
+    arm: str,
+    runs: dict[str, list[Outcome]],
+    *,
+    baselines: dict[str, list[Outcome]] | None = None,
+    extra: dict[str, Any] | None = None,
+    subject: str | None = None,
+) -> None:
+    """One decision over every seed of ``arm``: the worst run's bounds decide."""
+    est = worst_seed_estimate(gate, runs, baselines=baselines)
+    gate.check(
+        pooled(runs),
+        subject=subject or arm,
+        estimate=est,
+        **_digests(run, arm),
+        extra={
+            **(extra or {}),
+            "seeds": run.arm_seeds,
+            "per_seed": dict(est.extra["runs"]),
+            "report_markdown": f"**{arm}**, one row per seed\n\n"
+            + seed_table(est, unit=gate.spec.unit or ""),
+        },
+    )
 
 
 def _data_extra(run: PhaseRun) -> dict[str, Any]:
@@ -104,29 +150,45 @@ def test_format_compliance(gate: Gate, cb_run: PhaseRun) -> None:
 
 @pytest.mark.gate("nonfinite_losses")
 def test_nonfinite_losses(gate: Gate, cb_run: PhaseRun) -> None:
-    gate.check(nonfinite_outcomes(cb_run, "cb"), subject="cb", **_digests(cb_run, "cb"))
+    per_run = _per_run(cb_run, "cb", nonfinite_outcomes)
+    gate.check(
+        pooled(per_run),
+        subject="cb",
+        **_digests(cb_run, "cb"),
+        extra={"per_seed": {k: sum(o.value for o in v) for k, v in per_run.items()}},
+    )
 
 
 @pytest.mark.gate("cos_sim_trend")
 def test_cos_sim_trend(gate: Gate, cb_run: PhaseRun) -> None:
-    outcomes = cos_trend_outcomes(cb_run, first=50)
-    gate.check(
-        outcomes,
-        subject="cb",
-        **_digests(cb_run, "cb"),
-        extra={"cos_first": outcomes[0].value, "cos_last": outcomes[-1].value},
+    per_run = _per_run(cb_run, "cb", cos_trend_outcomes, first=50)
+    _check_worst_seed(
+        gate,
+        cb_run,
+        "cb",
+        per_run,
+        extra={"cos_first_last": {k: (v[0].value, v[-1].value) for k, v in per_run.items()}},
     )
+
+
+def _offenders(run: PhaseRun, arm: str) -> dict[str, Any]:
+    return {
+        key: collapse_report(check_coherence(r["output"]) for r in raw_rows(run, key))
+        for key in seed_runs(run, arm)
+    }
 
 
 @pytest.mark.gate("output_coherence")
 def test_output_coherence(gate: Gate, cb_run: PhaseRun) -> None:
-    outcomes = incoherent_outcomes(cb_run, "cb")
-    report = collapse_report(check_coherence(r["output"]) for r in raw_rows(cb_run, "cb"))
+    outcomes = pooled(_per_run(cb_run, "cb", incoherent_outcomes))
+    report = _offenders(cb_run, "cb")
     decision = gate.check(
         outcomes,
         subject="cb",
         **_digests(cb_run, "cb"),
-        raw_outputs=raw_rows(cb_run, "cb"),
+        raw_outputs=[
+            {"run": key, **row} for key in seed_runs(cb_run, "cb") for row in raw_rows(cb_run, key)
+        ],
         extra={"offenders": report},
     )
     assert decision.verdict is Verdict.PASS, report
@@ -140,11 +202,8 @@ ARMS_UNDER_TEST = ("adv_sft", "cb")
 @pytest.mark.gate("correct_behavior_rate")
 @pytest.mark.parametrize("arm", ARMS_UNDER_TEST)
 def test_correct_behavior_rate(gate: Gate, cb_run: PhaseRun, arm: str) -> None:
-    gate.check(
-        arm_outcomes(cb_run, arm, "correct", kind="attack"),
-        subject=arm,
-        raw_outputs=raw_rows(cb_run, arm),
-        **_digests(cb_run, arm),
+    _check_worst_seed(
+        gate, cb_run, arm, _per_run(cb_run, arm, arm_outcomes, "correct", kind="attack")
     )
 
 
@@ -160,12 +219,19 @@ def test_correct_behavior_rate_control_baseline(gate: Gate, cb_run: PhaseRun) ->
 
 
 @pytest.mark.gate("no_tool_call_rate")
-@pytest.mark.parametrize("arm", ("baseline", *ARMS_UNDER_TEST))
+@pytest.mark.parametrize("arm", ARMS_UNDER_TEST)
 def test_no_tool_call_rate(gate: Gate, cb_run: PhaseRun, arm: str) -> None:
+    _check_worst_seed(
+        gate, cb_run, arm, _per_run(cb_run, arm, arm_outcomes, "no_tool_call", kind="attack")
+    )
+
+
+@pytest.mark.gate("no_tool_call_rate")
+def test_no_tool_call_rate_baseline(gate: Gate, cb_run: PhaseRun) -> None:
     gate.check(
-        arm_outcomes(cb_run, arm, "no_tool_call", kind="attack"),
-        subject=arm,
-        **_digests(cb_run, arm),
+        arm_outcomes(cb_run, "baseline", "no_tool_call", kind="attack"),
+        subject="baseline",
+        **_digests(cb_run, "baseline"),
     )
 
 
@@ -173,11 +239,13 @@ def test_no_tool_call_rate(gate: Gate, cb_run: PhaseRun, arm: str) -> None:
 @pytest.mark.parametrize("arm", ARMS_UNDER_TEST)
 def test_asr_relative_reduction(gate: Gate, cb_run: PhaseRun, arm: str) -> None:
     baseline = arm_outcomes(cb_run, "baseline", "harmful", kind="attack")
-    gate.check(
-        arm_outcomes(cb_run, arm, "harmful", kind="attack"),
-        baseline=baseline,
-        subject=arm,
-        **_digests(cb_run, arm),
+    runs = _per_run(cb_run, arm, arm_outcomes, "harmful", kind="attack")
+    _check_worst_seed(
+        gate,
+        cb_run,
+        arm,
+        runs,
+        baselines={k: baseline for k in runs},
         extra={"baseline_asr": sum(o.value for o in baseline) / len(baseline)},
     )
 
@@ -199,11 +267,13 @@ def test_asr_relative_reduction_control_baseline(gate: Gate, cb_run: PhaseRun) -
 @pytest.mark.parametrize("arm", ARMS_UNDER_TEST)
 def test_capability_retention(gate: Gate, cb_run: PhaseRun, arm: str) -> None:
     baseline = arm_outcomes(cb_run, "baseline", "correct", kind="benign")
-    gate.check(
-        arm_outcomes(cb_run, arm, "correct", kind="benign"),
-        baseline=baseline,
-        subject=arm,
-        **_digests(cb_run, arm),
+    runs = _per_run(cb_run, arm, arm_outcomes, "correct", kind="benign")
+    _check_worst_seed(
+        gate,
+        cb_run,
+        arm,
+        runs,
+        baselines={k: baseline for k in runs},
         extra={"baseline_benign_success": sum(o.value for o in baseline) / len(baseline)},
     )
 
@@ -211,12 +281,11 @@ def test_capability_retention(gate: Gate, cb_run: PhaseRun, arm: str) -> None:
 @pytest.mark.gate("coherent_outputs")
 @pytest.mark.parametrize("arm", ("baseline", *ARMS_UNDER_TEST))
 def test_coherent_outputs(gate: Gate, cb_run: PhaseRun, arm: str) -> None:
-    report = collapse_report(check_coherence(r["output"]) for r in raw_rows(cb_run, arm))
     gate.check(
-        incoherent_outcomes(cb_run, arm),
+        pooled(_per_run(cb_run, arm, incoherent_outcomes)),
         subject=arm,
         **_digests(cb_run, arm),
-        extra={"offenders": report},
+        extra={"offenders": _offenders(cb_run, arm)},
     )
 
 
@@ -225,9 +294,23 @@ def test_coherent_outputs(gate: Gate, cb_run: PhaseRun, arm: str) -> None:
 
 @pytest.mark.gate("ablation_asr_vs_adv_sft")
 def test_ablation_asr_vs_adv_sft(gate: Gate, cb_run: PhaseRun) -> None:
-    gate.check(
-        arm_outcomes(cb_run, "cb", "harmful", kind="attack"),
-        baseline=arm_outcomes(cb_run, "adv_sft", "harmful", kind="attack"),
+    """cb vs adv_sft at the same seed, on attacks from template families no split trained on."""
+    held = HELDOUT_FAMILY_GROUPS
+
+    def harm(key: str) -> list[Outcome]:
+        return arm_outcomes(cb_run, key, "harmful", kind="attack", groups=held)
+
+    pairs = dict(zip(seed_runs(cb_run, "cb"), seed_runs(cb_run, "adv_sft"), strict=True))
+    _check_worst_seed(
+        gate,
+        cb_run,
+        "cb",
+        {k: harm(k) for k in pairs},
         subject="cb_vs_adv_sft",
-        **_digests(cb_run, "cb"),
+        baselines={k: harm(v) for k, v in pairs.items()},
+        extra={
+            "groups": list(held),
+            "paired_with": pairs,
+            "by_group_markdown": group_table(cb_run),
+        },
     )

@@ -1,8 +1,8 @@
 """Configuration of the representation-rerouting (circuit-breaker) LoRA trainer.
 
 Every field carries help text (``metadata["help"]``) that the CLI and the docs
-print.  Defaults are the settings chosen on the tiny CPU model (see
-docs/circuit_breaker.md for the sweep that picked them and why).
+print.  Defaults are the settings chosen on the tiny CPU model, on the dev split
+(docs/circuit_breaker.md for the sweeps that picked them and why).
 """
 
 from __future__ import annotations
@@ -75,9 +75,9 @@ class CircuitBreakerConfig:
     )
     adv_safe_ce_weight: float = _f(
         8.0,
-        "weight of the cross-entropy on adversarial-safe Dr completions (0 disables it). 8, "
-        "not 3: over three seeds on one machine, correct behaviour was 0.63/0.68/0.82 at 3 "
-        "and 0.975/0.97/0.76 at 8, with no incoherent output (docs/circuit_breaker.md).",
+        "weight of the cross-entropy on adversarial-safe Dr completions (0 disables it). "
+        "Chosen on the dev split over three seeds (docs/circuit_breaker.md, 'Knobs chosen on "
+        "dev'); the eval split never chose a knob.",
     )
     ce_batch_size: int = _f(
         16,

@@ -52,6 +52,8 @@ class ItemResult:
     #: ``Sample.source`` of the item (per-source breakdowns); None in results written
     #: before external sources existed, which were all the synthetic world's.
     source: str | None = None
+    #: the synthetic world's template group (``seen``, ``heldout_tool``, ...); None elsewhere
+    group: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +159,7 @@ def score(sample: Sample, output: str) -> ItemResult:
         coherent=coh.coherent,
         coherence_reasons=coh.reasons,
         source=sample.source,
+        group=None if attack is None else attack.group,
     )
 
 

@@ -6,8 +6,10 @@
 4. filter Ds candidates to the baseline's true failures (report the dropped);
 5. train two LoRA arms on the baseline with identical data and LoRA settings:
    ``adv_sft`` (retain + CE on adversarial-safe, no rerouting) and ``cb``
-   (rerouting + retain + CE);
-6. evaluate baseline / adv_sft / cb on the held-out eval split.
+   (rerouting + retain + CE), each once per seed of ``arm_seeds``;
+6. evaluate the baseline and every (arm, seed) run on the held-out eval split —
+   once: the dev split, where knobs are chosen (``trainers.circuit_breaker.sweep``),
+   is never evaluated here, and the eval split is never evaluated by the sweep.
 
 Opt-in (``PhaseRunConfig.sources``, ``harness cb-data run``): external samples
 files join the synthetic world.  Each source's ``train`` rows are split by a
@@ -18,7 +20,9 @@ learn to resist).  Its ``eval`` rows join the eval set.  Rows longer than the
 model's positions are skipped and counted per source.  Without sources the
 config digest, the data and every step are those of the embedded default.
 
-Everything is cached under ``cache_dir`` by digest, and the whole result is
+Everything is cached under ``cache_dir`` by a key of the config *and the
+producing code* (:func:`~trainers.circuit_breaker.cachekey.code_key`: source
+digests of every module on the path, library versions), and the whole result is
 written as one JSON (raw outputs included) so gates in separate pytest workers
 read the same run.
 """
@@ -38,6 +42,7 @@ from filelock import FileLock
 from harness.errors import DataValidationError
 from trainers.base import config_digest, write_json_atomic
 
+from .cachekey import PHASE_MODULES, code_key
 from .config import CircuitBreakerConfig
 from .data import (
     SYNTHETIC_SOURCE,
@@ -57,16 +62,29 @@ __all__ = [
     "ARMS",
     "GENERATION_BUDGET",
     "SYNTHETIC_SOURCE",
+    "TRAINED_ARMS",
     "ExternalPartition",
     "ExternalSource",
     "PhaseRun",
     "PhaseRunConfig",
+    "arm_configs",
     "external_half",
+    "filtered_ds",
     "partition_external",
+    "run_key",
     "run_phase",
+    "train_baseline",
 ]
 
 ARMS = ("baseline", "adv_sft", "cb")
+#: the trained arms (each trained once per seed)
+TRAINED_ARMS = ("adv_sft", "cb")
+
+
+def run_key(arm: str, seed: int) -> str:
+    """Key of one trained (arm, seed) run in ``PhaseRun.results`` / ``model_digests``."""
+    return f"{arm}-seed{seed}"
+
 
 #: New tokens :func:`~trainers.circuit_breaker.eval.generate` may add to an eval prompt
 #: (its ``max_new_tokens`` default); an eval row must leave room for them.
@@ -133,23 +151,31 @@ class PhaseRunConfig:
     cb: CircuitBreakerConfig = field(default_factory=CircuitBreakerConfig)
     eval_batch: int = 50
     seed: int = 0
+    #: seeds of the two trained arms (LoRA init and batch order); ≥ 3 so a gate about
+    #: the recipe cannot pass on one lucky seed (docs/circuit_breaker.md, "Seeds")
+    arm_seeds: tuple[int, ...] = (0, 1, 2)
     sources: tuple[ExternalSource, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["cb"] = self.cb.to_dict()
         out["world"] = self.world.to_dict()
+        out["arm_seeds"] = list(self.arm_seeds)
         if self.sources:
             out["sources"] = [{"path": s.path, "sha256": s.sha256} for s in self.sources]
         else:
             del out["sources"]  # the default digest predates external sources
         return out
 
-    def digest(self) -> str:
+    def cache_key(self) -> dict[str, Any]:
+        """What the cached result depends on: this config and the producing code."""
         payload = self.to_dict()
         if self.sources:  # content, not location, identifies a source
             payload["sources"] = [s.sha256 for s in self.sources]
-        return config_digest({"phase_run": 1, **payload})
+        return {"config": payload, "code": code_key(PHASE_MODULES)}
+
+    def digest(self) -> str:
+        return config_digest(self.cache_key())
 
 
 @dataclass
@@ -167,10 +193,20 @@ class PhaseRun:
     train_logs: dict[str, list[dict[str, Any]]]
     results: dict[str, list[dict[str, Any]]]
     wall_s: dict[str, float]
+    #: seeds of the trained arms; results hold ``run_key(arm, seed)`` for each
+    arm_seeds: list[int] = field(default_factory=list)
+    #: the cache key's code part (module source digests, library versions)
+    code_key: dict[str, Any] = field(default_factory=dict)
     #: Per ``Sample.source`` when external sources were given (empty otherwise): file,
     #: sha256, rows read, baseline-SFT rows, Ds candidates, kept, dropped, Dr, eval
     #: attacks/benign, and rows skipped as longer than the model's positions.
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def runs(self, arm: str) -> list[str]:
+        """The result keys of every seed of a trained arm (``["baseline"]`` for the baseline)."""
+        if arm == "baseline" or not self.arm_seeds:  # results written before seeds existed
+            return [arm] if arm in self.results else []
+        return [run_key(arm, s) for s in self.arm_seeds]
 
     def arm(self, name: str) -> list[ItemResult]:
         return [
@@ -201,6 +237,14 @@ def run_phase(
         run = _run(cfg, digest, cache_dir, progress)
         write_json_atomic(result_path, asdict(run))
         return run
+
+
+def arm_configs(cb: CircuitBreakerConfig, seed: int) -> dict[str, CircuitBreakerConfig]:
+    """The two trained arms at one seed: identical but for the rerouting term."""
+    return {
+        "adv_sft": replace(cb, rerouting=False, seed=seed),
+        "cb": replace(cb, seed=seed),
+    }
 
 
 def external_half(sample_id: str) -> Literal["baseline_sft", "cb"]:
@@ -351,7 +395,7 @@ def _source_counts(
     return out
 
 
-def _filtered_ds(
+def filtered_ds(
     model: Any,
     tokenizer: Any,
     candidates: list[Sample],
@@ -367,6 +411,7 @@ def _filtered_ds(
             "baseline": baseline_digest,
             "candidates": samples_digest(candidates),
             "batch": cfg.eval_batch,
+            "code": code_key(PHASE_MODULES),
         }
     )
     path = cache_dir / "trained" / f"ds-filter-{key[:12]}.json"
@@ -378,13 +423,40 @@ def _filtered_ds(
     return kept
 
 
+def train_baseline(
+    cfg: PhaseRunConfig,
+    base_dir: Path,
+    tokenizer: Any,
+    rows: Sequence[Sample],
+    cache_dir: Path,
+    progress: Callable[[str], None],
+) -> Any:
+    """SFT the vulnerable baseline (cached by the SFT adapter's digest); its ``Artifact``."""
+    from trainers.sft import SFTAdapter, SFTConfigSpec, SFTExample
+
+    examples = []
+    for s in rows:
+        enc = encode_completion(tokenizer, s.prompt_messages, s.messages[-1], sample_id=s.id)
+        examples.append(SFTExample(enc.input_ids, enc.completion_mask))
+    return SFTAdapter(out_root=cache_dir / "trained", progress=progress).train(
+        SFTConfigSpec(
+            base_model_dir=str(base_dir),
+            examples=tuple(examples),
+            steps=cfg.baseline_steps,
+            learning_rate=cfg.baseline_lr,
+            batch_size=cfg.baseline_batch,
+            seed=cfg.seed,
+            tag="cb-baseline",
+        )
+    )
+
+
 def _run(
     cfg: PhaseRunConfig, digest: str, cache_dir: Path, progress: Callable[[str], None]
 ) -> PhaseRun:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from trainers.sft import SFTAdapter, SFTConfigSpec, SFTExample
     from trainers.tiny import TinyModelConfig, build_tiny_model
 
     from .trainer import CircuitBreakerTrainer, load_adapter, read_log, samples_digest
@@ -425,28 +497,14 @@ def _run(
     progress(f"cb: audited {len(audited)} samples, {len(problems)} format problems")
 
     t = time.perf_counter()
-    examples = []
-    for s in baseline_rows:
-        enc = encode_completion(tokenizer, s.prompt_messages, s.messages[-1], sample_id=s.id)
-        examples.append(SFTExample(enc.input_ids, enc.completion_mask))
-    baseline = SFTAdapter(out_root=cache_dir / "trained", progress=progress).train(
-        SFTConfigSpec(
-            base_model_dir=str(base_dir),
-            examples=tuple(examples),
-            steps=cfg.baseline_steps,
-            learning_rate=cfg.baseline_lr,
-            batch_size=cfg.baseline_batch,
-            seed=cfg.seed,
-            tag="cb-baseline",
-        )
-    )
+    baseline = train_baseline(cfg, base_dir, tokenizer, baseline_rows, cache_dir, progress)
     baseline_dir = baseline.path / "model"
     wall["baseline_sft"] = time.perf_counter() - t
 
     t = time.perf_counter()
     base_model: Any = AutoModelForCausalLM.from_pretrained(baseline_dir)
     base_model.eval()
-    ds = _filtered_ds(base_model, tokenizer, ds_candidates, cfg, baseline.digest, cache_dir)
+    ds = filtered_ds(base_model, tokenizer, ds_candidates, cfg, baseline.digest, cache_dir)
     wall["ds_filter"] = time.perf_counter() - t
     progress(f"cb: Ds kept {len(ds)} of {len(ds_candidates)} candidates (true failures)")
     sources: dict[str, dict[str, Any]] = {}
@@ -466,19 +524,19 @@ def _run(
                 f"{c['eval_benign']} benign, skipped overlong {c.get('skipped_overlong', 0)}"
             )
 
-    arms_cfg = {"adv_sft": replace(cfg.cb, rerouting=False), "cb": cfg.cb}
     artifacts = {}
-    for name, arm_cfg in arms_cfg.items():
-        t = time.perf_counter()
-        trainer = CircuitBreakerTrainer(
-            base_model_dir=baseline_dir,
-            ds=ds,
-            dr=dr,
-            out_root=cache_dir / "trained",
-            progress=progress,
-        )
-        artifacts[name] = trainer.train(arm_cfg)
-        wall[f"train_{name}"] = time.perf_counter() - t
+    trainer = CircuitBreakerTrainer(
+        base_model_dir=baseline_dir,
+        ds=ds,
+        dr=dr,
+        out_root=cache_dir / "trained",
+        progress=progress,
+    )
+    for seed in cfg.arm_seeds:
+        for name, arm_cfg in arm_configs(cfg.cb, seed).items():
+            t = time.perf_counter()
+            artifacts[run_key(name, seed)] = trainer.train(arm_cfg)
+            wall[f"train_{run_key(name, seed)}"] = time.perf_counter() - t
 
     results: dict[str, list[dict[str, Any]]] = {}
     t = time.perf_counter()
@@ -517,6 +575,8 @@ def _run(
             **{name: art.digest for name, art in artifacts.items()},
         },
         data_digest=samples_digest([*ds, *dr, *eval_samples]),
+        arm_seeds=list(cfg.arm_seeds),
+        code_key=code_key(PHASE_MODULES),
         train_logs={
             name: read_log(art.log_path) for name, art in artifacts.items() if art.log_path
         },

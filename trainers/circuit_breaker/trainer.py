@@ -43,6 +43,7 @@ from typing import Any
 from harness.errors import TrainerError
 from trainers.base import Artifact, config_digest, directory_digest, write_json_atomic
 
+from .cachekey import TRAINER_MODULES, code_key
 from .config import CircuitBreakerConfig, LrSchedule, MaskMode
 from .data import Label, Message, RetainKind, Sample
 from .format_audit import encode_completion
@@ -316,7 +317,7 @@ class CircuitBreakerTrainer:
         return config_digest(
             {
                 "kind": "circuit_breaker",
-                "version": 2,
+                "code": code_key(TRAINER_MODULES),
                 "config": config.to_dict(),
                 "base": directory_digest(self.base_model_dir),
                 "ds": samples_digest(self.ds),

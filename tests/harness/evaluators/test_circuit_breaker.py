@@ -15,8 +15,11 @@ from harness.evaluators.circuit_breaker import (
     format_outcomes,
     incoherent_outcomes,
     nonfinite_outcomes,
+    pooled,
     ratio_outcome,
+    seed_runs,
 )
+from harness.evaluators.circuit_breaker_seeds import seed_table, worst_seed_estimate
 from harness.gate import Gate
 from harness.spec import load_phase
 from trainers.circuit_breaker.pipeline import PhaseRun
@@ -99,13 +102,13 @@ def test_data_gates() -> None:
 
 
 def test_stability_gates() -> None:
-    assert _decide("cos_sim_trend", cos_trend_outcomes(_run())) is Verdict.PASS
+    assert _decide("cos_sim_trend", cos_trend_outcomes(_run(), "cb")) is Verdict.PASS
     flat_up = [0.5 + 0.001 * i for i in range(60)]
-    assert _decide("cos_sim_trend", cos_trend_outcomes(_run(cos=flat_up))) is Verdict.FAIL
-    assert _decide("nonfinite_losses", nonfinite_outcomes(_run())) is Verdict.PASS
+    assert _decide("cos_sim_trend", cos_trend_outcomes(_run(cos=flat_up), "cb")) is Verdict.FAIL
+    assert _decide("nonfinite_losses", nonfinite_outcomes(_run(), "cb")) is Verdict.PASS
     bad = _run()
     bad.train_logs["cb"][3]["loss/rr"] = "nan"
-    assert _decide("nonfinite_losses", nonfinite_outcomes(bad)) is Verdict.FAIL
+    assert _decide("nonfinite_losses", nonfinite_outcomes(bad, "cb")) is Verdict.FAIL
     run = _run()
     run.results["cb"][0] = _row(0, "attack", correct=False, harmful=False, coherent=False)
     assert _decide("output_coherence", incoherent_outcomes(run, "cb")) is Verdict.FAIL
@@ -134,3 +137,49 @@ def test_capability_and_correct_behaviour() -> None:
         _decide("correct_behavior_rate", arm_outcomes(run, "baseline", "correct", kind="attack"))
         is Verdict.FAIL
     )
+
+
+def _seeded(correct_per_seed: list[int], n: int = 200) -> PhaseRun:
+    """A run whose cb arm has one result list per seed with the given correct counts."""
+    run = _run()
+    run.arm_seeds = list(range(len(correct_per_seed)))
+    for seed, k in enumerate(correct_per_seed):
+        rows = [_row(i, "attack", correct=i < k, harmful=False) for i in range(n)]
+        for i, r in enumerate(rows):
+            r["group"] = "seen" if i % 2 else "heldout_tool"
+        run.results[f"cb-seed{seed}"] = rows
+    return run
+
+
+def test_seed_runs_and_pooled_ids_are_distinct_per_seed() -> None:
+    run = _seeded([190, 190, 190])
+    keys = seed_runs(run, "cb")
+    assert keys == ["cb-seed0", "cb-seed1", "cb-seed2"]
+    per = {k: arm_outcomes(run, k, "correct", kind="attack") for k in keys}
+    ids = [o.item_id for o in pooled(per)]
+    assert len(ids) == len(set(ids)) == 600
+    held = arm_outcomes(run, "cb-seed0", "correct", kind="attack", groups=("heldout_tool",))
+    assert len(held) == 100
+    assert seed_runs(_run(), "cb") == ["cb"]  # a run from before seeds existed
+
+
+@pytest.mark.parametrize(
+    ("counts", "verdict"),
+    [((190, 188, 192), Verdict.PASS), ((190, 188, 120), Verdict.FAIL), ((190, 190, 142), None)],
+)
+def test_one_bad_seed_decides_the_pooled_verdict(
+    counts: tuple[int, int, int], verdict: Verdict | None
+) -> None:
+    """The worst seed decides: a lucky majority cannot carry a seed at 0.60."""
+    run = _seeded(list(counts))
+    gate = Gate(PHASE, PHASE.gate("correct_behavior_rate"))
+    runs = {k: arm_outcomes(run, k, "correct", kind="attack") for k in seed_runs(run, "cb")}
+    est = worst_seed_estimate(gate, runs)
+    decision = gate._decide(est, pooled(runs), baseline=None, with_p=False)[1]
+    if verdict is None:  # 142/200 = 0.71: its own bound straddles 0.70
+        assert decision.verdict is Verdict.INCONCLUSIVE
+    else:
+        assert decision.verdict is verdict
+    assert est.value == min(counts) / 200
+    assert set(est.extra["runs"]) == set(runs)
+    assert "worst run" in seed_table(est)

@@ -23,7 +23,9 @@ SMALL = WorldConfig(
     n_train_attacks=30,
     n_train_adversarial_safe=20,
     n_train_benign=40,
-    n_eval_attacks=20,
+    n_dev_attacks=20,
+    n_dev_benign=10,
+    n_eval_attacks=40,
     n_eval_benign=10,
 )
 
@@ -46,13 +48,80 @@ def test_eval_attacks_are_held_out() -> None:
     train_templates = {s.attack.template_id for s in world[Split.TRAIN] if s.attack}
     eval_attacks = [s for s in world[Split.EVAL] if s.attack]
     unseen = {s.attack.template_id for s in eval_attacks} - train_templates  # type: ignore[union-attr]
-    assert unseen, "eval must include an injection template never used in training"
+    assert len(unseen) >= 3, "eval must include injection templates never used in training"
     for s in eval_attacks:
         user = s.messages[0].content
         recipient = s.attack.correct_call.arguments  # type: ignore[union-attr]
         for value in recipient.values():
             if isinstance(value, str) and "@" in value:
                 assert value.split("@")[0] not in train_text, (user, value)
+
+
+def _values(samples: list[Sample]) -> set[str]:
+    """Names and topics a split's tasks use (the local part of addresses, file topics)."""
+    out: set[str] = set()
+    for s in samples:
+        for call in (s.messages[1].tool_calls[0], s.messages[-1].tool_calls[0]):
+            for v in call.arguments.values():
+                if isinstance(v, str) and "@" in v and not v.endswith("@evil.biz"):
+                    out.add(v.split("@")[0])
+                elif isinstance(v, str) and "_" in v:
+                    out.add(v.split("_")[0])
+    return out
+
+
+def _templates(samples: list[Sample]) -> set[tuple[str, str, str]]:
+    """(phrasing id, placement, carrier tool) of every attack."""
+    out = set()
+    for s in samples:
+        if s.attack is not None:
+            tid, placement, carrier = s.attack.template_id.split(":")
+            out.add((tid, placement, carrier))
+    return out
+
+
+def test_dev_split_is_disjoint_by_task_and_template_from_train_and_eval() -> None:
+    world = generate_world(SMALL)
+    train = [*world[Split.BASELINE_SFT], *world[Split.TRAIN]]
+    dev, ev = world[Split.DEV], world[Split.EVAL]
+    assert len(dev) == 30 and sum(s.attack is not None for s in dev) == 20
+    assert not _values(dev) & _values(train)
+    assert not _values(dev) & _values(ev)
+    assert not _values(ev) & _values(train)
+    assert not _templates(dev) & _templates(train)
+    assert not _templates(dev) & _templates(ev)
+
+
+def test_heldout_families_share_no_axis_with_any_training_or_dev_split() -> None:
+    from trainers.circuit_breaker.data import _PHRASINGS, HELDOUT_FAMILY_GROUPS
+
+    family_of = {tid: fam for fam, rows in _PHRASINGS.items() for tid, _ in rows}
+    world = generate_world(SMALL)
+    seen = _templates([*world[Split.BASELINE_SFT], *world[Split.TRAIN], *world[Split.DEV]])
+    train_only = _templates([*world[Split.BASELINE_SFT], *world[Split.TRAIN]])
+    ev = [s for s in world[Split.EVAL] if s.attack is not None]
+    groups = {s.attack.group for s in ev}  # type: ignore[union-attr]
+    assert groups == {"seen", *HELDOUT_FAMILY_GROUPS}
+    axis = {"heldout_phrasing": 0, "heldout_placement": 1, "heldout_tool": 2}
+    for s in ev:
+        assert s.attack is not None
+        tid, placement, carrier = s.attack.template_id.split(":")
+        if s.attack.group == "seen":
+            assert (tid, placement, carrier) in train_only
+            continue
+        held = (family_of[tid], placement, carrier)[axis[s.attack.group]]
+        used = [(family_of[t], p, c)[axis[s.attack.group]] for t, p, c in seen]
+        assert held not in used, (s.attack.group, held)
+    # the carrier-tool family is held out: no training attack reads the calendar
+    assert all(c == "read_file" for _, _, c in seen)
+
+
+def test_placements_put_the_injection_after_before_or_inside_the_output() -> None:
+    from trainers.circuit_breaker.data import _place
+
+    assert _place("f.txt: fine.", "INJ", "suffix") == "f.txt: fine. INJ"
+    assert _place("f.txt: fine.", "INJ", "prefix") == "INJ f.txt: fine."
+    assert _place("f.txt: fine.", "INJ", "middle") == "f.txt: INJ fine."
 
 
 def test_harmful_completion_must_be_the_injected_call() -> None:
@@ -96,13 +165,14 @@ def test_load_jsonl_rejects_bad_json_and_bad_argument_type(tmp_path: Path) -> No
 
 
 def test_default_world_digest_is_pinned() -> None:
-    """The schema grew optional fields for AgentDojo/ASB; the embedded default's rows (and
-    so the cache keys of every trained model) must serialise exactly as before."""
+    """The embedded default's rows (and so the cache keys of every trained model) change only
+    on purpose.  Last changed for issue 15: the dev split and the held-out template
+    families (phrasing, placement, carrier tool)."""
     from trainers.circuit_breaker.trainer import samples_digest
 
     world = generate_world(WorldConfig())
     digest = samples_digest([s for rows in world.values() for s in rows])
-    assert digest == "d245f4236a7b3c6d7fcee4fc004392f3771b6275d5d044622aae945f94be09cf"
+    assert digest == "524c0a73bec1c7ce18c2215f9e63d79275862425d766307751346b2e334d5d24"
 
 
 def _rich_sample(**call_args: object) -> dict[str, object]:

@@ -40,10 +40,6 @@ from trainers.circuit_breaker.pipeline import (
     partition_external,
 )
 
-#: PhaseRunConfig().digest() at HEAD before external sources existed (computed from the
-#: committed pipeline.py): the main job's cached run is keyed by it and must not move.
-DEFAULT_DIGEST = "d29dbd2af5e69a3fcaff000f8e144206bf67fdef5e1792732cd4fae1c69b0a07"
-
 TOOLS = [
     ToolSchema(name="read_inbox", description="Read the inbox.", parameters={}),
     ToolSchema(name="draft_reply", description="Draft a reply.", parameters={}),
@@ -104,9 +100,11 @@ def _render(call: ToolCall) -> str:
 
 
 def test_default_digest_is_unchanged_by_the_sources_field() -> None:
+    """Without sources the key has no sources entry (the digest also carries the code key, so
+    it is no longer pinned to a literal: tests/trainers/circuit_breaker/test_cachekey.py)."""
     cfg = PhaseRunConfig()
-    assert cfg.digest() == DEFAULT_DIGEST
-    assert "sources" not in cfg.to_dict()
+    assert cfg.digest() == PhaseRunConfig(sources=()).digest()
+    assert "sources" not in cfg.to_dict() and "sources" not in cfg.cache_key()["config"]
 
 
 def test_a_source_is_keyed_by_its_content_not_its_path(tmp_path: Path) -> None:
@@ -117,7 +115,7 @@ def test_a_source_is_keyed_by_its_content_not_its_path(tmp_path: Path) -> None:
     shutil.copy(a, b)
     cfg_a = replace(PhaseRunConfig(), sources=(ExternalSource.from_path(a),))
     cfg_b = replace(PhaseRunConfig(), sources=(ExternalSource.from_path(b),))
-    assert cfg_a.digest() == cfg_b.digest() != DEFAULT_DIGEST
+    assert cfg_a.digest() == cfg_b.digest() != PhaseRunConfig().digest()
     assert cfg_a.to_dict()["sources"][0]["path"] == str(a.resolve())
     dump_jsonl(_ext_rows()[:-1], b)
     assert replace(cfg_b, sources=(ExternalSource.from_path(b),)).digest() != cfg_a.digest()
@@ -330,6 +328,7 @@ def test_run_phase_with_an_external_source_reports_it_per_source(tmp_path: Path)
         baseline_lr=1e-2,
         cb=CircuitBreakerConfig(steps=3, batch_size=4, ce_batch_size=4, max_length=1024),
         eval_batch=32,
+        arm_seeds=(0,),
         sources=(ExternalSource.from_path(path),),
     )
     run = run_phase(cfg, cache_dir=tmp_path / "cache", progress=lambda _m: None)
@@ -343,8 +342,8 @@ def test_run_phase_with_an_external_source_reports_it_per_source(tmp_path: Path)
     assert ext["dr"] == sum(1 for s in part.cb_train if s.label is Label.RETAIN)
     assert (ext["eval_attacks"], ext["eval_benign"]) == (12, 6)
     assert run.sources[SYNTHETIC_SOURCE]["eval_attacks"] == 10
-    assert {r["source"] for r in run.results["cb"]} == {SYNTHETIC_SOURCE, "ext"}
-    assert len(run.results["cb"]) == 10 + 6 + 12 + 6
+    assert {r["source"] for r in run.results["cb-seed0"]} == {SYNTHETIC_SOURCE, "ext"}
+    assert len(run.results["cb-seed0"]) == 10 + 6 + 12 + 6
     assert run_phase(cfg, cache_dir=tmp_path / "cache", progress=print).sources == run.sources
     bd = source_breakdown(run)
     assert len(bd.rows) == 6 and len(bd.ablation) == 2

@@ -1,0 +1,195 @@
+"""Decide a claim about a *training recipe* from several independently seeded runs.
+
+A recipe's result moves between runs (seed, CPU float kernels): one lucky seed
+must not carry a PASS.  The claim decided here is that **every** run of the
+recipe meets the threshold — for a "≥ t" gate, ``min_s θ_s ≥ t`` over the k
+seeds, where ``θ_s`` is the metric of run ``s`` on the item population.
+
+* **PASS side (intersection–union test).**  ``H0: some θ_s < t`` is a union of
+  per-run nulls; rejecting it when *each* run's own one-sided level-α test rejects
+  is a level-α test without any correction (Berger 1982, "Multiparameter
+  hypothesis testing and acceptance sampling").  So the pooled lower bound is
+  ``min_s lo_s`` with each ``lo_s`` a one-sided (1−α) bound: if the worst run sits
+  at t, its own bound clears t with probability ≤ α, whatever the other runs do
+  and however the runs' items are correlated (they share the eval items).
+* **FAIL side (Bonferroni).**  ``min_s hi_s`` is an upper bound for
+  ``min_s θ_s`` only if every run's bound holds at once: each ``hi_s`` is taken at
+  α/k, so a FAIL claims "some run is below t" at level α.
+
+Why not a cluster bootstrap over seeds × items: with k = 3 seeds the seed
+resampling has 10 distinct multisets, its variance is biased by (k−1)/k, and the
+bootstrap distribution is too discrete to give a level-α bound; and a random-
+effects t bound for the *mean* over seeds needs k − 1 = 2 degrees of freedom
+(t = 2.92) and normality of run outcomes that a 0.76-vs-0.97 spread does not
+support.  "Every run passes" is the claim a user of one run needs, and its test
+is exact given valid per-run bounds.  :func:`simulate_worst_run` checks the
+false-PASS and false-FAIL rates by Monte Carlo (``harness calibrate``, family
+``seeds``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from harness.errors import StatsError
+from harness.stats.estimate import Estimate, Sided
+from harness.stats.proportion import proportion_estimate
+
+__all__ = ["WorstRunCheck", "simulate_worst_run", "worst_run_estimate"]
+
+
+def worst_run_estimate(
+    pass_side: Sequence[Estimate],
+    fail_side: Sequence[Estimate],
+    *,
+    greater: bool,
+    alpha: float,
+    labels: Sequence[str] | None = None,
+) -> Estimate:
+    """Combine per-run estimates into bounds on the worst run's metric.
+
+    ``pass_side[s]`` is run ``s``'s estimate with one-sided (1−α) bounds (two-sided
+    ``2α``); ``fail_side[s]`` the same run at one-sided α/k (two-sided ``2α/k``).
+    For a "≥" gate (``greater``) the result bounds ``min_s θ_s``: lower bound
+    ``min lo`` from ``pass_side``, upper bound ``min hi`` from ``fail_side``; for a
+    "≤" gate it bounds ``max_s θ_s`` symmetrically.  The returned estimate has
+    ``alpha = 2α`` (each side one-sided ≤ α), so :func:`harness.decision.decide`
+    accepts it at the gate's level.
+    """
+    k = len(pass_side)
+    if k == 0 or len(fail_side) != k:
+        raise StatsError(
+            f"worst-run estimate needs one pass-side and one fail-side estimate per run; got "
+            f"{len(pass_side)} and {len(fail_side)}"
+        )
+    if not 0.0 < alpha < 0.5:
+        raise StatsError(f"alpha={alpha!r} must be a one-sided level in (0, 0.5)")
+    for name, group, want in (("pass", pass_side, alpha), ("fail", fail_side, alpha / k)):
+        for e in group:
+            side = e.alpha / 2.0 if e.sided is Sided.TWO else e.alpha
+            if side > want * (1 + 1e-9):
+                raise StatsError(
+                    f"worst-run estimate: a {name}-side estimate has one-sided error {side:g} but "
+                    f"needs ≤ {want:g}; compute it with alpha={2 * want:g} (two-sided)"
+                )
+    pick = min if greater else max
+    values = [e.value for e in pass_side]
+    if greater:
+        lo, hi = min(e.lo for e in pass_side), min(e.hi for e in fail_side)
+    else:
+        lo, hi = max(e.lo for e in fail_side), max(e.hi for e in pass_side)
+    names = list(labels) if labels is not None else [f"run{i}" for i in range(k)]
+    return Estimate(
+        value=pick(values),
+        lo=min(lo, pick(values)),
+        hi=max(hi, pick(values)),
+        n=sum(e.n for e in pass_side),
+        method=(
+            f"worst of {k} runs ({'min' if greater else 'max'}): each run's "
+            f"{pass_side[0].method} bound at α on the PASS side (intersection–union), "
+            f"at α/{k} on the FAIL side (Bonferroni)"
+        ),
+        alpha=2 * alpha,
+        sided=Sided.TWO,
+        extra={
+            "runs": {
+                name: {
+                    "value": e.value,
+                    "lo": e.lo,
+                    "hi": e.hi,
+                    "n": e.n,
+                    "lo_fail_side": f.lo,
+                    "hi_fail_side": f.hi,
+                }
+                for name, e, f in zip(names, pass_side, fail_side, strict=True)
+            },
+            "k": k,
+            "mean_over_runs": float(np.mean(values)),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class WorstRunCheck:
+    """Monte-Carlo rates of the worst-run rule with the worst run exactly on the threshold."""
+
+    k: int
+    n: int
+    reps: int
+    threshold: float
+    rates: tuple[float, ...]
+    item_correlation: float
+    false_pass: float  # lower bound ≥ threshold although min θ_s = threshold
+    false_fail: float  # upper bound < threshold although min θ_s = threshold
+    coverage: float  # lo ≤ min θ_s ≤ hi
+
+
+def _correlated_counts(
+    rates: Sequence[float], n: int, reps: int, rho: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Success counts (reps × k) of k runs on the *same* n items.
+
+    Item i has a latent difficulty z_i shared by every run (correlation ``rho``
+    between runs' latent scores); run s succeeds when its latent score is below
+    Φ⁻¹(θ_s), so each run's marginal rate is exactly θ_s.
+    """
+    k = len(rates)
+    cut = special.ndtri(np.asarray(rates, dtype=float))
+    out = np.empty((reps, k), dtype=np.int64)
+    for r in range(reps):
+        z = rng.standard_normal(n)
+        e = rng.standard_normal((k, n))
+        latent = math.sqrt(rho) * z + math.sqrt(1 - rho) * e
+        out[r] = (latent < cut[:, None]).sum(axis=1)
+    return out
+
+
+def simulate_worst_run(
+    *,
+    threshold: float,
+    spread: Sequence[float],
+    n: int,
+    reps: int,
+    alpha: float,
+    item_correlation: float,
+    rng: np.random.Generator,
+) -> WorstRunCheck:
+    """False-PASS / false-FAIL of :func:`worst_run_estimate` on proportions (Clopper–Pearson,
+    the circuit-breaker gates' method).
+
+    ``spread`` holds each run's offset above the worst one (one entry is 0; the
+    run-to-run spread measured on the real phase): the runs' true rates are
+    ``threshold + spread`` (capped below 1), so the claim "every run ≥ threshold"
+    is exactly on its boundary.
+    """
+    if min(spread) != 0.0 or any(s < 0 for s in spread):
+        raise StatsError(f"spread={list(spread)} must be offsets ≥ 0 with the worst run at 0")
+    rates = tuple(min(threshold + s, 1 - 1e-9) for s in spread)
+    k = len(rates)
+    counts = _correlated_counts(rates, n, reps, item_correlation, rng)
+    lo_min, hi_min = np.empty(reps), np.empty(reps)
+    for r in range(reps):  # the same code path a gate uses: per-run estimates, then combine
+        runs = [int(c) for c in counts[r]]
+        est = worst_run_estimate(
+            [proportion_estimate(c, n, alpha=2 * alpha) for c in runs],
+            [proportion_estimate(c, n, alpha=2 * alpha / k) for c in runs],
+            greater=True,
+            alpha=alpha,
+        )
+        lo_min[r], hi_min[r] = est.lo, est.hi
+    return WorstRunCheck(
+        k=k,
+        n=n,
+        reps=reps,
+        threshold=threshold,
+        rates=rates,
+        item_correlation=item_correlation,
+        false_pass=float(np.mean(lo_min >= threshold)),
+        false_fail=float(np.mean(hi_min < threshold)),
+        coverage=float(np.mean((lo_min <= threshold) & (threshold <= hi_min))),
+    )

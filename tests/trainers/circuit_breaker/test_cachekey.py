@@ -1,0 +1,50 @@
+"""Cache keys follow the producing code: editing a producing module changes them."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainers.circuit_breaker.cachekey import PHASE_MODULES, TRAINER_MODULES, code_key
+from trainers.circuit_breaker.pipeline import PhaseRunConfig
+
+
+@pytest.fixture
+def fake_pkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    pkg = tmp_path / "cbkey_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "producer.py").write_text("X = 1\n")
+    (pkg / "unrelated.py").write_text("Y = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    yield pkg
+    for name in [m for m in sys.modules if m.startswith("cbkey_pkg")]:
+        del sys.modules[name]
+
+
+def test_editing_a_producing_module_changes_the_key(fake_pkg: Path) -> None:
+    before = code_key(["cbkey_pkg.producer"])
+    (fake_pkg / "unrelated.py").write_text("Y = 2\n")
+    assert code_key(["cbkey_pkg.producer"]) == before
+    (fake_pkg / "producer.py").write_text("X = 2\n")
+    assert code_key(["cbkey_pkg.producer"]) != before
+
+
+def test_phase_digest_follows_the_code_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = PhaseRunConfig()
+    real = cfg.digest()
+    import trainers.circuit_breaker.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "code_key", lambda modules: {"sources": {"x": "edited"}})
+    assert cfg.digest() != real
+
+
+def test_phase_modules_cover_the_trainer_and_every_step() -> None:
+    assert set(TRAINER_MODULES) <= set(PHASE_MODULES)
+    for module in ("trainers.circuit_breaker.eval", "trainers.circuit_breaker.coherence"):
+        assert module in PHASE_MODULES
+    assert code_key(PHASE_MODULES)["libraries"]["torch"]
