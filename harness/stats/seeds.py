@@ -40,7 +40,18 @@ from harness.errors import StatsError
 from harness.stats.estimate import Estimate, Sided
 from harness.stats.proportion import proportion_estimate
 
-__all__ = ["WorstRunCheck", "simulate_worst_run", "worst_run_estimate"]
+__all__ = [
+    "MEASURED_SPREAD",
+    "WorstRunCheck",
+    "simulate_worst_run",
+    "simulate_worst_run_bounds",
+    "worst_run_estimate",
+]
+
+#: Run-to-run spread of the circuit-breaker arm's correct-behaviour rate over its 3
+#: seeds, as offsets above the worst seed, measured on this phase (docs/circuit_breaker.md,
+#: "Seeds"); the calibration family ``worst_seed`` simulates it.
+MEASURED_SPREAD: tuple[float, ...] = (0.0, 0.2125, 0.2175)
 
 
 def worst_run_estimate(
@@ -149,6 +160,42 @@ def _correlated_counts(
     return out
 
 
+def simulate_worst_run_bounds(
+    *,
+    threshold: float,
+    spread: Sequence[float],
+    n: int,
+    reps: int,
+    alpha: float,
+    item_correlation: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Worst-run bounds ``(lo, hi, rates)`` on simulated proportions (Clopper–Pearson, the
+    circuit-breaker gates' method), through :func:`worst_run_estimate` itself.
+
+    ``spread`` holds each run's offset above the worst one (one entry is 0; the
+    run-to-run spread measured on the real phase): the runs' true rates are
+    ``threshold + spread`` (capped below 1), so the claim "every run ≥ threshold"
+    is exactly on its boundary.
+    """
+    if not spread or min(spread) != 0.0:
+        raise StatsError(f"spread={list(spread)} must be offsets ≥ 0 with the worst run at 0")
+    rates = tuple(min(threshold + s, 1 - 1e-9) for s in spread)
+    k = len(rates)
+    counts = _correlated_counts(rates, n, reps, item_correlation, rng)
+    lo, hi = np.empty(reps), np.empty(reps)
+    for r in range(reps):  # the same code path a gate uses: per-run estimates, then combine
+        runs = [int(c) for c in counts[r]]
+        est = worst_run_estimate(
+            [proportion_estimate(c, n, alpha=2 * alpha) for c in runs],
+            [proportion_estimate(c, n, alpha=2 * alpha / k) for c in runs],
+            greater=True,
+            alpha=alpha,
+        )
+        lo[r], hi[r] = est.lo, est.hi
+    return lo, hi, rates
+
+
 def simulate_worst_run(
     *,
     threshold: float,
@@ -159,37 +206,24 @@ def simulate_worst_run(
     item_correlation: float,
     rng: np.random.Generator,
 ) -> WorstRunCheck:
-    """False-PASS / false-FAIL of :func:`worst_run_estimate` on proportions (Clopper–Pearson,
-    the circuit-breaker gates' method).
-
-    ``spread`` holds each run's offset above the worst one (one entry is 0; the
-    run-to-run spread measured on the real phase): the runs' true rates are
-    ``threshold + spread`` (capped below 1), so the claim "every run ≥ threshold"
-    is exactly on its boundary.
-    """
-    if min(spread) != 0.0 or any(s < 0 for s in spread):
-        raise StatsError(f"spread={list(spread)} must be offsets ≥ 0 with the worst run at 0")
-    rates = tuple(min(threshold + s, 1 - 1e-9) for s in spread)
-    k = len(rates)
-    counts = _correlated_counts(rates, n, reps, item_correlation, rng)
-    lo_min, hi_min = np.empty(reps), np.empty(reps)
-    for r in range(reps):  # the same code path a gate uses: per-run estimates, then combine
-        runs = [int(c) for c in counts[r]]
-        est = worst_run_estimate(
-            [proportion_estimate(c, n, alpha=2 * alpha) for c in runs],
-            [proportion_estimate(c, n, alpha=2 * alpha / k) for c in runs],
-            greater=True,
-            alpha=alpha,
-        )
-        lo_min[r], hi_min[r] = est.lo, est.hi
+    """False-PASS / false-FAIL rates of :func:`simulate_worst_run_bounds`."""
+    lo, hi, rates = simulate_worst_run_bounds(
+        threshold=threshold,
+        spread=spread,
+        n=n,
+        reps=reps,
+        alpha=alpha,
+        item_correlation=item_correlation,
+        rng=rng,
+    )
     return WorstRunCheck(
-        k=k,
+        k=len(rates),
         n=n,
         reps=reps,
         threshold=threshold,
         rates=rates,
         item_correlation=item_correlation,
-        false_pass=float(np.mean(lo_min >= threshold)),
-        false_fail=float(np.mean(hi_min < threshold)),
-        coverage=float(np.mean((lo_min <= threshold) & (threshold <= hi_min))),
+        false_pass=float(np.mean(lo >= threshold)),
+        false_fail=float(np.mean(hi < threshold)),
+        coverage=float(np.mean((lo <= threshold) & (threshold <= hi))),
     )
