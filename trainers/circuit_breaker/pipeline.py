@@ -68,6 +68,7 @@ __all__ = [
     "PhaseRun",
     "PhaseRunConfig",
     "arm_configs",
+    "evaluate_run",
     "external_half",
     "filtered_ds",
     "partition_external",
@@ -423,6 +424,40 @@ def filtered_ds(
     return kept
 
 
+def evaluate_run(
+    load_model: Callable[[], Any],
+    tokenizer: Any,
+    items: Sequence[Sample],
+    *,
+    model_digest: str,
+    batch_size: int,
+    cache_dir: Path,
+) -> list[dict[str, Any]]:
+    """Every item's scored output for one model, cached by model digest, items and code.
+
+    The cache lets the seven evaluations of a cold run be computed by separate
+    processes (or resumed after an interruption) without changing what they are:
+    the key is the model's weight digest, the items' digest, the batch size
+    (left padding changes greedy outputs at float level) and the producing code.
+    """
+    from .trainer import samples_digest
+
+    key = config_digest(
+        {
+            "model": model_digest,
+            "items": samples_digest(items),
+            "batch": batch_size,
+            "code": code_key(PHASE_MODULES),
+        }
+    )
+    path = cache_dir / "evals" / f"eval-{key[:16]}.json"
+    if path.is_file():
+        return list(json.loads(path.read_text(encoding="utf-8"))["results"])
+    rows = [r.to_dict() for r in evaluate(load_model(), tokenizer, items, batch_size=batch_size)]
+    write_json_atomic(path, {"model": model_digest, "results": rows})
+    return rows
+
+
 def train_baseline(
     cfg: PhaseRunConfig,
     base_dir: Path,
@@ -541,18 +576,26 @@ def _run(
     results: dict[str, list[dict[str, Any]]] = {}
     t = time.perf_counter()
     progress(f"cb: evaluating baseline on {len(eval_samples)} eval items")
-    results["baseline"] = [
-        r.to_dict()
-        for r in evaluate(base_model, tokenizer, eval_samples, batch_size=cfg.eval_batch)
-    ]
+    results["baseline"] = evaluate_run(
+        lambda: base_model,
+        tokenizer,
+        eval_samples,
+        model_digest=baseline.digest,
+        batch_size=cfg.eval_batch,
+        cache_dir=cache_dir,
+    )
     wall["eval_baseline"] = time.perf_counter() - t
     for name, art in artifacts.items():
         t = time.perf_counter()
         progress(f"cb: evaluating {name} on {len(eval_samples)} eval items")
-        model = load_adapter(art, baseline_dir)
-        results[name] = [
-            r.to_dict() for r in evaluate(model, tokenizer, eval_samples, batch_size=cfg.eval_batch)
-        ]
+        results[name] = evaluate_run(
+            lambda art=art: load_adapter(art, baseline_dir),
+            tokenizer,
+            eval_samples,
+            model_digest=art.digest,
+            batch_size=cfg.eval_batch,
+            cache_dir=cache_dir,
+        )
         wall[f"eval_{name}"] = time.perf_counter() - t
     wall["cpu_total"] = time.process_time() - cpu0  # CPU seconds: comparable under contention
     counts = {

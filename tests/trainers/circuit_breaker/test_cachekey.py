@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 
@@ -48,3 +49,30 @@ def test_phase_modules_cover_the_trainer_and_every_step() -> None:
     for module in ("trainers.circuit_breaker.eval", "trainers.circuit_breaker.coherence"):
         assert module in PHASE_MODULES
     assert code_key(PHASE_MODULES)["libraries"]["torch"]
+
+
+def test_evaluations_are_cached_by_model_items_and_code(
+    tiny_dir: Path, tokenizer: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import AutoModelForCausalLM
+
+    import trainers.circuit_breaker.pipeline as pipeline
+    from trainers.circuit_breaker.data import Split, WorldConfig, generate_world
+
+    items = generate_world(WorldConfig(n_eval_attacks=2, n_eval_benign=1))[Split.EVAL]
+    loads: list[int] = []
+
+    def load() -> object:
+        loads.append(1)
+        return AutoModelForCausalLM.from_pretrained(tiny_dir)
+
+    def run() -> list[dict[str, object]]:
+        rows = pipeline.evaluate_run(
+            load, tokenizer, items, model_digest="m1", batch_size=4, cache_dir=tmp_path
+        )
+        return json.loads(json.dumps(rows))  # as the phase result stores them (tuples → lists)
+
+    first = run()
+    assert len(first) == 3 and run() == first and len(loads) == 1  # second call: cache
+    monkeypatch.setattr(pipeline, "code_key", lambda modules: {"sources": {"x": "edited"}})
+    assert run() == first and len(loads) == 2  # edited code: evaluated again
