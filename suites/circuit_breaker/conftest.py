@@ -28,9 +28,21 @@ def cb_config() -> PhaseRunConfig:
 
 
 @pytest.fixture(scope="session")
-def cb_run(request: pytest.FixtureRequest, cb_config: PhaseRunConfig) -> PhaseRun:
-    return run_phase(
-        cb_config,
-        cache_dir=_cache_root(request.config) / "circuit_breaker",
-        progress=lambda msg: None,
-    )
+def cb_run(
+    request: pytest.FixtureRequest, cb_config: PhaseRunConfig, no_cache: bool, shared_dir: Path
+) -> PhaseRun:
+    """The phase run; with ``--no-cache`` the first worker recomputes it, the others reuse that."""
+    from filelock import FileLock
+
+    done = shared_dir / "circuit-breaker-refreshed"
+    with FileLock(str(done) + ".lock"):
+        refresh = no_cache and not done.exists()
+        run = run_phase(
+            cb_config,
+            cache_dir=_cache_root(request.config) / "circuit_breaker",
+            progress=lambda msg: None,
+            refresh=refresh,
+        )
+        if refresh:
+            done.touch()
+    return run

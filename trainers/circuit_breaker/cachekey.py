@@ -1,21 +1,21 @@
 """Cache keys for the circuit-breaker phase computed from the code that produces the result.
 
-A cached phase result or trained adapter is valid only for the code that made it:
-the key carries the sha256 of the *source* of every producing module (computed,
-never hand-bumped) and the versions of the libraries that shape the numbers.  The
-phase and the trainer each get their key from one call here, so swapping in a
-project-wide helper is a one-line change.
+A cached phase result, evaluation or trained adapter is valid only for the code
+that made it: the key carries the digest of the *source* of every producing
+module (computed, never hand-bumped) and the versions of the libraries that
+shape the numbers, through the project's one cache-key helper
+(:mod:`harness.cachekey`).  The phase and the trainer each get their code key
+from one call here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
-import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["PHASE_MODULES", "TRAINER_MODULES", "code_key"]
+from harness.cachekey import library_versions, source_digest
+
+__all__ = ["LIBRARIES", "PHASE_MODULES", "TRAINER_MODULES", "code_key"]
 
 #: Modules whose source decides the trained adapter.
 TRAINER_MODULES: tuple[str, ...] = (
@@ -36,27 +36,10 @@ PHASE_MODULES: tuple[str, ...] = (
     "trainers.circuit_breaker.pipeline",
 )
 
-_LIBRARIES = ("torch", "transformers", "peft", "accelerate", "numpy", "tokenizers")
-
-
-def _source_sha256(module: str) -> str:
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(f"cache key: module {module} has no source file")
-    with open(spec.origin, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+#: Libraries whose versions shape the numbers (kernels, tokenisation, LoRA, training loop).
+LIBRARIES = ("torch", "transformers", "peft", "accelerate", "numpy", "tokenizers")
 
 
 def code_key(modules: Sequence[str]) -> dict[str, Any]:
-    """The producing code's identity: per-module source sha256 and library versions."""
-    return {
-        "sources": {m: _source_sha256(m) for m in modules},
-        "libraries": {d: _version(d) for d in _LIBRARIES},
-    }
+    """The producing code's identity: per-module source digest and library versions."""
+    return {"sources": source_digest(modules), "libraries": library_versions(LIBRARIES)}

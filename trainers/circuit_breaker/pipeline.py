@@ -198,6 +198,8 @@ class PhaseRun:
     arm_seeds: list[int] = field(default_factory=list)
     #: the cache key's code part (module source digests, library versions)
     code_key: dict[str, Any] = field(default_factory=dict)
+    #: each trained run's W&B record (``trainers.tracking.RunTracker.record``), by run key
+    training_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Per ``Sample.source`` when external sources were given (empty otherwise): file,
     #: sha256, rows read, baseline-SFT rows, Ds candidates, kept, dropped, Dr, eval
     #: attacks/benign, and rows skipped as longer than the model's positions.
@@ -225,19 +227,43 @@ def run_phase(
     *,
     cache_dir: Path,
     progress: Callable[[str], None] = print,
+    refresh: bool = False,
 ) -> PhaseRun:
-    """Run (or reuse) the whole phase; safe to call from several xdist workers at once."""
+    """Run (or reuse) the whole phase; safe to call from several xdist workers at once.
+
+    ``refresh`` (``harness run --no-cache``) recomputes the phase result and
+    overwrites it; trained models are still reused when their own key (producing
+    code, config, data) matches.  The key is noted for the evidence
+    (:func:`harness.cachekey.note_cache_use`).
+    """
+    from harness.cachekey import CacheKey, note_cache_use, note_training_run
+
     cfg = config or PhaseRunConfig()
     digest = cfg.digest()
+    key = cfg.cache_key()
+    note_cache_use(
+        CacheKey(
+            kind="circuit_breaker_phase",
+            key=digest,
+            code=key["code"]["sources"],
+            libraries=key["code"]["libraries"],
+            config_digest=config_digest(key["config"]),
+            seed=cfg.seed,
+        ),
+        mode="refresh" if refresh else "use",
+    )
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     result_path = cache_dir / f"cb-phase-{digest[:12]}.json"
     with FileLock(str(result_path) + ".lock"):
-        if result_path.is_file():
-            return PhaseRun.load(result_path)
-        run = _run(cfg, digest, cache_dir, progress)
-        write_json_atomic(result_path, asdict(run))
-        return run
+        if result_path.is_file() and not refresh:
+            run = PhaseRun.load(result_path)
+        else:
+            run = _run(cfg, digest, cache_dir, progress)
+            write_json_atomic(result_path, asdict(run))
+    for name, record in run.training_runs.items():  # evidence: extra["training_runs"]
+        note_training_run(f"circuit_breaker/{name}", record)
+    return run
 
 
 def arm_configs(cb: CircuitBreakerConfig, seed: int) -> dict[str, CircuitBreakerConfig]:
@@ -620,6 +646,7 @@ def _run(
         data_digest=samples_digest([*ds, *dr, *eval_samples]),
         arm_seeds=list(cfg.arm_seeds),
         code_key=code_key(PHASE_MODULES),
+        training_runs={name: dict(art.metrics.get("wandb", {})) for name, art in artifacts.items()},
         train_logs={
             name: read_log(art.log_path) for name, art in artifacts.items() if art.log_path
         },

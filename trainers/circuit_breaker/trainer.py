@@ -23,16 +23,16 @@ needs three batches (Ds, benign Dr, adversarial-safe Dr) and the same model
 with the adapter on and off, which a Trainer would only hide.  On a machine
 with a GPU the same code runs there; here it runs on the CPU.  Every step is
 logged as one JSONL line (``rr/cos_sim_mean``, ``retain/l2``, each loss,
-coefficients, finiteness) — the Gate 2 evidence — and mirrored to W&B in
-offline mode when ``wandb`` is installed.
+coefficients, finiteness) — the Gate 2 evidence — and mirrored to a W&B run
+(:class:`trainers.tracking.RunTracker`: offline unless the settings say
+otherwise, ``disabled`` only when asked; its record is in the artifact's
+metrics under ``wandb``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -309,9 +309,8 @@ class CircuitBreakerTrainer:
         self.dr = list(dr)
         self.out_root = Path(out_root)
         self.progress = progress
-        self.use_wandb = (
-            importlib.util.find_spec("wandb") is not None if use_wandb is None else use_wandb
-        )
+        #: None: the settings' W&B mode (offline by default); False: disabled for this trainer
+        self.use_wandb = use_wandb
 
     def digest(self, config: CircuitBreakerConfig) -> str:
         return config_digest(
@@ -433,7 +432,7 @@ class CircuitBreakerTrainer:
         core: Any = accelerator.unwrap_model(model)  # the PeftModel (DDP-free) for adapter off
         decoder_layers = core.get_base_model().model.layers
         device = accelerator.device
-        wandb_run = self._wandb(cfg, out)
+        tracker = self._tracker(cfg, out)
         log_path = out / LOG_FILE
         t0 = time.perf_counter()
         nonfinite_steps: list[int] = []
@@ -507,13 +506,16 @@ class CircuitBreakerTrainer:
                     + "\n"
                 )
                 log.flush()
-                if wandb_run is not None:
-                    wandb_run.log(
-                        {k: v for k, v in row.items() if isinstance(v, int | float)}, step=step
-                    )
+                tracker.log(
+                    step,
+                    {
+                        k: v
+                        for k, v in row.items()
+                        if isinstance(v, int | float) and math.isfinite(float(v))
+                    },
+                )
                 if not finite and cfg.stop_on_nonfinite:
-                    if wandb_run is not None:
-                        wandb_run.finish()
+                    tracker.finish(failed=True)
                     raise TrainerError(
                         f"circuit-breaker training hit a non-finite loss at step {step} "
                         f"({ {k: v for k, v in row.items() if k.startswith('loss/')} }); "
@@ -527,8 +529,8 @@ class CircuitBreakerTrainer:
                         f"ce {row.get('loss/ce_adv_safe', float('nan')):.3f} "
                         f"({row['elapsed_s']:.0f}s)"
                     )
-        if wandb_run is not None:
-            wandb_run.finish()
+        tracker.summary({"final/loss_total": float(row["loss/total"]), "steps": cfg.steps})
+        tracker.finish()
         core.eval()
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
@@ -543,21 +545,20 @@ class CircuitBreakerTrainer:
             "n_dr": len(self.dr),
             "n_retain_l2": len(retain_items),
             "n_ce_targets": len(ce_items),
+            "wandb": tracker.record(),
         }
 
-    def _wandb(self, cfg: CircuitBreakerConfig, out: Path) -> Any:
-        if not self.use_wandb:
-            return None
-        # offline only: there is no network here, and evidence must not leave the machine
-        import wandb  # type: ignore[import-not-found,unused-ignore]
+    def _tracker(self, cfg: CircuitBreakerConfig, out: Path) -> Any:
+        """The run's W&B tracker (mode from the settings; never touches ``os.environ``)."""
+        from trainers.tracking import RunTracker
 
-        os.environ.setdefault("WANDB_MODE", "offline")
-        return wandb.init(
-            project="gate-harness-circuit-breaker",
-            dir=str(out),
-            mode="offline",
+        arm = "cb" if cfg.rerouting else "adv_sft"
+        return RunTracker(
+            name=f"{arm}-seed{cfg.seed}-{out.name}",
+            group="circuit_breaker",
             config=cfg.to_dict(),
-            reinit=True,
+            mode="disabled" if self.use_wandb is False else None,
+            directory=out / "wandb",
         )
 
 

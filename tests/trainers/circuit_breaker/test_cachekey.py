@@ -76,3 +76,38 @@ def test_evaluations_are_cached_by_model_items_and_code(
     assert len(first) == 3 and run() == first and len(loads) == 1  # second call: cache
     monkeypatch.setattr(pipeline, "code_key", lambda modules: {"sources": {"x": "edited"}})
     assert run() == first and len(loads) == 2  # edited code: evaluated again
+
+
+def test_run_phase_reuses_its_result_unless_refreshed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainers.circuit_breaker.pipeline as pipeline
+    from harness.cachekey import caches_used
+
+    calls: list[str] = []
+
+    def fake_run(cfg: object, digest: str, cache_dir: Path, progress: object) -> object:
+        calls.append(digest)
+        return pipeline.PhaseRun(
+            config_digest=digest,
+            counts={},
+            format_problems=[],
+            n_audited=0,
+            ds_dropped=0,
+            ds_candidates=0,
+            model_digests={},
+            data_digest="d",
+            train_logs={},
+            results={},
+            wall_s={},
+        )
+
+    monkeypatch.setattr(pipeline, "_run", fake_run)
+    cfg = PhaseRunConfig()
+    pipeline.run_phase(cfg, cache_dir=tmp_path, progress=lambda _m: None)
+    pipeline.run_phase(cfg, cache_dir=tmp_path, progress=lambda _m: None)
+    assert len(calls) == 1
+    pipeline.run_phase(cfg, cache_dir=tmp_path, progress=lambda _m: None, refresh=True)
+    assert len(calls) == 2
+    noted = [v for v in caches_used().values() if v["kind"] == "circuit_breaker_phase"]
+    assert noted and noted[-1]["key"] == cfg.digest() and noted[-1]["mode"] == "refresh"

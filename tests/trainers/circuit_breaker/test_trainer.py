@@ -242,3 +242,20 @@ def test_early_stopped_capture_matches_transformers_hidden_states(tiny_dir: Path
     assert logits is None
     for layer in (1, 2):
         torch.testing.assert_close(got[layer], full[layer])
+
+
+def test_training_is_logged_to_an_offline_wandb_run(tiny_dir: Path, tmp_path: Path) -> None:
+    """Every step's losses reach the W&B run (offline by default); read it back from disk."""
+    pytest.importorskip("wandb")
+    from trainers.tracking import read_offline_run
+
+    trainer = CircuitBreakerTrainer(
+        base_model_dir=tiny_dir, ds=DS, dr=DR, out_root=tmp_path, progress=lambda _m: None
+    )
+    art = trainer.train(replace(CFG, steps=3))
+    record = art.metrics["wandb"]
+    assert record["mode"] == "offline" and record["run_dir"], record
+    run = read_offline_run(record["run_dir"])
+    assert [int(r["_step"]) for r in run.history] == [0, 1, 2]
+    assert all("loss/total" in r and "rr/cos_sim_mean" in r for r in run.history)
+    assert run.config["steps"] == 3 and run.exit_code == 0
