@@ -1,0 +1,90 @@
+"""Embedded code-edit generator: real ast-grep codemods, mutations, split and leakage."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from harness.data.code_edit.action import parse_action
+from harness.data.code_edit.leakage import check_leakage
+from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.data.code_edit.store import read_processed
+from trainers.code_edit.codemods import CODEMODS, apply_codemods, ast_grep_binary
+from trainers.code_edit.generate import build_embedded, drop_leaking
+from trainers.code_edit.mutations import candidates, mutate_functions
+
+F1 = '''def mean(xs):
+    """Average of xs."""
+    if len(xs) == 0:
+        return 0.0
+    result = sum(xs)
+    return result / len(xs)
+'''
+F2 = '''def show(name):
+    """Print a name."""
+    if isinstance(name, str):
+        print(name)
+    return name
+'''
+F3 = '''def last(items, n):
+    """The last n items."""
+    if n <= 0:
+        return []
+    return items[len(items) - n:]
+'''
+
+
+def test_binary_is_the_real_ast_grep() -> None:
+    assert ast_grep_binary().is_file()
+
+
+def test_codemods_apply_with_the_binary_and_keep_their_rule() -> None:
+    pairs = apply_codemods([F1, F2])
+    by = {(p.codemod.name, p.pre): p.post for p in pairs}
+    assert "not xs" in by[("len-zero-to-not", F1)]
+    assert "outcome = sum(xs)" in by[("rename-result", F1)]
+    assert "return result / len(xs) if len(xs) else 0" in by[("guard-division", F1)]
+    assert "logging.info('%s', name)" in by[("print-to-logging", F2)]
+    assert "(str, bytes)" in by[("isinstance-str-bytes", F2)]
+    for p in pairs:
+        ast.parse(p.post)
+        assert parse_action(p.codemod.action().rule_yaml()) == p.codemod.action()
+    assert {c.name for c in CODEMODS} >= {p.codemod.name for p in pairs}
+
+
+def test_mutations_change_one_token_and_parse() -> None:
+    kinds = {m.kind for m in candidates(F3)}
+    assert kinds == {"comparison_swap", "operator_swap", "off_by_one"}
+    (pair,) = mutate_functions([F3], seed=1)
+    ast.parse(pair.pre)
+    assert pair.post == F3 and pair.pre != F3
+    diff = [(a, b) for a, b in zip(pair.pre.splitlines(), F3.splitlines(), strict=True) if a != b]
+    assert len(diff) == 1
+    assert mutate_functions([F3], seed=1) == [pair]  # seeded
+
+
+def test_drop_leaking_keeps_train_and_drops_later_split() -> None:
+    def r(i: str, split: Split, pre: str) -> NormalizedRecord:
+        return NormalizedRecord.build(
+            id=i,
+            source="s",
+            language="python",
+            instruction="x",
+            pre_code=pre,
+            post_code=pre + "# e\n",
+            split=split,
+        )
+
+    built = drop_leaking([r("t", Split.TRAIN, F1), r("d", Split.TEST, F1), r("o", Split.DEV, F2)])
+    assert built.dropped_leaking == ["d"]
+    assert check_leakage(built.records).count == 0
+
+
+def test_build_embedded_writes_valid_leak_free_splits(tmp_path: Path) -> None:
+    meta, built = build_embedded(root=tmp_path, functions=[F1, F2, F3])
+    rows = read_processed(root=tmp_path)
+    assert sorted(r.id for r in rows) == sorted(r.id for r in built.records)
+    assert check_leakage(rows).count == 0
+    assert {r.source for r in rows} == {"synthetic_codemod", "synthetic_bugfix"}
+    assert all(r.action is not None for r in rows if r.source == "synthetic_codemod")
+    assert sum(sum(v.values()) for v in meta.counts.values()) == len(rows)
