@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from harness.data.code_edit.cli import app as code_edit_app
 from harness.data.contamination_cli import contamination
 from harness.data.safety import fetch_safety, load_safety, sample_sets, write_sets
 from harness.data.schemas import SafetySet
@@ -88,3 +89,4 @@ def sample(
 
 
 app.command("contamination")(contamination)
+app.add_typer(code_edit_app, name="code-edit")

@@ -13,9 +13,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from harness.atomic import atomic_write_json, atomic_write_jsonl
 from harness.data.code_edit.schema import DatasetMetadata, NormalizedRecord, Split
-from harness.data.schemas import read_jsonl
+from harness.data.schemas import read_jsonl, validation_message
 from harness.errors import DataValidationError
 from harness.settings import get_settings
 
@@ -25,6 +27,7 @@ __all__ = [
     "dataset_stats",
     "default_root",
     "read_processed",
+    "schema_violations",
     "write_processed",
 ]
 
@@ -153,3 +156,31 @@ def dataset_stats(records: Iterable[NormalizedRecord]) -> DatasetStats:
         total,
         digest,
     )
+
+
+def schema_violations(*, root: Path | None = None) -> list[str]:
+    """Every invalid row under ``root`` (file:line: field problem), not just the first.
+
+    The ``schema_violations`` count is what a data gate reads; :func:`read_processed`
+    stops at the first error instead, which is what a trainer wants.
+    """
+    base = root or default_root()
+    problems: list[str] = []
+    for split in Split:
+        for path in sorted((base / split.value).glob("*.jsonl")):
+            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                problems.extend(_row_problems(path, lineno, line, split))
+    return problems
+
+
+def _row_problems(path: Path, lineno: int, line: str, split: Split) -> list[str]:
+    where = f"{path}:{lineno}"
+    try:
+        row = NormalizedRecord.model_validate_json(line)
+    except ValidationError as exc:
+        return validation_message(where, exc, fix=_FIX).splitlines()[:-1]
+    if row.split is not split:
+        return [f"{where}: field 'split'={row.split.value!r} but the file is under {split.value}/"]
+    return []
