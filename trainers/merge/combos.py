@@ -143,7 +143,12 @@ def compose(
         sparse = ties(base, parents, density=recipe.density, weights=recipe.weights)
     else:
         sparse = dare(
-            base, parents, density=recipe.density, seed=recipe.seed, weights=recipe.weights
+            base,
+            parents,
+            density=recipe.density,
+            seed=recipe.seed,
+            weights=recipe.weights,
+            normalize=True,
         )
     sources = [interp, sparse, *parents]
     depth = layer_count(interp, pattern=pattern)

@@ -7,16 +7,18 @@ differences):
 * **SLERP** — spherical interpolation between two models, computed per output
   row (dim 0) in fp32.  Rows whose normalised dot product has ``|dot| > 0.9995``
   (nearly parallel, where ``sin θ`` is ill-conditioned) or zero norm fall back
-  to linear interpolation.  1-D tensors are one row.
-* **TIES** — task vectors ``δᵢ = θᵢ − base``; keep the top ``k = round(density·n)``
+  to linear interpolation.  As in mergekit, a 1-D tensor (norm gains, biases) has
+  one-element rows, so it is interpolated linearly.
+* **TIES** — task vectors ``δᵢ = θᵢ − base``; keep the top ``k = max(1, ⌊density·n⌋)``
   entries of each by magnitude; elect a sign per entry as the sign of
-  ``Σ wᵢ δᵢ`` over the trimmed vectors; average only the entries that agree with
-  the elected sign (disjoint mean, divided by ``Σ wᵢ·maskᵢ``); add ``λ·merged``.
+  ``Σ wᵢ δᵢ`` over the trimmed vectors (a zero sum elects ``+``); average only the
+  entries that agree with the elected sign (disjoint mean, divided by ``Σ wᵢ·maskᵢ``);
+  add ``λ·merged``.
 * **DARE** — keep each delta entry with probability ``p = density`` (Bernoulli)
   and rescale the survivors.  ``rescale="inverse_p"`` (default) multiplies by
   ``1/p`` as in the DARE paper (unbiased in expectation); ``rescale="l1"``
   matches the original L1 norm of the delta as mergekit does.  ``sign_consensus``
-  turns DARE-linear into DARE-TIES.
+  turns DARE-linear into DARE-TIES.  As in mergekit, DARE does not normalise by default.
 """
 
 from __future__ import annotations
@@ -92,8 +94,8 @@ def slerp_tensor(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     """SLERP from ``a`` (t=0) to ``b`` (t=1), row by row along dim 0, in fp32."""
     if a.shape != b.shape:
         raise TrainerError(f"slerp: shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}.")
-    a2 = a.float().reshape(1, -1) if a.dim() <= 1 else a.float().reshape(a.shape[0], -1)
-    b2 = b.float().reshape(1, -1) if b.dim() <= 1 else b.float().reshape(b.shape[0], -1)
+    a2 = a.float().reshape(1, -1) if a.dim() == 0 else a.float().reshape(a.shape[0], -1)
+    b2 = b.float().reshape(1, -1) if b.dim() == 0 else b.float().reshape(b.shape[0], -1)
     na, nb = a2.norm(dim=1), b2.norm(dim=1)
     safe = (na > 0) & (nb > 0)
     dot = torch.where(
@@ -125,9 +127,9 @@ def _check_density(density: float, what: str) -> None:
 
 
 def _trim_top_k(delta: torch.Tensor, density: float) -> torch.Tensor:
-    """Zero all but the ``round(density·n)`` largest-magnitude entries (ties broken by order)."""
+    """Zero all but the ``max(1, ⌊density·n⌋)`` largest-magnitude entries (mergekit's k)."""
     flat = delta.reshape(-1)
-    k = round(density * flat.numel())
+    k = max(1, int(density * flat.numel()))
     if k >= flat.numel():
         return delta.clone()
     out = torch.zeros_like(flat)
@@ -140,20 +142,23 @@ def _trim_top_k(delta: torch.Tensor, density: float) -> torch.Tensor:
 def _disjoint_merge(
     deltas: list[torch.Tensor], w: list[float], *, sign_consensus: bool, normalize: bool
 ) -> torch.Tensor:
-    """Σ wᵢ δᵢ over entries kept by the sign election, divided by Σ wᵢ·maskᵢ if normalising."""
+    """Combine weighted deltas; with consensus only entries agreeing with the elected sign.
+
+    Elected sign = sign of ``Σ wᵢ δᵢ`` with a zero sum counting as ``+`` (mergekit's "sum"
+    method).  Normalising divides by ``Σ wᵢ·maskᵢ`` with consensus (zeros → 1), else by ``Σ wᵢ``.
+    """
     weighted = torch.stack([wi * d for wi, d in zip(w, deltas, strict=True)])
+    wt = torch.tensor(w, dtype=weighted.dtype).reshape(-1, *([1] * (weighted.dim() - 1)))
     if sign_consensus:
-        elected = torch.sign(weighted.sum(dim=0))
-        mask = (torch.sign(weighted) == elected) & (weighted != 0)
+        elected = torch.where(weighted.sum(dim=0) >= 0, 1.0, -1.0)
+        mask = torch.sign(weighted) == elected
+        merged = (weighted * mask).sum(dim=0)
+        divisor = (wt * mask).sum(dim=0)
+        divisor = torch.where(divisor == 0, torch.ones_like(divisor), divisor)
     else:
-        mask = torch.stack([d != 0 for d in deltas])
-    merged = (weighted * mask).sum(dim=0)
-    if not normalize:
-        return merged
-    wt = torch.tensor(w, dtype=merged.dtype).reshape(-1, *([1] * merged.dim()))
-    divisor = (wt * mask).sum(dim=0)
-    divisor = torch.where(divisor == 0, torch.ones_like(divisor), divisor)
-    return merged / divisor
+        merged = weighted.sum(dim=0)
+        divisor = torch.full_like(merged, sum(w) if abs(sum(w)) >= 1e-8 else 1.0)
+    return merged / divisor if normalize else merged
 
 
 def ties(
@@ -183,12 +188,14 @@ def _dare_drop(
     rescale: Literal["inverse_p", "l1"],
     generator: torch.Generator,
 ) -> torch.Tensor:
+    if density >= 1.0:
+        return delta
     keep = torch.rand(delta.shape, generator=generator) < density
     kept = delta * keep
     if rescale == "inverse_p":
         return kept / density
-    before, after = delta.abs().sum(), kept.abs().sum()
-    return kept * (before / after) if after > 0 else kept
+    before, after = float(delta.abs().sum()), float(kept.abs().sum())
+    return kept * (before / after) if before >= 1e-7 and after >= 1e-7 else kept
 
 
 def dare(
@@ -201,12 +208,12 @@ def dare(
     rescale: Literal["inverse_p", "l1"] = "inverse_p",
     sign_consensus: bool = False,
     lam: float = 1.0,
-    normalize: bool = True,
+    normalize: bool = False,
 ) -> StateDict:
     """DARE: Bernoulli(``density``) keep of each delta entry, rescale, then combine.
 
-    ``normalize`` divides by ``Σ wᵢ`` over models that kept an entry, like TIES' disjoint
-    mean; with ``sign_consensus`` only entries agreeing with the elected sign count.
+    As in mergekit, ``normalize`` is off by default (the result is ``base + λ Σ wᵢ δ̃ᵢ``);
+    on, it divides by ``Σ wᵢ`` (or, with ``sign_consensus``, by ``Σ wᵢ·maskᵢ``).
     """
     _check_density(density, "dare")
     if rescale not in ("inverse_p", "l1"):

@@ -73,8 +73,8 @@ def test_slerp_zero_row_and_bias_vector() -> None:
     b = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     out = slerp_tensor(a, b, 0.5)
     torch.testing.assert_close(out[0], torch.tensor([0.5, 0.5]))  # zero norm → linear
-    v = slerp({"b": torch.tensor([1.0, 0.0])}, {"b": torch.tensor([0.0, 1.0])}, t=0.5)["b"]
-    torch.testing.assert_close(v, torch.tensor([1.0, 1.0]) / math.sqrt(2))  # 1-D = one row
+    v = slerp({"b": torch.tensor([1.0, 3.0])}, {"b": torch.tensor([3.0, -1.0])}, t=0.5)["b"]
+    torch.testing.assert_close(v, torch.tensor([2.0, 1.0]))  # 1-D: one-element rows → linear
     with pytest.raises(TrainerError, match="outside"):
         slerp({"b": a}, {"b": b}, t=1.5)
 
@@ -103,6 +103,8 @@ def test_ties_weights_decide_the_sign_election() -> None:
     base = _sd(0.0)
     out = ties(base, [_sd(1.0), _sd(-1.0)], density=1.0, weights=[1.0, 3.0])
     torch.testing.assert_close(out["w"], torch.tensor([-1.0]))  # −3 outvotes +1
+    tie = ties(base, [_sd(1.0), _sd(-1.0)], density=1.0)
+    torch.testing.assert_close(tie["w"], torch.tensor([1.0]))  # zero sum elects + (mergekit)
 
 
 def test_dare_keeps_with_probability_p_and_rescales_by_inverse_p() -> None:
@@ -128,7 +130,9 @@ def test_dare_is_seeded_and_full_density_is_the_mean() -> None:
     a = dare(base, [m1, m2], density=0.5, seed=11)
     b = dare(base, [m1, m2], density=0.5, seed=11)
     torch.testing.assert_close(a["w"], b["w"])
-    full = dare(base, [m1, m2], density=1.0, seed=0)
+    full = dare(base, [m1, m2], density=1.0, seed=0, normalize=True)
     torch.testing.assert_close(full["w"], linear([m1, m2])["w"])
-    ties_like = dare(base, [m1, m2], density=1.0, seed=0, sign_consensus=True)
+    summed = dare(base, [m1, m2], density=1.0, seed=0)  # mergekit default: no normalisation
+    torch.testing.assert_close(summed["w"], torch.tensor([4.0, 4.0, 2.0]))
+    ties_like = dare(base, [m1, m2], density=1.0, seed=0, sign_consensus=True, normalize=True)
     torch.testing.assert_close(ties_like["w"], torch.tensor([2.0, 2.0, 3.0]))
