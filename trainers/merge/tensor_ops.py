@@ -7,8 +7,9 @@ differences):
 * **SLERP** — spherical interpolation between two models, computed per output
   row (dim 0) in fp32.  Rows whose normalised dot product has ``|dot| > 0.9995``
   (nearly parallel, where ``sin θ`` is ill-conditioned) or zero norm fall back
-  to linear interpolation.  As in mergekit, a 1-D tensor (norm gains, biases) has
-  one-element rows, so it is interpolated linearly.
+  to linear interpolation.  A 1-D tensor (norm gains, biases) is one row.
+  ``granularity="tensor"`` treats each whole tensor as one vector instead, which is
+  what mergekit 0.1.5 does (its leading "batch" axis stacks tensors, not rows).
 * **TIES** — task vectors ``δᵢ = θᵢ − base``; keep the top ``k = max(1, ⌊density·n⌋)``
   entries of each by magnitude; elect a sign per entry as the sign of
   ``Σ wᵢ δᵢ`` over the trimmed vectors (a zero sum elects ``+``); average only the
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 StateDict = dict[str, torch.Tensor]
+Granularity = Literal["row", "tensor"]
 
 #: mergekit's threshold: above it the two rows are treated as parallel (linear fallback).
 DOT_THRESHOLD = 0.9995
@@ -90,12 +92,16 @@ def linear(
     return out
 
 
-def slerp_tensor(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """SLERP from ``a`` (t=0) to ``b`` (t=1), row by row along dim 0, in fp32."""
+def slerp_tensor(
+    a: torch.Tensor, b: torch.Tensor, t: float, *, granularity: Granularity = "row"
+) -> torch.Tensor:
+    """SLERP from ``a`` (t=0) to ``b`` (t=1) per row along dim 0 (or per tensor), in fp32."""
     if a.shape != b.shape:
         raise TrainerError(f"slerp: shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}.")
-    a2 = a.float().reshape(1, -1) if a.dim() == 0 else a.float().reshape(a.shape[0], -1)
-    b2 = b.float().reshape(1, -1) if b.dim() == 0 else b.float().reshape(b.shape[0], -1)
+    if granularity not in ("row", "tensor"):
+        raise TrainerError(f"slerp: granularity={granularity!r}; use 'row' or 'tensor'.")
+    rows = a.shape[0] if a.dim() >= 2 and granularity == "row" else 1
+    a2, b2 = a.float().reshape(rows, -1), b.float().reshape(rows, -1)
     na, nb = a2.norm(dim=1), b2.norm(dim=1)
     safe = (na > 0) & (nb > 0)
     dot = torch.where(
@@ -113,12 +119,18 @@ def slerp_tensor(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return out.reshape(a.shape).to(a.dtype)
 
 
-def slerp(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor], *, t: float) -> StateDict:
+def slerp(
+    a: Mapping[str, torch.Tensor],
+    b: Mapping[str, torch.Tensor],
+    *,
+    t: float,
+    granularity: Granularity = "row",
+) -> StateDict:
     """SLERP every parameter of two same-architecture models (see :func:`slerp_tensor`)."""
     if not 0.0 <= t <= 1.0:
         raise TrainerError(f"slerp: t={t} is outside [0, 1]; pass an interpolation factor in it.")
     _check_same_keys([a, b], "slerp")
-    return {k: slerp_tensor(a[k], b[k], t) for k in a}
+    return {k: slerp_tensor(a[k], b[k], t, granularity=granularity) for k in a}
 
 
 def _check_density(density: float, what: str) -> None:

@@ -68,13 +68,24 @@ def test_slerp_is_per_row_with_linear_fallback_for_parallel_rows() -> None:
     torch.testing.assert_close(out[1], 0.7 * a[1] + 0.3 * b[1])
 
 
+def test_slerp_tensor_granularity_treats_the_whole_tensor_as_one_vector() -> None:
+    g = torch.Generator().manual_seed(2)
+    a, b = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    whole = slerp_tensor(a, b, 0.4, granularity="tensor")
+    ref = torch.tensor(_slerp_ref(a.flatten().tolist(), b.flatten().tolist(), 0.4))
+    torch.testing.assert_close(whole.flatten(), ref, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(whole, slerp_tensor(a, b, 0.4))  # per-row differs
+    with pytest.raises(TrainerError, match="granularity"):
+        slerp_tensor(a, b, 0.4, granularity="col")  # type: ignore[arg-type]
+
+
 def test_slerp_zero_row_and_bias_vector() -> None:
     a = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
     b = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     out = slerp_tensor(a, b, 0.5)
     torch.testing.assert_close(out[0], torch.tensor([0.5, 0.5]))  # zero norm → linear
-    v = slerp({"b": torch.tensor([1.0, 3.0])}, {"b": torch.tensor([3.0, -1.0])}, t=0.5)["b"]
-    torch.testing.assert_close(v, torch.tensor([2.0, 1.0]))  # 1-D: one-element rows → linear
+    v = slerp({"b": torch.tensor([1.0, 0.0])}, {"b": torch.tensor([0.0, 1.0])}, t=0.5)["b"]
+    torch.testing.assert_close(v, torch.tensor([1.0, 1.0]) / math.sqrt(2))  # 1-D = one row
     with pytest.raises(TrainerError, match="outside"):
         slerp({"b": a}, {"b": b}, t=1.5)
 
