@@ -1,0 +1,66 @@
+"""Outcomes for the code-edit data gates, read from a processed data directory.
+
+Each gate reads the data as written on disk (not the generator's in-memory
+rows), so a gate passes only on what a trainer would actually load:
+
+* ``schema_violations`` — one outcome per invalid row (value 1), or one value-0
+  outcome naming how many rows were checked when there are none;
+* ``split_leakage`` — one outcome per leaking pair (exact or near duplicate in
+  two splits), or one value-0 outcome with the number of pairs compared;
+* ``<split>_count`` — one outcome per valid row of that split (``of: n``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.data.code_edit.leakage import DEFAULT_THRESHOLD, check_leakage
+from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.data.code_edit.store import read_processed, schema_violations
+from harness.outcomes import Outcome
+
+__all__ = ["leakage_outcomes", "load_rows", "split_count_outcomes", "violation_outcomes"]
+
+
+def violation_outcomes(root: Path) -> list[Outcome]:
+    """One value-1 outcome per schema problem under ``root`` (value-0 sentinel when clean)."""
+    problems = schema_violations(root=root)
+    if problems:
+        return [
+            Outcome(item_id=f"violation/{i}", value=1.0, raw={"problem": p})
+            for i, p in enumerate(problems)
+        ]
+    rows = sum(
+        1
+        for s in Split
+        for f in (root / s.value).glob("*.jsonl")
+        for line in f.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    )
+    return [Outcome(item_id="all_rows", value=0.0, raw={"rows_checked": rows})]
+
+
+def leakage_outcomes(
+    rows: list[NormalizedRecord], *, threshold: float = DEFAULT_THRESHOLD
+) -> list[Outcome]:
+    """One value-1 outcome per leaking pair across splits (value-0 sentinel when none)."""
+    report = check_leakage(rows, threshold=threshold)
+    if report.pairs:
+        return [Outcome(item_id=f"{p.a_id}~{p.b_id}", value=1.0, raw=vars(p)) for p in report.pairs]
+    return [
+        Outcome(
+            item_id="no_leakage",
+            value=0.0,
+            raw={"pairs_compared": report.compared, "threshold": threshold},
+        )
+    ]
+
+
+def split_count_outcomes(rows: list[NormalizedRecord], split: Split) -> list[Outcome]:
+    """One outcome per row of ``split`` (the gate counts items: ``params.of = n``)."""
+    return [Outcome(item_id=r.id, value=1.0, cluster=r.source) for r in rows if r.split is split]
+
+
+def load_rows(root: Path) -> list[NormalizedRecord]:
+    """All rows under ``root`` (raises naming file/line/field on the first invalid one)."""
+    return read_processed(root=root)

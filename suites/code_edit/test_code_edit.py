@@ -1,0 +1,94 @@
+"""Code-edit data gates (gates/code_edit.yaml) on the embedded default data set.
+
+The subject is the processed data on disk.  Controls: a copy with one blank
+instruction must FAIL ``schema_violations``; a copy with a train row duplicated
+into test must FAIL ``split_leakage``; an empty split must FAIL its count floor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.data.code_edit.schema import Split
+from harness.data.code_edit.store import dataset_stats
+from harness.decision import Verdict
+from harness.evaluators.code_edit import (
+    leakage_outcomes,
+    load_rows,
+    split_count_outcomes,
+    violation_outcomes,
+)
+from harness.gate import Gate
+
+pytestmark = [pytest.mark.phase("code_edit"), pytest.mark.xdist_group("code_edit")]
+
+
+def _extra(root: Path) -> dict[str, object]:
+    return {"root": str(root), **dataset_stats(load_rows(root)).as_dict()}
+
+
+def _digest(root: Path) -> str:
+    return dataset_stats(load_rows(root)).digest
+
+
+@pytest.mark.gate("schema_violations")
+def test_schema_violations(gate: Gate, code_edit_data: Path) -> None:
+    gate.check(
+        violation_outcomes(code_edit_data),
+        subject="embedded",
+        data_digest=_digest(code_edit_data),
+        extra=_extra(code_edit_data),
+    )
+
+
+@pytest.mark.gate("schema_violations")
+def test_schema_violations_control_blank_instruction(gate: Gate, invalid_row_control: Path) -> None:
+    gate.check(violation_outcomes(invalid_row_control), subject="invalid_row", expect=Verdict.FAIL)
+
+
+@pytest.mark.gate("split_leakage")
+def test_split_leakage(gate: Gate, code_edit_data: Path) -> None:
+    gate.check(
+        leakage_outcomes(load_rows(code_edit_data)),
+        subject="embedded",
+        data_digest=_digest(code_edit_data),
+    )
+
+
+@pytest.mark.gate("split_leakage")
+def test_split_leakage_control_duplicated_row(gate: Gate, leaky_control: Path) -> None:
+    gate.check(leakage_outcomes(load_rows(leaky_control)), subject="leaky", expect=Verdict.FAIL)
+
+
+def _count(gate: Gate, root: Path, split: Split) -> None:
+    rows = load_rows(root)
+    gate.check(
+        split_count_outcomes(rows, split),
+        subject="embedded",
+        data_digest=_digest(root),
+        extra={"by_source": dataset_stats(rows).counts[split.value]},
+    )
+
+
+@pytest.mark.gate("train_count")
+def test_train_count(gate: Gate, code_edit_data: Path) -> None:
+    _count(gate, code_edit_data, Split.TRAIN)
+
+
+@pytest.mark.gate("dev_count")
+def test_dev_count(gate: Gate, code_edit_data: Path) -> None:
+    _count(gate, code_edit_data, Split.DEV)
+
+
+@pytest.mark.gate("test_count")
+def test_test_count(gate: Gate, code_edit_data: Path) -> None:
+    _count(gate, code_edit_data, Split.TEST)
+
+
+@pytest.mark.gate("test_count")
+def test_test_count_control_truncated(gate: Gate, code_edit_data: Path) -> None:
+    """Ten held-out rows (a generator that lost most of its output) must FAIL the floor."""
+    rows = split_count_outcomes(load_rows(code_edit_data), Split.TEST)[:10]
+    gate.check(rows, subject="truncated", expect=Verdict.FAIL)

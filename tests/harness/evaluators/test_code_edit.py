@@ -1,0 +1,53 @@
+"""Code-edit data-gate outcomes read from a processed directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.data.code_edit.store import write_processed
+from harness.evaluators.code_edit import (
+    leakage_outcomes,
+    load_rows,
+    split_count_outcomes,
+    violation_outcomes,
+)
+
+PRE = "def f(a, b):\n    return a + b\n"
+
+
+def rec(i: str, split: Split, post: str) -> NormalizedRecord:
+    return NormalizedRecord.build(
+        id=i,
+        source="s",
+        language="python",
+        instruction="edit",
+        pre_code=PRE,
+        post_code=post,
+        split=split,
+    )
+
+
+def test_clean_data_gives_zero_sentinels_and_counts(tmp_path: Path) -> None:
+    rows = [rec("a", Split.TRAIN, PRE.replace("+", "-")), rec("b", Split.TEST, "x = 1\n")]
+    write_processed(rows, root=tmp_path, name="t", generator="t")
+    (v,) = violation_outcomes(tmp_path)
+    assert v.value == 0 and v.raw["rows_checked"] == 2
+    loaded = load_rows(tmp_path)
+    (leak,) = leakage_outcomes(loaded)
+    assert leak.value == 0 and leak.raw["pairs_compared"] == 1
+    assert [o.item_id for o in split_count_outcomes(loaded, Split.TRAIN)] == ["a"]
+    assert split_count_outcomes(loaded, Split.DEV) == []
+
+
+def test_leak_and_violation_are_one_outcome_each(tmp_path: Path) -> None:
+    post = PRE.replace("+", "-")
+    rows = [rec("a", Split.TRAIN, post), rec("b", Split.DEV, post)]
+    out = leakage_outcomes(rows)
+    assert [(o.value, o.raw["kind"]) for o in out] == [(1.0, "exact")]
+    write_processed(rows, root=tmp_path, name="t", generator="t")
+    path = tmp_path / "dev" / "s.jsonl"
+    path.write_text(path.read_text() + '{"id": "x"}\n')
+    problems = violation_outcomes(tmp_path)
+    assert problems and all(o.value == 1.0 for o in problems)
+    assert sum(o.value for o in problems) == len(problems)
