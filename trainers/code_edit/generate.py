@@ -30,6 +30,7 @@ from harness.data.code_edit.schema import DatasetMetadata, NormalizedRecord, Spl
 from harness.data.code_edit.store import dataset_stats, default_root, write_processed
 from trainers.code_edit.codemods import CODEMODS, apply_codemods, rule_document
 from trainers.code_edit.mutations import mutate_functions
+from trainers.code_edit.tested_bugs import DOCTEST_MODULES, tested_bugs
 
 __all__ = ["Built", "build_embedded", "build_records", "drop_leaking", "main"]
 
@@ -53,9 +54,11 @@ def _split_of(original: str) -> Split:
     return hash_split(hashlib.sha256(original.encode("utf-8")).hexdigest())
 
 
-def build_records(functions: Sequence[str], *, seed: int = 0) -> list[NormalizedRecord]:
-    """Codemod and bug-fix records for ``functions`` (no leakage filtering yet)."""
-    out: list[NormalizedRecord] = []
+def build_records(
+    functions: Sequence[str], *, seed: int = 0, doctest_modules: Sequence[str] = DOCTEST_MODULES
+) -> list[NormalizedRecord]:
+    """Codemod, bug-fix and tested bug-fix records (no leakage filtering yet)."""
+    out = _tested_records(seed=seed, modules=doctest_modules)
     for p in apply_codemods(functions, codemods=CODEMODS):
         out.append(
             NormalizedRecord.build(
@@ -85,6 +88,22 @@ def build_records(functions: Sequence[str], *, seed: int = 0) -> list[Normalized
     return out
 
 
+def _tested_records(*, seed: int, modules: Sequence[str]) -> list[NormalizedRecord]:
+    return [
+        NormalizedRecord.build(
+            id=f"bugfix_tested/{t.module}.{t.name}/{t.pair.mutation.kind}",
+            source="synthetic_bugfix_tested",
+            language="python",
+            instruction=f"Fix the bug in `{t.name}`; its doctest examples must pass.",
+            pre_code=t.pair.pre,
+            post_code=t.pair.post,
+            tests=t.tests,
+            split=_split_of(t.pair.post),
+        )
+        for t in (tested_bugs(seed=seed, modules=modules) if modules else [])
+    ]
+
+
 def drop_leaking(
     records: Sequence[NormalizedRecord], *, threshold: float = DEFAULT_THRESHOLD
 ) -> Built:
@@ -100,14 +119,18 @@ def drop_leaking(
 
 
 def build_embedded(
-    *, root: Path | None = None, seed: int = 0, functions: Sequence[str] | None = None
+    *,
+    root: Path | None = None,
+    seed: int = 0,
+    functions: Sequence[str] | None = None,
+    doctest_modules: Sequence[str] = DOCTEST_MODULES,
 ) -> tuple[DatasetMetadata, Built]:
     """Build, de-leak and write the embedded set under ``root`` (default: settings data dir)."""
     if functions is None:
         from trainers.code_corpus import code_corpus
 
         functions = code_corpus().texts
-    records = build_records(functions, seed=seed)
+    records = build_records(functions, seed=seed, doctest_modules=doctest_modules)
     unique = {r.id: r for r in records}  # one function, one codemod: one id
     built = drop_leaking(list(unique.values()))
     meta = write_processed(
@@ -119,6 +142,7 @@ def build_embedded(
         sources={
             "synthetic_codemod": "ast-grep rules applied to decontaminated stdlib functions",
             "synthetic_bugfix": "single-token mutations of decontaminated stdlib functions",
+            "synthetic_bugfix_tested": "mutations verified to break the function's doctests",
         },
         near_duplicate_threshold=DEFAULT_THRESHOLD,
     )

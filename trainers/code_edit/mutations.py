@@ -16,7 +16,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["BugPair", "Mutation", "candidates", "mutate_functions"]
+__all__ = ["BugPair", "Mutation", "apply_mutation", "candidates", "mutate_functions"]
 
 _ARITH = {ast.Add: ("+", "-"), ast.Sub: ("-", "+"), ast.Mult: ("*", "/"), ast.Div: ("/", "*")}
 _CMP = {
@@ -96,7 +96,8 @@ def candidates(source: str) -> list[Mutation]:
     return sorted(out, key=lambda m: (m.line, m.col, m.kind))
 
 
-def _apply(source: str, m: Mutation) -> str:
+def apply_mutation(source: str, m: Mutation) -> str:
+    """``source`` with the one token of ``m`` replaced (other text untouched)."""
     lines = source.splitlines(keepends=True)
     line = lines[m.line - 1]
     lines[m.line - 1] = line[: m.col] + m.new + line[m.col + len(m.old) :]
@@ -115,7 +116,7 @@ def mutate_functions(functions: Sequence[str], *, seed: int = 0) -> list[BugPair
         if not options:
             continue
         m = options[rng.randrange(len(options))]
-        buggy = _apply(text, m)
+        buggy = apply_mutation(text, m)
         try:
             ast.parse(buggy)
         except SyntaxError:

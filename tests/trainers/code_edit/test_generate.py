@@ -81,10 +81,24 @@ def test_drop_leaking_keeps_train_and_drops_later_split() -> None:
 
 
 def test_build_embedded_writes_valid_leak_free_splits(tmp_path: Path) -> None:
-    meta, built = build_embedded(root=tmp_path, functions=[F1, F2, F3])
+    meta, built = build_embedded(root=tmp_path, functions=[F1, F2, F3], doctest_modules=())
     rows = read_processed(root=tmp_path)
     assert sorted(r.id for r in rows) == sorted(r.id for r in built.records)
     assert check_leakage(rows).count == 0
     assert {r.source for r in rows} == {"synthetic_codemod", "synthetic_bugfix"}
     assert all(r.action is not None for r in rows if r.source == "synthetic_codemod")
     assert sum(sum(v.values()) for v in meta.counts.values()) == len(rows)
+
+
+def test_tested_bugs_fail_their_doctests_and_the_fix_passes() -> None:
+    import subprocess
+    import sys
+
+    from trainers.code_edit.tested_bugs import tested_bugs
+
+    bugs = tested_bugs(modules=("heapq",))
+    assert bugs, "heapq.merge-style doctests should yield at least one verified bug"
+    b = bugs[0]
+    run = [sys.executable, "-I", "-c"]
+    assert subprocess.run([*run, b.pair.post + b.tests], capture_output=True).returncode == 0
+    assert subprocess.run([*run, b.pair.pre + b.tests], capture_output=True).returncode != 0
