@@ -17,9 +17,7 @@ instruction asks for.
 from __future__ import annotations
 
 import ast
-import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from typing import Any
 import yaml
 
 from harness.data.code_edit.action import AstGrepAction, parse_action
+from harness.data.code_edit.apply import ast_grep_binary
 from harness.errors import TrainerError
 
 __all__ = [
@@ -117,18 +116,6 @@ class CodemodPair:
     codemod: Codemod
     pre: str
     post: str
-
-
-def ast_grep_binary() -> Path:
-    """The ``ast-grep`` executable of the ``ast-grep-cli`` wheel; a clear error if absent."""
-    beside = Path(sys.executable).parent / "ast-grep"
-    found = beside if beside.is_file() else shutil.which("ast-grep")
-    if not found:
-        raise TrainerError(
-            "the ast-grep binary is not installed; pip install ast-grep-cli "
-            "(pinned in constraints/ci.txt, part of the 'train' extra)"
-        )
-    return Path(found)
 
 
 def _parses(code: str) -> bool:

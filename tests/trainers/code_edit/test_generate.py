@@ -102,3 +102,13 @@ def test_tested_bugs_fail_their_doctests_and_the_fix_passes() -> None:
     run = [sys.executable, "-I", "-c"]
     assert subprocess.run([*run, b.pair.post + b.tests], capture_output=True).returncode == 0
     assert subprocess.run([*run, b.pair.pre + b.tests], capture_output=True).returncode != 0
+
+
+def test_every_codemod_row_reproduces_post_code_through_apply_action(tmp_path: Path) -> None:
+    from harness.data.code_edit.apply import apply_action
+
+    build_embedded(root=tmp_path, functions=[F1, F2, F3], doctest_modules=())
+    rows = [r for r in read_processed(root=tmp_path) if r.action is not None]
+    assert rows
+    for r in rows:
+        assert apply_action(r.action, r.pre_code) == r.post_code, r.id
