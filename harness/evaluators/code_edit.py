@@ -7,19 +7,28 @@ rows), so a gate passes only on what a trainer would actually load:
   outcome naming how many rows were checked when there are none;
 * ``split_leakage`` — one outcome per leaking pair (exact or near duplicate in
   two splits), or one value-0 outcome with the number of pairs compared;
-* ``<split>_count`` — one outcome per valid row of that split (``of: n``).
+* ``<split>_count`` — one outcome per valid row of that split (``of: n``);
+* ``action_mismatches`` — per row with a ground-truth ``action``: 1 when applying
+  it to ``pre_code`` with the real ast-grep binary does not give ``post_code``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from harness.data.code_edit.apply import ApplyError, apply_action
 from harness.data.code_edit.leakage import DEFAULT_THRESHOLD, check_leakage
 from harness.data.code_edit.schema import NormalizedRecord, Split
 from harness.data.code_edit.store import read_processed, schema_violations
 from harness.outcomes import Outcome
 
-__all__ = ["leakage_outcomes", "load_rows", "split_count_outcomes", "violation_outcomes"]
+__all__ = [
+    "action_outcomes",
+    "leakage_outcomes",
+    "load_rows",
+    "split_count_outcomes",
+    "violation_outcomes",
+]
 
 
 def violation_outcomes(root: Path) -> list[Outcome]:
@@ -64,3 +73,20 @@ def split_count_outcomes(rows: list[NormalizedRecord], split: Split) -> list[Out
 def load_rows(root: Path) -> list[NormalizedRecord]:
     """All rows under ``root`` (raises naming file/line/field on the first invalid one)."""
     return read_processed(root=root)
+
+
+def action_outcomes(rows: list[NormalizedRecord]) -> list[Outcome]:
+    """Per row with an action: 0 when the binary turns ``pre_code`` into ``post_code``, else 1."""
+    out: list[Outcome] = []
+    for r in rows:
+        if r.action is None:
+            continue
+        try:
+            got: str | None = apply_action(r.action, r.pre_code)
+            error = ""
+        except ApplyError as exc:
+            got, error = None, str(exc)
+        bad = got != r.post_code
+        raw = {"error": error} if error else {"reproduced": not bad}
+        out.append(Outcome(item_id=r.id, value=float(bad), cluster=r.source, raw=raw))
+    return out

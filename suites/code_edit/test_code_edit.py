@@ -2,7 +2,8 @@
 
 The subject is the processed data on disk.  Controls: a copy with one blank
 instruction must FAIL ``schema_violations``; a copy with a train row duplicated
-into test must FAIL ``split_leakage``; an empty split must FAIL its count floor.
+into test must FAIL ``split_leakage``; ten test rows must FAIL ``test_count``; a
+codemod row whose fix was replaced must FAIL ``action_mismatches``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from harness.data.code_edit.schema import Split
 from harness.data.code_edit.store import dataset_stats
 from harness.decision import Verdict
 from harness.evaluators.code_edit import (
+    action_outcomes,
     leakage_outcomes,
     load_rows,
     split_count_outcomes,
@@ -92,3 +94,22 @@ def test_test_count_control_truncated(gate: Gate, code_edit_data: Path) -> None:
     """Ten held-out rows (a generator that lost most of its output) must FAIL the floor."""
     rows = split_count_outcomes(load_rows(code_edit_data), Split.TEST)[:10]
     gate.check(rows, subject="truncated", expect=Verdict.FAIL)
+
+
+@pytest.mark.gate("action_mismatches")
+def test_action_mismatches(gate: Gate, code_edit_data: Path) -> None:
+    gate.check(
+        action_outcomes(load_rows(code_edit_data)),
+        subject="embedded",
+        data_digest=_digest(code_edit_data),
+    )
+
+
+@pytest.mark.gate("action_mismatches")
+def test_action_mismatches_control_wrong_fix(gate: Gate, code_edit_data: Path) -> None:
+    """The first codemod row with its fix swapped for another rule's: must FAIL."""
+    rows = [r for r in load_rows(code_edit_data) if r.action is not None]
+    first = rows[0]
+    assert first.action is not None
+    wrong = first.model_copy(update={"action": {**first.action, "fix": "__wrong__"}})
+    gate.check(action_outcomes([wrong]), subject="wrong_fix", expect=Verdict.FAIL)

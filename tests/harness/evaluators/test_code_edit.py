@@ -51,3 +51,29 @@ def test_leak_and_violation_are_one_outcome_each(tmp_path: Path) -> None:
     problems = violation_outcomes(tmp_path)
     assert problems and all(o.value == 1.0 for o in problems)
     assert sum(o.value for o in problems) == len(problems)
+
+
+def test_action_outcomes_reproduce_mismatch_and_reject() -> None:
+    from harness.evaluators.code_edit import action_outcomes
+
+    pre = "def f(xs):\n    return len(xs) == 0\n"
+    action = {"language": "python", "rule": {"pattern": "len($X) == 0"}, "fix": "not $X"}
+
+    def row(i: str, post: str, act: dict[str, object]) -> NormalizedRecord:
+        return NormalizedRecord.build(
+            id=i,
+            source="s",
+            language="python",
+            instruction="e",
+            pre_code=pre,
+            post_code=post,
+            split=Split.TRAIN,
+            action=act,
+        )
+
+    good = row("good", "def f(xs):\n    return not xs\n", action)
+    wrong = row("wrong", "def f(xs):\n    return xs == []\n", action)
+    rejected = row("rejected", "def f(xs):\n    return not xs\n", {**action, "fix": "not $Y"})
+    out = {o.item_id: o for o in action_outcomes([good, wrong, rejected])}
+    assert (out["good"].value, out["wrong"].value, out["rejected"].value) == (0.0, 1.0, 1.0)
+    assert "Undefined meta var" in out["rejected"].raw["error"]
