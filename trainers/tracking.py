@@ -195,7 +195,7 @@ def _parse_run(path: Path) -> OfflineRun:
 
     out = OfflineRun(run_id=path.stem.removeprefix("run-"))
     for payload in _records(path):
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]
         rec.ParseFromString(payload)
         kind = rec.WhichOneof("record_type")
         if kind == "history":

@@ -106,7 +106,7 @@ def ternary_matmul_int(packed: np.ndarray, x_int8: np.ndarray) -> np.ndarray:
 
 def set_threads(n: int) -> None:
     """Size numba's thread pool (≤ the cores numba saw at start-up)."""
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
 @njit(cache=True)
@@ -156,7 +156,7 @@ def packed_linear_f32(x: np.ndarray, packed: np.ndarray, scale: np.float32) -> n
     xp, xsum, a = _quantize_rows(x, packed.shape[1])
     acc = np.empty((x.shape[0], packed.shape[0]), dtype=np.int32)
     _gemm_planes(packed, xp, xsum, acc)
-    return _rescale(acc, scale, a)  # type: ignore[no-any-return]
+    return _rescale(acc, scale, a)
 
 
 class PackedTernaryLinear(torch.nn.Module):

@@ -121,7 +121,7 @@ def save_packed(
         raise ArtifactError(f"high_precision={high_precision!r}: use one of {sorted(_DTYPES)}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(directory)  # type: ignore[operator]
+    model.config.save_pretrained(directory)  # type: ignore[operator,union-attr]
     entries = _entries(model, high_precision)
     offset = 0
     for entry, data in entries:
@@ -189,7 +189,7 @@ def load_packed(directory: str | Path, *, kernels: bool = False) -> nn.Module:
     directory = Path(directory)
     header, data = read_packed(directory / ARTIFACT_FILE)
     config = AutoConfig.from_pretrained(directory)
-    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)  # type: ignore[no-untyped-call]
     ternary = [e for e in header["tensors"] if e["kind"] == "ternary"]
     to_bitlinear(model, [e["name"].rsplit(".", 1)[0] for e in ternary])
     state: dict[str, torch.Tensor] = {}
@@ -217,7 +217,7 @@ def load_packed(directory: str | Path, *, kernels: bool = False) -> nn.Module:
         mod.codes, mod.scale = c, s
     if kernels:
         to_packed_kernels(model)
-    return model
+    return model  # type: ignore[no-any-return]
 
 
 def round_to_storage(model: nn.Module, high_precision: str = "bfloat16") -> nn.Module:

@@ -134,10 +134,10 @@ def _train_fp(cfg: CompressionRunConfig, train: torch.Tensor, out: Path) -> None
         batch = train[torch.randint(0, len(train), (cfg.fp_batch,), generator=gen)]
         loss = _answer_loss(model, batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         sched.step()
-    model.eval()
+    model.eval()  # type: ignore[no-untyped-call]
     model.save_pretrained(out)
 
 
@@ -200,7 +200,7 @@ def _run(
     t0 = time.perf_counter()
     progress("compression: training the full-precision model")
     _train_fp(cfg, ids["train"], paths["fp32"])
-    fp = LlamaForCausalLM.from_pretrained(paths["fp32"], dtype=torch.float32).eval()
+    fp = LlamaForCausalLM.from_pretrained(paths["fp32"], dtype=torch.float32).eval()  # type: ignore[no-untyped-call]
     fp.to(torch.bfloat16).save_pretrained(paths["bf16"])
     fp = fp.float().eval()
     wall["fp_train"] = time.perf_counter() - t0

@@ -135,7 +135,7 @@ def ternary_linears(model: nn.Module) -> list[str]:
 
     Embeddings, norms and the output head stay in higher precision, as in the paper.
     """
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None  # type: ignore[operator]
     return [
         name
         for name, mod in model.named_modules()

@@ -183,7 +183,7 @@ class BitNetTrainer:
             if not math.isfinite(value):
                 raise TrainerError(f"BitNet QAT diverged: loss {value} at step {self._step}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             sched.step()
             self._step += 1
@@ -216,7 +216,7 @@ class BitNetTrainer:
         stats = []
         for n in names:
             mod = model.get_submodule(n)
-            ref_w = fp_model.get_submodule(n).weight.detach().float()
+            ref_w = fp_model.get_submodule(n).weight.detach().float()  # type: ignore[operator]
             with torch.no_grad():
                 y_q = mod(inputs[n]).flatten().float()
                 y_fp = F.linear(inputs[n].float(), ref_w).flatten()

@@ -29,6 +29,7 @@ read the same run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -615,7 +616,7 @@ def _run(
         t = time.perf_counter()
         progress(f"cb: evaluating {name} on {len(eval_samples)} eval items")
         results[name] = evaluate_run(
-            lambda art=art: load_adapter(art, baseline_dir),
+            functools.partial(load_adapter, art, baseline_dir),
             tokenizer,
             eval_samples,
             model_digest=art.digest,
