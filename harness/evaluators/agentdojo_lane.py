@@ -492,7 +492,13 @@ def circuit_breaker_arms(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from harness.backends.hf import HFGenerator, quiet_progress
-    from trainers.circuit_breaker.pipeline import ARMS, PhaseRun, PhaseRunConfig, run_phase
+    from trainers.circuit_breaker.pipeline import (
+        ARMS,
+        PhaseRun,
+        PhaseRunConfig,
+        run_key,
+        run_phase,
+    )
 
     torch.set_num_threads(1)
     unknown = sorted(set(arms) - set(ARMS))
@@ -512,13 +518,19 @@ def circuit_breaker_arms(
     for meta in (root / "trained").glob("*/artifact.json"):
         d = json.loads(meta.read_text(encoding="utf-8"))
         by_digest[str(d.get("digest"))] = meta.parent
-    missing = [a for a in ("baseline", *arms) if run.model_digests[a] not in by_digest]
+    # trained arms are stored once per seed; the lane serves the first seed's model
+    seed = run.arm_seeds[0]
+    digest_of = {
+        arm: run.model_digests["baseline" if arm == "baseline" else run_key(arm, seed)]
+        for arm in ("baseline", *arms)
+    }
+    missing = [a for a in ("baseline", *arms) if digest_of[a] not in by_digest]
     if missing:
         raise HarnessError(
             f"{root}/trained: no artifact for arm(s) {missing} (digests "
-            f"{[run.model_digests[a][:12] for a in missing]}); delete {root} and rerun"
+            f"{[digest_of[a][:12] for a in missing]}); delete {root} and rerun"
         )
-    baseline_dir = by_digest[run.model_digests["baseline"]] / "model"
+    baseline_dir = by_digest[digest_of["baseline"]] / "model"
     tokenizer = AutoTokenizer.from_pretrained(baseline_dir)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
@@ -535,7 +547,7 @@ def circuit_breaker_arms(
                 "phase_config_digest": run.config_digest,
             }
             continue
-        art_dir = by_digest[run.model_digests[arm]]
+        art_dir = by_digest[digest_of[arm]]
         with quiet_progress():
             base: Any = AutoModelForCausalLM.from_pretrained(baseline_dir)
             merged: Any = PeftModel.from_pretrained(base, art_dir / "adapter").merge_and_unload()
@@ -544,7 +556,8 @@ def circuit_breaker_arms(
         info[arm] = {
             "model_dir": str(baseline_dir),
             "adapter": str(art_dir / "adapter"),
-            "adapter_digest": run.model_digests[arm],
+            "adapter_digest": digest_of[arm],
+            "seed": str(seed),
             "phase_config_digest": run.config_digest,
         }
     return gens, info
