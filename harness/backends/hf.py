@@ -38,7 +38,13 @@ from harness.backends.base import (
 )
 from harness.errors import BackendError
 
-__all__ = ["HFGenerator", "SamplerKind", "quiet_progress", "weights_digest_of_dir"]
+__all__ = [
+    "HFGenerator",
+    "SamplerKind",
+    "quiet_progress",
+    "render_prompt_ids",
+    "weights_digest_of_dir",
+]
 
 #: How a chunk's next tokens are picked; both give identical tokens (see ``_BatchedSampler``).
 SamplerKind = Literal["batched", "rowwise"]
@@ -396,28 +402,7 @@ class HFGenerator:
 
     def render(self, request: GenerationRequest) -> list[int]:
         """Token ids of the prompt exactly as the model sees it."""
-        tok = self.tokenizer
-        if request.messages is None:
-            assert request.prompt is not None
-            return list(tok(request.prompt, add_special_tokens=True)["input_ids"])
-        if not getattr(tok, "chat_template", None):
-            raise BackendError(
-                f"request {request.request_id!r}: model {self._identity.name!r} has no chat "
-                "template; send prompt= instead of messages="
-            )
-        try:
-            text = tok.apply_chat_template(
-                [m.to_hf() for m in request.messages],
-                tools=list(request.tools) or None,
-                add_generation_prompt=True,
-                tokenize=False,
-            )
-        except Exception as exc:  # jinja TemplateError and friends
-            raise BackendError(
-                f"request {request.request_id!r}: chat template of {self._identity.name!r} "
-                f"rejected the messages: {exc}"
-            ) from exc
-        return list(tok(text, add_special_tokens=False)["input_ids"])
+        return render_prompt_ids(self.tokenizer, request, model=self._identity.name)
 
     # ------------------------------------------------------------------ generation
 
@@ -536,3 +521,35 @@ class HFGenerator:
             sampling=sp,
             lane="real",
         )
+
+
+def render_prompt_ids(
+    tokenizer: Any, request: GenerationRequest, *, model: str | None = None
+) -> list[int]:
+    """Token ids of the prompt exactly as the model sees it (chat template for messages).
+
+    One renderer for every local backend (transformers, vLLM offline), so the same request
+    is the same token sequence whichever engine serves it.
+    """
+    if request.messages is None:
+        assert request.prompt is not None
+        return list(tokenizer(request.prompt, add_special_tokens=True)["input_ids"])
+    if not getattr(tokenizer, "chat_template", None):
+        who = f"model {model!r}" if model else "the model"
+        raise BackendError(
+            f"request {request.request_id!r}: {who} has no chat template; send prompt= "
+            "instead of messages="
+        )
+    try:
+        text = tokenizer.apply_chat_template(
+            [m.to_hf() for m in request.messages],
+            tools=list(request.tools) or None,
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+    except Exception as exc:  # jinja TemplateError and friends
+        template = f"chat template of {model!r}" if model else "the chat template"
+        raise BackendError(
+            f"request {request.request_id!r}: {template} rejected the messages: {exc}"
+        ) from exc
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -43,7 +43,7 @@ from harness.backends.base import (
     check_one_to_one,
     sha256_hex,
 )
-from harness.backends.hf import weights_digest_of_dir
+from harness.backends.hf import render_prompt_ids, weights_digest_of_dir
 from harness.errors import BackendError
 
 __all__ = [
@@ -60,28 +60,8 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def render_request(tokenizer: Any, request: GenerationRequest) -> list[int]:
-    """Token ids of the prompt exactly as the model sees it (chat template for messages)."""
-    if request.messages is None:
-        assert request.prompt is not None
-        return list(tokenizer(request.prompt, add_special_tokens=True)["input_ids"])
-    if not getattr(tokenizer, "chat_template", None):
-        raise BackendError(
-            f"request {request.request_id!r}: the model has no chat template; send prompt= "
-            "instead of messages="
-        )
-    try:
-        text = tokenizer.apply_chat_template(
-            [m.to_hf() for m in request.messages],
-            tools=list(request.tools) or None,
-            add_generation_prompt=True,
-            tokenize=False,
-        )
-    except Exception as exc:  # jinja TemplateError and friends
-        raise BackendError(
-            f"request {request.request_id!r}: the chat template rejected the messages: {exc}"
-        ) from exc
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+#: the shared local-backend renderer (one token sequence per request on every engine)
+render_request = render_prompt_ids
 
 
 def sampling_kwargs(sp: SamplingParams) -> dict[str, Any]:
