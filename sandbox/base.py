@@ -35,6 +35,7 @@ __all__ = [
     "default_pool_size",
     "rejected_result",
     "rejection",
+    "unrun_result",
     "validate_limits",
 ]
 
@@ -228,11 +229,19 @@ def rejection(program: Program, *, max_source_bytes: int) -> str:
     return ""
 
 
-def rejected_result(program: Program, *, kind: str, image_id: str | None, why: str) -> ExecResult:
-    """Typed result for a program that never ran because its input was unusable."""
+def unrun_result(
+    program: Program,
+    *,
+    kind: str,
+    image_id: str | None,
+    status: ExecStatus,
+    detail: str,
+    attempts: int,
+) -> ExecResult:
+    """Typed result for a program that produced no output of its own (rejected or lost)."""
     return ExecResult(
         program_id=program.id,
-        status=ExecStatus.REJECTED,
+        status=status,
         exit_code=None,
         stdout="",
         stderr="",
@@ -240,6 +249,18 @@ def rejected_result(program: Program, *, kind: str, image_id: str | None, why: s
         duration_s=0.0,
         sandbox_kind=kind,
         image_id=image_id,
+        detail=detail,
+        attempts=attempts,
+    )
+
+
+def rejected_result(program: Program, *, kind: str, image_id: str | None, why: str) -> ExecResult:
+    """Typed result for a program that never ran because its input was unusable."""
+    return unrun_result(
+        program,
+        kind=kind,
+        image_id=image_id,
+        status=ExecStatus.REJECTED,
         detail=f"not run: {why}",
         attempts=0,
     )

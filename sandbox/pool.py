@@ -40,6 +40,7 @@ from .base import (
     classify,
     rejected_result,
     rejection,
+    unrun_result,
 )
 
 __all__ = [
@@ -205,16 +206,11 @@ def lost_result(
     program: Program, *, kind: str, image_id: str | None, why: str, attempts: int = 2
 ) -> ExecResult:
     """Typed result for a program the sandbox lost twice (never silently dropped)."""
-    return ExecResult(
-        program_id=program.id,
-        status=ExecStatus.SANDBOX_ERROR,
-        exit_code=None,
-        stdout="",
-        stderr="",
-        truncated=False,
-        duration_s=0.0,
-        sandbox_kind=kind,
+    return unrun_result(
+        program,
+        kind=kind,
         image_id=image_id,
+        status=ExecStatus.SANDBOX_ERROR,
         detail=f"lost twice, the second time running alone on a fresh worker: {why}",
         attempts=attempts,
     )
