@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from harness.atomic import atomic_write_json
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from .base import Sandbox
+    from .battery import BatteryReport
 
 __all__ = ["app"]
 
@@ -39,6 +43,12 @@ def build(
     rebuild: Annotated[
         bool, typer.Option(help="Ignore the cached rootfs and re-run debootstrap.")
     ] = False,
+    ast_grep: Annotated[
+        bool,
+        typer.Option(
+            help="Also build the ast-grep sibling image (base + the installed ast-grep binary)."
+        ),
+    ] = True,
 ) -> None:
     """Build the sandbox image offline (debootstrap minbase + python3 → docker import)."""
     from .image import build_image
@@ -55,6 +65,30 @@ def build(
         f"rootfs sha256 {built.rootfs_sha256}; "
         f"{'reused' if built.reused else 'imported'} in {built.seconds:.1f} s"
     )
+    if ast_grep:
+        _build_astgrep(built.tag)
+
+
+def _build_astgrep(base: str) -> None:
+    """The code-edit validator's image; skipped (with a note) when ast-grep is not installed."""
+    from .astgrep_image import build_astgrep_image, host_ast_grep
+
+    try:
+        host_ast_grep()
+    except HarnessError as exc:
+        typer.echo(f"ast-grep image skipped: {exc}")
+        return
+    try:
+        tool = build_astgrep_image(base=base, log=typer.echo)
+    except HarnessError as exc:
+        _fail(exc)
+        return
+    grown = (tool.size_bytes - tool.base_size_bytes) / 1e6
+    typer.echo(
+        f"image {tool.tag} ({tool.image_id}) also tagged latest; ast-grep {tool.version}; "
+        f"+{grown:.1f} MB over the base; "
+        f"{'reused' if tool.reused else 'built'} in {tool.seconds:.1f} s"
+    )
 
 
 @app.command()
@@ -67,7 +101,6 @@ def check(
     ] = None,
 ) -> None:
     """Run the hostile conformance battery (pool of one, so contamination checks are conclusive)."""
-    from .base import Sandbox
     from .battery import run_battery
     from .docker_pool import DEFAULT_IMAGE, DockerSandbox
     from .local import LocalSandbox
@@ -82,6 +115,7 @@ def check(
             raise HarnessError(f"--kind {kind!r} is invalid: use docker or local")
         with sb:
             report = run_battery(sb, timeout_s=timeout_s)
+            _check_astgrep(sb, report)
     except HarnessError as exc:
         _fail(exc)
         return
@@ -104,6 +138,25 @@ def check(
             },
         )
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _check_astgrep(sb: Sandbox, report: BatteryReport) -> None:
+    """When the image carries ast-grep (its label says so), the binary must run in it."""
+    from .astgrep_image import ASTGREP_LABEL, astgrep_selfcheck
+    from .battery import CaseOutcome
+    from .docker_pool import DockerSandbox
+
+    if not isinstance(sb, DockerSandbox):
+        return
+    labels = sb.image_labels()
+    if ASTGREP_LABEL not in labels:
+        return
+    ok, detail = astgrep_selfcheck(sb)
+    want = f"ast-grep {labels[ASTGREP_LABEL]}"
+    ok = ok and detail == want
+    report.cases.append(
+        CaseOutcome("ast_grep_binary_runs", ["passed"], "passed" if ok else "failed", detail, ok)
+    )
 
 
 @app.command()

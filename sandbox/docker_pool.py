@@ -522,6 +522,11 @@ class DockerSandbox(Sandbox):
     def pool(self) -> WorkerPool:
         return self._pool
 
+    def image_labels(self) -> dict[str, str]:
+        """The image's labels (which tools it carries, e.g. ``gate-harness.sandbox.ast-grep``)."""
+        info = self._api.inspect_image(self._image_id)
+        return dict((info.get("Config") or {}).get("Labels") or {})
+
     def container_ids(self) -> list[str]:
         return [
             w.channel.cid

@@ -27,7 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from harness.data.code_edit.schema import normalize_language
 from harness.errors import DataValidationError
 
-__all__ = ["RULE_KEYS", "ActionError", "AstGrepAction", "parse_action"]
+__all__ = ["MAX_ACTION_CHARS", "RULE_KEYS", "ActionError", "AstGrepAction", "parse_action"]
+
+#: longest action text accepted (a real rule is a few hundred characters; a model that
+#: rambles, or a payload meant to exhaust the parser, is an invalid action, not a crash)
+MAX_ACTION_CHARS = 16_384
 
 #: matcher keys of an ast-grep rule object (atomic, relational, composite, utility)
 RULE_KEYS = frozenset(
@@ -125,14 +129,41 @@ def _from_cli(cli: str) -> dict[str, Any]:
     return {"language": opts["language"], "rule": {"pattern": opts["pattern"]}, "fix": opts["fix"]}
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses anchors/aliases: a rule never needs them, and nested
+    aliases ("billion laughs") expand to exponentially large structures on traversal."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in an action", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _load_yaml(text: str) -> Any:
+    if len(text) > MAX_ACTION_CHARS:
+        raise ActionError(
+            f"action: {len(text)} characters, above the limit of {MAX_ACTION_CHARS}; "
+            "emit one short rule document"
+        )
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)
+    except yaml.YAMLError as exc:
+        raise ActionError(f"action: not valid YAML ({exc}); emit one rule document") from exc
+    except RecursionError as exc:
+        raise ActionError("action: nested too deeply to parse; emit a flat rule") from exc
+
+
 def parse_action(action: str | Mapping[str, Any]) -> AstGrepAction:
-    """Parse rule YAML text, a rule mapping, or ``{"cli": "..."}``; errors name the field."""
-    raw: Any = action
-    if isinstance(action, str):
-        try:
-            raw = yaml.safe_load(action)
-        except yaml.YAMLError as exc:
-            raise ActionError(f"action: not valid YAML ({exc}); emit one rule document") from exc
+    """Parse rule YAML text, a rule mapping, or ``{"cli": "..."}``; errors name the field.
+
+    Text is untrusted model output: it is size-capped (:data:`MAX_ACTION_CHARS`), read
+    without YAML aliases, and every failure is an :class:`ActionError`, never another
+    exception type.
+    """
+    raw: Any = _load_yaml(action) if isinstance(action, str) else action
     if not isinstance(raw, Mapping):
         raise ActionError(f"action: expected a mapping, got {type(raw).__name__}")
     data = dict(raw)
@@ -145,6 +176,8 @@ def parse_action(action: str | Mapping[str, Any]) -> AstGrepAction:
             raise ActionError(f"field '{need}' is missing; an ast-grep action needs {need}")
     try:
         return AstGrepAction.model_validate(data)
+    except RecursionError as exc:
+        raise ActionError("field 'rule': nested too deeply; emit a flat rule") from exc
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "<action>"

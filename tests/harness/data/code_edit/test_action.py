@@ -49,3 +49,17 @@ def test_cli_is_none_for_relational_rules() -> None:
         {"language": "python", "rule": {"pattern": "x", "inside": {"kind": "call"}}, "fix": "y"}
     )
     assert a.cli() is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &x [1]\nb: *x\n", "aliases"),  # alias bombs never expand
+        ("language: python\nrule: {pattern: x}\nfix: " + "y" * 20_000, "above the limit"),
+        ("[" * 5000 + "]" * 5000, "action:"),  # deep nesting: a typed error, not RecursionError
+        ("fix: !!python/object:os.system x\n", "not valid YAML"),
+    ],
+)
+def test_hostile_text_is_an_action_error(text: str, message: str) -> None:
+    with pytest.raises(ActionError, match=message):
+        parse_action(text)

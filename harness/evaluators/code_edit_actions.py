@@ -1,0 +1,365 @@
+"""Stage 1 validator: apply model-written ast-grep actions in the Docker sandbox and judge them.
+
+A model's action is hostile input.  For each held-out record the validator
+
+1. **parses** the raw text (:func:`extract_action_text` then
+   :func:`~harness.data.code_edit.action.parse_action`: size-capped, no YAML aliases,
+   errors name the field);
+2. **applies** it to the record's ``pre_code`` with the real ``ast-grep`` binary inside
+   the hardened sandbox — one program per item, all items of a batch in one
+   ``Sandbox.run`` call so the warm pool runs them in parallel; each program has its
+   own fresh working directory and only ever sees its own rule and code;
+3. **judges** the rewritten code: success when it equals ``post_code`` after
+   :func:`normalize_code`, or — for records with ``tests`` — when ``applied + tests``
+   passes in the sandbox (completion proof required, see docs/sandbox.md).
+
+Why each item's result cannot be forged: the apply program is ours; the rule only
+reaches the binary as a file, and the binary's output is captured, never printed, so
+the only channel back is one JSON line behind a per-batch random prefix.  The exact-match
+path runs none of the rewritten code.  The tests path does run it, so a rewrite that
+*introduces* imports, private/dunder attribute access or reflective builtins absent from
+the record's own code is refused before running (``unsafe_rewrite``): otherwise an
+injected ``import doctest; doctest.DocTestRunner.run = ...`` could patch the test
+harness that follows it.  Each program is a separate sandbox item, so nothing one
+action does reaches another item; a timeout, crash or giant output costs only that
+item.  ``parsed`` means the action parsed *and* the binary accepted the rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from harness.data.code_edit.action import ActionError, AstGrepAction, parse_action
+from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.errors import HarnessError, SandboxError
+from harness.outcomes import Outcome
+from sandbox.base import ExecResult, ExecStatus, Program, Sandbox
+
+__all__ = [
+    "APPLY_TIMEOUT_S",
+    "REASONS",
+    "TESTS_TIMEOUT_S",
+    "ActionOutcome",
+    "ActionSubject",
+    "extract_action_text",
+    "heldout_action_records",
+    "normalize_code",
+    "outcomes_for_gate",
+    "unsafe_additions",
+    "validate_actions",
+]
+
+APPLY_TIMEOUT_S = 10.0
+TESTS_TIMEOUT_S = 10.0
+#: largest rewritten file read back (bytes); a rule that multiplies the code is refused
+MAX_APPLIED_BYTES = 256 * 1024
+_BINARY = "/usr/local/bin/ast-grep"
+_SUFFIX = {"python": ".py", "javascript": ".js", "typescript": ".ts", "rust": ".rs", "go": ".go"}
+#: every ``reason`` starts with one of these categories, then ": " and a detail
+REASONS = (
+    "matches_post_code",
+    "tests_pass",
+    "parse_error",
+    "rule_rejected",
+    "apply_error",
+    "no_change",
+    "mismatch",
+    "unsafe_rewrite",
+    "tests_fail",
+    "sandbox_error",
+)
+
+#: a function of the held-out records returning one raw action string per record
+ActionSubject = Callable[[Sequence[NormalizedRecord]], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """One judged action; ``reason`` is ``"<category>: <detail>"`` (categories: REASONS)."""
+
+    item_id: str
+    parsed: bool
+    success: bool
+    reason: str
+    applied_code: str | None
+
+
+def normalize_code(text: str) -> str:
+    """What "equals post_code" compares: ``\\r\\n``/``\\r`` → ``\\n``, trailing whitespace of
+    every line dropped, leading/trailing blank lines dropped.  Indentation, blank lines
+    inside the code and everything else must match exactly."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip("\n")
+
+
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(.*?)```", re.DOTALL)
+_TAG = re.compile(r"<action>(.*?)</action>", re.DOTALL)
+
+
+def extract_action_text(raw: str) -> str:
+    """The action inside ``raw``: an ``<action>…</action>`` block, else the first fenced
+    block, else ``raw`` itself.  Nothing else is repaired, so prose around a rule that
+    is neither tagged nor fenced is a parse error, as it would be for the binary."""
+    for pattern in (_TAG, _FENCE):
+        found = pattern.search(raw)
+        if found:
+            return found.group(1)
+    return raw
+
+
+def heldout_action_records(rows: Iterable[NormalizedRecord]) -> list[NormalizedRecord]:
+    """Test-split records with a ground-truth action (the judged set of the action gates)."""
+    return [r for r in rows if r.split is Split.TEST and r.action is not None]
+
+
+# ---- in-sandbox programs ------------------------------------------------------------------
+def _apply_program(action: AstGrepAction, record: NormalizedRecord, prefix: str) -> str:
+    """Source of the program that rewrites ``pre_code`` with the rule (our code; data as
+    ``repr`` literals, so nothing in the action is ever parsed as Python)."""
+    name = "input" + _SUFFIX.get(record.language, ".txt")
+    return (
+        "import json, subprocess\n"
+        f"RULE, CODE, NAME = {action.rule_yaml()!r}, {record.pre_code!r}, {name!r}\n"
+        "with open('rule.yml', 'w', encoding='utf-8') as f:\n    f.write(RULE)\n"
+        "with open(NAME, 'w', encoding='utf-8') as f:\n    f.write(CODE)\n"
+        "try:\n"
+        f"    p = subprocess.run([{_BINARY!r}, 'scan', '-r', 'rule.yml', '--update-all', NAME],\n"
+        "        stdin=subprocess.DEVNULL, capture_output=True,"
+        f" timeout={APPLY_TIMEOUT_S * 0.8:g})\n"
+        "    rc, err = p.returncode, p.stderr.decode('utf-8', 'replace')[-600:]\n"
+        "except FileNotFoundError:\n    rc, err = -127, 'ast-grep binary missing'\n"
+        "except subprocess.TimeoutExpired:\n    rc, err = -1, 'ast-grep timed out'\n"
+        "with open(NAME, 'rb') as f:\n"
+        f"    data = f.read({MAX_APPLIED_BYTES + 1})\n"
+        f"big = len(data) > {MAX_APPLIED_BYTES}\n"
+        "out = {'rc': rc, 'err': err, 'big': big,"
+        " 'code': None if big else data.decode('utf-8', 'replace')}\n"
+        f"print({prefix!r} + json.dumps(out))\n"
+    )
+
+
+def _parse_apply(result: ExecResult, prefix: str) -> dict[str, object] | None:
+    """The apply program's report, or None when it did not finish cleanly."""
+    if result.status is not ExecStatus.PASSED:
+        return None
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith(prefix):
+            try:
+                obj = json.loads(line[len(prefix) :])
+            except ValueError:
+                return None
+            return obj if isinstance(obj, dict) else None
+    return None
+
+
+_REFLECTIVE = frozenset(
+    {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr"}
+    | {"setattr", "delattr", "open", "breakpoint", "input", "memoryview", "__builtins__"}
+)
+
+
+def _risky_features(code: str) -> set[str] | None:
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {f"import {a.name}" for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            found.add(f"import {node.module or '.'}")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            found.add(f".{node.attr}")
+        elif isinstance(node, ast.Name) and node.id in _REFLECTIVE:
+            found.add(node.id)
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            found |= {f"global {n}" for n in node.names}
+    return found
+
+
+def unsafe_additions(applied: str, record: NormalizedRecord) -> list[str]:
+    """Imports, ``._private``/dunder attributes, reflective builtins and ``global``
+    statements in ``applied`` that neither ``pre_code`` nor ``post_code`` contain — what an
+    injected payload needs to patch the test harness that runs after it.  Code that does
+    not parse has nothing to add (its tests fail on their own)."""
+    mine = _risky_features(applied)
+    if mine is None:
+        return []
+    allowed: set[str] = set()
+    for code in (record.pre_code, record.post_code):
+        allowed |= _risky_features(code) or set()
+    return sorted(mine - allowed)
+
+
+# ---- the validator -------------------------------------------------------------------------
+@dataclass
+class _Item:
+    record: NormalizedRecord
+    action: AstGrepAction | None = None
+    outcome: ActionOutcome | None = None
+    applied: str | None = None
+
+
+def _parse_all(records: Sequence[NormalizedRecord], raw_actions: Sequence[str]) -> list[_Item]:
+    items: list[_Item] = []
+    for record, raw in zip(records, raw_actions, strict=True):
+        item = _Item(record)
+        if not isinstance(raw, str):
+            item.outcome = ActionOutcome(
+                record.id, False, False, f"parse_error: got {type(raw).__name__}, not str", None
+            )
+        else:
+            try:
+                item.action = parse_action(extract_action_text(raw))
+            except ActionError as exc:
+                item.outcome = ActionOutcome(record.id, False, False, f"parse_error: {exc}", None)
+        items.append(item)
+    return items
+
+
+def _judge_applied(item: _Item, report: dict[str, object] | None, result: ExecResult) -> None:
+    rid = item.record.id
+    if report is None:
+        kind = "sandbox_error" if result.status is ExecStatus.SANDBOX_ERROR else "apply_error"
+        detail = f"{result.status.value}: {result.detail} {result.stderr[-300:]}".strip()
+        item.outcome = ActionOutcome(rid, True, False, f"{kind}: {detail}", None)
+        return
+    rc, err = report.get("rc"), str(report.get("err", ""))
+    if rc == -127:
+        raise SandboxError(
+            "the sandbox image has no ast-grep binary; fix: run `harness sandbox build` "
+            "(it builds the ast-grep image) and pass DockerSandbox(image=ASTGREP_IMAGE)"
+        )
+    if rc == 8:  # ast-grep: the rule file does not describe a valid rule
+        item.outcome = ActionOutcome(rid, False, False, f"rule_rejected: {err.strip()}", None)
+    elif rc != 0 or report.get("big") or not isinstance(report.get("code"), str):
+        why = "rewritten file too large" if report.get("big") else f"exit {rc}: {err.strip()}"
+        item.outcome = ActionOutcome(rid, True, False, f"apply_error: {why}", None)
+    else:
+        item.applied = str(report["code"])
+        applied = normalize_code(item.applied)
+        if applied == normalize_code(item.record.post_code):
+            item.outcome = ActionOutcome(
+                rid, True, True, "matches_post_code: equal after normalize_code", item.applied
+            )
+        elif applied == normalize_code(item.record.pre_code):
+            item.outcome = ActionOutcome(
+                rid, True, False, "no_change: the rule matched nothing", item.applied
+            )
+        elif not item.record.tests:
+            item.outcome = ActionOutcome(
+                rid, True, False, "mismatch: differs from post_code (no tests)", item.applied
+            )
+
+
+def _run_tests(items: list[_Item], sandbox: Sandbox, *, timeout_s: float) -> None:
+    pending: list[_Item] = []
+    for item in items:
+        if item.outcome is not None or item.applied is None:
+            continue
+        bad = unsafe_additions(item.applied, item.record)
+        if bad:
+            item.outcome = ActionOutcome(
+                item.record.id,
+                True,
+                False,
+                f"unsafe_rewrite: introduces {', '.join(bad[:8])}",
+                item.applied,
+            )
+        else:
+            pending.append(item)
+    if not pending:
+        return
+    programs = [
+        Program(f"{i.applied}\n\n{i.record.tests}", id=f"tests:{n}") for n, i in enumerate(pending)
+    ]
+    results = sandbox.run(programs, timeout_s=timeout_s)
+    for item, res in zip(pending, results, strict=True):
+        if res.status is ExecStatus.PASSED:
+            reason = "tests_pass: applied code + tests ran to the end"
+        elif res.status is ExecStatus.SANDBOX_ERROR:
+            reason = f"sandbox_error: {res.detail}"
+        else:
+            reason = f"tests_fail: {res.status.value}: {res.detail} {res.stderr[-200:]}".strip()
+        item.outcome = ActionOutcome(
+            item.record.id, True, res.status is ExecStatus.PASSED, reason, item.applied
+        )
+
+
+def _default_sandbox() -> Sandbox:
+    from sandbox.astgrep_image import ensure_astgrep_image
+    from sandbox.docker_pool import DockerSandbox
+
+    return DockerSandbox(image=ensure_astgrep_image())
+
+
+def validate_actions(
+    records: Sequence[NormalizedRecord],
+    raw_actions: Sequence[str],
+    *,
+    sandbox: Sandbox | None = None,
+    tests_timeout_s: float = TESTS_TIMEOUT_S,
+) -> list[ActionOutcome]:
+    """One :class:`ActionOutcome` per record, in input order (see the module docstring).
+
+    ``tests_timeout_s`` bounds each record's tests run (a rewrite that never returns
+    costs that item a ``tests_fail: timeout``).
+
+    ``sandbox`` must run an image that carries ast-grep (``ASTGREP_IMAGE``); without one a
+    :class:`~sandbox.docker_pool.DockerSandbox` on that image is built for this call.
+    """
+    if len(records) != len(raw_actions):
+        raise HarnessError(
+            f"validate_actions: {len(records)} records but {len(raw_actions)} actions; "
+            "pass one raw action string per record, in the same order"
+        )
+    items = _parse_all(records, raw_actions)
+    todo = [i for i in items if i.action is not None]
+    own = sandbox is None and bool(todo)
+    sb = _default_sandbox() if own else sandbox
+    try:
+        if todo and sb is not None:
+            prefix = f"@@apply-{secrets.token_hex(8)}@@"
+            programs = [
+                Program(_apply_program(i.action, i.record, prefix), id=f"apply:{n}")
+                for n, i in enumerate(todo)
+                if i.action is not None
+            ]
+            results = sb.run(programs, timeout_s=APPLY_TIMEOUT_S, output_cap=2 * MAX_APPLIED_BYTES)
+            for item, res in zip(todo, results, strict=True):
+                _judge_applied(item, _parse_apply(res, prefix), res)
+            _run_tests(items, sb, timeout_s=tests_timeout_s)
+    finally:
+        if own and sb is not None:
+            sb.close()
+    return [
+        i.outcome
+        or ActionOutcome(
+            i.record.id, i.action is not None, False, "sandbox_error: not judged", None
+        )
+        for i in items
+    ]
+
+
+def outcomes_for_gate(results: Sequence[ActionOutcome], metric: str) -> list[Outcome]:
+    """Gate outcomes (value 1 = parsed / succeeded) for ``metric`` ``parse`` or ``success``;
+    ``raw`` keeps the reason and the rewritten code, and flags sandbox errors so the
+    decision layer's guard counts them."""
+    if metric not in ("parse", "success"):
+        raise HarnessError(f"metric={metric!r} is invalid: use 'parse' or 'success'")
+    out: list[Outcome] = []
+    for r in results:
+        value = r.parsed if metric == "parse" else r.success
+        raw = {
+            "reason": r.reason,
+            "applied_code": r.applied_code,
+            "sandbox_error": r.reason.startswith("sandbox_error"),
+        }
+        out.append(Outcome(item_id=r.item_id, value=float(value), raw=raw))
+    return out

@@ -1,0 +1,195 @@
+"""Stage 1 validator: actions applied by the real ast-grep binary inside the Docker sandbox.
+
+Hostile actions (model output) must not forge success, touch another item's
+result or stop the batch; the docker tests run them in one batch with honest ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from harness.data.code_edit.schema import NormalizedRecord
+from harness.errors import HarnessError
+from harness.evaluators.code_edit_actions import (
+    ActionOutcome,
+    extract_action_text,
+    normalize_code,
+    outcomes_for_gate,
+    unsafe_additions,
+    validate_actions,
+)
+from sandbox.base import Sandbox
+
+PRE = "def add(a, b):\n    return a - b\n"
+POST = "def add(a, b):\n    return a + b\n"
+TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+
+
+def _rec(
+    rid: str, *, tests: str | None = TESTS, pre: str = PRE, post: str = POST
+) -> NormalizedRecord:
+    return NormalizedRecord.build(
+        id=rid,
+        source="unit",
+        language="python",
+        instruction="fix the sum",
+        pre_code=pre,
+        post_code=post,
+        tests=tests,
+        split="test",
+    )
+
+
+def _rule(pattern: str, fix: str) -> str:
+    return f"id: r\nlanguage: python\nrule:\n  pattern: {pattern!r}\nfix: {fix!r}\n"
+
+
+GOOD = _rule("$A - $B", "$A + $B")
+
+
+# ---- pure functions ----------------------------------------------------------------------
+def test_normalize_code_ignores_only_line_endings_and_trailing_space() -> None:
+    assert normalize_code("\n\nx = 1  \r\ny = 2\n\n") == "x = 1\ny = 2"
+    assert normalize_code("  x = 1\n") != normalize_code("x = 1\n")  # indentation counts
+    assert normalize_code("x\n\ny") != normalize_code("x\ny")  # inner blank lines count
+
+
+def test_extract_action_text_takes_a_tag_or_fence_else_the_text() -> None:
+    assert extract_action_text("ok\n<action>a: 1</action> tail") == "a: 1"
+    assert extract_action_text("Here:\n```yaml\na: 1\n```\nbye") == "a: 1\n"
+    assert extract_action_text("a: 1") == "a: 1"
+
+
+def test_unsafe_additions_names_what_the_record_lacks() -> None:
+    rec = _rec("u")
+    assert unsafe_additions(POST, rec) == []
+    injected = "import doctest\ndoctest.DocTestRunner.run = None\n" + POST
+    assert unsafe_additions(injected, rec) == ["import doctest"]
+    assert unsafe_additions("x = ().__class__\n" + POST, rec) == [".__class__"]
+    assert unsafe_additions("getattr(1, 'real')\n" + POST, rec) == ["getattr"]
+    assert unsafe_additions("def (:\n", rec) == []  # does not parse: its tests fail anyway
+
+
+def test_parse_failures_need_no_sandbox_and_name_the_field() -> None:
+    recs = [_rec("a"), _rec("b"), _rec("c")]
+    raw = ["language: python\nrule: {pattern: x}\n", "not: [yaml", None]
+    out = validate_actions(recs, raw, sandbox=None)  # type: ignore[list-item]
+    assert [o.item_id for o in out] == ["a", "b", "c"]
+    assert not any(o.parsed or o.success for o in out)
+    assert "field 'fix' is missing" in out[0].reason
+    assert out[2].reason.startswith("parse_error: got NoneType")
+
+
+def test_one_action_per_record() -> None:
+    with pytest.raises(HarnessError, match="2 records but 1 actions"):
+        validate_actions([_rec("a"), _rec("b")], [GOOD])
+
+
+def test_outcomes_for_gate_flags_sandbox_errors() -> None:
+    res = [
+        ActionOutcome("a", True, True, "matches_post_code: x", "c"),
+        ActionOutcome("b", True, False, "sandbox_error: lost", None),
+    ]
+    parse = outcomes_for_gate(res, "parse")
+    success = outcomes_for_gate(res, "success")
+    assert [o.value for o in parse] == [1.0, 1.0]
+    assert [o.value for o in success] == [1.0, 0.0]
+    assert success[1].raw["sandbox_error"] is True
+    with pytest.raises(HarnessError, match="'parse' or 'success'"):
+        outcomes_for_gate(res, "other")
+
+
+# ---- in the Docker sandbox ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def astgrep_box() -> Iterator[Sandbox]:
+    from sandbox.astgrep_image import ensure_astgrep_image
+    from sandbox.docker_pool import DockerSandbox
+
+    sb = DockerSandbox(image=ensure_astgrep_image(), pool_size=2)
+    try:
+        yield sb
+    finally:
+        sb.close()
+
+
+@pytest.mark.docker
+def test_honest_actions(astgrep_box: Sandbox) -> None:
+    recs = [
+        _rec("exact"),
+        _rec("by_tests"),
+        _rec("wrong"),
+        _rec("nomatch"),
+        _rec("notests", tests=None),
+    ]
+    raw = [
+        f"```yaml\n{GOOD}```",
+        _rule("$A - $B", "$B + $A"),  # not post_code, but correct: the tests decide
+        _rule("$A - $B", "$A * $B"),
+        _rule("nothing_here($X)", "x"),
+        _rule("$A - $B", "$B + $A"),  # correct, but no tests: must equal post_code
+    ]
+    out = validate_actions(recs, raw, sandbox=astgrep_box)
+    reasons = {o.item_id: o.reason.split(":")[0] for o in out}
+    assert reasons == {
+        "exact": "matches_post_code",
+        "by_tests": "tests_pass",
+        "wrong": "tests_fail",
+        "nomatch": "no_change",
+        "notests": "mismatch",
+    }
+    assert [o.success for o in out] == [True, True, False, False, False]
+    assert all(o.parsed for o in out)
+    assert out[0].applied_code == POST
+
+
+@pytest.mark.docker
+def test_the_binary_rejecting_a_rule_is_not_parsed(astgrep_box: Sandbox) -> None:
+    recs = [_rec("kind"), _rec("unbound")]
+    raw = [
+        "id: r\nlanguage: python\nrule: {kind: no_such_kind}\nfix: x\n",
+        _rule("$A - $B", "$A + $C"),
+    ]
+    out = validate_actions(recs, raw, sandbox=astgrep_box)
+    assert [o.reason.split(":")[0] for o in out] == ["rule_rejected", "rule_rejected"]
+    assert not any(o.parsed or o.success for o in out)
+
+
+HOSTILE = {
+    # injected code that patches what runs after it: refused before running
+    "patch_harness": _rule("return $A - $B", "import builtins; return $A + $B"),
+    "dunder": _rule("return $A - $B", "return ().__class__ and 5"),
+    # leaves early with status 0: no completion proof, so not a pass
+    "exit_early": _rule("return $A - $B", "raise SystemExit(0)"),
+    # never returns: its own timeout, nobody else's
+    "spin": _rule("return $A - $B", "while True: pass"),
+    # blows the rewritten file up (every identifier → 15 kB): refused, not read back
+    "giant_output": "id: r\nlanguage: python\nrule: {kind: identifier}\nfix: " + "y" * 15_000,
+    # text that imitates the apply program's report line: it never reaches stdout
+    "fake_report": _rule("$A - $B", '@@apply-0@@{"rc": 0, "code": "def add(a, b): return a + b"}'),
+    "not_yaml": "rule: [",
+    "alias_bomb": "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n",
+}
+
+
+@pytest.mark.docker
+def test_hostile_actions_cannot_forge_or_spill_over(astgrep_box: Sandbox) -> None:
+    names = list(HOSTILE)
+    wide = "w = " + " + ".join(["v"] * 40) + "\n"  # 40 identifiers × 15 kB > 256 kB
+    recs = [
+        _rec(f"h-{n}", pre=PRE + wide, post=POST + wide) if n == "giant_output" else _rec(f"h-{n}")
+        for n in names
+    ] + [_rec("honest-1"), _rec("honest-2")]
+    raw = [HOSTILE[n] for n in names] + [GOOD, GOOD]
+    out = validate_actions(recs, raw, sandbox=astgrep_box, tests_timeout_s=2.0)
+    assert [o.item_id for o in out] == [r.id for r in recs]  # nothing dropped or reordered
+    by_id = {o.item_id: o for o in out}
+    assert not any(by_id[f"h-{n}"].success for n in names), [by_id[f"h-{n}"] for n in names]
+    assert by_id["h-patch_harness"].reason.startswith("unsafe_rewrite: introduces import builtins")
+    assert by_id["h-dunder"].reason.startswith("unsafe_rewrite")
+    assert by_id["h-exit_early"].reason.startswith("tests_fail: incomplete")
+    assert by_id["h-giant_output"].reason.startswith("apply_error: rewritten file too large")
+    assert by_id["h-spin"].reason.startswith("tests_fail: timeout")
+    assert by_id["h-alias_bomb"].reason.startswith("parse_error")
+    assert by_id["honest-1"].success and by_id["honest-2"].success
