@@ -1,0 +1,147 @@
+"""Stage 1 action gates and the teacher-trajectory filter (gates/code_edit.yaml).
+
+Held-out records are the test-split rows with a ground-truth action.  Every
+action — the model's or a control's — goes through the same validator
+(``harness.evaluators.code_edit_actions``): the real ast-grep binary inside the
+hardened Docker sandbox.  Controls: the ground-truth action must PASS both
+rates; an empty rule must FAIL both.  The model subject plugs in through the
+``stage1_action_subject`` fixture (conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from harness.data.code_edit.action import parse_action
+from harness.data.code_edit.schema import NormalizedRecord
+from harness.decision import Verdict
+from harness.evaluators.code_edit import load_rows
+from harness.evaluators.code_edit_actions import (
+    ActionOutcome,
+    ActionSubject,
+    heldout_action_records,
+    outcomes_for_gate,
+    validate_actions,
+)
+from harness.gate import Gate
+from sandbox.base import Sandbox
+
+pytestmark = [
+    pytest.mark.phase("code_edit"),
+    pytest.mark.xdist_group("code_edit"),
+    pytest.mark.docker,
+]
+
+EMPTY_RULE = "id: empty\nlanguage: python\nrule: {}\nfix: ''\n"
+
+
+@pytest.fixture(scope="session")
+def astgrep_sandbox() -> Iterator[Sandbox]:
+    """A Docker pool on the ast-grep sibling image (built offline once if missing)."""
+    from sandbox.astgrep_image import ensure_astgrep_image
+    from sandbox.docker_pool import DockerSandbox
+
+    box = DockerSandbox(image=ensure_astgrep_image())
+    try:
+        yield box
+    finally:
+        box.close()
+
+
+@pytest.fixture(scope="session")
+def heldout(code_edit_data: Path) -> list[NormalizedRecord]:
+    return heldout_action_records(load_rows(code_edit_data))
+
+
+def ground_truth_subject(records: Sequence[NormalizedRecord]) -> list[str]:
+    """Control: the record's own action as canonical rule YAML (must PASS)."""
+    return [parse_action(r.action or {}).rule_yaml() for r in records]
+
+
+def empty_rule_subject(records: Sequence[NormalizedRecord]) -> list[str]:
+    """Control: a rule with no matcher (must FAIL)."""
+    return [EMPTY_RULE for _ in records]
+
+
+_RESULTS: dict[str, list[ActionOutcome]] = {}
+
+
+def _validated(
+    name: str, subject: ActionSubject, heldout: list[NormalizedRecord], box: Sandbox
+) -> list[ActionOutcome]:
+    """One validation per subject and session, shared by the parse and success gates."""
+    if name not in _RESULTS:
+        _RESULTS[name] = validate_actions(heldout, list(subject(heldout)), sandbox=box)
+    return _RESULTS[name]
+
+
+def _check(
+    gate: Gate,
+    metric: str,
+    results: list[ActionOutcome],
+    *,
+    subject: str,
+    expect: Verdict | None = None,
+) -> None:
+    reasons: dict[str, int] = {}
+    for r in results:
+        key = r.reason.split(":", 1)[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    gate.check(
+        outcomes_for_gate(results, metric),
+        subject=subject,
+        expect=expect,
+        sandbox="docker",
+        extra={"reasons": reasons, "n_heldout": len(results)},
+    )
+
+
+CONTROLS: dict[str, tuple[Callable[[Sequence[NormalizedRecord]], list[str]], Verdict]] = {
+    "ground_truth": (ground_truth_subject, Verdict.PASS),
+    "empty_rule": (empty_rule_subject, Verdict.FAIL),
+}
+
+
+@pytest.mark.gate("action_parse_rate")
+def test_action_parse_rate(
+    gate: Gate,
+    stage1_action_subject: ActionSubject,
+    heldout: list[NormalizedRecord],
+    astgrep_sandbox: Sandbox,
+) -> None:
+    results = _validated("stage1", stage1_action_subject, heldout, astgrep_sandbox)
+    _check(gate, "parse", results, subject="stage1_sft")
+
+
+@pytest.mark.gate("action_success_rate")
+def test_action_success_rate(
+    gate: Gate,
+    stage1_action_subject: ActionSubject,
+    heldout: list[NormalizedRecord],
+    astgrep_sandbox: Sandbox,
+) -> None:
+    results = _validated("stage1", stage1_action_subject, heldout, astgrep_sandbox)
+    _check(gate, "success", results, subject="stage1_sft")
+
+
+@pytest.mark.gate("action_parse_rate")
+@pytest.mark.parametrize("control", sorted(CONTROLS))
+def test_action_parse_rate_control(
+    gate: Gate, control: str, heldout: list[NormalizedRecord], astgrep_sandbox: Sandbox
+) -> None:
+    subject, expect = CONTROLS[control]
+    results = _validated(control, subject, heldout, astgrep_sandbox)
+    _check(gate, "parse", results, subject=control, expect=expect)
+
+
+@pytest.mark.gate("action_success_rate")
+@pytest.mark.parametrize("control", sorted(CONTROLS))
+def test_action_success_rate_control(
+    gate: Gate, control: str, heldout: list[NormalizedRecord], astgrep_sandbox: Sandbox
+) -> None:
+    subject, expect = CONTROLS[control]
+    results = _validated(control, subject, heldout, astgrep_sandbox)
+    _check(gate, "success", results, subject=control, expect=expect)
