@@ -1,5 +1,10 @@
 """Stage 1 action gates and the teacher-trajectory filter (gates/code_edit.yaml).
 
+``srl_verified_steps``: the program teacher's raw trajectories on the train/dev
+records, filtered by sandbox verification; the per-source stats (kept, dropped
+and why) are the gate's evidence.  Control: a teacher proposing empty rules must
+FAIL (nothing survives the filter).
+
 Held-out records are the test-split rows with a ground-truth action.  Every
 action — the model's or a control's — goes through the same validator
 (``harness.evaluators.code_edit_actions``): the real ast-grep binary inside the
@@ -16,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.data.code_edit.action import parse_action
-from harness.data.code_edit.schema import NormalizedRecord
+from harness.data.code_edit.schema import NormalizedRecord, Split
 from harness.decision import Verdict
 from harness.evaluators.code_edit import load_rows
 from harness.evaluators.code_edit_actions import (
@@ -26,8 +31,14 @@ from harness.evaluators.code_edit_actions import (
     outcomes_for_gate,
     validate_actions,
 )
+from harness.evaluators.code_edit_trajectories import (
+    FilterReport,
+    filter_trajectories,
+    step_outcomes,
+)
 from harness.gate import Gate
 from sandbox.base import Sandbox
+from trainers.code_edit.teacher import ProgramTeacher, Teacher, propose_steps, write_raw
 
 pytestmark = [
     pytest.mark.phase("code_edit"),
@@ -145,3 +156,55 @@ def test_action_success_rate_control(
     subject, expect = CONTROLS[control]
     results = _validated(control, subject, heldout, astgrep_sandbox)
     _check(gate, "success", results, subject=control, expect=expect)
+
+
+class _EmptyRuleTeacher:
+    """Control teacher: proposes an empty rule for every record (nothing may survive)."""
+
+    name = "control:empty_rule"
+
+    def propose(self, records: Sequence[NormalizedRecord]) -> list[str]:
+        return empty_rule_subject(records)
+
+
+def _filtered(
+    teacher: Teacher, rows: list[NormalizedRecord], work: Path, box: Sandbox
+) -> FilterReport:
+    """Raw trajectories of ``teacher`` on the train/dev records, then the sandbox filter."""
+    records = [r for r in rows if r.split is not Split.TEST]
+    raw = write_raw(propose_steps(teacher, records), work / "raw" / "steps.jsonl")
+    return filter_trajectories(raw, rows, out_dir=work / "srl", sandbox=box)
+
+
+@pytest.mark.gate("srl_verified_steps")
+def test_srl_verified_steps(
+    gate: Gate,
+    code_edit_data: Path,
+    astgrep_sandbox: Sandbox,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    work = tmp_path_factory.mktemp("srl_program")
+    report = _filtered(ProgramTeacher(), load_rows(code_edit_data), work, astgrep_sandbox)
+    gate.check(
+        step_outcomes(report),
+        subject="program_teacher",
+        sandbox="docker",
+        extra=report.as_dict(),
+    )
+
+
+@pytest.mark.gate("srl_verified_steps")
+def test_srl_verified_steps_control_empty_rule_teacher(
+    gate: Gate,
+    code_edit_data: Path,
+    astgrep_sandbox: Sandbox,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    work = tmp_path_factory.mktemp("srl_empty")
+    report = _filtered(_EmptyRuleTeacher(), load_rows(code_edit_data), work, astgrep_sandbox)
+    gate.check(
+        step_outcomes(report),
+        subject="empty_rule_teacher",
+        expect=Verdict.FAIL,
+        extra=report.as_dict(),
+    )
