@@ -121,7 +121,7 @@ class ModelTeacher:
 
     @property
     def name(self) -> str:
-        return f"model:{self._gen.identity().name}"
+        return f"model:{self._gen.identity.name}"
 
     def propose(self, records: Sequence[NormalizedRecord]) -> list[str]:
         requests = [

@@ -57,6 +57,7 @@ class _ScriptedGenerator:
         self.text = text
         self.seen: list[GenerationRequest] = []
 
+    @property
     def identity(self) -> ModelIdentity:
         return ModelIdentity(backend="scripted", name="scripted-teacher")
 
@@ -68,7 +69,7 @@ class _ScriptedGenerator:
                 texts=(self.text,),
                 finish_reasons=("stop",),
                 latency=Latency(total_s=0.0),
-                model=self.identity(),
+                model=self.identity,
                 sampling=SamplingParams(),
             )
             for r in requests
