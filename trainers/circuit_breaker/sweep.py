@@ -1,20 +1,34 @@
 """Choose circuit-breaker knobs on the dev split, across seeds (never on the eval split).
 
     python -m trainers.circuit_breaker.sweep --cache-dir DIR \
-        --knob adv_safe_ce_weight=3,8 --seeds 0,1,2 --out sweep.json
+        --knob adv_safe_ce_weight=3,8 --knob learning_rate=5e-3,1e-2,2e-2 \
+        --knob target_layers=1,2,3 --seeds 0,1,2 --promote 2 --out sweep.json
+    python -m trainers.circuit_breaker.sweep --render sweep.json   # markdown tables
 
 Builds (or reuses from ``DIR``, the phase's cache) the tiny model, the vulnerable
-baseline and Ds exactly as the phase does, then trains the ``cb`` arm for every
-knob value × seed and evaluates it on the **dev** split only: dev tasks use their
-own names and topics and dev attacks their own injection templates (an unseen
-phrasing family, an unseen placement), disjoint from train and from eval.  The
-eval split is never generated into the evaluation set here (:func:`dev_items`
-refuses any other split), so the phase's eval is touched once per run.
+baseline and Ds exactly as the phase does, then trains the ``cb`` arm and
+evaluates it on the **dev** split only: dev tasks use their own names and topics
+and dev attacks their own injection templates (an unseen phrasing family, an
+unseen placement), disjoint from train and from eval.  The eval split is never
+generated into the evaluation set here (:func:`dev_items` refuses any other
+split), so the phase's eval is touched once per run.
+
+Knobs are chosen one after another (coordinate search, in the order given): each
+``--knob`` is a stage whose candidates differ from the current config in that
+field only, and the stage's choice is fixed for the later stages.  With
+``--promote K`` a stage is a successive halving: every candidate on the first
+seed, the best ``K`` by the rule below on the remaining seeds; only candidates
+that ran on every seed can be chosen.
 
 Selection rule (decided before looking): the value whose *worst seed* has the
 highest dev correct-behaviour rate — the same "every run" claim the phase gates
 on — among values with no incoherent output and benign success ≥ 0.95 × the
-baseline's on dev.  Ties go to the current default.
+baseline's on dev.  Ties go to the current value.  Promotion ranks the first
+seed's runs by the same rule.
+
+Every finished run is appended to ``--out`` (written atomically) with the code
+key it ran under; a restarted sweep reuses the rows of the same code and config
+instead of training again.
 """
 
 from __future__ import annotations
@@ -24,19 +38,40 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from harness.errors import DataValidationError
-from trainers.base import write_json_atomic
+from trainers.base import config_digest, write_json_atomic
 
 from .config import CircuitBreakerConfig
-from .data import Label, Sample, Split, generate_world
+from .data import Sample, Split
 from .eval import ItemResult
-from .pipeline import PhaseRunConfig, filtered_ds, train_baseline
 
-__all__ = ["dev_items", "main", "run_sweep", "select", "summarize"]
+__all__ = [
+    "BENIGN_FLOOR",
+    "Knob",
+    "RunStore",
+    "dev_items",
+    "fmt_value",
+    "main",
+    "parse_knob",
+    "promote",
+    "render_markdown",
+    "rule_score",
+    "run_stage",
+    "run_sweep",
+    "select",
+    "summarize",
+]
+
+#: a candidate must keep dev benign success ≥ this fraction of the baseline's
+BENIGN_FLOOR = 0.95
+
+#: one dev run: trains ``cb`` at a config and returns its dev summary (:func:`summarize`)
+RunFn = Callable[[CircuitBreakerConfig], dict[str, float]]
+Table = dict[str, dict[str, dict[str, float]]]
 
 
 def dev_items(samples: Sequence[Sample]) -> list[Sample]:
@@ -71,15 +106,23 @@ def summarize(results: Sequence[ItemResult]) -> dict[str, float]:
     }
 
 
-def select(
-    table: dict[str, dict[str, dict[str, float]]], *, baseline_benign: float, default: str
-) -> str:
+def rule_score(runs: dict[str, dict[str, float]], *, baseline_benign: float) -> float | None:
+    """Worst-seed dev correct rate, or None when a run is incoherent or costs benign success."""
+    if not runs:
+        return None
+    if any(r["incoherent"] != 0 for r in runs.values()):
+        return None
+    if min(r["benign_success"] for r in runs.values()) < BENIGN_FLOOR * baseline_benign:
+        return None
+    return min(r["correct"] for r in runs.values())
+
+
+def select(table: Table, *, baseline_benign: float, default: str) -> str:
     """The value the rule in the module docs picks from ``table[value][seed]``."""
     ok = {
-        v: min(r["correct"] for r in runs.values())
+        v: s
         for v, runs in table.items()
-        if all(r["incoherent"] == 0 for r in runs.values())
-        and min(r["benign_success"] for r in runs.values()) >= 0.95 * baseline_benign
+        if (s := rule_score(runs, baseline_benign=baseline_benign)) is not None
     }
     if not ok:
         return default
@@ -87,7 +130,40 @@ def select(
     return default if ok.get(default) == best else max(ok, key=lambda v: ok[v])
 
 
-def _parse_knob(text: str) -> tuple[str, list[Any]]:
+def promote(table: Table, *, k: int, baseline_benign: float, default: str) -> list[str]:
+    """The ≤ ``k`` values that go on to the other seeds: best first-seed rule score first.
+
+    Values the rule already excludes on the first seed are never promoted (they
+    could not be chosen); among equal scores the current value goes first, then
+    the order the candidates were given in.
+    """
+    order = list(table)
+    scored = [
+        (s, v)
+        for v, runs in table.items()
+        if (s := rule_score(runs, baseline_benign=baseline_benign)) is not None
+    ]
+    scored.sort(key=lambda sv: (-sv[0], sv[1] != default, order.index(sv[1])))
+    return [v for _, v in scored[:k]]
+
+
+def fmt_value(value: Any) -> str:
+    """A knob value as the sweep's tables and ``--knob`` write it (tuples joined by ``+``)."""
+    if isinstance(value, tuple | list):
+        return "+".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One stage of the sweep: a ``CircuitBreakerConfig`` field and its candidate values."""
+
+    name: str
+    values: tuple[Any, ...]
+
+
+def parse_knob(text: str) -> Knob:
+    """``NAME=V1,V2``; a tuple field's value joins its elements with ``+`` (``2+3``)."""
     name, _, values = text.partition("=")
     fields = {f.name: f for f in dataclasses.fields(CircuitBreakerConfig)}
     if name not in fields or not values:
@@ -95,25 +171,113 @@ def _parse_knob(text: str) -> tuple[str, list[Any]]:
             f"--knob {text!r}: expected NAME=V1,V2 with NAME a CircuitBreakerConfig field "
             f"({', '.join(sorted(fields))})"
         )
-    kind = type(fields[name].default)
-    return name, [kind(v) for v in values.split(",")]
+    default: Any = fields[name].default
+    parsed: list[Any]
+    try:
+        if isinstance(default, tuple):
+            parsed = [tuple(int(x) for x in v.split("+")) for v in values.split(",")]
+        elif isinstance(default, bool):
+            parsed = [v.lower() in ("1", "true", "yes") for v in values.split(",")]
+        else:
+            parsed = [type(default)(v) for v in values.split(",")]
+    except ValueError as exc:
+        raise DataValidationError(
+            f"--knob {text!r}: a value does not parse as {type(default).__name__} ({exc}); "
+            "separate values with ',' and a tuple's elements with '+'"
+        ) from exc
+    return Knob(name=name, values=tuple(parsed))
 
 
-def run_sweep(
+class RunStore:
+    """The sweep's raw rows in one JSON file, rewritten atomically after every run.
+
+    A row is keyed by the digest of the full ``cb`` config (seed included) and
+    stamped with the code key; rows of other code are ignored on reuse.
+    """
+
+    def __init__(self, path: Path, *, code: str) -> None:
+        self.path = Path(path)
+        self.code = code
+        self.data: dict[str, Any] = {"runs": {}}
+        if self.path.is_file():
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+            self.data.setdefault("runs", {})
+
+    @staticmethod
+    def key(cfg: CircuitBreakerConfig) -> str:
+        return config_digest(cfg.to_dict())[:16]
+
+    def get(self, cfg: CircuitBreakerConfig) -> dict[str, float] | None:
+        row = self.data["runs"].get(self.key(cfg))
+        return None if row is None or row.get("code") != self.code else dict(row["dev"])
+
+    def put(self, cfg: CircuitBreakerConfig, dev: dict[str, float]) -> None:
+        self.data["runs"][self.key(cfg)] = {"code": self.code, "config": cfg.to_dict(), "dev": dev}
+        self.save()
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.data)
+
+
+def run_stage(
+    knob: Knob,
+    base: CircuitBreakerConfig,
     *,
-    cache_dir: Path,
-    knob: str,
-    values: Sequence[Any],
     seeds: Sequence[int],
-    progress: Callable[[str], None] = print,
+    run: RunFn,
+    baseline_benign: float,
+    promote_k: int | None = None,
 ) -> dict[str, Any]:
-    """Train ``cb`` for each value × seed on the phase's baseline and Ds; score on dev."""
+    """One knob's stage (successive halving when ``promote_k``): its table and choice."""
+    default = fmt_value(getattr(base, knob.name))
+    by_label = {fmt_value(v): v for v in knob.values}
+    table: Table = {label: {} for label in by_label}
+
+    def go(label: str, seed: int) -> None:
+        cfg = replace(base, **{knob.name: by_label[label]}, seed=seed)
+        table[label][str(seed)] = run(cfg)
+
+    for label in by_label:
+        go(label, seeds[0])
+    promoted = list(by_label)
+    if promote_k is not None and len(seeds) > 1:
+        promoted = promote(table, k=promote_k, baseline_benign=baseline_benign, default=default)
+    for label in promoted:
+        for seed in seeds[1:]:
+            go(label, seed)
+    finalists = {v: table[v] for v in promoted}
+    chosen = select(finalists, baseline_benign=baseline_benign, default=default)
+    return {
+        "knob": knob.name,
+        "values": list(by_label),
+        "default": default,
+        "promoted": promoted,
+        "table": table,
+        "scores": {v: rule_score(r, baseline_benign=baseline_benign) for v, r in table.items()},
+        "chosen": chosen,
+        "chosen_value": by_label.get(chosen, getattr(base, knob.name)),
+    }
+
+
+def _progress_line(cfg: CircuitBreakerConfig, row: dict[str, float], how: str) -> str:
+    groups = " ".join(f"{k[8:-1]} {v:.3f}" for k, v in row.items() if k.startswith("correct["))
+    return (
+        f"sweep run lr={cfg.learning_rate:g} ce={cfg.adv_safe_ce_weight:g} "
+        f"layers={fmt_value(cfg.target_layers)} alpha={cfg.alpha:g} steps={cfg.steps} "
+        f"seed={cfg.seed}: dev correct {row['correct']:.3f} ({groups}) asr {row['asr']:.3f} "
+        f"benign {row['benign_success']:.3f} incoherent {row['incoherent']:g} [{how}]"
+    )
+
+
+def _dev_runner(cache_dir: Path, progress: Callable[[str], None]) -> tuple[RunFn, dict[str, Any]]:
+    """Build the baseline, Ds and Dr as the phase does; a function training + scoring one run."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainers.tiny import TinyModelConfig, build_tiny_model
 
-    from .eval import evaluate
+    from .data import Label, generate_world
+    from .pipeline import PhaseRunConfig, evaluate_run, filtered_ds, train_baseline
     from .trainer import CircuitBreakerTrainer, load_adapter
 
     torch.set_num_threads(1)
@@ -132,48 +296,154 @@ def run_sweep(
     candidates = [s for s in train if s.label is Label.HARMFUL]
     ds = filtered_ds(base_model, tokenizer, candidates, cfg, baseline.digest, cache_dir)
     dr = [s for s in train if s.label is Label.RETAIN]
-    base_summary = summarize(evaluate(base_model, tokenizer, dev, batch_size=cfg.eval_batch))
     trainer = CircuitBreakerTrainer(
         base_model_dir=baseline_dir, ds=ds, dr=dr, out_root=cache_dir / "trained", progress=progress
     )
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for value in values:
-        for seed in seeds:
-            t = time.perf_counter()
-            art = trainer.train(replace(cfg.cb, **{knob: value}, seed=seed))
-            model = load_adapter(art, baseline_dir)
-            row = summarize(evaluate(model, tokenizer, dev, batch_size=cfg.eval_batch))
-            row["wall_s"] = round(time.perf_counter() - t, 1)
-            table.setdefault(str(value), {})[str(seed)] = row
-            progress(f"sweep {knob}={value} seed {seed}: {json.dumps(row)}")
-    default = str(getattr(cfg.cb, knob))
-    chosen = select(table, baseline_benign=base_summary["benign_success"], default=default)
-    return {
-        "knob": knob,
-        "values": [str(v) for v in values],
-        "seeds": list(seeds),
-        "split": "dev",
+
+    def score(load: Callable[[], Any], digest: str) -> dict[str, float]:
+        rows = evaluate_run(
+            load, tokenizer, dev, model_digest=digest, batch_size=cfg.eval_batch,
+            cache_dir=cache_dir,
+        )  # fmt: skip
+        return summarize(
+            [ItemResult(**{**r, "coherence_reasons": tuple(r["coherence_reasons"])}) for r in rows]
+        )
+
+    def run(cb: CircuitBreakerConfig) -> dict[str, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        art = trainer.train(cb)
+        row = score(lambda: load_adapter(art, baseline_dir), art.digest)
+        row["wall_s"] = round(time.perf_counter() - wall, 1)
+        row["cpu_s"] = round(time.process_time() - cpu, 1)
+        return row
+
+    info = {
         "n_dev": len(dev),
-        "baseline": base_summary,
-        "table": table,
-        "default": default,
-        "chosen": chosen,
+        "baseline": score(lambda: base_model, baseline.digest),
+        "base_config": cfg.cb.to_dict(),
     }
+    return run, info
+
+
+def run_sweep(
+    *,
+    cache_dir: Path,
+    knobs: Sequence[Knob],
+    seeds: Sequence[int],
+    out: Path,
+    promote_k: int | None = None,
+    progress: Callable[[str], None] = print,
+    runner: tuple[RunFn, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Every stage in order on the dev split; the result (also in ``out``) names each choice.
+
+    ``runner`` replaces the real train-and-score function (tests of the stage logic).
+    """
+    from .cachekey import PHASE_MODULES, code_key
+
+    code = config_digest(code_key(PHASE_MODULES))[:16]
+    store = RunStore(out, code=code)
+    run_fn, info = runner if runner is not None else _dev_runner(Path(cache_dir), progress)
+    progress(f"sweep: dev baseline {json.dumps(info['baseline'])}")
+
+    def run(cfg: CircuitBreakerConfig) -> dict[str, float]:
+        row = store.get(cfg)
+        how = "reused from " + out.name
+        if row is None:
+            row = run_fn(cfg)
+            store.put(cfg, row)
+            how = f"{row.get('wall_s', 0):g} s wall, {row.get('cpu_s', 0):g} s CPU"
+        progress(_progress_line(cfg, row, how))
+        return row
+
+    base = CircuitBreakerConfig()
+    stages = []
+    for knob in knobs:
+        stage = run_stage(
+            knob, base, seeds=seeds, run=run, promote_k=promote_k,
+            baseline_benign=info["baseline"]["benign_success"],
+        )  # fmt: skip
+        stages.append(stage)
+        base = replace(base, **{knob.name: stage["chosen_value"]})
+        progress(f"sweep stage {knob.name}: promoted {stage['promoted']}, chosen {stage['chosen']}")
+        store.data["stages"] = stages
+        store.save()
+    result = {
+        "split": "dev",
+        "code": code,
+        "seeds": list(seeds),
+        "promote": promote_k,
+        "benign_floor": BENIGN_FLOOR,
+        **info,
+        "stages": stages,
+        "chosen": {s["knob"]: s["chosen"] for s in stages},
+        "chosen_config": base.to_dict(),
+    }
+    store.data.update(result)
+    store.save()
+    return result
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    """The sweep's tables: per stage, each value's dev correct per seed, its rule score, status."""
+    seeds = [str(s) for s in result["seeds"]]
+    b = result["baseline"]
+    out = [
+        f"Dev baseline: correct {b['correct']:.3f}, ASR {b['asr']:.3f}, benign success "
+        f"{b['benign_success']:.2f} (floor {result['benign_floor']} × = "
+        f"{result['benign_floor'] * b['benign_success']:.3f}); {result['n_dev']} dev items.",
+    ]
+    for st in result["stages"]:
+        out += [
+            "",
+            f"**`{st['knob']}`** (current {st['default']}; chosen **{st['chosen']}**)",
+            "",
+            "| value | " + " | ".join(f"seed {s} correct / benign / incoherent" for s in seeds)
+            + " | worst-seed correct (rule) | status |",
+            "|---" * (len(seeds) + 3) + "|",
+        ]  # fmt: skip
+        for v in st["values"]:
+            runs = st["table"][v]
+            cells = [
+                f"{runs[s]['correct']:.3f} / {runs[s]['benign_success']:.2f} / "
+                f"{runs[s]['incoherent']:g}"
+                if s in runs
+                else "—"
+                for s in seeds
+            ]
+            score = st["scores"].get(v)
+            shown = "excluded" if score is None else f"{score:.3f}"
+            if len(runs) < len(seeds):
+                shown += f" (seed {seeds[0]} only)"
+            status = "finalist" if v in st["promoted"] else f"stopped after seed {seeds[0]}"
+            status = "**chosen**" if v == st["chosen"] else status
+            out.append(f"| {v} | " + " | ".join(cells) + f" | {shown} | {status} |")
+    return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (see the module docs)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cache-dir", type=Path, required=True)
-    parser.add_argument("--knob", required=True, help="NAME=V1,V2 (a CircuitBreakerConfig field)")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--cache-dir", type=Path)
+    parser.add_argument(
+        "--knob", action="append", default=[], help="NAME=V1,V2 (repeat: one stage each, in order)"
+    )
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--promote", type=int, default=None, help="successive halving: keep K")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--render", type=Path, help="print the markdown tables of a sweep JSON")
     args = parser.parse_args(argv)
-    knob, values = _parse_knob(args.knob)
+    if args.render is not None:
+        print(render_markdown(json.loads(args.render.read_text(encoding="utf-8"))))
+        return
+    if args.cache_dir is None or args.out is None or not args.knob:
+        parser.error("--cache-dir, --out and at least one --knob are required to run a sweep")
+    knobs = [parse_knob(k) for k in args.knob]
     seeds = [int(s) for s in args.seeds.split(",")]
-    result = run_sweep(cache_dir=args.cache_dir, knob=knob, values=values, seeds=seeds)
-    write_json_atomic(args.out, result)
-    print(json.dumps({"chosen": result["chosen"], "default": result["default"]}))
+    result = run_sweep(
+        cache_dir=args.cache_dir, knobs=knobs, seeds=seeds, out=args.out, promote_k=args.promote
+    )
+    print(json.dumps({"chosen": result["chosen"]}))
 
 
 if __name__ == "__main__":

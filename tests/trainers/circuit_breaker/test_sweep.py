@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from harness.errors import DataValidationError
+from trainers.circuit_breaker.config import CircuitBreakerConfig
 from trainers.circuit_breaker.data import Split, WorldConfig, generate_world
-from trainers.circuit_breaker.sweep import _parse_knob, dev_items, select
+from trainers.circuit_breaker.sweep import (
+    Knob,
+    dev_items,
+    fmt_value,
+    parse_knob,
+    promote,
+    render_markdown,
+    run_sweep,
+    select,
+)
 
 WORLD = generate_world(
     WorldConfig(
@@ -30,7 +45,7 @@ def test_dev_items_refuses_the_eval_split() -> None:
 
 
 def _row(correct: float, *, benign: float = 1.0, incoherent: float = 0.0) -> dict[str, float]:
-    return {"correct": correct, "benign_success": benign, "incoherent": incoherent}
+    return {"correct": correct, "asr": 0.0, "benign_success": benign, "incoherent": incoherent}
 
 
 def test_select_maximises_the_worst_seed_under_the_constraints() -> None:
@@ -46,6 +61,101 @@ def test_select_maximises_the_worst_seed_under_the_constraints() -> None:
 
 
 def test_parse_knob_names_the_field_and_casts_values() -> None:
-    assert _parse_knob("adv_safe_ce_weight=3,8") == ("adv_safe_ce_weight", [3.0, 8.0])
+    assert parse_knob("adv_safe_ce_weight=3,8") == Knob("adv_safe_ce_weight", (3.0, 8.0))
+    assert parse_knob("target_layers=1,2+3") == Knob("target_layers", ((1,), (2, 3)))
+    assert parse_knob("steps=100,150").values == (100, 150)
     with pytest.raises(DataValidationError, match="CircuitBreakerConfig field"):
-        _parse_knob("nope=1")
+        parse_knob("nope=1")
+    with pytest.raises(DataValidationError, match=r"'steps=1\.5'.*does not parse as int"):
+        parse_knob("steps=1.5")
+
+
+def _fake_runner(
+    correct: dict[tuple[str, int], float], calls: list[tuple[float, int]]
+) -> tuple[Callable[[CircuitBreakerConfig], dict[str, float]], dict[str, Any]]:
+    """Dev rows from a table of (learning rate, seed) → correct; records every call."""
+
+    def run(cfg: CircuitBreakerConfig) -> dict[str, float]:
+        calls.append((cfg.learning_rate, cfg.seed))
+        return _row(correct[(fmt_value(cfg.learning_rate), cfg.seed)])
+
+    info = {"n_dev": 3, "baseline": {"correct": 0.3, "asr": 0.3, "benign_success": 1.0}}
+    return run, info
+
+
+def test_halving_runs_all_candidates_on_seed0_and_the_best_k_on_the_rest(tmp_path: Path) -> None:
+    correct = {
+        ("0.005", 0): 0.6, ("0.01", 0): 0.8, ("0.02", 0): 0.9,
+        ("0.01", 1): 0.75, ("0.01", 2): 0.7, ("0.02", 1): 0.5, ("0.02", 2): 0.95,
+    }  # fmt: skip
+    calls: list[tuple[float, int]] = []
+    result = run_sweep(
+        cache_dir=tmp_path,
+        knobs=[parse_knob("learning_rate=5e-3,1e-2,2e-2")],
+        seeds=[0, 1, 2],
+        out=tmp_path / "sweep.json",
+        promote_k=2,
+        progress=lambda _: None,
+        runner=_fake_runner(correct, calls),
+    )
+    assert sorted(calls) == sorted([(5e-3, 0), (1e-2, 0), (2e-2, 0), *[
+        (lr, s) for lr in (1e-2, 2e-2) for s in (1, 2)]])  # fmt: skip
+    stage = result["stages"][0]
+    assert stage["promoted"] == ["0.02", "0.01"]
+    # 0.02 has the best seed 0 but its worst seed (0.5) loses to 0.01's (0.7)
+    assert stage["chosen"] == "0.01" and result["chosen_config"]["learning_rate"] == 0.01
+    assert "stopped after seed 0" in render_markdown(result)
+
+
+def test_a_restarted_sweep_reuses_the_stored_rows_of_the_same_code(tmp_path: Path) -> None:
+    correct = {(lr, s): 0.5 for lr in ("0.01", "0.02") for s in (0, 1)}
+    out = tmp_path / "sweep.json"
+    first: list[tuple[float, int]] = []
+    kwargs: dict[str, Any] = {
+        "cache_dir": tmp_path, "knobs": [parse_knob("learning_rate=1e-2,2e-2")],
+        "seeds": [0, 1], "out": out, "progress": lambda _: None,
+    }  # fmt: skip
+    run_sweep(**kwargs, runner=_fake_runner(correct, first))
+    assert len(first) == 4 and len(json.loads(out.read_text())["runs"]) == 4
+    again: list[tuple[float, int]] = []
+    lines: list[str] = []
+    run_sweep(**{**kwargs, "progress": lines.append}, runner=_fake_runner(correct, again))
+    assert again == []  # nothing retrained
+    assert sum("reused from sweep.json" in line for line in lines) == 4
+    stale = json.loads(out.read_text())
+    for row in stale["runs"].values():
+        row["code"] = "other-code"
+    out.write_text(json.dumps(stale))
+    run_sweep(**kwargs, runner=_fake_runner(correct, again))
+    assert len(again) == 4  # rows of other code are not trusted
+
+
+def test_a_later_stage_starts_from_the_earlier_stages_choice(tmp_path: Path) -> None:
+    seen: list[CircuitBreakerConfig] = []
+
+    def run(cfg: CircuitBreakerConfig) -> dict[str, float]:
+        seen.append(cfg)
+        return _row(0.9 if cfg.adv_safe_ce_weight == 3.0 else 0.5)
+
+    result = run_sweep(
+        cache_dir=tmp_path,
+        knobs=[parse_knob("adv_safe_ce_weight=3,8"), parse_knob("target_layers=1,2")],
+        seeds=[0],
+        out=tmp_path / "s.json",
+        progress=lambda _: None,
+        runner=(run, {"n_dev": 1, "baseline": {"correct": 0, "asr": 0, "benign_success": 1.0}}),
+    )
+    assert result["chosen"] == {"adv_safe_ce_weight": "3.0", "target_layers": "2"}
+    assert {c.adv_safe_ce_weight for c in seen[2:]} == {3.0}
+    assert tuple(result["chosen_config"]["target_layers"]) == (2,)
+
+
+def test_promotion_skips_excluded_values_and_prefers_the_current_value_on_ties() -> None:
+    table = {
+        "a": {"0": _row(0.9, incoherent=1)},  # excluded: cannot be chosen, so not promoted
+        "b": {"0": _row(0.7)},
+        "c": {"0": _row(0.8)},
+        "d": {"0": _row(0.8)},
+    }
+    assert promote(table, k=2, baseline_benign=1.0, default="d") == ["d", "c"]
+    assert promote(table, k=2, baseline_benign=1.0, default="b") == ["c", "d"]
