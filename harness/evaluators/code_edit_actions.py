@@ -14,21 +14,21 @@ A model's action is hostile input.  For each held-out record the validator
    passes in the sandbox (completion proof required, see docs/sandbox.md).
 
 Why each item's result cannot be forged: the apply program is ours; the rule only
-reaches the binary as a file, and the binary's output is captured, never printed, so
-the only channel back is one JSON line behind a per-batch random prefix.  The exact-match
-path runs none of the rewritten code.  The tests path does run it, so a rewrite that
-*introduces* imports, private/dunder attribute access or reflective builtins absent from
-the record's own code is refused before running (``unsafe_rewrite``): otherwise an
-injected ``import doctest; doctest.DocTestRunner.run = ...`` could patch the test
-harness that follows it.  Each program is a separate sandbox item, so nothing one
-action does reaches another item; a timeout, crash or giant output costs only that
-item.  ``parsed`` means the action parsed *and* the binary accepted the rule.
+reaches the binary as a file, and the binary's output goes to a file, never to stdout,
+so the only channel back is one line (a ``repr``'d dict) behind a per-batch random
+prefix.  The exact-match path runs none of the rewritten code.  The tests path does
+run it, so a rewrite that *introduces* imports, private/dunder attribute access or
+reflective builtins absent from the record's own code is refused before running
+(``unsafe_rewrite``): otherwise an injected ``import doctest`` plus an assignment to
+``doctest.DocTestRunner.run`` could patch the test harness that follows it.  Each
+program is a separate sandbox item, so nothing one action does reaches another item;
+a timeout, crash or giant output costs only that item.  ``parsed`` means the action
+parsed *and* the binary accepted the rule.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -120,26 +120,36 @@ def heldout_action_records(rows: Iterable[NormalizedRecord]) -> list[NormalizedR
 # ---- in-sandbox programs ------------------------------------------------------------------
 def _apply_program(action: AstGrepAction, record: NormalizedRecord, prefix: str) -> str:
     """Source of the program that rewrites ``pre_code`` with the rule (our code; data as
-    ``repr`` literals, so nothing in the action is ever parsed as Python)."""
+    ``repr`` literals, so nothing in the action is ever parsed as Python).
+
+    ``os.posix_spawn`` rather than ``subprocess`` and ``repr`` rather than ``json``: each
+    import is paid again by every forked program (≈2.5× the items/s, measured).  A
+    binary that hangs is killed by the sandbox's own timeout (the item's ``apply_error``).
+    """
     name = "input" + _SUFFIX.get(record.language, ".txt")
+    argv = ["ast-grep", "scan", "-r", "rule.yml", "--update-all", name]
     return (
-        "import json, subprocess\n"
+        "import os\n"
         f"RULE, CODE, NAME = {action.rule_yaml()!r}, {record.pre_code!r}, {name!r}\n"
         "with open('rule.yml', 'w', encoding='utf-8') as f:\n    f.write(RULE)\n"
         "with open(NAME, 'w', encoding='utf-8') as f:\n    f.write(CODE)\n"
+        "err = os.open('stderr.txt', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+        "acts = [(os.POSIX_SPAWN_OPEN, 0, '/dev/null', os.O_RDONLY, 0),\n"
+        "        (os.POSIX_SPAWN_DUP2, err, 1), (os.POSIX_SPAWN_DUP2, err, 2)]\n"
         "try:\n"
-        f"    p = subprocess.run([{_BINARY!r}, 'scan', '-r', 'rule.yml', '--update-all', NAME],\n"
-        "        stdin=subprocess.DEVNULL, capture_output=True,"
-        f" timeout={APPLY_TIMEOUT_S * 0.8:g})\n"
-        "    rc, err = p.returncode, p.stderr.decode('utf-8', 'replace')[-600:]\n"
-        "except FileNotFoundError:\n    rc, err = -127, 'ast-grep binary missing'\n"
-        "except subprocess.TimeoutExpired:\n    rc, err = -1, 'ast-grep timed out'\n"
+        f"    pid = os.posix_spawn({_BINARY!r}, {argv!r}, {{}}, file_actions=acts)\n"
+        "    rc = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])\n"
+        "except FileNotFoundError:\n    rc = -127\n"
+        "os.close(err)\n"
+        "with open('stderr.txt', 'rb') as f:\n"
+        "    f.seek(max(0, os.fstat(f.fileno()).st_size - 600))\n"
+        "    msg = f.read().decode('utf-8', 'replace')\n"
         "with open(NAME, 'rb') as f:\n"
         f"    data = f.read({MAX_APPLIED_BYTES + 1})\n"
         f"big = len(data) > {MAX_APPLIED_BYTES}\n"
-        "out = {'rc': rc, 'err': err, 'big': big,"
+        "out = {'rc': rc, 'err': msg, 'big': big,"
         " 'code': None if big else data.decode('utf-8', 'replace')}\n"
-        f"print({prefix!r} + json.dumps(out))\n"
+        f"print({prefix!r} + repr(out))\n"
     )
 
 
@@ -149,9 +159,9 @@ def _parse_apply(result: ExecResult, prefix: str) -> dict[str, object] | None:
         return None
     for line in reversed(result.stdout.splitlines()):
         if line.startswith(prefix):
-            try:
-                obj = json.loads(line[len(prefix) :])
-            except ValueError:
+            try:  # a dict of str/int/bool/None literals written by our own program
+                obj = ast.literal_eval(line[len(prefix) :])
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
                 return None
             return obj if isinstance(obj, dict) else None
     return None
