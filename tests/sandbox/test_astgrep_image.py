@@ -68,3 +68,17 @@ def test_selfcheck_fails_on_the_base_image(docker_sandbox: DockerSandbox) -> Non
     ok, detail = astgrep_selfcheck(docker_sandbox)
     assert not ok and "No such file" in detail
     assert ASTGREP_LABEL not in docker_sandbox.image_labels()
+
+
+def test_sandbox_check_adds_the_binary_case_only_for_images_that_carry_it(
+    astgrep_box: DockerSandbox, docker_sandbox: DockerSandbox
+) -> None:
+    from sandbox.battery import BatteryReport
+    from sandbox.cli import _check_astgrep
+
+    with_tool = BatteryReport("docker", astgrep_box.image_id, [], [], 0.0)
+    _check_astgrep(astgrep_box, with_tool)
+    assert [(c.name, c.ok) for c in with_tool.cases] == [("ast_grep_binary_runs", True)]
+    without = BatteryReport("docker", docker_sandbox.image_id, [], [], 0.0)
+    _check_astgrep(docker_sandbox, without)
+    assert without.cases == [] and without.ok
