@@ -38,6 +38,7 @@ __all__ = [
     "ModelTeacher",
     "ProgramTeacher",
     "Teacher",
+    "main",
     "propose_steps",
     "write_raw",
 ]
@@ -163,3 +164,42 @@ def propose_steps(teacher: Teacher, records: Sequence[NormalizedRecord]) -> list
 def write_raw(steps: Sequence[TeacherStep], path: Path) -> Path:
     """Write raw trajectories as JSONL, atomically (a crash leaves the old file or none)."""
     return atomic_write_jsonl(path, [s.model_dump_json() for s in steps])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m trainers.code_edit.teacher --root DIR --out RAW.jsonl [--base-url U --model M]``
+
+    Raw trajectories of the program teacher (default) or of a model behind an
+    OpenAI-compatible server, on the train and dev records of a processed root (the test
+    split is never proposed for).  Verify them with ``harness data code-edit filter``.
+    """
+    import argparse
+
+    from harness.data.code_edit.schema import Split
+    from harness.data.code_edit.store import default_root, read_processed
+
+    ap = argparse.ArgumentParser(prog="python -m trainers.code_edit.teacher")
+    ap.add_argument("--root", type=Path, default=None, help="processed code-edit root")
+    ap.add_argument("--out", type=Path, required=True, help="raw trajectories JSONL to write")
+    ap.add_argument("--base-url", default=None, help="OpenAI-compatible server (model teacher)")
+    ap.add_argument("--model", default=None, help="model name on that server")
+    args = ap.parse_args(argv)
+    rows = read_processed(root=args.root or default_root())
+    records = [r for r in rows if r.split is not Split.TEST]
+    teacher: Teacher
+    if args.base_url:
+        from harness.backends.openai_compat import OpenAICompatGenerator
+
+        if not args.model:
+            ap.error("--model is required with --base-url")
+        teacher = ModelTeacher(OpenAICompatGenerator(base_url=args.base_url, model=args.model))
+    else:
+        teacher = ProgramTeacher()
+    steps = propose_steps(teacher, records)
+    write_raw(steps, args.out)
+    print(f"{len(steps)} raw steps from {teacher.name} → {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -80,3 +80,26 @@ def stats(
     typer.echo(json.dumps(out, indent=2))
     if problems or out.get("split_leakage"):
         raise typer.Exit(code=1)
+
+
+@app.command("filter")
+def filter_cmd(
+    raw: Annotated[Path, typer.Argument(help="raw teacher trajectories (TeacherStep JSONL)")],
+    out: Annotated[Path, typer.Option(help="clean SRL dataset directory to publish")],
+    root: _Root = None,
+) -> None:
+    """Keep the teacher steps the Docker sandbox verifies; print per-source stats as JSON.
+
+    Raw steps come from ``python -m trainers.code_edit.teacher``; the records they refer
+    to are read from the processed root.  Writes ``train.jsonl``, ``dev.jsonl`` and
+    ``stats.json`` under ``--out`` in one atomic publish.
+    """
+    from harness.evaluators.code_edit_trajectories import filter_trajectories
+
+    try:
+        rows = read_processed(root=root or default_root())
+        report = filter_trajectories(raw, rows, out_dir=out)
+    except HarnessError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(report.as_dict(), indent=1))

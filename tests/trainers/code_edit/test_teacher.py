@@ -89,3 +89,28 @@ def test_model_teacher_prompts_with_state_only_and_rows_round_trip(tmp_path: Pat
     path.write_text(path.read_text() + '{"id": "x"}\n', encoding="utf-8")
     _, problems = read_jsonl_rows(path, TeacherStep)
     assert len(problems) == 1 and ":2: field 'record_id'" in problems[0]
+
+
+def test_cli_writes_raw_steps_for_train_and_dev_only(tmp_path: Path) -> None:
+    from harness.data.code_edit.store import write_processed
+    from trainers.code_edit.teacher import main
+
+    pre, post = "def f(a, b):\n    return a - b\n", "def f(a, b):\n    return a + b\n"
+    recs = [
+        NormalizedRecord.build(
+            id=f"r-{split}",
+            source="unit",
+            language="python",
+            instruction="Fix the bug in `f`.",
+            pre_code=pre,
+            post_code=post,
+            split=split,
+        )
+        for split in ("train", "dev", "test")
+    ]
+    write_processed(recs, root=tmp_path / "processed", name="unit", generator="test")
+    out = tmp_path / "raw.jsonl"
+    assert main(["--root", str(tmp_path / "processed"), "--out", str(out)]) == 0
+    steps, problems = read_jsonl_rows(out, TeacherStep)
+    assert problems == [] and sorted(s.record_id for s in steps) == ["r-dev", "r-train"]
+    assert all(parse_action(s.action_text).fix == "a + b" for s in steps)
