@@ -224,27 +224,35 @@ def run_stage(
     base: CircuitBreakerConfig,
     *,
     seeds: Sequence[int],
-    run: RunFn,
+    run: Callable[[CircuitBreakerConfig], dict[str, float] | None],
     baseline_benign: float,
     promote_k: int | None = None,
 ) -> dict[str, Any]:
-    """One knob's stage (successive halving when ``promote_k``): its table and choice."""
+    """One knob's stage: its table and choice.
+
+    Successive halving when ``promote_k`` is smaller than the number of
+    candidates (with ≤ K candidates there is nothing to halve: all run on every
+    seed).  ``run`` may return None (a run not measured, ``--stored-only``): a
+    stage whose finalists lack a seed is *incomplete* and keeps the current value.
+    """
     default = fmt_value(getattr(base, knob.name))
     by_label = {fmt_value(v): v for v in knob.values}
     table: Table = {label: {} for label in by_label}
 
     def go(label: str, seed: int) -> None:
-        cfg = replace(base, **{knob.name: by_label[label]}, seed=seed)
-        table[label][str(seed)] = run(cfg)
+        row = run(replace(base, **{knob.name: by_label[label]}, seed=seed))
+        if row is not None:
+            table[label][str(seed)] = row
 
     for label in by_label:
         go(label, seeds[0])
     promoted = list(by_label)
-    if promote_k is not None and len(seeds) > 1:
+    if promote_k is not None and len(seeds) > 1 and len(by_label) > promote_k:
         promoted = promote(table, k=promote_k, baseline_benign=baseline_benign, default=default)
     for label in promoted:
         for seed in seeds[1:]:
             go(label, seed)
+    complete = all(len(table[v]) == len(seeds) for v in promoted)
     finalists = {v: table[v] for v in promoted}
     chosen = select(finalists, baseline_benign=baseline_benign, default=default)
     return {
@@ -254,9 +262,18 @@ def run_stage(
         "promoted": promoted,
         "table": table,
         "scores": {v: rule_score(r, baseline_benign=baseline_benign) for v, r in table.items()},
-        "chosen": chosen,
-        "chosen_value": by_label.get(chosen, getattr(base, knob.name)),
+        "complete": complete,
+        "chosen": chosen if complete else default,
+        "chosen_value": by_label.get(chosen, getattr(base, knob.name))
+        if complete
+        else getattr(base, knob.name),
     }
+
+
+def _overrides(cfg: CircuitBreakerConfig) -> dict[str, Any]:
+    """The fields where ``cfg`` differs from the defaults (the seed always)."""
+    base = CircuitBreakerConfig().to_dict()
+    return {k: v for k, v in cfg.to_dict().items() if v != base[k] or k == "seed"}
 
 
 def _progress_line(cfg: CircuitBreakerConfig, row: dict[str, float], how: str) -> str:
@@ -332,11 +349,14 @@ def run_sweep(
     seeds: Sequence[int],
     out: Path,
     promote_k: int | None = None,
+    stored_only: bool = False,
     progress: Callable[[str], None] = print,
     runner: tuple[RunFn, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every stage in order on the dev split; the result (also in ``out``) names each choice.
 
+    ``stored_only`` trains nothing: it tabulates the rows ``out`` already holds
+    (and the dev baseline), marking stages with missing runs incomplete.
     ``runner`` replaces the real train-and-score function (tests of the stage logic).
     """
     from .cachekey import PHASE_MODULES, code_key
@@ -346,9 +366,12 @@ def run_sweep(
     run_fn, info = runner if runner is not None else _dev_runner(Path(cache_dir), progress)
     progress(f"sweep: dev baseline {json.dumps(info['baseline'])}")
 
-    def run(cfg: CircuitBreakerConfig) -> dict[str, float]:
+    def run(cfg: CircuitBreakerConfig) -> dict[str, float] | None:
         row = store.get(cfg)
         how = "reused from " + out.name
+        if row is None and stored_only:
+            progress(f"sweep run {json.dumps(_overrides(cfg))}: not measured (--stored-only)")
+            return None
         if row is None:
             row = run_fn(cfg)
             store.put(cfg, row)
@@ -365,7 +388,10 @@ def run_sweep(
         )  # fmt: skip
         stages.append(stage)
         base = replace(base, **{knob.name: stage["chosen_value"]})
-        progress(f"sweep stage {knob.name}: promoted {stage['promoted']}, chosen {stage['chosen']}")
+        state = "chosen" if stage["complete"] else "INCOMPLETE, kept"
+        progress(
+            f"sweep stage {knob.name}: promoted {stage['promoted']}, {state} {stage['chosen']}"
+        )
         store.data["stages"] = stages
         store.save()
     result = {
@@ -373,6 +399,7 @@ def run_sweep(
         "code": code,
         "seeds": list(seeds),
         "promote": promote_k,
+        "stored_only": stored_only,
         "benign_floor": BENIGN_FLOOR,
         **info,
         "stages": stages,
@@ -396,7 +423,12 @@ def render_markdown(result: dict[str, Any]) -> str:
     for st in result["stages"]:
         out += [
             "",
-            f"**`{st['knob']}`** (current {st['default']}; chosen **{st['chosen']}**)",
+            f"**`{st['knob']}`** (current {st['default']}; "
+            + (
+                f"chosen **{st['chosen']}**)"
+                if st.get("complete", True)
+                else f"**incomplete** — finalists lack seeds; kept {st['chosen']}, not re-derived)"
+            ),
             "",
             "| value | " + " | ".join(f"seed {s} correct / benign / incoherent" for s in seeds)
             + " | worst-seed correct (rule) | status |",
@@ -413,12 +445,21 @@ def render_markdown(result: dict[str, Any]) -> str:
             ]
             score = st["scores"].get(v)
             shown = "excluded" if score is None else f"{score:.3f}"
-            if len(runs) < len(seeds):
-                shown += f" (seed {seeds[0]} only)"
-            status = "finalist" if v in st["promoted"] else f"stopped after seed {seeds[0]}"
-            status = "**chosen**" if v == st["chosen"] else status
-            out.append(f"| {v} | " + " | ".join(cells) + f" | {shown} | {status} |")
+            if runs and len(runs) < len(seeds):
+                shown += f" (seeds {', '.join(runs)} only)"
+            out.append(f"| {v} | " + " | ".join(cells) + f" | {shown} | {_status(st, v, seeds)} |")
     return "\n".join(out)
+
+
+def _status(stage: dict[str, Any], value: str, seeds: Sequence[str]) -> str:
+    runs = stage["table"][value]
+    if not runs:
+        return "not run"
+    if value == stage["chosen"] and stage.get("complete", True):
+        return "**chosen**"
+    if value not in stage["promoted"]:
+        return f"stopped after seed {seeds[0]}"
+    return "finalist" if len(runs) == len(seeds) else "finalist, seeds missing"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -431,6 +472,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--promote", type=int, default=None, help="successive halving: keep K")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--stored-only", action="store_true", help="train nothing: tabulate the rows in --out"
+    )
     parser.add_argument("--render", type=Path, help="print the markdown tables of a sweep JSON")
     args = parser.parse_args(argv)
     if args.render is not None:
@@ -441,7 +485,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     knobs = [parse_knob(k) for k in args.knob]
     seeds = [int(s) for s in args.seeds.split(",")]
     result = run_sweep(
-        cache_dir=args.cache_dir, knobs=knobs, seeds=seeds, out=args.out, promote_k=args.promote
+        cache_dir=args.cache_dir,
+        knobs=knobs,
+        seeds=seeds,
+        out=args.out,
+        promote_k=args.promote,
+        stored_only=args.stored_only,
     )
     print(json.dumps({"chosen": result["chosen"]}))
 

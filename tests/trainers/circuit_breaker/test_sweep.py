@@ -159,3 +159,45 @@ def test_promotion_skips_excluded_values_and_prefers_the_current_value_on_ties()
     }
     assert promote(table, k=2, baseline_benign=1.0, default="d") == ["d", "c"]
     assert promote(table, k=2, baseline_benign=1.0, default="b") == ["c", "d"]
+
+
+def test_with_no_more_candidates_than_k_every_candidate_runs_every_seed(tmp_path: Path) -> None:
+    correct = {(lr, s): 0.5 for lr in ("0.01", "0.02") for s in (0, 1, 2)}
+    correct[("0.01", 0)] = 0.1  # would lose a halving; with 2 ≤ K it still runs on all seeds
+    calls: list[tuple[float, int]] = []
+    result = run_sweep(
+        cache_dir=tmp_path,
+        knobs=[parse_knob("learning_rate=1e-2,2e-2")],
+        seeds=[0, 1, 2],
+        out=tmp_path / "s.json",
+        promote_k=2,
+        progress=lambda _: None,
+        runner=_fake_runner(correct, calls),
+    )
+    assert len(calls) == 6 and result["stages"][0]["complete"]
+
+
+def test_stored_only_trains_nothing_and_a_stage_missing_seeds_keeps_the_current_value(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "s.json"
+    correct = {("0.01", 0): 0.5, ("0.02", 0): 0.9}
+    calls: list[tuple[float, int]] = []
+    knob = parse_knob("learning_rate=1e-2,2e-2")
+    run_sweep(
+        cache_dir=tmp_path, knobs=[knob], seeds=[0], out=out, progress=lambda _: None,
+        runner=_fake_runner(correct, calls),
+    )  # fmt: skip
+    assert len(calls) == 2  # the seed-0 screen
+    lines: list[str] = []
+    result = run_sweep(
+        cache_dir=tmp_path, knobs=[knob], seeds=[0, 1, 2], out=out, stored_only=True,
+        progress=lines.append, runner=_fake_runner(correct, calls),
+    )  # fmt: skip
+    stage = result["stages"][0]
+    assert len(calls) == 2 and sum("not measured" in line for line in lines) == 4
+    # 0.02 leads on seed 0 but never ran on seeds 1 and 2: nothing is re-derived
+    assert not stage["complete"] and stage["chosen"] == "0.01"
+    assert result["chosen_config"]["learning_rate"] == 0.01
+    md = render_markdown(result)
+    assert "**incomplete**" in md and "finalist, seeds missing" in md and "**chosen**" not in md
