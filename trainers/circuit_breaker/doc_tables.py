@@ -21,7 +21,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "render", "run_rates_table", "stage_cost_table", "verdict_table"]
+from harness.errors import DataValidationError
+
+__all__ = [
+    "main",
+    "render",
+    "replace_block",
+    "run_rates_table",
+    "stage_cost_table",
+    "verdict_table",
+    "write_block",
+]
 
 GROUPS = ("seen", "heldout_phrasing", "heldout_placement", "heldout_tool")
 
@@ -151,18 +161,46 @@ def render(phase: dict[str, Any], evidence: Sequence[dict[str, Any]], time_text:
     return "\n".join(parts)
 
 
+def replace_block(text: str, name: str, content: str) -> str:
+    """``text`` with the lines between ``<!-- name:begin -->`` and ``<!-- name:end -->`` replaced.
+
+    The markers stay, so the block can be regenerated; a missing marker is an
+    error naming it (a doc whose markers were edited away must not be silently
+    appended to).
+    """
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise DataValidationError(
+            f"doc tables: markers {begin} … {end} not found in order; add them"
+        )
+    return text[: i + len(begin)] + "\n" + content.rstrip("\n") + "\n" + text[j:]
+
+
+def write_block(path: Path, name: str, content: str) -> None:
+    """Replace block ``name`` of the markdown file ``path`` (see :func:`replace_block`)."""
+    path.write_text(replace_block(path.read_text(encoding="utf-8"), name, content), "utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (see the module docs)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--phase-result", type=Path, required=True)
     parser.add_argument("--evidence", type=Path, required=True, help="evidence.jsonl of the run")
     parser.add_argument("--time", type=Path, help="a saved `/usr/bin/time -v` report")
+    parser.add_argument(
+        "--write-docs", type=Path, help="replace the 'cb-results' block of this markdown file"
+    )
     args = parser.parse_args(argv)
     phase = json.loads(args.phase_result.read_text(encoding="utf-8"))
     lines = args.evidence.read_text(encoding="utf-8").splitlines()
     evidence = [json.loads(line) for line in lines if line.strip()]
     time_text = args.time.read_text(encoding="utf-8") if args.time else ""
-    print(render(phase, evidence, time_text))
+    text = render(phase, evidence, time_text)
+    if args.write_docs is not None:
+        write_block(args.write_docs, "cb-results", text)
+    else:
+        print(text)
 
 
 if __name__ == "__main__":

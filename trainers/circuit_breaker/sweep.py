@@ -476,9 +476,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--stored-only", action="store_true", help="train nothing: tabulate the rows in --out"
     )
     parser.add_argument("--render", type=Path, help="print the markdown tables of a sweep JSON")
+    parser.add_argument(
+        "--write-docs", type=Path, help="with --render: replace the 'cb-sweep' block of this file"
+    )
     args = parser.parse_args(argv)
     if args.render is not None:
-        print(render_markdown(json.loads(args.render.read_text(encoding="utf-8"))))
+        text = render_markdown(json.loads(args.render.read_text(encoding="utf-8")))
+        if args.write_docs is not None:
+            from .doc_tables import write_block
+
+            write_block(args.write_docs, "cb-sweep", text)
+        else:
+            print(text)
         return
     if args.cache_dir is None or args.out is None or not args.knob:
         parser.error("--cache-dir, --out and at least one --knob are required to run a sweep")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainers.circuit_breaker.doc_tables import render, run_rates_table, verdict_table
+import pytest
+
+from harness.errors import DataValidationError
+from trainers.circuit_breaker.doc_tables import (
+    render,
+    replace_block,
+    run_rates_table,
+    verdict_table,
+)
 
 
 def _row(
@@ -55,3 +63,12 @@ def test_verdicts_are_the_evidence_s_with_per_seed_values() -> None:
     out = render(PHASE, [ev, {**ev, "phase": "codegen"}], "User time (seconds): 1.5\n")
     assert out.count("correct_behavior_rate") == 1  # other phases' evidence is left out
     assert "CPU seconds of the phase process** | **42.5**" in out
+
+
+def test_a_docs_block_is_replaced_between_its_markers_and_a_missing_marker_is_an_error() -> None:
+    doc = "intro\n<!-- cb-results:begin -->\nold table\n<!-- cb-results:end -->\noutro\n"
+    new = replace_block(doc, "cb-results", "| new |\n")
+    assert new == "intro\n<!-- cb-results:begin -->\n| new |\n<!-- cb-results:end -->\noutro\n"
+    assert replace_block(new, "cb-results", "| new |") == new  # idempotent
+    with pytest.raises(DataValidationError, match="cb-sweep:begin"):
+        replace_block(doc, "cb-sweep", "x")
