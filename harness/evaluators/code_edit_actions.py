@@ -113,8 +113,10 @@ def extract_action_text(raw: str) -> str:
 
 
 def heldout_action_records(rows: Iterable[NormalizedRecord]) -> list[NormalizedRecord]:
-    """Test-split records with a ground-truth action (the judged set of the action gates)."""
-    return [r for r in rows if r.split is Split.TEST and r.action is not None]
+    """The judged set of the action gates: test-split records an action can be judged on —
+    those with a ground-truth action (its ``post_code`` is reachable by a rule) or with
+    tests (success when they pass), e.g. CanItEdit / HumanEvalFix rows."""
+    return [r for r in rows if r.split is Split.TEST and (r.action is not None or r.tests)]
 
 
 # ---- in-sandbox programs ------------------------------------------------------------------
