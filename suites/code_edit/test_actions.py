@@ -93,6 +93,7 @@ def _check(
     gate: Gate,
     metric: str,
     results: list[ActionOutcome],
+    box: Sandbox,
     *,
     subject: str,
     expect: Verdict | None = None,
@@ -106,7 +107,7 @@ def _check(
         subject=subject,
         expect=expect,
         sandbox="docker",
-        extra={"reasons": reasons, "n_heldout": len(results)},
+        extra={"reasons": reasons, "n_heldout": len(results), "sandbox": box.describe()},
     )
 
 
@@ -143,7 +144,7 @@ def test_action_parse_rate(
     astgrep_sandbox: Sandbox,
 ) -> None:
     results = _model_results(stage1_action_subject, heldout, astgrep_sandbox)
-    _check(gate, "parse", results, subject="stage1_sft")
+    _check(gate, "parse", results, astgrep_sandbox, subject="stage1_sft")
 
 
 @pytest.mark.gate("action_success_rate")
@@ -154,7 +155,7 @@ def test_action_success_rate(
     astgrep_sandbox: Sandbox,
 ) -> None:
     results = _model_results(stage1_action_subject, heldout, astgrep_sandbox)
-    _check(gate, "success", results, subject="stage1_sft")
+    _check(gate, "success", results, astgrep_sandbox, subject="stage1_sft")
 
 
 @pytest.mark.gate("action_parse_rate")
@@ -163,7 +164,7 @@ def test_action_parse_rate_control(
     gate: Gate, control: str, heldout: list[NormalizedRecord], astgrep_sandbox: Sandbox
 ) -> None:
     results, expect = _control_results(gate, control, heldout, astgrep_sandbox)
-    _check(gate, "parse", results, subject=control, expect=expect)
+    _check(gate, "parse", results, astgrep_sandbox, subject=control, expect=expect)
 
 
 @pytest.mark.gate("action_success_rate")
@@ -172,7 +173,7 @@ def test_action_success_rate_control(
     gate: Gate, control: str, heldout: list[NormalizedRecord], astgrep_sandbox: Sandbox
 ) -> None:
     results, expect = _control_results(gate, control, heldout, astgrep_sandbox)
-    _check(gate, "success", results, subject=control, expect=expect)
+    _check(gate, "success", results, astgrep_sandbox, subject=control, expect=expect)
 
 
 class _EmptyRuleTeacher:
@@ -206,7 +207,7 @@ def test_srl_verified_steps(
         step_outcomes(report),
         subject="program_teacher",
         sandbox="docker",
-        extra=report.as_dict(),
+        extra={**report.as_dict(), "sandbox": astgrep_sandbox.describe()},
     )
 
 
