@@ -13,6 +13,7 @@ It keeps per-call counts and wall time so a smoke test can show what the sandbox
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,9 @@ class ExecutionReward:
     programs: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: one batch at a time: a pool's workers serve one ``run`` call, and rollout workers
+    #: that share this reward from several threads must not interleave on them
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __call__(
         self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any
@@ -52,15 +56,16 @@ class ExecutionReward:
                 "ExecutionReward needs a 'tests' dataset column (one test program per prompt); "
                 "add it to the GRPO train_dataset"
             )
-        t0 = time.perf_counter()
-        programs = [
-            Program(f"{completion_text(c)}\n\n{t}", id=f"rollout:{self.programs + i}")
-            for i, (c, t) in enumerate(zip(completions, tests, strict=True))
-        ]
-        results = self.sandbox.run(programs, timeout_s=self.timeout_s)
-        self.calls += 1
-        self.programs += len(programs)
-        self.seconds += time.perf_counter() - t0
-        for r in results:
-            self.statuses[r.status.value] = self.statuses.get(r.status.value, 0) + 1
+        with self._lock:
+            t0 = time.perf_counter()
+            programs = [
+                Program(f"{completion_text(c)}\n\n{t}", id=f"rollout:{self.programs + i}")
+                for i, (c, t) in enumerate(zip(completions, tests, strict=True))
+            ]
+            results = self.sandbox.run(programs, timeout_s=self.timeout_s)
+            self.calls += 1
+            self.programs += len(programs)
+            self.seconds += time.perf_counter() - t0
+            for r in results:
+                self.statuses[r.status.value] = self.statuses.get(r.status.value, 0) + 1
         return [1.0 if r.status is ExecStatus.PASSED else 0.0 for r in results]

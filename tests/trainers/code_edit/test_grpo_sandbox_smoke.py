@@ -115,3 +115,20 @@ def test_grpo_rollouts_are_rewarded_in_the_docker_sandbox(pool: Sandbox, tmp_pat
         f"{reward.calls} sandbox batches, {reward.seconds:.2f} s in the sandbox; "
         f"statuses {reward.statuses}"
     )
+
+
+def test_reward_shared_by_rollout_threads_gives_each_its_own_verdicts(pool: Sandbox) -> None:
+    """Light load: four rollout threads score 8 completions each through one reward."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reward = ExecutionReward(pool)
+    good, bad = "def add(a, b):\n    return a + b\n", "def add(a, b):\n    return a - b\n"
+
+    def rollout(k: int) -> list[float]:
+        completions = [good if (i + k) % 2 == 0 else bad for i in range(8)]
+        return reward(["p"] * 8, completions, tests=[TASKS[0][1]] * 8)
+
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(rollout, range(4)))
+    assert got == [[1.0 if (i + k) % 2 == 0 else 0.0 for i in range(8)] for k in range(4)]
+    assert reward.programs == 32 and reward.statuses == {"passed": 16, "failed": 16}
