@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from harness.errors import HarnessError
+from harness.scale_cli import merge_command, trend_command
 
 if TYPE_CHECKING:
     from harness.accounting import RunAccount
@@ -156,6 +157,14 @@ def _run(
             "and overwrite the cache entries.",
         ),
     ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="I/N",
+            help="Evaluate shard I of N of every gate's items and write outcomes, no verdicts; "
+            "decide with `harness merge DIR...` (docs/scaling.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run the phase gates (pytest on suites/) and write reports/<timestamp>/.
 
@@ -188,6 +197,7 @@ def _run(
         progress=progress,
         extra=list(ctx.args),
         no_cache=no_cache,
+        shard=shard,
     )
     console.print(f"[bold]harness run[/] → {escape(str(out_dir))}")
     console.print("[dim]$ " + escape(" ".join(args)) + "[/]")
@@ -203,6 +213,9 @@ def _run(
             soft_wrap=True,
         )
         raise typer.Exit(NO_TESTS_COLLECTED)
+    if shard is not None:  # no verdicts in a shard: the plugin's code says if it recorded all
+        console.print(f"shard {shard} → {escape(str(out_dir))}; decide with `harness merge`")
+        raise typer.Exit(code)
     _print_run_summary(out_dir, code)
     if out is None:
         _point_latest(out_dir)
@@ -262,6 +275,7 @@ def pytest_args(
     extra: Sequence[str],
     progress: bool = True,
     no_cache: bool = False,
+    shard: str | None = None,
 ) -> list[str]:
     """The pytest command line ``harness run`` executes (documented in docs/architecture.md)."""
     args = [sys.executable, "-m", "pytest", str(suites)]
@@ -304,6 +318,8 @@ def pytest_args(
         args.append("--no-gate-progress")
     if no_cache:
         args.append("--no-cache")  # suites/conftest.py: recompute cached artifacts
+    if shard is not None:
+        args += ["--shard", shard]
     return args + [a for a in extra if a != "--"]
 
 
@@ -617,6 +633,8 @@ def build_app(wanted: str | None = None) -> typer.Typer:
     application.command("report")(_report)
     application.command("compare")(_compare)
     application.command("power")(_power)
+    application.command("merge")(merge_command)
+    application.command("trend")(trend_command)
     _mount(application, wanted)
     return application
 

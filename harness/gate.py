@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -44,6 +44,7 @@ from harness.evidence import (
     sha256_json,
 )
 from harness.outcomes import Outcome
+from harness.shard import ShardSpec
 from harness.spec import GateSpec, Multiplicity, PhaseSpec
 from harness.stats.estimate import Estimate
 
@@ -51,6 +52,7 @@ __all__ = [
     "EVIDENCE_PROPERTY",
     "HARNESS_ERROR_PROPERTY",
     "NO_CLAIM_PROPERTY",
+    "SHARD_PROPERTY",
     "VERDICT_FAILURE_PROPERTY",
     "Claim",
     "Gate",
@@ -68,10 +70,14 @@ HARNESS_ERROR_PROPERTY = "gate_harness_error"
 VERDICT_FAILURE_PROPERTY = "gate_verdict_failure"
 #: ``user_properties`` key: a control/optional subject declared it makes no claim on the gate.
 NO_CLAIM_PROPERTY = "gate_no_claim"
+#: ``user_properties`` key: under ``--shard`` the test recorded its shard file (path as value).
+SHARD_PROPERTY = "gate_shard"
 
 #: ``claim(gate, lane, subject, call_site)``: registers one decision per gate+subject per run
 #: and raises :class:`HarnessError` naming both call sites on a second one (see the plugin).
 Claim = Callable[["Gate", str, str, str], None]
+
+T = TypeVar("T")
 
 
 class InconclusiveMode(StrEnum):
@@ -98,6 +104,8 @@ class GateOptions:
     seed: int = 0
     #: the gate YAML (file or directory) whose repo identifies the code (with the test file)
     code_paths: tuple[str, ...] = ()
+    #: ``--shard I/N``: record this shard's outcomes for ``harness merge``, decide nothing
+    shard: ShardSpec | None = None
 
 
 def family_size(phase: PhaseSpec) -> int:
@@ -124,6 +132,8 @@ class Gate:
     last_record: EvidenceRecord | None = None
     claim: Claim | None = None
     no_claim_reason: str | None = None
+    #: the ordered item units a shard-aware suite passed to :meth:`shard_items`
+    shard_universe: list[str] | None = None
 
     # ------------------------------------------------------------------ α bookkeeping
 
@@ -154,6 +164,26 @@ class Gate:
     def spec_digest(self) -> str:
         phase = self.phase.model_dump(mode="json", exclude={"gates"})
         return sha256_json({"phase": phase, "gate": self.spec.model_dump(mode="json")})
+
+    # ------------------------------------------------------------------ sharding
+
+    def shard_items(self, items: Iterable[T], *, key: Callable[[T], str]) -> list[T]:
+        """The items this run evaluates: all of them, or this shard's under ``--shard I/N``.
+
+        ``key`` gives each item's unit — the ``cluster`` of its outcomes when
+        they have one (a task's samples), else their ``item_id``.  A suite that
+        calls this evaluates only 1/N of the data per shard; ``harness merge``
+        puts the outcomes back in this order (:mod:`harness.shard`).
+        """
+        listed = list(items)
+        if self.options.shard is None:
+            return listed
+        self.shard_universe = [key(item) for item in listed]
+        return [
+            item
+            for item, unit in zip(listed, self.shard_universe, strict=True)
+            if self.options.shard.owns(unit)
+        ]
 
     # ------------------------------------------------------------------ deciding
 
@@ -308,6 +338,34 @@ class Gate:
             )
         if self.claim is not None:
             self.claim(self, str(lane_v), subject, site)
+        if self.options.shard is not None:
+            from harness.shard_record import record_shard
+
+            where = record_shard(
+                self,
+                outcomes,
+                baseline=baseline,
+                lane=lane_v,
+                subject=subject,
+                expect=expect_v,
+                digests=Digests(
+                    model=model_digest,
+                    data=data_digest,
+                    spec=self.spec_digest(),
+                    code=self._code_identity(),
+                    harness=harness_identity(),
+                ),
+                sandbox=sandbox,
+                raw_outputs=raw_outputs,
+                extra=extra,
+                estimate=estimate,
+                site=site,
+            )
+            self._tag(SHARD_PROPERTY, where)
+            pytest.skip(
+                f"shard {self.options.shard}: outcomes recorded in {where}; "
+                "`harness merge` decides the gate"
+            )
         if estimate is None:
             est, decision, p = self.evaluate(outcomes, baseline=baseline)
         else:

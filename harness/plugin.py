@@ -63,8 +63,15 @@ _ACCOUNT_DIR = "gate_harness_account_dir"  # workerinput key: where workers put 
 _HARNESS_ERROR_PROPERTY = "gate_harness_error"
 _NO_CLAIM_PROPERTY = "gate_no_claim"
 _VERDICT_FAILURE_PROPERTY = "gate_verdict_failure"
+_SHARD_PROPERTY = "gate_shard"  # == harness.gate.SHARD_PROPERTY
 _INTERNAL = frozenset(
-    {_EVIDENCE_PROPERTY, _HARNESS_ERROR_PROPERTY, _NO_CLAIM_PROPERTY, _VERDICT_FAILURE_PROPERTY}
+    {
+        _EVIDENCE_PROPERTY,
+        _HARNESS_ERROR_PROPERTY,
+        _NO_CLAIM_PROPERTY,
+        _VERDICT_FAILURE_PROPERTY,
+        _SHARD_PROPERTY,
+    }
 )
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
@@ -89,6 +96,7 @@ class HarnessOptions:
     limit: int | None
     seed: int
     all_phases: bool = False
+    shard: str | None = None  # "I/N": record outcomes for `harness merge`, decide nothing
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -165,6 +173,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not print the per-phase progress lines (started / finished) on stderr",
     )
     group.addoption(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="evaluate shard I of N of every gate's items (by a hash of the item id) and write "
+        "their outcomes, no verdicts; `harness merge` decides on the union (docs/scaling.md)",
+    )
+    group.addoption(
         "--harness-seed",
         type=int,
         default=0,
@@ -213,6 +228,7 @@ class HarnessPlugin:
     _ledger: dict[tuple[str, str, str, str], tuple[str, str]] = field(default_factory=dict)
     _account_dir: Path | None = None
     _other_failures: bool = False  # a test failed for a reason other than its gate's verdict
+    _shard_files: list[str] = field(default_factory=list)  # --shard: files the tests wrote
     account: RunAccount | None = None
 
     def __post_init__(self) -> None:
@@ -380,7 +396,12 @@ class HarnessPlugin:
                 fate.no_claim = str(value)
             elif name == _HARNESS_ERROR_PROPERTY and str(value) not in self._errors:
                 self._errors.append(str(value))
-        if fate.problem is None and (report.failed or report.skipped):
+            elif name == _SHARD_PROPERTY:
+                fate.checked = True  # outcomes recorded; `harness merge` decides
+                if str(value) not in self._shard_files:  # call and teardown reports carry it
+                    self._shard_files.append(str(value))
+        shard_written = any(k == _SHARD_PROPERTY for k, _ in report.user_properties)
+        if fate.problem is None and (report.failed or (report.skipped and not shard_written)):
             fate.problem = _problem(report)
         verdict_only = report.when == "call" and any(
             k == _VERDICT_FAILURE_PROPERTY for k, _ in report.user_properties
@@ -546,6 +567,9 @@ class HarnessPlugin:
             self.progress.close()
         if self._progress_dir is not None:
             shutil.rmtree(self._progress_dir, ignore_errors=True)
+        if self.options.shard is not None:
+            self._finish_shard(session)
+            return
         self._finish_account(session)
         if not self.records and self.account is None:
             return
@@ -579,13 +603,39 @@ class HarnessPlugin:
             self.messages.append(f"ERROR writing the gate report: {exc}")
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
-    def _finish_account(self, session: pytest.Session) -> None:
-        """Final status of every declared gate; the exit code comes from it (module docs)."""
+    def _finish_shard(self, session: pytest.Session) -> None:
+        """``--shard``: no verdicts; write the manifest ``harness merge`` reads (exit 0 when
+        every collected gate test recorded its outcomes)."""
+        if not self._collect_fates():
+            return
+        from harness.shard_manifest import write_manifest
+
+        try:
+            code = write_manifest(
+                self.options,
+                phases=list(self.phases().values()),
+                fates=list(self._fates.values()),
+                deselected=self._deselected,
+                errors=self._errors,
+                files=self._shard_files,
+            )
+        except HarnessError as exc:
+            self.messages.append(f"ERROR writing the shard manifest: {exc}")
+            code = 2
+        self.messages.append(
+            f"shard {self.options.shard}: outcomes of {len(self._shard_files)} "
+            "gate check(s) recorded; decide with `harness merge`"
+        )
+        if code:
+            session.exitstatus = code
+
+    def _collect_fates(self) -> bool:
+        """Fold worker items into the fates (False: collect-only, nothing to account)."""
         self._read_worker_items()
         if self._account_dir is not None:
             shutil.rmtree(self._account_dir, ignore_errors=True)
         if self.config.option.collectonly:
-            return
+            return False
         for nodeid, (phase, gate_id) in self._gate_items.items():
             fate = self._fates.get(nodeid)
             if fate is None:
@@ -599,6 +649,12 @@ class HarnessPlugin:
                 )
             else:
                 fate.phase, fate.gate = phase, gate_id
+        return True
+
+    def _finish_account(self, session: pytest.Session) -> None:
+        """Final status of every declared gate; the exit code comes from it (module docs)."""
+        if not self._collect_fates():
+            return
         items = [f for f in self._fates.values() if f.gate]
         selected = set(self.options.phases) or {f.phase for f in items}
         try:
@@ -774,6 +830,19 @@ def _options(config: pytest.Config) -> HarnessOptions:
     limit = config.getoption("--limit")
     if limit is not None and limit < 1:
         raise pytest.UsageError(f"--limit {limit}: must be a positive number of items")
+    shard = config.getoption("--shard")
+    if shard is not None:
+        from harness.shard import ShardSpec
+
+        try:
+            ShardSpec.parse(shard)
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from exc
+        if not evidence_dir:
+            raise pytest.UsageError(
+                f"--shard {shard} needs --evidence-dir DIR: the shard's outcome files are its "
+                "only product (harness run --shard sets it)"
+            )
     return HarnessOptions(
         gates_dir=Path(gates_dir) if gates_dir else Path(config.rootpath) / "gates",
         phases=tuple(config.getoption("--phase") or ()),
@@ -786,12 +855,14 @@ def _options(config: pytest.Config) -> HarnessOptions:
         limit=limit,
         seed=int(config.getoption("--harness-seed")),
         all_phases=bool(config.getoption("--all-phases")),
+        shard=shard,
     )
 
 
 def _gate_options(options: HarnessOptions) -> GateOptions:
     from harness.evidence import Lane
     from harness.gate import GateOptions, InconclusiveMode
+    from harness.shard import ShardSpec
 
     return GateOptions(
         evidence_dir=options.evidence_dir,
@@ -800,6 +871,7 @@ def _gate_options(options: HarnessOptions) -> GateOptions:
         lane=Lane(options.lane),
         seed=options.seed,
         code_paths=(str(options.gates_dir),),
+        shard=ShardSpec.parse(options.shard) if options.shard is not None else None,
     )
 
 

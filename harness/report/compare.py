@@ -21,7 +21,13 @@ from scipy import stats
 from harness.evidence import EvidenceRecord, read_evidence
 from harness.report.summary import fmt_num, match_baseline, threshold_text
 
-__all__ = ["DeltaRow", "compare_evidence", "compare_files", "render_delta_markdown"]
+__all__ = [
+    "DeltaRow",
+    "compare_evidence",
+    "compare_files",
+    "item_values",
+    "render_delta_markdown",
+]
 
 _PAIRED_CONFIDENCE = 0.95
 
@@ -114,6 +120,12 @@ def _outcomes(rec: EvidenceRecord, root: Path | None) -> dict[str, float] | None
     except (OSError, ValueError):
         return None
     return {k: float(np.mean(v)) for k, v in by_item.items()}
+
+
+def item_values(rec: EvidenceRecord, root: Path | None) -> dict[str, float] | None:
+    """Per-unit values a paired comparison uses (item, or task mean for pass@1), or None
+    when the run kept no readable outcome file (``harness trend`` pairs nights with it)."""
+    return _outcomes(rec, root)
 
 
 def _paired_ci(
