@@ -14,6 +14,9 @@ Settings (environment variables, first set wins; later names are legacy aliases)
   default ``<cache_dir>/models``.
 * ``wandb_mode`` — ``WANDB_MODE`` (W&B's own variable); default ``offline``.
 * ``wandb_dir`` — ``WANDB_DIR`` (W&B's own variable); default ``<cache_dir>/wandb``.
+* ``docker_hosts`` — ``HARNESS_DOCKER_HOSTS``: Docker engines the sandbox spreads its pool
+  over, comma-separated (``unix:///var/run/docker.sock,ssh://user@box``); default none:
+  ``DOCKER_HOST`` or the local socket (docs/scaling.md).
 
 Sub-directories of ``cache_dir`` (``generations``, ``judgements``, ``judges``,
 ``circuit_breaker``, ``sandbox``) are properties, not settings: one root moves
@@ -53,6 +56,7 @@ ENV_NAMES: Mapping[str, tuple[str, ...]] = {
     "models_dir": ("HARNESS_MODELS_DIR", "HARNESS_MODEL_CACHE"),
     "wandb_mode": ("WANDB_MODE",),
     "wandb_dir": ("WANDB_DIR",),
+    "docker_hosts": ("HARNESS_DOCKER_HOSTS",),
 }
 
 _WANDB_ALIASES = {"dryrun": WandbMode.OFFLINE, "run": WandbMode.ONLINE}
@@ -69,6 +73,7 @@ class Settings(BaseModel):
     wandb_mode: WandbMode
     wandb_dir: Path
     sources: dict[str, str]
+    docker_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -103,6 +108,7 @@ class Settings(BaseModel):
             wandb_mode=mode,
             wandb_dir=_path(pick("wandb_dir")) or cache / "wandb",
             sources=sources,
+            docker_hosts=_hosts(pick("docker_hosts")),
         )
 
     def cache(self, name: str, *, root: str | Path | None = None) -> Path:
@@ -132,12 +138,23 @@ class Settings(BaseModel):
     def table(self) -> list[tuple[str, str, str]]:
         """(setting, value, source) rows for ``python -m harness.settings``."""
         rows = [
-            (name, str(getattr(self, name)), self.sources.get(name, "default"))
+            (name, _text(getattr(self, name)), self.sources.get(name, "default"))
             for name in ENV_NAMES
         ]
         derived = ("generations", "judgements", "judges", "circuit_breaker", "sandbox")
         rows += [(f"{d}_dir", str(self.cache(d)), "cache_dir") for d in derived]
         return rows
+
+
+def _text(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) or "(DOCKER_HOST or the local socket)"
+    return str(value)
+
+
+def _hosts(value: str | None) -> tuple[str, ...]:
+    """``a,b , c`` → ("a", "b", "c"); duplicates dropped, order kept."""
+    return tuple(dict.fromkeys(h.strip() for h in (value or "").split(",") if h.strip()))
 
 
 def _path(value: str | None) -> Path | None:

@@ -99,6 +99,13 @@ def check(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the report as JSON here.")
     ] = None,
+    docker_host: Annotated[
+        str | None,
+        typer.Option(
+            help="Check this Docker engine (default: HARNESS_DOCKER_HOSTS' first, DOCKER_HOST); "
+            "run once per engine of a multi-engine pool."
+        ),
+    ] = None,
 ) -> None:
     """Run the hostile conformance battery (pool of one, so contamination checks are conclusive)."""
     from .battery import run_battery
@@ -108,7 +115,8 @@ def check(
     try:
         sb: Sandbox
         if kind == "docker":
-            sb = DockerSandbox(image=image or DEFAULT_IMAGE, pool_size=1)
+            hosts = [docker_host] if docker_host else None
+            sb = DockerSandbox(image=image or DEFAULT_IMAGE, pool_size=1, hosts=hosts)
         elif kind == "local":
             sb = LocalSandbox(pool_size=1)
         else:

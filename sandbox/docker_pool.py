@@ -9,6 +9,15 @@ root, size-capped ``noexec`` tmpfs for ``/tmp``, non-root user, all
 capabilities dropped, ``no-new-privileges``, pids/memory(+swap)/CPU limits
 and private IPC with SysV IPC disabled.
 
+Several engines: ``DockerSandbox(hosts=[...])`` (or ``HARNESS_DOCKER_HOSTS``,
+comma-separated) spreads the warm pool over several Docker engines in
+proportion to the CPUs each reports; every engine gets the same hardened
+container config and must hold the same image id.  A worker whose engine stops
+answering is replaced on another engine, and the programs it had in flight are
+innocent (the engine, not a program, went away): they re-run elsewhere without
+counting as lost, each still getting exactly one result.  When every engine is
+gone the run stops with :class:`SandboxUnavailable`.
+
 Lifecycle safety: containers are labelled (``gate-harness.sandbox=1`` plus
 owner pid / xdist worker) and named uniquely per process and worker; they are
 ``auto_remove`` containers whose driver exits when its stdin closes, so if the
@@ -33,8 +42,9 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from harness.errors import SandboxError, SandboxUnavailable
 
@@ -90,8 +100,9 @@ def _engine_name() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def docker_client(*, timeout: float = 60.0) -> Any:
-    """A ``docker.DockerClient`` honouring DOCKER_HOST, or SandboxUnavailable naming the fix."""
+def docker_client(*, timeout: float = 60.0, host: str | None = None) -> Any:
+    """A ``docker.DockerClient`` for ``host`` (default: DOCKER_HOST), or SandboxUnavailable
+    naming the fix."""
     try:
         import docker
     except ImportError as exc:  # pragma: no cover - a hard dependency
@@ -99,14 +110,55 @@ def docker_client(*, timeout: float = 60.0) -> Any:
             f"the `docker` Python package is missing ({exc}); pip install docker"
         ) from exc
     try:
-        client = docker.from_env(timeout=int(timeout))
+        if host is None:
+            client = docker.from_env(timeout=int(timeout))
+        else:
+            client = docker.DockerClient(base_url=host, timeout=int(timeout))
         client.ping()
     except Exception as exc:
         raise SandboxUnavailable(
-            f"Docker daemon not reachable at {_engine_name()} ({type(exc).__name__}: {exc}); "
-            f"fix: {_FIX_DAEMON}"
+            f"Docker daemon not reachable at {host or _engine_name()} "
+            f"({type(exc).__name__}: {exc}); fix: {_FIX_DAEMON}"
         ) from exc
     return client
+
+
+def docker_hosts(hosts: Sequence[str] | None = None) -> list[str]:
+    """The engines a sandbox uses: ``hosts``, else ``HARNESS_DOCKER_HOSTS`` (settings), else
+    DOCKER_HOST (or the default socket)."""
+    if hosts:
+        return list(dict.fromkeys(hosts))
+    from harness.settings import get_settings
+
+    configured = get_settings().docker_hosts
+    return list(configured) if configured else [_engine_name()]
+
+
+@dataclass(eq=False)
+class _Engine:
+    """One Docker engine of the pool: its client, the CPUs it offers, whether it answers."""
+
+    host: str
+    client: Any
+    api: Any
+    capacity: int
+    host_config: Any = None
+    alive: bool = True
+    starting: int = 0  # workers being started on it right now
+
+    @property
+    def local(self) -> bool:
+        """A unix socket: the engine runs on this machine, so bind mounts work."""
+        return self.host.startswith("unix://")
+
+    def reachable(self) -> bool:
+        """Does the engine still answer? (False marks it gone for good.)"""
+        if self.alive:
+            try:
+                self.api.ping()
+            except Exception:
+                self.alive = False
+        return self.alive
 
 
 def hardening_config(
@@ -210,10 +262,47 @@ def _remove_socket_dir(path: str) -> None:
             marker.unlink()
 
 
+#: after a lost container on an engine that still answers: how long to watch the engine
+#: (a stopping dockerd kills its containers and closes its API within about a second)
+ENGINE_GRACE_S = 2.0
+
+
+def _engine_lost(engine: _Engine | None, api: Any, cid: str) -> bool:
+    """Did the worker's container die with its engine?  True once the engine stops answering.
+
+    A container that is still running lost its channel for another reason (not the
+    engine); one that is gone while the engine answers is watched for
+    :data:`ENGINE_GRACE_S`, because a stopping engine kills containers before its API
+    goes away.  Only this answer can make a loss innocent, and no program can stop
+    an engine.
+    """
+    if engine is None:
+        return False
+    deadline = time.monotonic() + ENGINE_GRACE_S
+    while engine.reachable():
+        try:
+            if api.inspect_container(cid)["State"].get("Running"):
+                return False
+        except Exception:
+            pass  # removed (auto_remove) or the engine is going: watch it
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
+
+
+def _load_hint(engines: Sequence[_Engine], engine: _Engine) -> str:
+    if len(engines) < 2:
+        return ""
+    return (
+        f"; with several engines copy it to each: `docker save IMAGE | docker -H {engine.host} "
+        "load` (scripts/docker2.sh does it for the test engine)"
+    )
+
+
 def _local_engine() -> bool:
-    """True when the engine runs on this machine (a unix socket), so bind mounts work."""
-    host = os.environ.get("DOCKER_HOST", "")
-    return not host or host.startswith("unix://")
+    """True when the engines run on this machine (unix sockets), so bind mounts work."""
+    return all(h.startswith("unix://") for h in docker_hosts())
 
 
 class _DockerChannel(Channel):
@@ -251,6 +340,9 @@ class _DockerChannel(Channel):
 
     def diagnostics(self) -> str:
         return self.tail.text()
+
+    def infrastructure_lost(self) -> bool:
+        return _engine_lost(getattr(self, "engine", None), self.api, self.cid)
 
 
 class _SocketChannel(Channel):
@@ -296,6 +388,9 @@ class _SocketChannel(Channel):
             return ""
         return bytes(out).decode("utf-8", "replace")
 
+    def infrastructure_lost(self) -> bool:
+        return _engine_lost(getattr(self, "engine", None), self.api, self.cid)
+
 
 class DockerSandbox(Sandbox):
     """Warm pool of hardened containers; the isolated sandbox (``sandbox_kind="docker"``)."""
@@ -317,34 +412,31 @@ class DockerSandbox(Sandbox):
         window: int = 12,
         transport: str = "auto",
         max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES,
+        hosts: Sequence[str] | None = None,
     ) -> None:
         if transport not in TRANSPORTS:
             raise SandboxError(f"transport={transport!r} is invalid: pass one of {TRANSPORTS}")
-        if transport == "socket" and not _local_engine():
+        self.image = image
+        wanted = docker_hosts(hosts)
+        local = all(h.startswith("unix://") for h in wanted)
+        if transport == "socket" and not local:
+            remote = ", ".join(h for h in wanted if not h.startswith("unix://"))
             raise SandboxError(
-                f"transport='socket' needs a local engine (DOCKER_HOST={_engine_name()} is "
-                "remote, so a host directory cannot be bind-mounted); fix: transport='attach' "
-                "or 'auto'"
+                f"transport='socket' needs a local engine ({remote} is remote, so a host "
+                "directory cannot be bind-mounted); fix: transport='attach' or 'auto'"
             )
+        self._engines = [self._open_engine(h, image) for h in wanted]
+        self._image_id: str = self._same_image(self._engines)
         #: "socket": unix socket in a bind-mounted host directory (local engines);
         #: "attach": the container's attached stdin/stdout through the engine (any engine)
-        self.transport = "socket" if transport == "auto" and _local_engine() else transport
+        self.transport = "socket" if transport == "auto" and local else transport
         if self.transport == "auto":
             self.transport = "attach"
         self._transport_requested = transport
         self._socket_proven = False  # a socket worker connected once: failures are real
-        self._client = docker_client()
-        self._api = self._client.api
-        try:
-            info = self._api.inspect_image(image)
-        except Exception as exc:
-            raise SandboxUnavailable(
-                f"sandbox image {image!r} not found on the engine at {_engine_name()} ({exc}); "
-                "fix: run `harness sandbox build` (offline debootstrap build) or build "
-                f"sandbox/Dockerfile and tag it {image!r}"
-            ) from exc
-        self.image = image
-        self._image_id: str = info["Id"]
+        self._client = self._engines[0].client  # the first engine (health, prune helpers)
+        self._api = self._engines[0].api
+        self._engine_lock = threading.Lock()
         self._memory_mb = memory_mb
         self._fsize_mb = fsize_mb
         self._nofile = nofile
@@ -352,7 +444,9 @@ class DockerSandbox(Sandbox):
         self._hardening = hardening_config(
             memory_mb=memory_mb, cpus=cpus, pids_limit=pids_limit, tmpfs_mb=tmpfs_mb
         )
-        self._host_config = self._api.create_host_config(**self._hardening)
+        for engine in self._engines:  # the same hardening on every engine
+            engine.host_config = engine.api.create_host_config(**self._hardening)
+        self._host_config = self._engines[0].host_config
         self._owner = str(os.getpid())
         self._worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
         self._token = secrets.token_hex(3)
@@ -370,8 +464,86 @@ class DockerSandbox(Sandbox):
         self._pool.start()
         self._finalizer = weakref.finalize(self, self._pool.close)
 
+    # ---- engines --------------------------------------------------------------------------
+    @staticmethod
+    def _open_engine(host: str, image: str) -> _Engine:
+        # DOCKER_HOST itself goes through docker.from_env (keeps its TLS variables)
+        client = docker_client(host=None if host == _engine_name() else host)
+        try:
+            capacity = max(1, int(client.api.info().get("NCPU") or 1))
+        except Exception:
+            capacity = 1
+        return _Engine(host=host, client=client, api=client.api, capacity=capacity)
+
+    def _same_image(self, engines: Sequence[_Engine]) -> str:
+        """The image id every engine holds; the same bytes must run everywhere."""
+        ids: dict[str, str] = {}
+        for engine in engines:
+            try:
+                ids[engine.host] = str(engine.api.inspect_image(self.image)["Id"])
+            except Exception as exc:
+                raise SandboxUnavailable(
+                    f"sandbox image {self.image!r} not found on the engine at {engine.host} "
+                    f"({exc}); fix: run `harness sandbox build` (offline debootstrap build) or "
+                    f"build sandbox/Dockerfile and tag it {self.image!r}"
+                    + _load_hint(engines, engine)
+                ) from exc
+        if len(set(ids.values())) > 1:
+            listed = ", ".join(f"{h}: {i[:19]}" for h, i in ids.items())
+            raise SandboxUnavailable(
+                f"sandbox image {self.image!r} differs between engines ({listed}); every engine "
+                "must run the same image: copy it with `docker save IMAGE | docker -H HOST load`"
+            )
+        return next(iter(ids.values()))
+
+    def _pick_engine(self, exclude: Sequence[_Engine]) -> _Engine:
+        """The live engine with the fewest workers per CPU (claimed under the lock)."""
+        with self._engine_lock:
+            alive = [e for e in self._engines if e.alive and e not in exclude]
+            if not alive:
+                gone = ", ".join(e.host for e in self._engines)
+                raise SandboxUnavailable(
+                    f"every Docker engine of the sandbox is unreachable ({gone}); fix: "
+                    f"{_FIX_DAEMON}"
+                )
+            load = {id(e): e.starting for e in alive}
+            pool = getattr(self, "_pool", None)
+            for w in pool.workers() if pool is not None else []:
+                engine = getattr(w.channel, "engine", None)
+                if engine is not None and id(engine) in load and not w.dead:
+                    load[id(engine)] += 1
+            best = min(alive, key=lambda e: (load[id(e)] / e.capacity, self._engines.index(e)))
+            best.starting += 1
+            return best
+
     # ---- workers --------------------------------------------------------------------------
     def _make_worker(self, serial: int) -> Worker:
+        """A worker on the least loaded live engine.  An engine that fails to start one is
+        skipped for this worker (and for good if it stopped answering); only when every
+        engine failed does this raise."""
+        tried: list[_Engine] = []
+        while True:
+            engine = self._pick_engine(tried)
+            try:
+                worker = self._make_worker_on(engine, serial)
+            except (SandboxError, OSError) as exc:
+                tried.append(engine)
+                engine.reachable()  # an engine that stopped answering stays out for good
+                if all(e in tried or not e.alive for e in self._engines):
+                    if any(e.alive for e in self._engines):
+                        raise  # the engines answer but refuse: a real error, not a lost engine
+                    raise SandboxUnavailable(
+                        f"every Docker engine of the sandbox is unreachable (last: {engine.host}, "
+                        f"{exc}); fix: {_FIX_DAEMON}"
+                    ) from exc
+                continue
+            finally:
+                with self._engine_lock:
+                    engine.starting -= 1
+            worker.channel.engine = engine  # type: ignore[attr-defined]
+            return worker
+
+    def _make_worker_on(self, engine: _Engine, serial: int) -> Worker:
         name = f"gate-harness-sbx-{self._worker_id}-{self._owner}-{self._token}-{serial}"
         labels = {
             LABEL: "1",
@@ -382,14 +554,17 @@ class DockerSandbox(Sandbox):
         }
         if self.transport == "socket":
             try:
-                return self._make_socket_worker(name, labels)
+                return self._make_socket_worker(engine, name, labels)
             except SandboxError:
                 if self._transport_requested != "auto" or self._socket_proven:
                     raise
+                if not engine.reachable():
+                    raise
                 # auto on an engine whose containers cannot see our directory: fall back
                 self.transport = "attach"
+        api = engine.api
         try:
-            created = self._api.create_container(
+            created = api.create_container(
                 self.image,
                 ["python3", "-I", "-c", DRIVER_SOURCE, "container"],
                 name=name,
@@ -400,20 +575,20 @@ class DockerSandbox(Sandbox):
                 hostname="sandbox",
                 stdin_open=True,
                 detach=False,  # with stdin_open → StdinOnce: closing our stream stops the driver
-                host_config=self._host_config,
+                host_config=engine.host_config,
             )
             cid = created["Id"]
             with _LIVE_LOCK:
-                _LIVE[cid] = self._api
-            sock = self._api.attach_socket(
+                _LIVE[cid] = api
+            sock = api.attach_socket(
                 cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             )
-            self._api.start(cid)
+            api.start(cid)
         except Exception as exc:
-            self._raise_engine_error(exc, f"starting sandbox container {name}")
-        return Worker(_DockerChannel(self._api, cid, sock), name=name)
+            self._raise_engine_error(engine, exc, f"starting sandbox container {name}")
+        return Worker(_DockerChannel(api, cid, sock), name=name)
 
-    def _accept_driver(self, listener: socket.socket, cid: str) -> socket.socket:
+    def _accept_driver(self, api: Any, listener: socket.socket, cid: str) -> socket.socket:
         """The driver's connection; fail fast if the container exits without connecting."""
         deadline = time.monotonic() + 30.0
         listener.settimeout(0.25)
@@ -425,7 +600,7 @@ class DockerSandbox(Sandbox):
                 if time.monotonic() > deadline:
                     raise SandboxError("the driver did not connect within 30 s") from None
                 try:
-                    running = self._api.inspect_container(cid)["State"].get("Running")
+                    running = api.inspect_container(cid)["State"].get("Running")
                 except Exception:
                     running = False
                 if not running:
@@ -434,8 +609,9 @@ class DockerSandbox(Sandbox):
                         "mount namespace, e.g. rootless or remote? use transport='attach')"
                     ) from None
 
-    def _make_socket_worker(self, name: str, labels: dict[str, str]) -> Worker:
+    def _make_socket_worker(self, engine: _Engine, name: str, labels: dict[str, str]) -> Worker:
         """Start a container whose driver talks to us over a unix socket (see _SocketChannel)."""
+        api = engine.api
         tmpdir = _neutral_socket_dir(self._owner)
         cid = ""
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -447,10 +623,10 @@ class DockerSandbox(Sandbox):
             listener.bind(f"/proc/self/fd/{dir_fd}/s")
             os.chmod("s", 0o666, dir_fd=dir_fd)
             listener.listen(1)
-            host_config = self._api.create_host_config(
+            host_config = api.create_host_config(
                 **self._hardening, binds={tmpdir: {"bind": SOCKET_DIR, "mode": "ro"}}
             )
-            created = self._api.create_container(
+            created = api.create_container(
                 self.image,
                 ["python3", "-I", "-c", DRIVER_SOURCE, "container"],
                 name=name,
@@ -467,18 +643,18 @@ class DockerSandbox(Sandbox):
             )
             cid = created["Id"]
             with _LIVE_LOCK:
-                _LIVE[cid] = self._api
-            self._api.start(cid)
-            init_pid = int(self._api.inspect_container(cid)["State"]["Pid"])
+                _LIVE[cid] = api
+            api.start(cid)
+            init_pid = int(api.inspect_container(cid)["State"]["Pid"])
         except Exception as exc:
             listener.close()
             os.close(dir_fd)
             _remove_socket_dir(tmpdir)
             if cid:
-                _remove(self._api, cid)
-            self._raise_engine_error(exc, f"starting sandbox container {name}")
+                _remove(api, cid)
+            self._raise_engine_error(engine, exc, f"starting sandbox container {name}")
         try:
-            conn = self._accept_driver(listener, cid)
+            conn = self._accept_driver(api, listener, cid)
             pid, _uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, 17, 12))
             if pid != init_pid:  # 17 = SO_PEERCRED; only the container's PID 1 may connect
                 conn.close()
@@ -488,7 +664,7 @@ class DockerSandbox(Sandbox):
                 )
             conn.settimeout(None)
         except (OSError, SandboxError) as exc:
-            _remove(self._api, cid)
+            _remove(api, cid)
             _remove_socket_dir(tmpdir)
             raise SandboxError(f"sandbox worker {name} did not connect: {exc}") from exc
         finally:
@@ -497,17 +673,15 @@ class DockerSandbox(Sandbox):
                 os.unlink("s", dir_fd=dir_fd)  # nothing else can connect any more
             os.close(dir_fd)
         self._socket_proven = True
-        return Worker(_SocketChannel(self._api, cid, conn, tmpdir), name=name)
+        return Worker(_SocketChannel(api, cid, conn, tmpdir), name=name)
 
-    def _raise_engine_error(self, exc: Exception, what: str) -> None:
-        try:
-            self._client.ping()
-        except Exception as ping_exc:
+    def _raise_engine_error(self, engine: _Engine, exc: Exception, what: str) -> NoReturn:
+        if not engine.reachable():
             raise SandboxUnavailable(
-                f"Docker daemon at {_engine_name()} became unreachable while {what} "
-                f"({type(ping_exc).__name__}: {ping_exc}); fix: {_FIX_DAEMON}"
+                f"Docker daemon at {engine.host} became unreachable while {what} "
+                f"({type(exc).__name__}: {exc}); fix: {_FIX_DAEMON}"
             ) from exc
-        raise SandboxError(f"Docker engine refused {what}: {exc}") from exc
+        raise SandboxError(f"Docker engine {engine.host} refused {what}: {exc}") from exc
 
     # ---- Sandbox API ----------------------------------------------------------------------
     @property
@@ -534,12 +708,30 @@ class DockerSandbox(Sandbox):
             if isinstance(w.channel, _DockerChannel | _SocketChannel)
         ]
 
+    def engines(self) -> list[dict[str, Any]]:
+        """Per engine: host, CPUs it reported, whether it answers, workers it runs now."""
+        running: dict[int, int] = {}
+        for w in self._pool.workers():
+            engine = getattr(w.channel, "engine", None)
+            if engine is not None and not w.dead:
+                running[id(engine)] = running.get(id(engine), 0) + 1
+        return [
+            {
+                "host": e.host,
+                "capacity": e.capacity,
+                "alive": e.reachable(),
+                "workers": running.get(id(e), 0) if e.alive else 0,
+            }
+            for e in self._engines
+        ]
+
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update(
             image=self.image,
             driver_sha256=driver_digest(),
-            engine=_engine_name(),
+            engine=", ".join(e.host for e in self._engines),
+            engines=self.engines(),
             transport=self.transport,
             isolation="docker: no network, read-only root, non-root, cap-drop ALL, "
             "no-new-privileges, pids/memory/cpu limits, tmpfs /tmp",
@@ -577,17 +769,27 @@ class DockerSandbox(Sandbox):
         """Problems with the pool: dead containers or stray containers of this sandbox."""
         problems: list[str] = []
         ids = self.container_ids()
-        for cid in ids:
+        for w in self._pool.workers():
+            channel = w.channel
+            if not isinstance(channel, _DockerChannel | _SocketChannel):
+                continue
+            cid = channel.cid
             try:
-                state = self._api.inspect_container(cid)["State"]
+                state = channel.api.inspect_container(cid)["State"]
             except Exception as exc:
                 problems.append(f"container {cid[:12]} vanished: {exc}")
                 continue
             if not state.get("Running"):
                 problems.append(f"container {cid[:12]} not running: {state.get('Status')}")
-        mine = self._api.containers(
-            all=True, filters={"label": [f"{LABEL}.owner-pid={self._owner}", f"{LABEL}=1"]}
-        )
+        problems += [f"engine {e.host} is unreachable" for e in self._engines if not e.alive]
+        mine = [
+            c
+            for e in self._engines
+            if e.alive
+            for c in e.api.containers(
+                all=True, filters={"label": [f"{LABEL}.owner-pid={self._owner}", f"{LABEL}=1"]}
+            )
+        ]
         strays = [
             c["Id"][:12]
             for c in mine

@@ -14,6 +14,9 @@ reads results strictly in order, and owns the fault policy in one place:
   queued behind it are innocent: re-run on a fresh worker, with ``attempts``
   counting every run; a worker that has run ``recycle_after`` programs is
   drained and replaced;
+* a worker whose engine went away (:meth:`Channel.infrastructure_lost`) takes
+  no program down with it: its unanswered requests re-run on other workers
+  without counting as lost (a Docker pool over several engines);
 * every input gets exactly one result, in input order.
 """
 
@@ -107,6 +110,14 @@ class Channel(abc.ABC):
     def diagnostics(self) -> str:
         """Recent stderr of the driver, for error messages."""
         return ""
+
+    def infrastructure_lost(self) -> bool:
+        """True when the worker died because its engine went away (asked after a loss).
+
+        Its in-flight programs are then innocent — no program can stop the engine —
+        so they re-run on another worker without counting as lost.
+        """
+        return False
 
 
 class Worker:
@@ -449,9 +460,12 @@ class WorkerPool:
                 diag = worker.channel.diagnostics()[-300:]
                 why = f"worker {worker.name} died or hung ({exc}); {diag}"
                 worker.dead = True
+                engine_gone = worker.channel.infrastructure_lost()
                 worker.close()
                 self._workers[slot] = None
-                requeue(list(inflight), why, lost=True)
+                if engine_gone:
+                    why = f"engine of worker {worker.name} went away ({exc})"
+                requeue(list(inflight), why, lost=not engine_gone)
                 return
             last = time.monotonic()
             if self.raw_hook is not None:

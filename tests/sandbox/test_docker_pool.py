@@ -244,8 +244,9 @@ def test_daemon_gone_mid_run_raises_sandbox_unavailable(
 
         dead_url = "unix:///tmp/gate-harness-no-such-docker.sock"
         dead = docker.DockerClient(base_url=dead_url, version="1.41", timeout=2)
-        monkeypatch.setattr(sb, "_api", dead.api)
-        monkeypatch.setattr(sb, "_client", dead)
+        (engine,) = sb._engines  # the pool's only engine now answers nothing
+        monkeypatch.setattr(engine, "api", dead.api)
+        monkeypatch.setattr(engine, "client", dead)
         threading.Timer(0.5, lambda: api.kill(victim)).start()
         with pytest.raises(SandboxUnavailable, match="fix:"):
             sb.run([Program("import time\ntime.sleep(5)")], timeout_s=20)
