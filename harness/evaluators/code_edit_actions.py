@@ -264,9 +264,10 @@ def _judge_applied(item: _Item, report: dict[str, object] | None, result: ExecRe
             item.outcome = ActionOutcome(
                 rid, True, False, "no_change: the rule matched nothing", item.applied
             )
-        elif not item.record.tests:
+        elif not item.record.tests or item.record.language != "python":
+            why = "no tests" if not item.record.tests else "tests run for python records only"
             item.outcome = ActionOutcome(
-                rid, True, False, "mismatch: differs from post_code (no tests)", item.applied
+                rid, True, False, f"mismatch: differs from post_code ({why})", item.applied
             )
 
 

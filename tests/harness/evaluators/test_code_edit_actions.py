@@ -193,3 +193,21 @@ def test_hostile_actions_cannot_forge_or_spill_over(astgrep_box: Sandbox) -> Non
     assert by_id["h-spin"].reason.startswith("tests_fail: timeout")
     assert by_id["h-alias_bomb"].reason.startswith("parse_error")
     assert by_id["honest-1"].success and by_id["honest-2"].success
+
+
+@pytest.mark.docker
+def test_tests_of_non_python_records_are_not_run_as_python(astgrep_box: Sandbox) -> None:
+    rec = NormalizedRecord.build(
+        id="js",
+        source="unit",
+        language="javascript",
+        instruction="fix the sum",
+        pre_code="function add(a, b) { return a - b; }\n",
+        post_code="function add(a, b) { return a + b; }\n",
+        tests="print('python would pass this')\n",
+        split="test",
+    )
+    rule = "id: r\nlanguage: javascript\nrule: {pattern: $A - $B}\nfix: $B + $A\n"
+    (out,) = validate_actions([rec], [rule], sandbox=astgrep_box)
+    assert out.parsed and not out.success
+    assert out.reason == "mismatch: differs from post_code (tests run for python records only)"
