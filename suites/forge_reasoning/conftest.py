@@ -1,0 +1,52 @@
+"""forge_reasoning fixtures: one cached Quiet-STaR run, and a per-session latency timing.
+
+``quiet_star_run`` bakes, runs Quiet-STaR and scores both arms (main and theater control)
+once per machine and config (cached under ``<cache>/forge_reasoning``; a file lock makes
+xdist workers wait for the first).  The input is forge's champion when
+``<models_dir>/forge/champion`` exists, else a tiny model built here.
+``latency_timing`` times answers with thoughts once per session: it measures the
+machine now, not the artifact.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trainers.quiet_star.config import QuietStarConfig
+from trainers.quiet_star.latency import measure_latency
+from trainers.quiet_star.pipeline import QuietStarRun, run_quiet_star
+
+
+def _cache_root(config: pytest.Config) -> Path:
+    from harness.settings import get_settings  # HARNESS_CACHE_DIR, docs/settings.md
+
+    value = config.getoption("--cache-dir", default=None)
+    return Path(value) if value else get_settings().cache_dir
+
+
+@pytest.fixture(scope="session")
+def quiet_star_config() -> QuietStarConfig:
+    return QuietStarConfig()
+
+
+@pytest.fixture(scope="session")
+def quiet_star_run(
+    request: pytest.FixtureRequest, quiet_star_config: QuietStarConfig
+) -> QuietStarRun:
+    from harness.settings import get_settings
+
+    return run_quiet_star(
+        quiet_star_config,
+        cache_dir=_cache_root(request.config) / "forge_reasoning",
+        models_dir=get_settings().models_dir,
+    )
+
+
+@pytest.fixture(scope="session")
+def latency_timing(
+    quiet_star_run: QuietStarRun, quiet_star_config: QuietStarConfig
+) -> dict[str, Any]:
+    return measure_latency(quiet_star_run, quiet_star_config)

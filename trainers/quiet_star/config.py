@@ -1,0 +1,52 @@
+"""Every knob of the forge_reasoning run; its canonical JSON is part of the cache key.
+
+Defaults were chosen on the ``selection`` split (never on ``held_out``) to keep the cold
+run to a few minutes of one CPU thread; docs/forge_reasoning.md has the measurements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["QuietStarConfig"]
+
+
+@dataclass(frozen=True)
+class QuietStarConfig:
+    """Data, model size, the three training stages, evaluation sizes."""
+
+    levels: tuple[int, ...] = (1, 2)
+    n_train: int = 20_000
+    n_selection: int = 200
+    n_held_out: int = 300
+    # the embedded tiny model (ignored when forge's champion is the input)
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+    pretrain_steps: int = 300
+    pretrain_lr: float = 3e-3
+    batch: int = 64
+    # Step 1: baking
+    bake_steps: int = 700
+    bake_lr: float = 3e-3
+    direct_share: float = 0.25
+    control_filler_len: int = 8
+    # Step 2: Quiet-STaR
+    rl_steps: int = 60
+    rl_batch: int = 8
+    thoughts_per_item: int = 4
+    temperature: float = 1.0
+    policy_weight: float = 0.5
+    rl_lr: float = 2e-4
+    head_lr: float = 3e-3
+    curve_every: int = 20
+    curve_items: int = 64
+    # evaluation
+    max_thought: int = 40
+    n_latency: int = 100
+    seed: int = 0
+    threads: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,60 @@
+"""Per-answer latency with thoughts, timed per session (a property of the machine now).
+
+Each held-out prompt is answered once as a user would be (batch 1, greedy thought, then
+the answer from the mixed distribution; :func:`trainers.quiet_star.thoughts.answer_with_thought`)
+after two warm-up answers; wall seconds per answer are kept with the visible text, which
+is also checked to contain no thought token.  The training record is cached, this
+timing is not.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import torch
+
+from harness.data.arithmetic import make_splits
+from trainers.quiet_star.config import QuietStarConfig
+from trainers.quiet_star.pipeline import QuietStarRun, load_arm
+from trainers.quiet_star.sequences import Vocab
+from trainers.quiet_star.thoughts import answer_with_thought
+from trainers.quiet_star.tokens import THOUGHT_TOKENS
+
+__all__ = ["measure_latency"]
+
+
+def measure_latency(
+    run: QuietStarRun, cfg: QuietStarConfig, *, arm: str = "main"
+) -> dict[str, Any]:
+    """Time ``cfg.n_latency`` held-out answers of ``arm`` (module doc)."""
+    torch.set_num_threads(cfg.threads)
+    model, tok, head = load_arm(run, arm)
+    vocab = Vocab.of(tok)
+    sizes = {"train": cfg.n_train, "selection": cfg.n_selection, "held_out": cfg.n_held_out}
+    items = make_splits(sizes, difficulties=cfg.levels)["held_out"][: cfg.n_latency]  # type: ignore[arg-type]
+    for it in items[:2]:
+        answer_with_thought(model, head, vocab.prompt(it), vocab, max_thought=cfg.max_thought)
+    rows = []
+    for it in items:
+        t0 = time.perf_counter()
+        ans = answer_with_thought(model, head, vocab.prompt(it), vocab, max_thought=cfg.max_thought)
+        dt = time.perf_counter() - t0
+        rows.append(
+            {
+                "id": f"held_out:{it.seed}",
+                "seconds": dt,
+                "answer": ans.text,
+                "correct": ans.text == it.answer,
+                "thought_tokens": len(ans.thought_ids),
+                "visible_has_thought_token": any(t in ans.text for t in THOUGHT_TOKENS)
+                or any(i in vocab.thought_ids for i in ans.answer_ids),
+            }
+        )
+    return {
+        "rows": rows,
+        "threads": cfg.threads,
+        "loadavg": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
+    }
