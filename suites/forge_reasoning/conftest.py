@@ -20,13 +20,6 @@ from trainers.quiet_star.latency import measure_latency
 from trainers.quiet_star.pipeline import QuietStarRun, run_quiet_star
 
 
-def _cache_root(config: pytest.Config) -> Path:
-    from harness.settings import get_settings  # HARNESS_CACHE_DIR, docs/settings.md
-
-    value = config.getoption("--cache-dir", default=None)
-    return Path(value) if value else get_settings().cache_dir
-
-
 @pytest.fixture(scope="session")
 def quiet_star_config() -> QuietStarConfig:
     return QuietStarConfig()
@@ -34,14 +27,15 @@ def quiet_star_config() -> QuietStarConfig:
 
 @pytest.fixture(scope="session")
 def quiet_star_run(
-    request: pytest.FixtureRequest, quiet_star_config: QuietStarConfig
+    cache_root: Path, no_cache: bool, quiet_star_config: QuietStarConfig
 ) -> QuietStarRun:
     from harness.settings import get_settings
 
     return run_quiet_star(
         quiet_star_config,
-        cache_dir=_cache_root(request.config) / "forge_reasoning",
+        cache_dir=cache_root / "forge_reasoning",
         models_dir=get_settings().models_dir,
+        refresh=no_cache,
     )
 
 

@@ -24,24 +24,26 @@ class QuietStarConfig:
     hidden: int = 128
     layers: int = 2
     heads: int = 4
-    pretrain_steps: int = 300
+    pretrain_steps: int = 150
     pretrain_lr: float = 3e-3
     batch: int = 64
     # Step 1: baking
-    bake_steps: int = 700
+    bake_steps: int = 500
     bake_lr: float = 3e-3
     direct_share: float = 0.25
     control_filler_len: int = 8
+    #: the theater control learns a constant thought; it needs far fewer steps
+    control_bake_steps: int = 100
     # Step 2: Quiet-STaR
-    rl_steps: int = 60
+    rl_steps: int = 30
     rl_batch: int = 8
     thoughts_per_item: int = 4
     temperature: float = 1.0
     policy_weight: float = 0.5
     rl_lr: float = 2e-4
     head_lr: float = 3e-3
-    curve_every: int = 20
-    curve_items: int = 64
+    curve_every: int = 10
+    curve_items: int = 32
     # evaluation
     max_thought: int = 40
     n_latency: int = 100

@@ -50,9 +50,17 @@ from trainers.quiet_star.tokens import add_thought_tokens, roundtrip_failures
 from trainers.quiet_star.traces import Trace, filler_trace, program_trace
 from trainers.tracking import RunTracker
 
-__all__ = ["ARMS", "QuietStarRun", "load_arm", "run_quiet_star"]
+__all__ = ["ARMS", "PRODUCERS", "QuietStarRun", "load_arm", "run_quiet_star"]
 
 ARMS = ("main", "control")
+#: The modules whose code reaches the cached record (latency timing and the CLI do not).
+PRODUCERS = tuple(
+    f"trainers.quiet_star.{m}"
+    for m in (
+        "ablation", "base_model", "config", "mixing", "pipeline", "reinforce", "sequences",
+        "stages", "supervised", "thoughts", "tokens", "traces",
+    )
+)  # fmt: skip
 
 
 @dataclass
@@ -116,27 +124,24 @@ def _arm(
     """Bake, Quiet-STaR and evaluate one arm on a copy of the tokenised input model."""
     model, tok = copy.deepcopy(start.model), copy.deepcopy(start.tokenizer)
     vocab = Vocab.of(tok)
-    step0 = {"pretrain": 0}
-    offset = {"bake": 10_000 if arm == "main" else 20_000, "rl": 0, "rl_eval": 0}
 
     curve_points: list[dict[str, float]] = []
 
     def log(stage: str, step: int, metrics: dict[str, float]) -> None:
         if stage == "rl_eval":
             curve_points.append({"step": float(step), **metrics})
-        base = offset.get(stage, step0.get(stage, 0))
-        tracker.log(base + step, {f"{arm}/{stage}/{k}": v for k, v in metrics.items()})
+        row = {f"{arm}/{stage}/{k}": v for k, v in metrics.items()}
+        tracker.log(_next_step(tracker), {**row, f"{arm}/{stage}/step": float(step)})
 
     control = arm == "control"
     train = _traces(splits["train"], control=control, filler_len=cfg.control_filler_len)
     held = _traces(splits["held_out"], control=False, filler_len=0)
     t0 = _clock()
-    bake_loss = bake(model, vocab, train, cfg, log)
+    steps = cfg.control_bake_steps if control else cfg.bake_steps
+    bake_loss = bake(model, vocab, train, cfg, log, steps=steps)
     convergence = baking_eval(model, vocab, held, cfg)
     t1 = _clock()
     head = MixingHead(model.config.hidden_size)
-    offset["rl"] = 30_000 if arm == "main" else 40_000
-    offset["rl_eval"] = offset["rl"]
     curve = _curve(model, head, vocab, splits["selection"][: cfg.curve_items], cfg)
     stats = quiet_star(model, head, vocab, splits["train"], cfg, log, curve)
     t2 = _clock()
@@ -167,12 +172,22 @@ def _arm(
     }
 
 
+_STEPS: dict[int, int] = {}
+
+
+def _next_step(tracker: RunTracker) -> int:
+    """One increasing W&B step across all stages and arms (W&B drops decreasing steps)."""
+    n = _STEPS.get(id(tracker), 0)
+    _STEPS[id(tracker)] = n + 1
+    return n
+
+
 def _key(cfg: QuietStarConfig, models_dir: Path | None) -> tuple[CacheKey, str | None]:
     path = champion_dir(models_dir) if models_dir is not None else None
     data = digest_paths([path]) if path is not None and (path / "config.json").is_file() else None
     key = cache_key(
         "forge_reasoning",
-        modules=["trainers.quiet_star", "harness.data.arithmetic", "trainers.tracking"],
+        modules=[*PRODUCERS, "harness.data.arithmetic", "trainers.tracking"],
         libraries=["torch", "transformers", "tokenizers"],
         config=cfg,
         data=data,
@@ -186,15 +201,16 @@ def run_quiet_star(
     *,
     cache_dir: Path,
     models_dir: Path | None,
+    refresh: bool = False,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> QuietStarRun:
-    """The cached run (module doc); computes it once per key."""
+    """The cached run (module doc); computes it once per key (``refresh``: recompute)."""
     key, _ = _key(cfg, models_dir)
     root = cache_dir / key.short
     root.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root) + ".lock"):
         record_file = root / "run.json"
-        if record_file.is_file():
+        if record_file.is_file() and not refresh:
             record = json.loads(record_file.read_text(encoding="utf-8"))
             note_cache_use(key, mode="use", label="forge_reasoning")
             note_training_run("forge_reasoning", record["tracking"])
@@ -273,7 +289,9 @@ def _pretrain(
     return train_supervised(
         start.model, sample, steps=cfg.pretrain_steps, batch_size=cfg.batch,
         lr=cfg.pretrain_lr, pad=pad, seed=cfg.seed,
-        on_step=lambda s, loss, gn: tr.log(s, {"pretrain/loss": loss, "pretrain/grad_norm": gn}),
+        on_step=lambda s, loss, gn: tr.log(
+            _next_step(tr), {"pretrain/loss": loss, "pretrain/grad_norm": gn, "pretrain/step": s}
+        ),
     )  # fmt: skip
 
 

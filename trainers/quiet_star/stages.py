@@ -53,7 +53,13 @@ def pretrain(
 
 
 def bake(
-    model: nn.Module, vocab: Vocab, traces: Sequence[Trace], cfg: QuietStarConfig, log: Log
+    model: nn.Module,
+    vocab: Vocab,
+    traces: Sequence[Trace],
+    cfg: QuietStarConfig,
+    log: Log,
+    *,
+    steps: int,
 ) -> list[float]:
     """Step 1: supervised thoughts + answers, mixed with direct answers (share ``direct_share``)."""
     rows = [
@@ -71,7 +77,7 @@ def bake(
         return out
 
     return train_supervised(
-        model, sample, steps=cfg.bake_steps, batch_size=cfg.batch, lr=cfg.bake_lr,
+        model, sample, steps=steps, batch_size=cfg.batch, lr=cfg.bake_lr,
         pad=vocab.pad, seed=cfg.seed + 1,
         on_step=lambda s, loss, gn: log("bake", s, {"loss": loss, "grad_norm": gn}),
     )  # fmt: skip
