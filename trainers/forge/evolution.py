@@ -33,7 +33,18 @@ from trainers.merge.combos import ALL_COMBOS, ComboRegistry, MergeRecipe, compos
 from trainers.merge.degenerate import Probe, merge_or_fallback
 from trainers.merge.tensor_ops import StateDict
 
-__all__ = ["EvoConfig", "EvoResult", "GenerationStats", "Individual", "evolve", "task_diversity"]
+#: ``merge(parents, recipe, *, base, registry) → state dict`` (the signature of ``compose``).
+Merge = Callable[..., StateDict]
+
+__all__ = [
+    "EvoConfig",
+    "EvoResult",
+    "GenerationStats",
+    "Individual",
+    "Merge",
+    "evolve",
+    "task_diversity",
+]
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,8 @@ class EvoResult:
     registry: ComboRegistry
     lineage: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
     fitness_calls: int = 0
+    #: the last generation's members (ranked by fitness), from which the champion is taken
+    final_population: list[Individual] = field(default_factory=list)
 
 
 def _flat_delta(sd: Mapping[str, torch.Tensor], base: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -117,7 +130,9 @@ class _Run:
         fitness: Callable[[StateDict], float],
         config: EvoConfig,
         probe: Probe | None,
+        merge: Merge,
     ) -> None:
+        self.merge = merge
         self.seeds = [dict(s) for s in seeds]
         self.base, self.fitness, self.cfg, self.probe = base, fitness, config, probe
         self.rng = random.Random(config.seed)
@@ -147,7 +162,7 @@ class _Run:
         sds = [p.state_dict for p in parents]
         best = max(parents, key=lambda p: p.fitness if p.fitness is not None else float("-inf"))
         outcome = merge_or_fallback(
-            lambda: compose(sds, recipe, base=self.base, registry=self.registry),
+            lambda: self.merge(sds, recipe, base=self.base, registry=self.registry),
             fallback=best.state_dict,
             references=sds,
             probe=self.probe,
@@ -205,11 +220,17 @@ def evolve(
     fitness: Callable[[StateDict], float],
     config: EvoConfig,
     probe: Probe | None = None,
+    merge: Merge = compose,
 ) -> EvoResult:
-    """Run EvoMerge (module doc); returns the best individual ever scored as champion."""
+    """Run EvoMerge (module doc); returns the best individual ever scored as champion.
+
+    ``merge`` builds a child from its parents' state dicts and a recipe (default
+    :func:`~trainers.merge.combos.compose`); controls pass a broken one through the same
+    loop (degenerate detection, fallback and counting are not bypassed).
+    """
     if len(seeds) < 2 or len(seeds) > config.population:
         raise TrainerError(f"evolve: {len(seeds)} seed models; need 2 … population.")
-    run = _Run(seeds, base, fitness, config, probe)
+    run = _Run(seeds, base, fitness, config, probe, merge)
     pop = run.seed_population()
     seed_pop = pop[: len(seeds)]
     history: list[GenerationStats] = []
@@ -232,5 +253,5 @@ def evolve(
             )
         )
     run.score(pop)
-    champion = _ranked(pop)[0]
-    return EvoResult(champion, history, run.registry, run.lineage, run.calls)
+    final = _ranked(pop)
+    return EvoResult(final[0], history, run.registry, run.lineage, run.calls, final)
