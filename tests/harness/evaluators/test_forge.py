@@ -1,0 +1,82 @@
+"""Forge evaluator: a hand-built ForgeRun record mapped to each gate's outcomes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.evaluators.forge import (
+    accuracy_outcomes,
+    best_parent,
+    cognate_markdown,
+    combos_outcome,
+    complementarity,
+    disagreement_outcomes,
+    diversity_outcome,
+    evolution_markdown,
+    pairs,
+    time_outcome,
+)
+from trainers.forge.pipeline import ForgeRun
+
+
+def _run() -> ForgeRun:
+    targets = ["1", "2", "3", "4"]
+    answers: dict[str, list[str | None]] = {
+        "init": [None, None, None, None],
+        "stem": ["1", "0", "0", "0"],
+        "a": ["1", "2", "0", "0"],
+        "b": ["1", "0", "3", None],
+        "champion": ["1", "2", "3", "0"],
+    }
+    hist: list[dict[str, Any]] = [
+        {"generation": g, "best": 0.5, "mean": 0.4, "diversity": 0.5, "fallbacks": 0,
+         "injections": 0}
+        for g in range(2)
+    ]  # fmt: skip
+    return ForgeRun(
+        cache_key={"key": "k", "data": "d"}, task="t",
+        config={"specialists": [{"name": "a"}, {"name": "b"}]},
+        item_ids=[f"i{n}" for n in range(4)], levels=[1, 1, 2, 2], targets=targets,
+        answers=answers, selection_accuracy=dict.fromkeys(answers, 0.25),
+        cka={"a|b": 0.9}, history=hist,
+        lineage={"m1": [[], "seed"], "m2": [[], "seed"], "m3": [["m1", "m2"], "linear+ties+dfs"]},
+        champion_id="m3", combo_counts={"linear+ties+dfs": 2, "slerp+dare+dfs": 1},
+        accepted_combos={"linear+ties+dfs": 1}, final_population_diversity=0.42,
+        final_population=[{"id": "m3", "fitness": 0.5}],
+        evolution_seconds={"wall": 12.5, "cpu": 10.0}, fitness_calls=7, controls={},
+        paths={}, seconds={},
+    )  # fmt: skip
+
+
+def test_accuracy_and_improvement_pairing() -> None:
+    run = _run()
+    assert [o.value for o in accuracy_outcomes(run, "a")] == [1.0, 1.0, 0.0, 0.0]
+    assert best_parent(run) == "a"  # a: 2/4, b: 2/4 → config order breaks the tie
+    assert [o.item_id for o in accuracy_outcomes(run, "champion")] == run.item_ids
+    with pytest.raises(KeyError, match="unknown subject"):
+        accuracy_outcomes(run, "nope")
+
+
+def test_disagreement_counts_missing_answers_and_copies_give_zero() -> None:
+    run = _run()
+    assert pairs(run) == [("a", "b")]
+    assert [o.value for o in disagreement_outcomes(run, "a", "b")] == [0.0, 1.0, 1.0, 1.0]
+    assert all(o.value == 0.0 for o in disagreement_outcomes(run, "a", "a"))
+    assert complementarity(run, "a", "b") == 0.5
+
+
+def test_exact_outcomes() -> None:
+    run = _run()
+    assert diversity_outcome(run)[0].value == 0.42
+    assert combos_outcome(run)[0].value == 1.0
+    assert combos_outcome(run, accepted={"x": 0})[0].value == 0.0
+    assert time_outcome(run)[0].value == 12.5
+
+
+def test_markdown_renders_tables() -> None:
+    run = _run()
+    md = cognate_markdown(run, ["figures/x.png"])
+    assert "| a / b | 0.750 | 0.500 | 0.900 |" in md and "![figures/x.png]" in md
+    assert "linear+ties+dfs" in evolution_markdown(run)
