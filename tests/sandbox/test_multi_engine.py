@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from harness.errors import SandboxUnavailable
 from sandbox.base import ExecStatus, Program
@@ -38,15 +40,20 @@ def _docker2(action: str) -> str:
 
 @pytest.fixture
 def second_engine(docker_image: str) -> Iterator[str]:
-    """The second engine's DOCKER_HOST (started if down; started again after the test)."""
-    try:
-        host = _docker2("start")
-    except SandboxUnavailable as exc:
-        if os.environ.get("HARNESS_ALLOW_NO_DOCKER") == "1":
-            pytest.skip(f"HARNESS_ALLOW_NO_DOCKER=1 and {exc}")
-        pytest.fail(str(exc), pytrace=False)
-    yield host
-    _docker2("start")  # a test that stopped it leaves it running for the next one
+    """The second engine's DOCKER_HOST (started if down; started again after the test).
+
+    Held under a file lock: one test stops the engine, and xdist workers must not use
+    it meanwhile (these tests run one at a time, whatever the distribution mode).
+    """
+    with FileLock(str(Path(tempfile.gettempdir()) / "gate-harness-docker2.lock")):
+        try:
+            host = _docker2("start")
+        except SandboxUnavailable as exc:
+            if os.environ.get("HARNESS_ALLOW_NO_DOCKER") == "1":
+                pytest.skip(f"HARNESS_ALLOW_NO_DOCKER=1 and {exc}")
+            pytest.fail(str(exc), pytrace=False)
+        yield host
+        _docker2("start")  # a test that stopped it leaves it running for the next one
 
 
 def test_pool_spreads_by_capacity_and_hardens_every_engine(second_engine: str) -> None:
