@@ -326,11 +326,25 @@ class HarnessPlugin:
             if drop:
                 config.hook.pytest_deselected(items=drop)
                 items[:] = keep
+        self._order_phases(config, items)
         if any(item.get_closest_marker("gpu") for item in items) and not _has_cuda():
             skip = pytest.mark.skip(reason="gpu: no CUDA device is available on this machine")
             for item in items:
                 if item.get_closest_marker("gpu"):
                     item.add_marker(skip)
+
+    def _order_phases(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """Honour ``after:`` in the phase YAMLs (:mod:`harness.phase_order`)."""
+        from harness.phase_order import apply_order
+
+        try:
+            specs = self.phases()
+        except HarnessError:
+            return  # no readable gate specs: nothing to order (reported where they are used)
+        try:
+            items[:] = apply_order(config, items, specs)
+        except HarnessError as exc:
+            raise pytest.UsageError(str(exc)) from exc
 
     # ------------------------------------------------------------------ gate accounting
 

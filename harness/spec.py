@@ -324,6 +324,11 @@ class PhaseSpec(_Strict):
         description="holm (FWER), bh (FDR) or none (every gate at its own alpha)",
     )
     gates: list[GateSpec] = Field(min_length=1, description="the gates; every one must be decided")
+    after: list[str] = Field(
+        default_factory=list,
+        description="phases whose tests run before this phase's when both are selected (this "
+        "phase consumes their output; harness.phase_order)",
+    )
 
     @field_validator("alpha")
     @classmethod

@@ -156,22 +156,35 @@ def speed_markdown(speed: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _short(names: Sequence[str]) -> str:
+    return ", ".join(f"`{n.removeprefix('model.')}`" for n in names)
+
+
 def layers_markdown(run: CompressionRun, figures: Sequence[str] = ()) -> str:
-    """Stages (dev metric, fallback) and per-layer sparsity / scale / output cosine."""
+    """Input, stages (layers, dev metric, fallback), per-layer sensitivity / sparsity / cosine."""
+    inp = run.input or {}
     lines = [
-        f"Full-precision dev accuracy {run.fp_dev_metric:.3f}; "
-        f"after QAT {run.final_dev_metric:.3f}.",
+        f"Input: **{inp.get('kind', 'embedded')}** — {inp.get('reason', 'embedded default')}. "
+        f"Task: {run.task.get('name', '?')}.",
         "",
-        _row(["stage", "layers", "dev metric", "threshold", "result"]),
-        _row(["---"] * 5),
+        f"Full-precision dev accuracy {run.fp_dev_metric:.3f}; "
+        f"after QAT {run.final_dev_metric:.3f}.  Stages are tried least sensitive layers "
+        "first; a stage that misses the threshold is rolled back and bisected down to "
+        "single layers, which then stay in high precision.",
+        "",
+        _row(["stage", "layers", "rounds", "dev metric", "threshold", "result"]),
+        _row(["---"] * 6),
     ]
     for s in run.stages:
-        result = "ternary" if s["accepted"] else "**fallback** (kept in high precision)"
+        result = "ternary" if s["accepted"] else "rolled back"
+        if not s["accepted"] and len(s["layers"]) == 1:
+            result = "**fallback** (kept in high precision)"
         lines.append(
             _row(
                 [
                     s["stage"],
-                    len(s["layers"]),
+                    _short(s["layers"]),
+                    s.get("rounds", 1),
                     f"{s['dev_metric']:.3f}",
                     f"{s['threshold']:.3f}",
                     result,
@@ -180,16 +193,18 @@ def layers_markdown(run: CompressionRun, figures: Sequence[str] = ()) -> str:
         )
     lines += [
         "",
-        _row(["layer", "ternary", "sparsity", "scale", "output cosine"]),
-        _row(["---"] * 5),
+        _row(["layer", "ternary", "sensitivity (KL)", "sparsity", "scale", "output cosine"]),
+        _row(["---"] * 6),
     ]
     for layer in run.layers:
         scale = "—" if layer["scale"] is None else f"{layer['scale']:.4g}"
+        sens = run.sensitivity.get(layer["name"])
         lines.append(
             _row(
                 [
                     f"`{layer['name']}`",
                     "yes" if layer["ternary"] else "no (fallback)",
+                    "—" if sens is None else f"{sens:.3g}",
                     f"{layer['sparsity']:.3f}",
                     scale,
                     f"{layer['cosine']:.4f}",

@@ -1,15 +1,20 @@
-"""Compression phase fixtures: one cached training run and one decode-speed measurement.
+"""Compression phase fixtures: the input model, one cached compression run, one speed measurement.
 
-``compression_run`` trains the embedded tiny model, compresses it (staged
-BitNet QAT), packs and evaluates it — once per machine for a given config
-(cached by digest under ``<cache>/compression``; a file lock makes xdist
-workers wait for the first one).  ``speed_result`` measures decode speed once
-per *session* (it is a property of the machine now, not of the artifact), keyed
-by xdist's ``testrun_uid`` so the workers of one run share it.
+``compression_input`` decides *what* is compressed (:mod:`trainers.bitnet.inputs`):
+``--model DIR`` (any HF causal LM checkpoint, judged on ``--compression-task``), else the
+forge phase's champion when it exists and is accurate enough on its task's dev split
+(waiting for the forge phase's tests first when this run also selected forge: the
+phase YAML says ``after: [forge]``), else the embedded tiny model trained here.
+
+``compression_run`` trains/compresses/packs/evaluates once per machine for a given
+input and config (cached by content under ``<cache>/compression``; a file lock makes
+xdist workers wait for the first one).  ``speed_result`` measures decode speed once
+per *session* (a property of the machine now), keyed by xdist's ``testrun_uid``.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,9 +22,34 @@ from typing import Any
 import pytest
 import torch
 
-from trainers.bitnet.pipeline import CompressionRun, CompressionRunConfig, run_compression
+from trainers.bitnet.inputs import (
+    MIN_FP_ACCURACY,
+    CompressionInput,
+    champion_dir,
+    check_checkpoint,
+    read_champion,
+    task_spec,
+)
+from trainers.bitnet.pipeline import (
+    CompressionRun,
+    CompressionRunConfig,
+    fp_dev_accuracy,
+    run_compression,
+    run_compression_checkpoint,
+)
+from trainers.bitnet.qa_task import QAFormat, QATask, load_task
 from trainers.bitnet.speed_run import SpeedConfig, measure_speed
-from trainers.bitnet.task import PROMPT_LEN, encode_items, make_splits
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gate-harness compression", "compression phase subject")
+    group.addoption(
+        "--compression-task",
+        default=None,
+        help="accuracy task for a --model checkpoint: a JSONL file with 'question' and "
+        "'answer' per line (split 60/20/20 train/dev/test), or 'arithmetic[:levels]' for the "
+        "synthetic word problems (env HARNESS_COMPRESSION_TASK; default: arithmetic)",
+    )
 
 
 def _cache_root(config: pytest.Config) -> Path:
@@ -34,15 +64,76 @@ def compression_config() -> CompressionRunConfig:
     return CompressionRunConfig()
 
 
+def _forge_input(cache: Path, waited: dict[str, str]) -> tuple[CompressionInput, QATask | None]:
+    from harness.settings import get_settings
+
+    manifest, why = read_champion(get_settings().models_dir)
+    note = f"; forge phase in this run: {waited.get('forge', 'not selected')}"
+    if manifest is None:
+        return CompressionInput("embedded", why + note), None
+    directory = champion_dir(get_settings().models_dir)
+    fmt = QAFormat(
+        prompt_template=str(manifest.get("prompt_template", QAFormat.prompt_template)),
+        answer_template=str(manifest.get("answer_template", QAFormat.answer_template)),
+    )
+    task = load_task(task_spec(str(manifest["task"]), base=directory), fmt=fmt)
+    acc = fp_dev_accuracy(directory, task, cache_dir=cache)
+    if acc < MIN_FP_ACCURACY:
+        return CompressionInput(
+            "embedded",
+            f"forge champion at {directory}: full-precision dev accuracy {acc:.3f} < "
+            f"{MIN_FP_ACCURACY} on its task {manifest['task']!r} — a retention ratio would "
+            "be meaningless, so the embedded tiny model is compressed instead" + note,
+            path=str(directory),
+            task=task.name,
+            manifest=manifest,
+            fp_dev_accuracy=acc,
+        ), None
+    reason = f"forge champion at {directory}: dev accuracy {acc:.3f} ≥ {MIN_FP_ACCURACY}" + note
+    return CompressionInput("forge", reason, str(directory), task.name, manifest, acc), task
+
+
+@pytest.fixture(scope="session")
+def compression_input(request: pytest.FixtureRequest) -> tuple[CompressionInput, QATask | None]:
+    """What is compressed and on which task (module doc); errors name the option and the fix."""
+    config = request.config
+    model = config.getoption("--model") or os.environ.get("HARNESS_MODEL")
+    raw_task = config.getoption("--compression-task") or os.environ.get("HARNESS_COMPRESSION_TASK")
+    if model:
+        path = Path(str(model)).expanduser()
+        check_checkpoint(path)
+        task = load_task(task_spec(raw_task))
+        return CompressionInput("checkpoint", "--model", str(path), task.name), task
+    if raw_task:
+        from harness.errors import HarnessError
+
+        raise HarnessError(
+            f"--compression-task {raw_task!r} without --model: the task is the accuracy task of "
+            "a --model checkpoint (the embedded model and the forge champion carry their own); "
+            "pass --model DIR too, or drop --compression-task"
+        )
+    from harness.phase_order import wait_for_phases
+
+    waited = wait_for_phases(request, ["forge"])
+    return _forge_input(_cache_root(config) / "compression", waited)
+
+
 @pytest.fixture(scope="session")
 def compression_run(
-    request: pytest.FixtureRequest, compression_config: CompressionRunConfig
+    request: pytest.FixtureRequest,
+    compression_config: CompressionRunConfig,
+    compression_input: tuple[CompressionInput, QATask | None],
 ) -> CompressionRun:
-    return run_compression(
-        compression_config,
-        cache_dir=_cache_root(request.config) / "compression",
-        progress=lambda _msg: None,
-    )
+    inp, task = compression_input
+    cache = _cache_root(request.config) / "compression"
+    if task is None or inp.path is None:
+        run = run_compression(compression_config, cache_dir=cache, progress=lambda _m: None)
+    else:
+        run = run_compression_checkpoint(
+            Path(inp.path), task, compression_config, cache_dir=cache, progress=lambda _m: None
+        )
+    run.input = inp.to_dict()
+    return run
 
 
 @pytest.fixture(scope="session")
@@ -55,17 +146,12 @@ def speed_result(
         session = str(request.getfixturevalue("testrun_uid"))
     except pytest.FixtureLookupError:  # xdist not installed: one process, one session
         session = uuid.uuid4().hex
-    test = make_splits(
-        seed=compression_config.seed,
-        n_dev=compression_config.n_dev,
-        n_test=compression_config.n_test,
-    )["test"]
-    ids = torch.from_numpy(encode_items(test.a[:10], test.b[:10]))[:, :PROMPT_LEN]
+    prompts = [torch.tensor([row]) for row in compression_run.speed_prompts]
     return measure_speed(
         SpeedConfig(threads=compression_config.threads),
         fp_dir=Path(compression_run.paths["fp32"]),
         packed_dir=Path(compression_run.paths["packed"]),
-        tiny_prompts=[row[None, :] for row in ids],
+        tiny_prompts=prompts,
         cache_dir=_cache_root(request.config) / "compression",
         session=session[:16],
     )

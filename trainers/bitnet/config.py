@@ -25,9 +25,13 @@ def _f(default: Any, help_text: str) -> Any:
 class BitNetConfig:
     """Hyper-parameters of one staged QAT run (their digest is part of the cache key)."""
 
-    steps_per_stage: int = _f(
-        300, "QAT steps per round after a stage turns one more decoder block ternary"
+    stages: int = _f(
+        2,
+        "the linear layers, ordered least output-sensitive first, are made ternary in this "
+        "many stages of about equal size; a stage that misses the dev threshold is rolled "
+        "back and bisected until the layers that cost too much are single layers (fallback)",
     )
+    steps_per_stage: int = _f(300, "QAT steps per round after a stage turns more layers ternary")
     stage_rounds: int = _f(
         3,
         "rounds of steps_per_stage a stage may take: it is accepted after the first round that "
@@ -49,8 +53,13 @@ class BitNetConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.steps_per_stage < 1 or self.stage_rounds < 1 or self.final_steps < 0:
-            problems.append("steps_per_stage and stage_rounds must be ≥ 1, final_steps ≥ 0")
+        if (
+            self.stages < 1
+            or self.steps_per_stage < 1
+            or self.stage_rounds < 1
+            or self.final_steps < 0
+        ):
+            problems.append("stages, steps_per_stage and stage_rounds must be ≥ 1, final_steps ≥ 0")
         if not 0.0 <= self.dev_budget < 1.0:
             problems.append(f"dev_budget={self.dev_budget} must be in [0, 1)")
         if self.high_precision not in HIGH_PRECISION_DTYPES:

@@ -4,7 +4,9 @@ Steps (all on CPU, deterministic given the config):
 
 1. train the full-precision tiny Llama on the arithmetic task (``task.py``) and
    save it as an fp32 ``save_pretrained`` checkpoint (plus a bf16 copy, for the
-   size comparison) — or take ``--model``'s checkpoint when one is given;
+   size comparison) — or, with :func:`run_compression_checkpoint`, take any HF
+   causal LM checkpoint (``--model``, the forge champion) and a question/answer
+   task (:mod:`trainers.bitnet.qa_task`);
 2. ``BitNetTrainer``: staged QAT with dev-split fallback (``trainer.py``);
 3. write the packed artifact (``packing.py``), load it back, and evaluate the
    *loaded* artifact and the fp32 model on the held-out test split;
@@ -19,6 +21,7 @@ training and sizes — is reused from ``<cache>/compression-<digest>.json``.
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -34,8 +37,10 @@ from torch import nn
 
 from harness.backends.hf import quiet_progress
 from trainers.base import config_digest, directory_digest, write_json_atomic
+from trainers.bitnet import qa_task as qa
 from trainers.bitnet.config import BitNetConfig
 from trainers.bitnet.packing import load_packed, save_packed
+from trainers.bitnet.qa_task import QATask
 from trainers.bitnet.quant import BitLinear
 from trainers.bitnet.task import (
     PROMPT_LEN,
@@ -47,7 +52,14 @@ from trainers.bitnet.task import (
 )
 from trainers.bitnet.trainer import BitNetResult, BitNetTrainer
 
-__all__ = ["CompressionRun", "CompressionRunConfig", "dir_bytes", "run_compression"]
+__all__ = [
+    "CompressionRun",
+    "CompressionRunConfig",
+    "dir_bytes",
+    "fp_dev_accuracy",
+    "run_compression",
+    "run_compression_checkpoint",
+]
 
 
 @dataclass(frozen=True)
@@ -72,8 +84,18 @@ class CompressionRunConfig:
         out["bitnet"] = self.bitnet.to_dict()
         return out
 
-    def digest(self) -> str:
-        return config_digest({"compression_run": 1, **self.to_dict()})
+    def digest(self, *, data: str | None = None) -> str:
+        """Cache key over the producing code, library versions, this config and ``data``."""
+        from harness.cachekey import cache_key
+
+        return cache_key(
+            "compression_run",
+            modules=["trainers.bitnet", "harness.data.arithmetic"],
+            libraries=["torch", "transformers", "numba"],
+            config=self.to_dict(),
+            data=data,
+            seed=self.seed,
+        ).key
 
 
 @dataclass
@@ -98,11 +120,17 @@ class CompressionRun:
     wall_s: dict[str, float]
     #: the offline W&B run of the QAT (``RunTracker.record()``)
     tracking: dict[str, Any] = field(default_factory=dict)
+    #: per layer: the staging order's sensitivity (mean KL, one layer ternary, untrained)
+    sensitivity: dict[str, float] = field(default_factory=dict)
+    #: token ids of up to 10 test prompts (the trained model's decode-speed prompts)
+    speed_prompts: list[list[int]] = field(default_factory=list)
+    #: the accuracy task: name, source, sizes (and format for question/answer tasks)
+    task: dict[str, Any] = field(default_factory=dict)
+    #: which model was compressed and why (set by the caller: embedded / checkpoint / forge)
+    input: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> CompressionRun:
-        import json
-
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
@@ -185,35 +213,87 @@ def _track(
     return tracker.record()
 
 
-def _run(
-    cfg: CompressionRunConfig, digest: str, root: Path, progress: Callable[[str], None]
-) -> CompressionRun:
-    from transformers import LlamaForCausalLM
+@dataclass
+class _Task:
+    """What training and evaluation need of a task, whatever its tokenization."""
 
-    torch.set_num_threads(cfg.threads)
+    loss_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+    dev_metric: Callable[[nn.Module], float]
+    sample_batch: Callable[[torch.Generator, int], torch.Tensor]
+    probe: torch.Tensor
+    test_correct: Callable[[nn.Module], list[int]]
+    test_answers: Callable[[nn.Module], list[str]]
+    item_ids: list[str]
+    targets: list[str]
+    data_digest: str
+    speed_prompts: list[list[int]]
+    info: dict[str, Any]
+
+
+def _addition_task(cfg: CompressionRunConfig) -> tuple[_Task, torch.Tensor]:
     splits = make_splits(seed=cfg.seed, n_dev=cfg.n_dev, n_test=cfg.n_test)
     ids = {k: torch.from_numpy(encode_items(s.a, s.b)) for k, s in splits.items()}
-    work = root / f"compression-{digest[:12]}"
+    train, dev, test = ids["train"], ids["dev"], ids["test"]
+    task = _Task(
+        loss_fn=_answer_loss,
+        dev_metric=lambda m: float(exact_match(m, dev).mean()),
+        sample_batch=lambda g, n: train[torch.randint(0, len(train), (n,), generator=g)],
+        probe=dev[:256, :-1],
+        test_correct=lambda m: exact_match(m, test).astype(int).tolist(),
+        test_answers=lambda m: predictions(m, test),
+        item_ids=splits["test"].item_ids(),
+        targets=["".join(str(int(t)) for t in row) for row in test[:, PROMPT_LEN:]],
+        data_digest=config_digest(
+            {"splits": {k: v.tolist() for k, v in ids.items() if k != "train"}}
+        ),
+        speed_prompts=test[:10, :PROMPT_LEN].tolist(),
+        info={
+            "name": "reversed two-digit addition (trainers.bitnet.task)",
+            "n": {k: len(v) for k, v in ids.items()},
+        },
+    )
+    return task, train
+
+
+def _qa_task(task: QATask, tokenizer: Any) -> _Task:
+    enc = {k: qa.encode(v, tokenizer, task.fmt) for k, v in task.splits.items()}
+    train, dev, test = enc["train"].packed(), enc["dev"], enc["test"]
+    return _Task(
+        loss_fn=qa.qa_loss,
+        dev_metric=lambda m: float(qa.exact_match(m, dev).mean()),
+        sample_batch=lambda g, n: train[torch.randint(0, len(train), (n,), generator=g)],
+        probe=dev.ids[:64, : max(e for _, e in dev.spans[:64])],
+        test_correct=lambda m: qa.exact_match(m, test).tolist(),
+        test_answers=lambda m: qa.predictions(m, test, tokenizer),
+        item_ids=[f"test-{i:04d}" for i in range(len(test))],
+        targets=test.targets,
+        data_digest=task.digest(),
+        speed_prompts=[test.ids[i, :s].tolist() for i, (s, _) in enumerate(test.spans[:10])],
+        info={"name": task.name, "source": task.source, "format": asdict(task.fmt),
+              "n": {k: len(v) for k, v in task.splits.items()}},
+    )  # fmt: skip
+
+
+def _compress(
+    cfg: CompressionRunConfig,
+    digest: str,
+    work: Path,
+    fp: nn.Module,
+    task: _Task,
+    progress: Callable[[str], None],
+    wall: dict[str, float],
+) -> CompressionRun:
+    """Staged QAT of ``fp`` (saved as ``work/fp32``), pack, reload, evaluate, controls."""
     paths = {k: work / k for k in ("fp32", "bf16", "packed", "identity", "zeroed")}
-    wall: dict[str, float] = {}
-
-    t0 = time.perf_counter()
-    progress("compression: training the full-precision model")
-    _train_fp(cfg, ids["train"], paths["fp32"])
-    fp = LlamaForCausalLM.from_pretrained(paths["fp32"], dtype=torch.float32).eval()  # type: ignore[no-untyped-call]
-    fp.to(torch.bfloat16).save_pretrained(paths["bf16"])
     fp = fp.float().eval()
-    wall["fp_train"] = time.perf_counter() - t0
-
+    copy.deepcopy(fp).to(torch.bfloat16).save_pretrained(paths["bf16"])  # type: ignore[operator]
     t0 = time.perf_counter()
     trainer = BitNetTrainer(
         cfg.bitnet,
-        loss_fn=_answer_loss,
-        dev_metric=lambda m: float(exact_match(m, ids["dev"]).mean()),
-        sample_batch=lambda g, n: ids["train"][
-            torch.randint(0, len(ids["train"]), (n,), generator=g)
-        ],
-        probe=ids["dev"][:256, :-1],
+        loss_fn=task.loss_fn,
+        dev_metric=task.dev_metric,
+        sample_batch=task.sample_batch,
+        probe=task.probe,
         progress=progress,
     )
     result = trainer.train(fp)
@@ -226,23 +306,17 @@ def _run(
     shutil.copytree(paths["fp32"], paths["identity"], dirs_exist_ok=True)
     loaded = load_packed(paths["packed"])
     zeroed = load_packed(paths["zeroed"])
-    test = ids["test"]
     subjects = {"fp32": fp, "bitnet": loaded, "identity": fp, "zeroed": zeroed}
-    correct = {k: exact_match(m, test).astype(int).tolist() for k, m in subjects.items()}
-    answers = {k: predictions(m, test) for k, m in subjects.items()}
-    targets = ["".join(str(int(t)) for t in row) for row in test[:, PROMPT_LEN:]]
     return CompressionRun(
         config_digest=digest,
         paths={k: str(v) for k, v in paths.items()},
         sizes={k: dir_bytes(v) for k, v in paths.items()},
         model_digests={k: directory_digest(v) for k, v in paths.items()},
-        data_digest=config_digest(
-            {"splits": {k: v.tolist() for k, v in ids.items() if k != "train"}}
-        ),
-        item_ids=splits["test"].item_ids(),
-        targets=targets,
-        correct=correct,
-        answers=answers,
+        data_digest=task.data_digest,
+        item_ids=task.item_ids,
+        targets=task.targets,
+        correct={k: task.test_correct(m) for k, m in subjects.items()},
+        answers={k: task.test_answers(m) for k, m in subjects.items()},
         ternary_weights={
             "bitnet": _ternary_counts(loaded),
             "zeroed": _ternary_counts(zeroed),
@@ -255,7 +329,63 @@ def _run(
         log=result.log,
         wall_s=wall,
         tracking=tracking,
+        sensitivity=result.sensitivity,
+        speed_prompts=task.speed_prompts,
+        task=task.info,
     )
+
+
+def _run(
+    cfg: CompressionRunConfig, digest: str, root: Path, progress: Callable[[str], None]
+) -> CompressionRun:
+    from transformers import LlamaForCausalLM
+
+    torch.set_num_threads(cfg.threads)
+    task, train = _addition_task(cfg)
+    work = root / f"compression-{digest[:12]}"
+    wall: dict[str, float] = {}
+    t0 = time.perf_counter()
+    progress("compression: training the full-precision model")
+    _train_fp(cfg, train, work / "fp32")
+    fp = LlamaForCausalLM.from_pretrained(work / "fp32", dtype=torch.float32).eval()  # type: ignore[no-untyped-call]
+    wall["fp_train"] = time.perf_counter() - t0
+    return _compress(cfg, digest, work, fp, task, progress, wall)
+
+
+def _run_checkpoint(
+    cfg: CompressionRunConfig,
+    digest: str,
+    root: Path,
+    progress: Callable[[str], None],
+    *,
+    model_dir: Path,
+    task: QATask,
+) -> CompressionRun:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(cfg.threads)
+    work = root / f"compression-{digest[:12]}"
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    fp = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    fp.save_pretrained(work / "fp32")  # the fp32 baseline on disk, whatever the input's dtype
+    return _compress(cfg, digest, work, fp, _qa_task(task, tokenizer), progress, {})
+
+
+def _cached(
+    digest: str, cache_dir: Path, build: Callable[[Path], CompressionRun]
+) -> CompressionRun:
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    result_path = cache_dir / f"compression-{digest[:12]}.json"
+    with FileLock(str(result_path) + ".lock"):
+        if result_path.is_file():
+            run = CompressionRun.load(result_path)
+            if all(Path(p).exists() for p in run.paths.values()):
+                return run
+        with quiet_progress():
+            run = build(cache_dir)
+        write_json_atomic(result_path, asdict(run))
+        return run
 
 
 def run_compression(
@@ -267,19 +397,49 @@ def run_compression(
     """Run (or reuse) training, packing and evaluation; safe from several xdist workers."""
     cfg = config or CompressionRunConfig()
     digest = cfg.digest()
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    result_path = cache_dir / f"compression-{digest[:12]}.json"
-    with FileLock(str(result_path) + ".lock"):
-        if result_path.is_file():
-            run = CompressionRun.load(result_path)
-            if all(Path(p).exists() for p in run.paths.values()):
-                return run
-        with quiet_progress():
-            run = _run(cfg, digest, cache_dir, progress)
-        write_json_atomic(result_path, asdict(run))
-        return run
+    return _cached(digest, cache_dir, lambda root: _run(cfg, digest, root, progress))
+
+
+def run_compression_checkpoint(
+    model_dir: Path,
+    task: QATask,
+    config: CompressionRunConfig | None = None,
+    *,
+    cache_dir: Path,
+    progress: Callable[[str], None] = print,
+) -> CompressionRun:
+    """Compress a user's HF causal LM checkpoint, judged on ``task`` (cached by content)."""
+    cfg = config or CompressionRunConfig()
+    digest = cfg.digest(data=f"{directory_digest(Path(model_dir))}:{task.digest()}")
+    return _cached(
+        digest,
+        cache_dir,
+        lambda root: _run_checkpoint(
+            cfg, digest, root, progress, model_dir=Path(model_dir), task=task
+        ),
+    )
 
 
 def accuracy(values: list[int]) -> float:
     return float(np.mean(values)) if values else float("nan")
+
+
+def fp_dev_accuracy(model_dir: Path, task: QATask, *, cache_dir: Path) -> float:
+    """Full-precision exact match of ``model_dir`` on ``task``'s *dev* split (cached by content).
+
+    Used to decide whether a checkpoint (the forge champion) is a meaningful input
+    before compressing it; the judged test split is not touched here.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    key = config_digest({"fp_dev": 1, "model": directory_digest(model_dir), "task": task.digest()})
+    path = Path(cache_dir) / f"fp-dev-{key[:16]}.json"
+    if path.is_file():
+        return float(json.loads(path.read_text(encoding="utf-8"))["accuracy"])
+    with quiet_progress():
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    value = float(qa.exact_match(model, qa.encode(task.splits["dev"], tokenizer, task.fmt)).mean())
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"accuracy": value, "model_dir": str(model_dir), "task": task.name})
+    return value

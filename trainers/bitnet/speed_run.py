@@ -122,7 +122,7 @@ def _tiny(
         fp = AutoModelForCausalLM.from_pretrained(fp_dir, dtype=torch.float32).eval()
     packed = load_packed(packed_dir, kernels=True)
     out = _timed({"fp32": fp, "ternary": packed}, prompts, cfg.tiny_new_tokens, cfg.threads)
-    out["label"] = "the trained embedded model (fp32 checkpoint vs loaded packed artifact)"
+    out["label"] = "the compressed input model (fp32 checkpoint vs loaded packed artifact)"
     return out
 
 

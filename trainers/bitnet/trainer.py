@@ -1,33 +1,44 @@
-"""``BitNetTrainer``: staged BitNet b1.58 QAT from a full-precision HF model, with fallback.
+"""``BitNetTrainer``: staged BitNet b1.58 QAT from a full-precision HF model, per-layer fallback.
 
 Post-training ternarization of a small model destroys it, so the trainer
 fine-tunes with the quantizer in the loop (straight-through estimator) and
-turns layers ternary in *stages* — one decoder block per stage:
+turns layers ternary in *stages*.  The unit of the fallback is one linear layer
+(q/k/v/o/gate/up/down …):
 
-1. measure the dev metric of the full-precision model, ``m_fp``;
-2. for each block: snapshot the weights, make the block's linears
-   ``BitLinear``, fine-tune the whole model in rounds of ``steps_per_stage``
-   steps, measuring the dev metric after each round; the stage is accepted at
-   the first round that reaches ``(1 − dev_budget) · m_fp`` (QAT of a block can
-   sit on a loss plateau for a few hundred steps before it recovers).  If no
-   round of ``stage_rounds`` reaches it, the stage is rolled back (weights
-   restored, layers back to ``nn.Linear``) and the block's linears are
-   *fallback* layers: they stay in high precision and are listed in the result
-   (and in the artifact's header and the gate evidence);
-3. fine-tune ``final_steps`` more, freeze the codes, round every non-ternary
+1. measure the dev metric of the full-precision model, ``m_fp``, and each
+   linear layer's **sensitivity**: the mean KL divergence of the model's
+   next-token distribution on the probe inputs when that layer *alone* is
+   ternarized without training (one forward pass per layer, no QAT);
+2. order the layers least sensitive first and cut the order into
+   ``config.stages`` stages of about equal size.  Why this order: layers of
+   similar sensitivity share a stage, so the easy stages pass in one round
+   and the layers most likely to cost too much come together, last — a
+   rollback then discards only their own QAT, never the adaptation the
+   accepted stages already paid for, and the bisection below starts from
+   the smallest suspicious set;
+3. per stage: snapshot the weights, make its linears ``BitLinear``, fine-tune
+   the whole model in rounds of ``steps_per_stage`` steps and measure the dev
+   metric after each round (and every ternary layer's output cosine); accept
+   at the first round that reaches ``(1 − dev_budget) · m_fp``.  A stage that
+   never does is rolled back; if it has several layers it is split in two
+   halves that are tried in turn (bisection), and a *single* layer that still
+   misses the threshold — given every layer accepted before it — stays in
+   high precision: a **fallback** layer, listed in the result, the artifact
+   header and the gate evidence;
+4. fine-tune ``final_steps`` more, freeze the codes, round every non-ternary
    tensor to its storage dtype (so the evaluated model *is* the stored one).
 
 Decisions use only the dev split the caller provides; the judged test split
 is never seen here.  Per-layer sparsity, scale and output cosine (quantized
 layer vs the original full-precision layer on the same dev inputs) are
-measured on the final model.
+measured after every stage and on the final model.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +52,7 @@ from trainers.bitnet.config import BitNetConfig
 from trainers.bitnet.packing import round_to_storage
 from trainers.bitnet.quant import BitLinear, ternary_linears, to_bitlinear, to_linear
 
-__all__ = ["BitNetResult", "BitNetTrainer", "LayerStat", "StageRecord", "stage_groups"]
+__all__ = ["BitNetResult", "BitNetTrainer", "LayerStat", "StageRecord", "split_stages"]
 
 LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 DevMetric = Callable[[nn.Module], float]
@@ -58,6 +69,8 @@ class StageRecord:
     threshold: float
     accepted: bool
     rounds: int = 1
+    #: output cosine of every ternary layer after this stage (vs its fp layer, same inputs)
+    cosines: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +96,8 @@ class BitNetResult:
     stages: list[StageRecord]
     layers: list[LayerStat]
     log: list[dict[str, Any]] = field(default_factory=list)
+    #: per layer: mean KL(fp ‖ one-layer-ternary) on the probe, the staging order's key
+    sensitivity: dict[str, float] = field(default_factory=dict)
 
     @property
     def ternary_layers(self) -> list[str]:
@@ -93,13 +108,16 @@ class BitNetResult:
         return [s.name for s in self.layers if not s.ternary]
 
 
-def stage_groups(names: list[str]) -> list[list[str]]:
-    """Group linear-layer names by decoder block (the path up to its first numeric part)."""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        m = re.match(r"^(.*?\.\d+)\.", name)
-        groups.setdefault(m.group(1) if m else name, []).append(name)
-    return list(groups.values())
+def split_stages(order: list[str], stages: int) -> list[list[str]]:
+    """Cut ``order`` into ``stages`` contiguous groups of about equal size (none empty)."""
+    k = max(1, min(stages, len(order)))
+    base, extra = divmod(len(order), k)
+    out, start = [], 0
+    for i in range(k):
+        size = base + (1 if i < extra else 0)
+        out.append(order[start : start + size])
+        start += size
+    return [g for g in out if g]
 
 
 class BitNetTrainer:
@@ -137,32 +155,70 @@ class BitNetTrainer:
         fp_dev = float(self.dev_metric(fp_model))
         threshold = (1.0 - cfg.dev_budget) * fp_dev
         model = copy.deepcopy(fp_model)
+        names = ternary_linears(model)
+        sensitivity = self._sensitivity(model, names)
+        order = sorted(names, key=lambda n: (sensitivity[n], names.index(n)))
+        queue = deque(split_stages(order, cfg.stages))
         stages: list[StageRecord] = []
-        for i, group in enumerate(stage_groups(ternary_linears(model))):
-            snapshot = copy.deepcopy(model.state_dict())
-            to_bitlinear(model, group)
-            rounds = 0
-            accepted = False
-            while not accepted and rounds < cfg.stage_rounds:
-                self._fit(model, cfg.steps_per_stage, gen, stage=i)
-                dev = self._dev(model)
-                accepted = dev >= threshold
-                rounds += 1
-            stages.append(StageRecord(i, list(group), dev, threshold, accepted, rounds))
+        while queue:
+            group = queue.popleft()
+            record = self._stage(model, fp_model, group, len(stages), gen, threshold)
+            stages.append(record)
             self.progress(
-                f"stage {i}: dev {dev:.3f} (threshold {threshold:.3f}) → "
-                f"{'ternary' if accepted else 'fallback'} {len(group)} layers"
+                f"stage {record.stage}: {len(group)} layer(s), dev {record.dev_metric:.3f} "
+                f"(threshold {threshold:.3f}) → "
+                + ("ternary" if record.accepted else "rolled back")
             )
-            if not accepted:
-                to_linear(model, group)
-                model.load_state_dict(snapshot)
+            if not record.accepted and len(group) > 1:
+                half = (len(group) + 1) // 2
+                queue.extendleft([group[half:], group[:half]])  # bisect: first half next
         if any(isinstance(m, BitLinear) for m in model.modules()) and cfg.final_steps:
             self._fit(model, cfg.final_steps, gen, stage=len(stages))
         model.eval()
         round_to_storage(model, cfg.high_precision)
         final_dev = self._dev(model)
         layers = self._layer_stats(model, fp_model)
-        return BitNetResult(model, fp_dev, final_dev, stages, layers, self.log)
+        return BitNetResult(model, fp_dev, final_dev, stages, layers, self.log, sensitivity)
+
+    def _stage(
+        self,
+        model: nn.Module,
+        fp_model: nn.Module,
+        group: list[str],
+        index: int,
+        gen: torch.Generator,
+        threshold: float,
+    ) -> StageRecord:
+        """Make ``group`` ternary and fine-tune in rounds; roll back if it misses ``threshold``."""
+        cfg = self.config
+        snapshot = copy.deepcopy(model.state_dict())
+        to_bitlinear(model, group)
+        rounds, accepted, dev = 0, False, float("nan")
+        while not accepted and rounds < cfg.stage_rounds:
+            self._fit(model, cfg.steps_per_stage, gen, stage=index)
+            dev = self._dev(model)
+            accepted = dev >= threshold
+            rounds += 1
+        ternary = [n for n, m in model.named_modules() if isinstance(m, BitLinear)]
+        cosines = {s.name: s.cosine for s in self._layer_stats(model, fp_model, ternary)}
+        if not accepted:
+            to_linear(model, group)
+            model.load_state_dict(snapshot)
+        return StageRecord(index, list(group), dev, threshold, accepted, rounds, cosines)
+
+    def _sensitivity(self, model: nn.Module, names: list[str]) -> dict[str, float]:
+        """Per layer: mean KL(fp ‖ this layer alone ternary, untrained) of the next-token law."""
+        model.eval()
+        with torch.no_grad():
+            ref = F.log_softmax(model(input_ids=self.probe).logits.float(), dim=-1)
+            out = {}
+            for name in names:
+                to_bitlinear(model, [name])  # eval mode: frozen codes of the current weight
+                logq = F.log_softmax(model(input_ids=self.probe).logits.float(), dim=-1)
+                to_linear(model, [name])
+                kl = (ref.exp() * (ref - logq)).sum(-1).mean()
+                out[name] = float(kl)
+        return out
 
     def _dev(self, model: nn.Module) -> float:
         model.eval()
@@ -198,8 +254,10 @@ class BitNetTrainer:
                 )
         model.eval()
 
-    def _layer_stats(self, model: nn.Module, fp_model: nn.Module) -> list[LayerStat]:
-        names = ternary_linears(fp_model)
+    def _layer_stats(
+        self, model: nn.Module, fp_model: nn.Module, names: list[str] | None = None
+    ) -> list[LayerStat]:
+        names = ternary_linears(fp_model) if names is None else names
         inputs: dict[str, torch.Tensor] = {}
         hooks = [
             model.get_submodule(n).register_forward_hook(

@@ -1,0 +1,141 @@
+"""Which model the compression phase compresses, and why (recorded in the evidence).
+
+Three inputs, in this order:
+
+1. ``--model DIR`` (or ``HARNESS_MODEL``): any HF causal LM checkpoint directory that
+   ``AutoModelForCausalLM`` and ``AutoTokenizer`` load, judged on ``--compression-task``
+   (a question/answer JSONL, or ``arithmetic``; default ``arithmetic``).  Problems are
+   errors naming the option, the file or field, and the fix.
+2. The forge phase's champion, ``<models_dir>/forge/champion/`` with a ``champion.json``
+   manifest (``cache_key``, ``task``, ``held_out_accuracy``; optional ``prompt_template`` /
+   ``answer_template``), when its full-precision accuracy on the manifest's task — measured
+   here on the task's **dev** split, never on the judged split — is at least
+   :data:`MIN_FP_ACCURACY`.  A retention ratio of a model that is mostly wrong says
+   nothing about compression (0.1 → 0.09 "retains 90 %"), so a weaker champion is not used.
+3. Otherwise the embedded tiny model the phase trains itself; the evidence says why the
+   champion was not used (absent, unreadable, too weak).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataValidationError, HarnessError
+
+__all__ = [
+    "CHAMPION_MANIFEST",
+    "MIN_FP_ACCURACY",
+    "CompressionInput",
+    "InputError",
+    "champion_dir",
+    "check_checkpoint",
+    "read_champion",
+]
+
+#: The full-precision accuracy below which the retention gate would be meaningless.
+MIN_FP_ACCURACY = 0.5
+CHAMPION_MANIFEST = "champion.json"
+_MANIFEST_FIELDS = ("cache_key", "task", "held_out_accuracy")
+
+
+class InputError(HarnessError):
+    """A compression input that cannot be used (names the option/file/field and the fix)."""
+
+
+@dataclass
+class CompressionInput:
+    """The model the phase compresses: ``embedded``, ``checkpoint`` (``--model``) or ``forge``."""
+
+    kind: str
+    reason: str
+    path: str | None = None
+    task: str | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    fp_dev_accuracy: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def champion_dir(models_dir: Path) -> Path:
+    """Where the forge phase saves its champion (``<models_dir>/forge/champion``)."""
+    return Path(models_dir) / "forge" / "champion"
+
+
+def check_checkpoint(path: Path, *, option: str = "--model") -> None:
+    """Raise :class:`InputError` unless ``path`` is a causal LM checkpoint with a tokenizer."""
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    fix = "pass a directory written by model.save_pretrained(DIR) + tokenizer.save_pretrained(DIR)"
+    if not path.exists():
+        raise InputError(f"{option} {path}: no such directory; {fix}")
+    if not path.is_dir():
+        raise InputError(f"{option} {path}: is a file, not a checkpoint directory; {fix}")
+    if not (path / "config.json").is_file():
+        raise InputError(f"{option} {path}: no config.json in the directory; {fix}")
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(
+            f"{option} {path}/config.json: not a readable HF config ({exc}); {fix}"
+        ) from exc
+    model_type = getattr(config, "model_type", None)
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise InputError(
+            f"{option} {path}: config.json model_type={model_type!r} "
+            f"(architectures={getattr(config, 'architectures', None)}) is not a causal LM that "
+            "AutoModelForCausalLM can load; compression needs a decoder-only language model"
+        )
+    try:
+        AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{option} {path}: no tokenizer AutoTokenizer can load ({str(exc)[:200]}); save it "
+            "beside the weights with tokenizer.save_pretrained(DIR)"
+        ) from exc
+
+
+def read_champion(models_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    """The forge champion's manifest, or ``None`` and the reason it cannot be used."""
+    directory = champion_dir(models_dir)
+    manifest_path = directory / CHAMPION_MANIFEST
+    if not manifest_path.is_file():
+        return None, (
+            f"no forge champion at {directory} ({CHAMPION_MANIFEST} absent; the forge phase "
+            "writes it — run `harness run --phase forge --phase compression`)"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return None, f"{manifest_path}: not readable JSON ({exc})"
+    if not isinstance(manifest, dict):
+        return None, f"{manifest_path}: expected a JSON object"
+    missing = [f for f in _MANIFEST_FIELDS if f not in manifest]
+    if missing:
+        return None, f"{manifest_path}: missing field(s) {', '.join(missing)}"
+    if not isinstance(manifest["task"], str) or not manifest["task"]:
+        return None, f"{manifest_path}: field 'task'={manifest['task']!r} must be a task name/path"
+    try:
+        check_checkpoint(directory, option="forge champion")
+    except InputError as exc:
+        return None, str(exc)
+    return manifest, f"forge champion at {directory}"
+
+
+def task_spec(raw: str | None, *, base: Path | None = None) -> str:
+    """``arithmetic[:levels]`` or a JSONL path (relative paths resolved against ``base``)."""
+    if raw is None or raw.startswith("arithmetic"):
+        return raw or "arithmetic"
+    path = Path(raw).expanduser()
+    if not path.is_absolute() and base is not None and (base / path).is_file():
+        path = base / path
+    if not path.is_file():
+        raise DataValidationError(
+            f"--compression-task {raw!r}: no such file; pass a JSONL file with 'question' and "
+            "'answer' per line, or 'arithmetic' for the synthetic arithmetic task"
+        )
+    return str(path)
