@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import torch
 
+from trainers.bitnet.config import qat_overrides
 from trainers.bitnet.inputs import (
     MIN_FP_ACCURACY,
     CompressionInput,
@@ -50,6 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "'answer' per line (split 60/20/20 train/dev/test), or 'arithmetic[:levels]' for the "
         "synthetic word problems (env HARNESS_COMPRESSION_TASK; default: arithmetic)",
     )
+    group.addoption(
+        "--compression-qat",
+        default=None,
+        help='JSON object of BitNetConfig overrides for the QAT, e.g. \'{"steps_per_stage": '
+        '100, "batch_size": 16}\' (env HARNESS_COMPRESSION_QAT; fields: docs/compression.md)',
+    )
 
 
 def _cache_root(config: pytest.Config) -> Path:
@@ -60,8 +67,12 @@ def _cache_root(config: pytest.Config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def compression_config() -> CompressionRunConfig:
-    return CompressionRunConfig()
+def compression_config(request: pytest.FixtureRequest) -> CompressionRunConfig:
+    """The run's knobs; ``--compression-qat`` overrides BitNetConfig fields (errors name them)."""
+    raw = request.config.getoption("--compression-qat") or os.environ.get("HARNESS_COMPRESSION_QAT")
+    if not raw:
+        return CompressionRunConfig()
+    return CompressionRunConfig(bitnet=qat_overrides(str(raw)))
 
 
 def _forge_input(cache: Path, waited: dict[str, str]) -> tuple[CompressionInput, QATask | None]:

@@ -34,6 +34,7 @@ def test_reduced_calibration_keeps_alpha_and_coverage(reduced: CalibrationTable)
         "quantile",
         "mean",
         "sequential",
+        "log_speedup",
     }
     assert expected <= families
     for row in reduced.rows:

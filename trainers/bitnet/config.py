@@ -7,12 +7,13 @@ them.  Defaults were chosen on the embedded arithmetic task's *dev* split.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import TrainerError
 
-__all__ = ["HIGH_PRECISION_DTYPES", "BitNetConfig"]
+__all__ = ["HIGH_PRECISION_DTYPES", "BitNetConfig", "qat_overrides"]
 
 HIGH_PRECISION_DTYPES = ("bfloat16", "float16", "float32")
 
@@ -73,3 +74,21 @@ class BitNetConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def qat_overrides(raw: str) -> BitNetConfig:
+    """A ``BitNetConfig`` from a JSON object of field overrides (``--compression-qat``)."""
+    try:
+        values = json.loads(raw)
+    except ValueError as exc:
+        raise TrainerError(f"--compression-qat {raw!r}: not JSON ({exc})") from exc
+    names = {f.name: f for f in dataclasses.fields(BitNetConfig)}
+    if not isinstance(values, dict) or any(k not in names for k in values):
+        bad = sorted(set(values) - set(names)) if isinstance(values, dict) else values
+        raise TrainerError(
+            f"--compression-qat: unknown field(s) {bad}; BitNetConfig fields: {', '.join(names)}"
+        )
+    try:
+        return BitNetConfig(**values)
+    except TypeError as exc:
+        raise TrainerError(f"--compression-qat {raw!r}: {exc}") from exc
