@@ -136,7 +136,10 @@ def test_sparsity(gate: Gate, compression_run: CompressionRun) -> None:
     gate.check(
         sparsity_outcome(compression_run, "bitnet"),
         subject="bitnet",
-        extra={"per_layer": {x["name"]: x["sparsity"] for x in compression_run.layers}},
+        extra={
+            "per_layer": {x["name"]: x["sparsity"] for x in compression_run.layers},
+            "input": compression_run.input,
+        },
         **_digests(compression_run, "packed"),
     )
 
