@@ -55,7 +55,9 @@ _MODULES = (
     "harness.data.arithmetic",
 )
 _LIBS = ("torch", "transformers", "tokenizers")
-_TASK = "arithmetic-word-problems-v1"
+#: the manifest's ``task``: a task spec other phases load (``"arithmetic"`` = the generated
+#: task, levels 1–4; user data: the absolute JSONL path) — compression's ``load_task`` reads it
+_TASK = "arithmetic"
 _CREATOR = "forge phase (trainers.forge.pipeline)"
 
 
@@ -110,6 +112,10 @@ def load_splits(cfg: ForgeConfig) -> dict[str, list[ArithmeticItem]]:
         return dict(make_splits(sizes))  # type: ignore[arg-type]
     items = [it for it in load_jsonl(cfg.data_path) if it.answer.isdigit()]
     return dict(split_items(items, fractions=(0.8, 0.1, 0.1), seed=cfg.seed))
+
+
+def _task(cfg: ForgeConfig) -> str:
+    return _TASK if cfg.data_path is None else str(Path(cfg.data_path).resolve())
 
 
 def _data_digest(splits: Mapping[str, Sequence[ArithmeticItem]]) -> str:
@@ -327,7 +333,7 @@ def _run(
     answers, feats = _judge(models, vocab, held, cfg.context)
     paths = _save_models(models, vocab, work)
     return ForgeRun(
-        cache_key=key.record(), task=_TASK if cfg.data_path is None else f"jsonl:{cfg.data_path}",
+        cache_key=key.record(), task=_task(cfg),
         config=cfg.model_dump(mode="json"),
         item_ids=[f"held_out-{i:04d}" for i in range(len(held))],
         levels=[it.difficulty for it in held], targets=[it.answer for it in held],

@@ -72,6 +72,22 @@ def test_champion_is_a_loadable_hf_checkpoint_with_its_manifest(toy_run: tuple) 
     for (k, a), (_, b) in zip(model.state_dict().items(), ref.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     AutoTokenizer.from_pretrained(d)
+    assert m.task == "arithmetic"
+
+
+def test_champion_contract_is_what_the_downstream_phases_read(toy_run: tuple) -> None:
+    """The compression phase parses ``task`` and reads the in-directory manifest; Quiet-STaR
+    loads the checkpoint with forge_vocab.json (their loaders, not a re-implementation)."""
+    from trainers.bitnet.inputs import read_champion
+    from trainers.bitnet.qa_task import load_task
+    from trainers.quiet_star.base_model import load_champion
+
+    _, _, models = toy_run
+    manifest, why = read_champion(models)
+    assert manifest is not None, why
+    assert load_task(str(manifest["task"])).splits["test"]
+    loaded = load_champion(champion_dir(models))
+    assert loaded.source == "champion"
 
 
 def test_second_call_reuses_the_cache(toy_run: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
