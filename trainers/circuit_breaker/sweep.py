@@ -215,6 +215,13 @@ class RunStore:
         self.data["runs"][self.key(cfg)] = {"code": self.code, "config": cfg.to_dict(), "dev": dev}
         self.save()
 
+    def absorb(self, other: Path) -> int:
+        """Add the rows of another sweep file (runs made in parallel); the number added."""
+        runs = json.loads(Path(other).read_text(encoding="utf-8")).get("runs", {})
+        new = {k: v for k, v in runs.items() if k not in self.data["runs"]}
+        self.data["runs"].update(new)
+        return len(new)
+
     def save(self) -> None:
         write_json_atomic(self.path, self.data)
 
@@ -350,19 +357,24 @@ def run_sweep(
     out: Path,
     promote_k: int | None = None,
     stored_only: bool = False,
+    imports: Sequence[Path] = (),
     progress: Callable[[str], None] = print,
     runner: tuple[RunFn, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Every stage in order on the dev split; the result (also in ``out``) names each choice.
 
-    ``stored_only`` trains nothing: it tabulates the rows ``out`` already holds
-    (and the dev baseline), marking stages with missing runs incomplete.
+    ``imports`` adds the rows of other sweep files first (stages run by parallel
+    processes); rows of other code are still ignored.  ``stored_only`` trains
+    nothing: it tabulates the rows ``out`` already holds (and the dev baseline),
+    marking stages with missing runs incomplete.
     ``runner`` replaces the real train-and-score function (tests of the stage logic).
     """
     from .cachekey import PHASE_MODULES, code_key
 
     code = config_digest(code_key(PHASE_MODULES))[:16]
     store = RunStore(out, code=code)
+    for other in imports:
+        progress(f"sweep: {store.absorb(other)} rows added from {other}")
     run_fn, info = runner if runner is not None else _dev_runner(Path(cache_dir), progress)
     progress(f"sweep: dev baseline {json.dumps(info['baseline'])}")
 
@@ -423,12 +435,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     for st in result["stages"]:
         out += [
             "",
-            f"**`{st['knob']}`** (current {st['default']}; "
-            + (
-                f"chosen **{st['chosen']}**)"
-                if st.get("complete", True)
-                else f"**incomplete** — finalists lack seeds; kept {st['chosen']}, not re-derived)"
-            ),
+            f"**`{st['knob']}`** (current {st['default']}; {_verdict(st)})",
             "",
             "| value | " + " | ".join(f"seed {s} correct / benign / incoherent" for s in seeds)
             + " | worst-seed correct (rule) | status |",
@@ -449,6 +456,19 @@ def render_markdown(result: dict[str, Any]) -> str:
                 shown += f" (seeds {', '.join(runs)} only)"
             out.append(f"| {v} | " + " | ".join(cells) + f" | {shown} | {_status(st, v, seeds)} |")
     return "\n".join(out)
+
+
+def _verdict(stage: dict[str, Any]) -> str:
+    """How the stage ended, in words: chosen, kept because nothing qualified, or incomplete."""
+    if not stage.get("complete", True):
+        return f"**incomplete** — finalists lack seeds; kept {stage['chosen']}, not re-derived"
+    finalists = [v for v in stage["promoted"] if stage["scores"].get(v) is not None]
+    if not finalists:
+        return (
+            f"no value met the constraints on every seed it ran; the rule keeps "
+            f"**{stage['chosen']}**"
+        )
+    return f"chosen **{stage['chosen']}**"
 
 
 def _status(stage: dict[str, Any], value: str, seeds: Sequence[str]) -> str:
@@ -475,6 +495,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--stored-only", action="store_true", help="train nothing: tabulate the rows in --out"
     )
+    parser.add_argument(
+        "--import", dest="imports", type=Path, action="append", default=[],
+        help="add the rows of another sweep JSON first (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--render", type=Path, help="print the markdown tables of a sweep JSON")
     parser.add_argument(
         "--write-docs", type=Path, help="with --render: replace the 'cb-sweep' block of this file"
@@ -500,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         out=args.out,
         promote_k=args.promote,
         stored_only=args.stored_only,
+        imports=args.imports,
     )
     print(json.dumps({"chosen": result["chosen"]}))
 

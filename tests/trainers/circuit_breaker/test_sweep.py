@@ -201,3 +201,35 @@ def test_stored_only_trains_nothing_and_a_stage_missing_seeds_keeps_the_current_
     assert result["chosen_config"]["learning_rate"] == 0.01
     md = render_markdown(result)
     assert "**incomplete**" in md and "finalist, seeds missing" in md and "**chosen**" not in md
+
+
+def test_a_stage_where_no_value_meets_the_constraints_keeps_the_current_value(
+    tmp_path: Path,
+) -> None:
+    def run(cfg: CircuitBreakerConfig) -> dict[str, float]:
+        return _row(0.9 if cfg.adv_safe_ce_weight == 3.0 else 0.7, benign=0.5)
+
+    info = {"n_dev": 1, "baseline": {"correct": 0, "asr": 0, "benign_success": 1.0}}
+    result = run_sweep(
+        cache_dir=tmp_path, knobs=[parse_knob("adv_safe_ce_weight=3,8")], seeds=[0, 1],
+        out=tmp_path / "s.json", progress=lambda _: None, runner=(run, info),
+    )  # fmt: skip
+    assert result["chosen"] == {"adv_safe_ce_weight": "8.0"}  # 3 is better, but costs benign
+    assert "no value met the constraints" in render_markdown(result)
+
+
+def test_rows_of_a_parallel_sweep_are_imported(tmp_path: Path) -> None:
+    correct = {("0.01", 0): 0.5, ("0.02", 0): 0.9}
+    calls: list[tuple[float, int]] = []
+    run_sweep(
+        cache_dir=tmp_path, knobs=[parse_knob("learning_rate=2e-2")], seeds=[0],
+        out=tmp_path / "side.json", progress=lambda _: None, runner=_fake_runner(correct, calls),
+    )  # fmt: skip
+    result = run_sweep(
+        cache_dir=tmp_path, knobs=[parse_knob("learning_rate=1e-2,2e-2")], seeds=[0],
+        out=tmp_path / "main.json", imports=[tmp_path / "side.json"], stored_only=True,
+        progress=lambda _: None, runner=_fake_runner(correct, calls),
+    )  # fmt: skip
+    assert calls == [(2e-2, 0)]  # trained once, by the side sweep
+    assert result["stages"][0]["table"]["0.02"]["0"]["correct"] == 0.9
+    assert result["stages"][0]["table"]["0.01"] == {}  # never measured: not invented
