@@ -430,7 +430,7 @@ def render_markdown(result: dict[str, Any]) -> str:
     out = [
         f"Dev baseline: correct {b['correct']:.3f}, ASR {b['asr']:.3f}, benign success "
         f"{b['benign_success']:.2f} (floor {result['benign_floor']} × = "
-        f"{result['benign_floor'] * b['benign_success']:.3f}); {result['n_dev']} dev items.",
+        f"{result['benign_floor'] * b['benign_success']:.4f}); {result['n_dev']} dev items.",
     ]
     for st in result["stages"]:
         out += [
@@ -444,7 +444,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         for v in st["values"]:
             runs = st["table"][v]
             cells = [
-                f"{runs[s]['correct']:.3f} / {runs[s]['benign_success']:.2f} / "
+                f"{runs[s]['correct']:.3f} / {runs[s]['benign_success']:.3f} / "
                 f"{runs[s]['incoherent']:g}"
                 if s in runs
                 else "—"
@@ -453,7 +453,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             score = st["scores"].get(v)
             shown = "excluded" if score is None else f"{score:.3f}"
             if runs and len(runs) < len(seeds):
-                shown += f" (seeds {', '.join(runs)} only)"
+                shown += f" (seed{'s' if len(runs) > 1 else ''} {', '.join(runs)} only)"
             out.append(f"| {v} | " + " | ".join(cells) + f" | {shown} | {_status(st, v, seeds)} |")
     return "\n".join(out)
 
@@ -476,7 +476,7 @@ def _status(stage: dict[str, Any], value: str, seeds: Sequence[str]) -> str:
     if not runs:
         return "not run"
     if value == stage["chosen"] and stage.get("complete", True):
-        return "**chosen**"
+        return "**chosen**" if stage["scores"].get(value) is not None else "**kept** (fallback)"
     if value not in stage["promoted"]:
         return f"stopped after seed {seeds[0]}"
     return "finalist" if len(runs) == len(seeds) else "finalist, seeds missing"
