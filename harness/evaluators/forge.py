@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
+from harness.errors import HarnessError
 from harness.evaluators.diversity import disagreement_items, mean_pairwise_disagreement
 from harness.outcomes import Outcome
 from trainers.forge.pipeline import ForgeRun
@@ -55,7 +56,11 @@ def best_parent(run: ForgeRun) -> str:
 def accuracy_outcomes(run: ForgeRun, subject: str) -> list[Outcome]:
     """Per held-out item: 1 if ``subject``'s greedy answer equals the target."""
     if subject not in run.answers:
-        raise KeyError(f"unknown subject '{subject}'; subjects: {', '.join(run.answers)}")
+        raise HarnessError(
+            f"forge run record: unknown subject {subject!r}; the run answered for "
+            f"{', '.join(run.answers)} (pick one of those, or re-run the forge phase with "
+            "that specialist in ForgeConfig.specialists)"
+        )
     return [
         Outcome(item_id=i, value=float(a == t), raw={"answer": a, "target": t, "level": lv})
         for i, a, t, lv in zip(

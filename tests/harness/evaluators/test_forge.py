@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from harness.errors import HarnessError
 from harness.evaluators.forge import (
     accuracy_outcomes,
     best_parent,
@@ -55,7 +56,7 @@ def test_accuracy_and_improvement_pairing() -> None:
     assert [o.value for o in accuracy_outcomes(run, "a")] == [1.0, 1.0, 0.0, 0.0]
     assert best_parent(run) == "a"  # a: 2/4, b: 2/4 → config order breaks the tie
     assert [o.item_id for o in accuracy_outcomes(run, "champion")] == run.item_ids
-    with pytest.raises(KeyError, match="unknown subject"):
+    with pytest.raises(HarnessError, match="unknown subject"):
         accuracy_outcomes(run, "nope")
 
 
