@@ -80,6 +80,8 @@ def _adjust_family(tested: Sequence[EvidenceRecord], method: str) -> list[Adjust
             and p_adj <= rec.alpha
             and rec.expect is None
             and int(rec.estimate.get("n", 0)) >= int(rec.spec.get("min_n") or 0)
+            # a verdict downgraded for its inputs (sandbox errors) stays undecided
+            and not rec.decision.get("downgraded")
         )
         result.append(
             Adjustment(

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Literal, overload
 
@@ -34,7 +34,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_jsonl",
+    "atomic_write_new",
     "atomic_write_text",
+    "durable_append",
 ]
 
 
@@ -168,3 +170,81 @@ def atomic_symlink(link: str | Path, target: str | Path) -> Path:
         tmp.unlink(missing_ok=True)
         raise _error(path, exc) from exc
     return path
+
+
+_MAX_NAME_ATTEMPTS = 10_000
+
+
+def atomic_write_new(name_for: Callable[[int], Path], data: bytes) -> Path:
+    """Write ``data`` under the first free name ``name_for(1)``, ``name_for(2)``, ...
+
+    The bytes go to a temporary file (fsync-ed) that is then hard-linked to the
+    candidate name: ``link`` fails if the name exists, so claiming a name and
+    publishing the whole content are one atomic step, safe between processes.
+    Where hard links are unsupported, the name is claimed with ``O_EXCL`` and
+    the content moved over it with ``os.replace``.
+    """
+    first = name_for(1)
+    try:
+        first.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{first.name}.", suffix=".tmp", dir=first.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            for index in range(1, _MAX_NAME_ATTEMPTS + 1):
+                path = name_for(index)
+                try:
+                    _claim(tmp, path)
+                except FileExistsError:
+                    continue
+                return path
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    except OSError as exc:
+        raise AtomicWriteError(
+            f"{first}: cannot write ({exc.strerror}); check the directory is writable"
+        ) from exc
+    raise AtomicWriteError(
+        f"{first}: {_MAX_NAME_ATTEMPTS} files of this name already exist; "
+        "use a fresh --evidence-dir"
+    )
+
+
+def _claim(tmp: str, path: Path) -> None:
+    """Publish ``tmp`` as ``path`` only if ``path`` does not exist (FileExistsError if it does)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (some network/overlay filesystems)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+        os.replace(tmp, path)
+
+
+def durable_append(path: str | Path, text: str) -> Path:
+    """Append UTF-8 ``text`` (whole lines) to an append-only log with one write, then fsync.
+
+    For logs that grow line by line (the evidence log, the judgement cache) a
+    rewrite per line would be quadratic.  Callers serialise writers with a file
+    lock; the bytes go out in one ``write`` on an ``O_APPEND`` descriptor, so
+    concurrent readers see whole lines, and a crash can leave at most a torn
+    last line, which the readers of these logs reject by name.
+    """
+    target = Path(path)
+    data = text.encode("utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _error(target, exc) from exc
+    return target

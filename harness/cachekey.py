@@ -45,7 +45,9 @@ __all__ = [
     "library_versions",
     "note_cache_use",
     "note_training_run",
+    "refresh_requested",
     "reset_provenance",
+    "run_stamp",
     "source_digest",
     "training_runs_used",
 ]
@@ -204,6 +206,32 @@ def digest_paths(paths: Iterable[str | Path]) -> str:
                     h.update(block)
             h.update(b"\0")
     return "sha256:" + h.hexdigest()
+
+
+# --------------------------------------------------------------------------- --no-cache
+
+
+def refresh_requested(built_by_run: str | None) -> bool:
+    """Must a cache entry built by run ``built_by_run`` be recomputed now?
+
+    True when ``--no-cache`` is on (:attr:`harness.settings.Settings.no_cache`)
+    unless the entry was already rebuilt by *this* run (same ``run_id``): the
+    phase suites share one ``run_id`` across xdist workers, so the first worker
+    recomputes and the others reuse its fresh entry instead of each rebuilding it.
+    """
+    from harness.settings import get_settings
+
+    settings = get_settings()
+    if not settings.no_cache:
+        return False
+    return settings.run_id is None or built_by_run != settings.run_id
+
+
+def run_stamp() -> str | None:
+    """The ``run_id`` a freshly built entry records (compared by :func:`refresh_requested`)."""
+    from harness.settings import get_settings
+
+    return get_settings().run_id
 
 
 # --------------------------------------------------------------------------- evidence

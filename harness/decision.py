@@ -49,6 +49,10 @@ class Decision:
     rule: DecisionRule
     n_needed: int | None = None
     tier_verdicts: tuple[tuple[str, Verdict], ...] = ()
+    #: why a bound-based verdict was downgraded to INCONCLUSIVE (``min_n``,
+    #: ``sandbox_errors``), else None; a downgraded gate meets no tier and a multiplicity
+    #: adjustment never upgrades it back
+    downgraded: str | None = None
 
     @property
     def legacy(self) -> bool:
@@ -64,6 +68,7 @@ class Decision:
             "rule": str(self.rule),
             "n_needed": self.n_needed,
             "tier_verdicts": [[name, str(v)] for name, v in self.tier_verdicts],
+            "downgraded": self.downgraded,
         }
 
     @classmethod
@@ -79,6 +84,7 @@ class Decision:
             tier_verdicts=tuple(
                 (str(name), Verdict(v)) for name, v in data.get("tier_verdicts", [])
             ),
+            downgraded=data.get("downgraded"),
         )
 
 
@@ -174,6 +180,7 @@ def decide(
         if hint:
             why += f"; {hint}"
     reason = f"{verdict}: {head} — {why}; highest tier met: {tier}"
+    downgraded: str | None = None
     if spec.min_n is not None and estimate.n < spec.min_n and verdict is Verdict.PASS:
         verdict = Verdict.INCONCLUSIVE
         reason = (
@@ -185,6 +192,7 @@ def decide(
         tier_verdicts = tuple(
             (name, Verdict.INCONCLUSIVE if v is Verdict.PASS else v) for name, v in tier_verdicts
         )
+        downgraded = "min_n"
     return Decision(
         verdict=verdict,
         tier=tier,
@@ -194,6 +202,7 @@ def decide(
         rule=spec.rule,
         n_needed=needed,
         tier_verdicts=tier_verdicts,
+        downgraded=downgraded,
     )
 
 
@@ -235,6 +244,9 @@ def guard_sandbox_errors(
     return replace(
         decision,
         verdict=Verdict.INCONCLUSIVE,
+        tier="none",  # a guessed verdict meets no tier, on either side
+        tier_verdicts=tuple((name, Verdict.INCONCLUSIVE) for name, _ in decision.tier_verdicts),
+        downgraded="sandbox_errors",
         n_needed=None,
         reason=(
             f"{Verdict.INCONCLUSIVE}: {note} — {errors / total:.1%} is above the "

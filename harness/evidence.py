@@ -16,10 +16,8 @@ import contextlib
 import functools
 import hashlib
 import json
-import os
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,7 +27,7 @@ from typing import Any
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.atomic import atomic_write_bytes, atomic_write_text
+from harness.atomic import atomic_write_bytes, atomic_write_new, atomic_write_text, durable_append
 from harness.atomic import atomic_write_jsonl as write_jsonl_atomic
 from harness.decision import Decision, Verdict
 from harness.errors import EvidenceError
@@ -310,59 +308,9 @@ def repo_digest(paths: tuple[str, ...]) -> str:
 
 
 # ``atomic_write_bytes``/``atomic_write_text``/``write_jsonl_atomic`` are re-exported from
-# :mod:`harness.atomic`, the one place files are published atomically.
-
-
-_MAX_NAME_ATTEMPTS = 10_000
-
-
-def write_new_file(name_for: Callable[[int], Path], data: bytes) -> Path:
-    """Write ``data`` under the first free name ``name_for(1)``, ``name_for(2)``, ...
-
-    The bytes go to a temporary file (fsync-ed) that is then hard-linked to the
-    candidate name: ``link`` fails if the name exists, so claiming a name and
-    publishing the whole content are one atomic step, safe between processes.
-    Where hard links are unsupported, the name is claimed with ``O_EXCL`` and
-    the content moved over it with ``os.replace``.
-    """
-    first = name_for(1)
-    try:
-        first.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{first.name}.", suffix=".tmp", dir=first.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            for index in range(1, _MAX_NAME_ATTEMPTS + 1):
-                path = name_for(index)
-                try:
-                    _claim(tmp, path)
-                except FileExistsError:
-                    continue
-                return path
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError as exc:
-        raise EvidenceError(
-            f"{first}: cannot write ({exc.strerror}); check the directory is writable"
-        ) from exc
-    raise EvidenceError(
-        f"{first}: {_MAX_NAME_ATTEMPTS} files of this name already exist; "
-        "use a fresh --evidence-dir"
-    )
-
-
-def _claim(tmp: str, path: Path) -> None:
-    """Publish ``tmp`` as ``path`` only if ``path`` does not exist (FileExistsError if it does)."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links here (some network/overlay filesystems)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.close(fd)
-        os.replace(tmp, path)
+# :mod:`harness.atomic`, the one place files are published atomically; ``write_new_file``
+# (claim the first free name) is :func:`harness.atomic.atomic_write_new`.
+write_new_file = atomic_write_new
 
 
 # --------------------------------------------------------------------------- store
@@ -393,10 +341,8 @@ class EvidenceStore:
         """Append one whole record (one line), flushed and fsync-ed before the lock is released."""
         self._ensure_dir()
         line = record.model_dump_json() + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self._lock:
+            durable_append(self.path, line)
 
     def rewrite(self, records: Sequence[EvidenceRecord]) -> None:
         """Replace the log with ``records`` in one atomic step (used for the sorted final file)."""

@@ -17,6 +17,17 @@ Settings (environment variables, first set wins; later names are legacy aliases)
 * ``docker_hosts`` — ``HARNESS_DOCKER_HOSTS``: Docker engines the sandbox spreads its pool
   over, comma-separated (``unix:///var/run/docker.sock,ssh://user@box``); default none:
   ``DOCKER_HOST`` or the local socket (docs/scaling.md).
+* ``no_cache`` — ``HARNESS_NO_CACHE`` (``1``/``true``); default off.  ``harness run
+  --no-cache`` turns it on in-process (:func:`configure`): every cache recomputes.
+* ``run_id`` — ``HARNESS_RUN_ID``; the run a ``--no-cache`` refresh belongs to (the
+  phase suites set it to pytest-xdist's ``testrun_uid``), so an artifact rebuilt by one
+  worker of the run is reused by the others instead of being rebuilt once per worker.
+
+Every other variable gate-harness reads (subject selection, sandbox choice,
+Docker host, xdist worker ids, ...) is declared in :data:`OPTION_VARS` and read
+through :meth:`Settings.env`; reading an undeclared name is an error, so the
+table in docs/settings.md is complete.  ``tests/test_config_hygiene.py`` scans
+the source tree: no other module reads ``os.environ``.
 
 Sub-directories of ``cache_dir`` (``generations``, ``judgements``, ``judges``,
 ``circuit_breaker``, ``sandbox``) are properties, not settings: one root moves
@@ -38,7 +49,17 @@ from pydantic import BaseModel, ConfigDict
 
 from harness.errors import HarnessError
 
-__all__ = ["ENV_NAMES", "Settings", "WandbMode", "get_settings", "reset_settings"]
+__all__ = [
+    "ENV_NAMES",
+    "OPTION_VARS",
+    "Settings",
+    "WandbMode",
+    "child_environment",
+    "configure",
+    "env_option",
+    "get_settings",
+    "reset_settings",
+]
 
 
 class WandbMode(StrEnum):
@@ -59,6 +80,29 @@ ENV_NAMES: Mapping[str, tuple[str, ...]] = {
     "docker_hosts": ("HARNESS_DOCKER_HOSTS",),
 }
 
+#: every other environment variable library, sandbox and suite code reads → what it sets.
+#: Read with ``get_settings().env(NAME)``; docs/settings.md lists them.
+OPTION_VARS: Mapping[str, str] = {
+    "HARNESS_MODEL": "model subject: a local checkpoint directory (suites' --model)",
+    "HARNESS_ENDPOINT": "model subject: an OpenAI-compatible base URL (suites' --endpoint)",
+    "HARNESS_ENDPOINT_MODEL": "model name served at HARNESS_ENDPOINT (default 'default')",
+    "HARNESS_API_KEY": "API key for HARNESS_ENDPOINT",
+    "OPENAI_API_KEY": "API key for the OpenAI-compatible backend when none is passed",
+    "HARNESS_SANDBOX": "code sandbox: docker, local or auto (suites' --sandbox)",
+    "HARNESS_REPLAY_DIR": "--lane replay recordings (suites' --replay-dir)",
+    "HARNESS_SAFETY_JUDGE": "an open_generator spec for the safety phase's LLM judge",
+    "HARNESS_CODEGEN_SUBJECTS": "codegen subjects to run (suites' --codegen-subjects)",
+    "HARNESS_CODEGEN_MODEL_TASKS": "codegen: first N tasks for the model subject",
+    "HARNESS_CODEGEN_DEEP_TASKS": "codegen: tasks that get the whole k ladder (N or 'all')",
+    "HARNESS_AGENTDOJO_VENV": "the AgentDojo lane's virtual environment",
+    "DOCKER_HOST": "the Docker daemon the sandbox pool talks to (Docker's own variable)",
+    "PYTEST_XDIST_WORKER": "this process's xdist worker id (set by pytest-xdist)",
+    "PYTEST_XDIST_WORKER_COUNT": "number of xdist workers (set by pytest-xdist)",
+}
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
 _WANDB_ALIASES = {"dryrun": WandbMode.OFFLINE, "run": WandbMode.ONLINE}
 
 
@@ -74,6 +118,21 @@ class Settings(BaseModel):
     wandb_dir: Path
     sources: dict[str, str]
     docker_hosts: tuple[str, ...] = ()
+    #: recompute every cached artifact (``HARNESS_NO_CACHE``; ``harness run --no-cache``)
+    no_cache: bool = False
+    #: the run a ``no_cache`` refresh belongs to (``HARNESS_RUN_ID``; xdist's testrun_uid)
+    run_id: str | None = None
+    #: the :data:`OPTION_VARS` that are set (name → value)
+    options: dict[str, str] = {}
+
+    def env(self, name: str) -> str | None:
+        """The value of declared variable ``name`` (:data:`OPTION_VARS`), or None when unset."""
+        if name not in OPTION_VARS:
+            raise HarnessError(
+                f"environment variable {name!r} is not declared in harness.settings.OPTION_VARS; "
+                "declare it there (and in docs/settings.md) before reading it"
+            )
+        return self.options.get(name)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,7 +160,16 @@ class Settings(BaseModel):
                 f"WANDB_MODE={mode_raw!r} is not one of offline, online, disabled; "
                 "unset it (offline is the default) or pick one of those"
             ) from None
+        no_cache_raw = env.get("HARNESS_NO_CACHE", "").strip().lower()
+        if no_cache_raw not in _TRUE | _FALSE:
+            raise HarnessError(
+                f"HARNESS_NO_CACHE={no_cache_raw!r} is not a yes/no value; use 1 or 0"
+            )
+        options = {name: env[name] for name in OPTION_VARS if env.get(name, "").strip()}
         return cls(
+            no_cache=no_cache_raw in _TRUE,
+            run_id=env.get("HARNESS_RUN_ID", "").strip() or None,
+            options=options,
             cache_dir=cache,
             data_dir=_path(pick("data_dir")) or cache / "data",
             models_dir=_path(pick("models_dir")) or cache / "models",
@@ -143,6 +211,7 @@ class Settings(BaseModel):
         ]
         derived = ("generations", "judgements", "judges", "circuit_breaker", "sandbox")
         rows += [(f"{d}_dir", str(self.cache(d)), "cache_dir") for d in derived]
+        rows.append(("no_cache", str(self.no_cache).lower(), "HARNESS_NO_CACHE"))
         return rows
 
 
@@ -161,15 +230,50 @@ def _path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+_OVERRIDES: dict[str, object] = {}
+
+
 @functools.cache
 def get_settings() -> Settings:
-    """The process's settings, read from the environment on first call."""
-    return Settings.from_env()
+    """The process's settings, read from the environment on first call (plus :func:`configure`)."""
+    base = Settings.from_env()
+    return base.model_copy(update=_OVERRIDES) if _OVERRIDES else base
+
+
+def configure(*, no_cache: bool | None = None, run_id: str | None = None) -> Settings:
+    """Override settings for this process (``--no-cache`` of the phase suites); no env writes.
+
+    Why in-process: command-line flags (``harness run --no-cache``) must reach every
+    cache of the run, and writing ``os.environ`` from library code would leak into
+    child processes and other tests.
+    """
+    if no_cache is not None:
+        _OVERRIDES["no_cache"] = no_cache
+    if run_id is not None:
+        _OVERRIDES["run_id"] = run_id
+    get_settings.cache_clear()
+    return get_settings()
 
 
 def reset_settings() -> None:
-    """Forget the cached settings (tests that change the environment call this)."""
+    """Forget the cached settings and overrides (tests that change the environment call this)."""
+    _OVERRIDES.clear()
     get_settings.cache_clear()
+
+
+def env_option(name: str) -> str | None:
+    """``get_settings().env(name)``: a declared variable of :data:`OPTION_VARS`, or None."""
+    return get_settings().env(name)
+
+
+def child_environment(*, drop_prefixes: Sequence[str] = ()) -> dict[str, str]:
+    """A copy of this process's environment for a child process, minus ``drop_prefixes``.
+
+    The one place that hands the whole environment on (e.g. the AgentDojo client must not
+    inherit the harness's ``PYTHONPATH`` or OpenAI keys).
+    """
+    drop = tuple(drop_prefixes)
+    return {k: v for k, v in os.environ.items() if not (drop and k.startswith(drop))}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import SandboxError
+from harness.settings import env_option
 
 __all__ = [
     "DEFAULT_MAX_SOURCE_BYTES",
@@ -288,7 +289,7 @@ def default_pool_size() -> int:
     """
     cpus = len(os.sched_getaffinity(0))
     try:
-        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        workers = int(env_option("PYTEST_XDIST_WORKER_COUNT") or "1")
     except ValueError:
         workers = 1
     return max(1, cpus // max(1, workers))

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.errors import SandboxError, SandboxUnavailable
+from harness.settings import env_option
 
 from ._io import DockerStreamReader, SocketLineReader, StderrTail
 from .base import (
@@ -97,7 +98,7 @@ def driver_digest() -> str:
 
 
 def _engine_name() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return env_option("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
 def docker_client(*, timeout: float = 60.0, host: str | None = None) -> Any:
@@ -448,7 +449,7 @@ class DockerSandbox(Sandbox):
             engine.host_config = engine.api.create_host_config(**self._hardening)
         self._host_config = self._engines[0].host_config
         self._owner = str(os.getpid())
-        self._worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self._worker_id = env_option("PYTEST_XDIST_WORKER") or "main"
         self._token = secrets.token_hex(3)
         _install_exit_handlers()
         self._pool = WorkerPool(

@@ -46,7 +46,7 @@ Everything heavy is session-scoped, i.e. built once per xdist worker.
 
 from __future__ import annotations
 
-import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +55,7 @@ import pytest
 
 from harness.backends.base import Generator
 from harness.errors import HarnessError, SandboxUnavailable
+from harness.settings import env_option
 from sandbox.base import Sandbox
 
 _SANDBOX_CHOICES = ("auto", "docker", "local")
@@ -110,14 +111,35 @@ def cache_root(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="session")
 def no_cache(request: pytest.FixtureRequest) -> bool:
-    """``--no-cache``: recompute cached artifacts (and overwrite their cache entries)."""
-    return bool(request.config.getoption("--no-cache", default=False))
+    """``--no-cache`` (or ``HARNESS_NO_CACHE=1``): recompute cached artifacts and overwrite
+    their cache entries; the same flag as :attr:`harness.settings.Settings.no_cache`."""
+    from harness.settings import get_settings
+
+    return bool(request.config.getoption("--no-cache", default=False)) or get_settings().no_cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_policy(request: pytest.FixtureRequest, no_cache: bool) -> None:
+    """Apply ``--no-cache`` to :mod:`harness.settings`: the one flag every cache obeys.
+
+    The run id is pytest-xdist's ``testrun_uid`` (shared by all workers of the run), so an
+    artifact one worker recomputed is reused by the others rather than rebuilt per worker.
+    """
+    if not no_cache:
+        return
+    from harness.settings import configure
+
+    try:
+        run_id = str(request.getfixturevalue("testrun_uid"))
+    except pytest.FixtureLookupError:  # xdist not installed: one process, one run
+        run_id = uuid.uuid4().hex
+    configure(no_cache=True, run_id=run_id)
 
 
 def _opt(config: pytest.Config, name: str, env: str) -> str | None:
     value = config.getoption(name)
     if value is None:
-        value = os.environ.get(env) or None
+        value = env_option(env)
     return None if value is None else str(value)
 
 
@@ -134,7 +156,7 @@ class ModelSource:
 def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory every xdist worker of *this* session sees (the controller's basetemp)."""
     base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root = base.parent if env_option("PYTEST_XDIST_WORKER") else base
     path = root / "gate-harness-shared"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -163,15 +185,15 @@ def model_source(request: pytest.FixtureRequest) -> ModelSource:
     if is_replay(config) and not (
         _opt(config, "--endpoint", "HARNESS_ENDPOINT")
         or config.getoption("--model")
-        or os.environ.get("HARNESS_MODEL")
+        or env_option("HARNESS_MODEL")
     ):
         recordings = request.getfixturevalue("replay_dir")
         return ModelSource("embedded", str(recordings), "tiny-code")
     endpoint = _opt(config, "--endpoint", "HARNESS_ENDPOINT")
     if endpoint:
-        name = os.environ.get("HARNESS_ENDPOINT_MODEL", "default")
+        name = env_option("HARNESS_ENDPOINT_MODEL") or "default"
         return ModelSource("endpoint", endpoint, f"{name}@{endpoint}")
-    model = config.getoption("--model") or os.environ.get("HARNESS_MODEL")
+    model = config.getoption("--model") or env_option("HARNESS_MODEL")
     if model:
         path = Path(model).expanduser()
         return ModelSource("checkpoint", str(path), path.name)
@@ -190,7 +212,7 @@ def model_generator(request: pytest.FixtureRequest, model_source: ModelSource) -
 
         spec = model_source.label if model_source.kind == "embedded" else model_source.location
         if model_source.kind == "endpoint":
-            spec = f"{model_source.location}#{os.environ.get('HARNESS_ENDPOINT_MODEL', 'default')}"
+            spec = f"{model_source.location}#{env_option('HARNESS_ENDPOINT_MODEL') or 'default'}"
         return open_generator(spec, lane="replay", recording=request.getfixturevalue("replay_dir"))
     if model_source.kind == "endpoint":
         try:
@@ -202,8 +224,8 @@ def model_generator(request: pytest.FixtureRequest, model_source: ModelSource) -
             ) from exc
         return OpenAICompatGenerator(  # type: ignore[no-any-return]
             base_url=model_source.location,
-            model=os.environ.get("HARNESS_ENDPOINT_MODEL", "default"),
-            api_key=os.environ.get("HARNESS_API_KEY"),
+            model=(env_option("HARNESS_ENDPOINT_MODEL") or "default"),
+            api_key=env_option("HARNESS_API_KEY"),
         )
     import torch
 

@@ -36,11 +36,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import atomic_dir
-from harness.cachekey import CacheKey, cache_key, note_cache_use, note_training_run
+from harness.atomic import atomic_dir, atomic_write_json
+from harness.cachekey import (
+    CacheKey,
+    cache_key,
+    note_cache_use,
+    note_training_run,
+    refresh_requested,
+    run_stamp,
+)
 from harness.errors import TrainerError
 from harness.settings import WandbMode
-from trainers.base import Artifact, config_digest, directory_digest, write_json_atomic
+from trainers.base import Artifact, config_digest, directory_digest
 from trainers.tracking import RunTracker
 
 __all__ = ["SFTAdapter", "SFTConfigSpec", "SFTExample"]
@@ -92,7 +99,8 @@ class SFTConfigSpec:
 class SFTAdapter:
     """``TrainerAdapter`` for SFT; results are cached under ``out_root`` by cache key.
 
-    ``refresh`` retrains even when a cached run exists; ``wandb_mode`` overrides
+    ``refresh`` retrains even when a cached run exists (so does ``--no-cache``, the
+    settings' ``no_cache``, once per run); ``wandb_mode`` overrides
     the settings' W&B mode for this adapter's runs (``"disabled"`` turns logging off).
     """
 
@@ -121,23 +129,29 @@ class SFTAdapter:
             raise TrainerError(f"SFT '{config.tag}': no training examples")
         base = Path(config.base_model_dir)
         key = config.cache_key(directory_digest(base))
-        note_cache_use(key, mode="refresh" if self.refresh else "use", label=f"sft/{config.tag}")
         digest = key.key
         out = self.out_root / f"{config.tag}-{digest[:12]}"
         marker = out / ARTIFACT_FILE
-        if marker.is_file() and not self.refresh:
-            data = json.loads(marker.read_text(encoding="utf-8"))
-            if data.get("config_digest") == digest:
-                metrics = data.get("metrics", {})
-                if metrics.get("wandb"):
-                    note_training_run(f"sft/{config.tag}", metrics["wandb"])
-                return Artifact(out, data["digest"], digest, None, metrics, True)
+        data = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+        refresh = self.refresh or refresh_requested(data.get("built_by_run"))
+        note_cache_use(key, mode="refresh" if refresh else "use", label=f"sft/{config.tag}")
+        if data and not refresh and data.get("config_digest") == digest:
+            metrics = data.get("metrics", {})
+            if metrics.get("wandb"):
+                note_training_run(f"sft/{config.tag}", metrics["wandb"])
+            return Artifact(out, data["digest"], digest, None, metrics, True)
         metrics = self._run(config, base, out, tracker)
         note_training_run(f"sft/{config.tag}", metrics["wandb"])
         metrics["cache"] = key.record()
         model_digest = directory_digest(out / "model")
-        write_json_atomic(
-            marker, {"config_digest": digest, "digest": model_digest, "metrics": metrics}
+        atomic_write_json(
+            marker,
+            {
+                "config_digest": digest,
+                "digest": model_digest,
+                "metrics": metrics,
+                "built_by_run": run_stamp(),
+            },
         )
         return Artifact(out, model_digest, digest, None, metrics)
 

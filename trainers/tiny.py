@@ -45,9 +45,7 @@ reports say so.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -60,11 +58,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.atomic import atomic_write_json, atomic_write_jsonl
+from harness.atomic import atomic_dir, atomic_write_json, atomic_write_jsonl
 from harness.backends.base import canonical_json, sha256_hex
 from harness.backends.hf import quiet_progress
-from harness.cachekey import CacheKey, cache_key, digest_paths, note_cache_use
+from harness.cachekey import (
+    CacheKey,
+    cache_key,
+    digest_paths,
+    note_cache_use,
+    refresh_requested,
+    run_stamp,
+)
 from harness.errors import TrainerError
+from harness.settings import get_settings
 
 if TYPE_CHECKING:  # heavy imports stay lazy: `import trainers.tiny` must be cheap
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -155,9 +161,8 @@ def format_tool_call(name: str, parameters: dict[str, Any]) -> str:
 
 
 def default_cache_dir() -> Path:
-    """``$HARNESS_MODEL_CACHE`` or ``~/.cache/gate-harness/models``."""
-    env = os.environ.get("HARNESS_MODEL_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "gate-harness" / "models"
+    """The settings' ``models_dir`` (``HARNESS_MODELS_DIR``; docs/settings.md)."""
+    return get_settings().models_dir
 
 
 # --------------------------------------------------------------------------- corpus
@@ -433,42 +438,49 @@ def _build_into(config: TinyModelConfig, target: Path) -> None:
     )
 
 
-def _cached_build(final: Path, digest: str, build: Callable[[Path], None]) -> Path:
-    """Build into a temp dir next to ``final`` and rename; a file lock serialises builders."""
+def _recorded_build(final: Path) -> tuple[str, str | None] | None:
+    """``(digest, run_id)`` from ``final``'s build manifest; None when there is no build."""
+    manifest = final / BUILD_MANIFEST
+    if not manifest.is_file():
+        if final.exists() and any(final.iterdir()):
+            raise TrainerError(
+                f"{final} exists, is not empty and has no {BUILD_MANIFEST}; refusing to "
+                "overwrite it — delete it or choose another out_dir"
+            )
+        return None
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        recorded = {}
+    if not isinstance(recorded, dict) or not recorded.get("digest"):
+        raise TrainerError(
+            f"{final} holds a damaged build (unreadable {BUILD_MANIFEST}); delete the "
+            "directory or choose another out_dir"
+        )
+    return str(recorded["digest"]), recorded.get("built_by_run")
+
+
+def _cached_build(final: Path, key: CacheKey, build: Callable[[Path], None], label: str) -> Path:
+    """Reuse ``final`` if its manifest records ``key``, else build it (atomically, under a lock).
+
+    A build of older code or config (the key moved) is replaced in place; with
+    ``--no-cache`` (:func:`harness.cachekey.refresh_requested`) a matching build is
+    rebuilt too, once per run.  The directory is published with
+    :func:`harness.atomic.atomic_dir`, so a reader never sees half a checkpoint.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(final) + ".lock"):
-        manifest = final / BUILD_MANIFEST
-        if manifest.is_file():
-            try:
-                recorded = json.loads(manifest.read_text()).get("digest")
-            except json.JSONDecodeError:
-                recorded = None
-            if recorded == digest:
-                return final
-            if recorded is None:
-                raise TrainerError(
-                    f"{final} holds a damaged build (unreadable {BUILD_MANIFEST}); delete the "
-                    "directory or choose another out_dir"
-                )
-            # our own build of older code/config: the key moved, so rebuild in its place
-            stale = final.with_name(f".{final.name}-stale-{str(recorded)[:12]}")
-            shutil.rmtree(stale, ignore_errors=True)
-            os.replace(final, stale)
-            shutil.rmtree(stale, ignore_errors=True)
-        if final.exists():
-            if any(final.iterdir()):
-                raise TrainerError(
-                    f"{final} exists, is not empty and has no {BUILD_MANIFEST}; refusing to "
-                    "overwrite it — delete it or choose another out_dir"
-                )
-            final.rmdir()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-        try:
+        recorded = _recorded_build(final)
+        if recorded is not None and recorded[0] == key.key and not refresh_requested(recorded[1]):
+            note_cache_use(key, label=label)
+            return final
+        refresh = recorded is not None and recorded[0] == key.key
+        note_cache_use(key, mode="refresh" if refresh else "use", label=label)
+        with atomic_dir(final) as tmp:
             build(tmp)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            manifest = tmp / BUILD_MANIFEST
+            payload = json.loads(manifest.read_text(encoding="utf-8"))
+            atomic_write_json(manifest, {**payload, "built_by_run": run_stamp()})
     return final
 
 
@@ -476,9 +488,9 @@ def build_tiny_model(config: TinyModelConfig | None = None, *, out_dir: Path | s
     """Build (or reuse) the untrained tiny model for ``config`` under ``out_dir``; return it."""
     cfg = config or TinyModelConfig()
     key = cfg.cache_key()
-    note_cache_use(key, label=f"tiny-model/{key.short[:12]}")
     final = Path(out_dir) / f"tiny-{cfg.arch}-{key.key[:12]}"
-    return _cached_build(final, key.key, lambda tmp: _build_into(cfg, tmp))
+    label = f"tiny-model/{key.short[:12]}"
+    return _cached_build(final, key, lambda tmp: _build_into(cfg, tmp), label)
 
 
 def load_tiny(path: Path | str) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
@@ -719,7 +731,6 @@ def train_tiny_code(
     """
     cfg = config or TinyCodeTrainConfig()
     key = cfg.cache_key()
-    note_cache_use(key, label="tiny-code")
     return _cached_build(
-        Path(out_dir), key.key, lambda tmp: _train_into(cfg, tmp, progress=progress)
+        Path(out_dir), key, lambda tmp: _train_into(cfg, tmp, progress=progress), "tiny-code"
     )

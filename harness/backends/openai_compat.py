@@ -24,7 +24,6 @@ the ``revision`` you pass, and ``ModelIdentity.fully_pinned`` is False.
 from __future__ import annotations
 
 import json
-import os
 import random
 import threading
 import time
@@ -46,6 +45,7 @@ from harness.backends.base import (
     check_one_to_one,
 )
 from harness.errors import BackendError
+from harness.settings import env_option
 
 __all__ = ["OpenAICompatGenerator", "RetryableError"]
 
@@ -111,7 +111,7 @@ class OpenAICompatGenerator:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.revision = revision
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        key = api_key if api_key is not None else env_option("OPENAI_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(
             base_url=self.base_url,

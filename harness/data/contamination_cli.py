@@ -14,7 +14,6 @@ items are contaminated (2 on bad input).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.atomic import atomic_write_json
 from harness.data.contamination import NGRAM_N, bench_items, check_contamination, read_corpus
 from harness.errors import HarnessError
 
@@ -67,9 +67,8 @@ def contamination(
         _console.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from exc
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
         payload = {**report.model_dump(mode="json"), "summary": report.summary()}
-        json_out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        atomic_write_json(json_out, payload, indent=1, sort_keys=False)
     rows = report.items if show_all else report.contaminated
     table = Table(title=f"{bench}: {n}-gram overlap with {train} ({report.train_docs} documents)")
     for col in ("item", f"{n}-grams", "matched", "share", "first match"):

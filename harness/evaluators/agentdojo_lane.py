@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -62,7 +61,7 @@ from harness.backends.local_server import serve
 from harness.errors import BackendError, HarnessError
 from harness.evidence import atomic_write_text
 from harness.outcomes import Outcome
-from harness.settings import get_settings
+from harness.settings import child_environment, env_option, get_settings
 from harness.stats.estimate import Estimate
 from harness.stats.paired import mcnemar_exact
 from harness.stats.proportion import proportion_estimate
@@ -215,7 +214,7 @@ def find_agentdojo_python(venv: Path | None = None) -> Path:
 
     Raises :class:`AgentDojoUnavailable` naming the path tried and the fix.
     """
-    root = venv or Path(os.environ.get("HARNESS_AGENTDOJO_VENV") or _REPO_ROOT / ".venv-agentdojo")
+    root = venv or Path(env_option("HARNESS_AGENTDOJO_VENV") or _REPO_ROOT / ".venv-agentdojo")
     python = root / "bin" / "python"
     if not python.is_file():
         raise AgentDojoUnavailable(
@@ -300,7 +299,7 @@ def run_suite(
         if config.benign:
             cmd.append("--benign")
         progress(f"agentdojo: {arm} on {suite} → {srv.base_url}")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PYTHONPATH"))}
+        env = child_environment(drop_prefixes=("OPENAI_", "PYTHONPATH"))
         env["NO_PROXY"] = "127.0.0.1,localhost"
         try:
             proc = subprocess.run(

@@ -19,6 +19,7 @@ from types import ModuleType
 
 from filelock import FileLock
 
+from harness.atomic import durable_append
 from harness.cachekey import CacheKey, cache_key, note_cache_use
 from harness.judges.base import Judge, Judgement, judge_all
 from harness.settings import get_settings
@@ -109,8 +110,8 @@ class CachedJudge:
                 json.dumps({"key": keys[i], "judgement": j.to_dict()}, ensure_ascii=False) + "\n"
                 for i, j in zip(fresh_idx, fresh, strict=True)
             )
-            with FileLock(str(self.path) + ".lock"), self.path.open("a", encoding="utf-8") as fh:
-                fh.write(lines)
+            with FileLock(str(self.path) + ".lock"):
+                durable_append(self.path, lines)
             for i, j in zip(fresh_idx, fresh, strict=True):
                 known[keys[i]] = j
                 self._fresh[keys[i]] = j

@@ -310,13 +310,13 @@ def export_suite(suite_name: str, *, system: str) -> tuple[list[dict[str, Any]],
     return rows, dict(stats)
 
 
-def _atomic_write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+def _atomic_write_text(path: Path, text: str) -> None:
+    """tmp + fsync + ``os.replace`` (this file runs in the agentdojo venv: no harness.atomic)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -324,6 +324,10 @@ def _atomic_write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _atomic_write_lines(path: Path, rows: list[dict[str, Any]]) -> None:
+    _atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -348,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(suite_rows)
         print(f"agentdojo export: {name}: {stats[name]}", file=sys.stderr, flush=True)
     _atomic_write_lines(args.out, rows)
-    args.stats.write_text(json.dumps(stats, indent=1), encoding="utf-8")
+    _atomic_write_text(args.stats, json.dumps(stats, indent=1))
     return 0
 
 

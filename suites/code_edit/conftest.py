@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.atomic import atomic_write_text
 from harness.data.code_edit.schema import NormalizedRecord, Split
 from trainers.code_edit.generate import build_embedded
 
@@ -37,8 +38,8 @@ def invalid_row_control(code_edit_data: Path, tmp_path_factory: pytest.TempPathF
     root = tmp_path_factory.mktemp("code_edit_invalid") / "processed"
     shutil.copytree(code_edit_data, root)
     path, row = _first_row(root, Split.TEST)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps({**row, "id": "control/blank", "instruction": " "}) + "\n")
+    blank = json.dumps({**row, "id": "control/blank", "instruction": " "})
+    atomic_write_text(path, path.read_text(encoding="utf-8") + blank + "\n")
     return root
 
 
@@ -49,8 +50,7 @@ def leaky_control(code_edit_data: Path, tmp_path_factory: pytest.TempPathFactory
     shutil.copytree(code_edit_data, root)
     _, row = _first_row(root, Split.TRAIN)
     copy = NormalizedRecord.model_validate({**row, "id": "control/leak", "split": "test"})
-    with (root / "test" / "control.jsonl").open("w", encoding="utf-8") as fh:
-        fh.write(copy.model_dump_json() + "\n")
+    atomic_write_text(root / "test" / "control.jsonl", copy.model_dump_json() + "\n")
     return root
 
 

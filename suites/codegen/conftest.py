@@ -26,7 +26,6 @@ answer has no latency to measure.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from harness.evaluators.codegen import (
 from harness.evaluators.controls import MutantControl, OracleControl
 from harness.evaluators.humaneval import dataset_path, file_digest, load_tasks
 from harness.gate import Gate, GateOptions
+from harness.settings import env_option
 from harness.spec import PhaseSpec, load_phases
 
 PHASE = "codegen"
@@ -92,7 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _subjects(config: pytest.Config) -> list[str]:
-    raw = config.getoption("--codegen-subjects") or os.environ.get("HARNESS_CODEGEN_SUBJECTS")
+    raw = config.getoption("--codegen-subjects") or env_option("HARNESS_CODEGEN_SUBJECTS")
     if not raw:
         return list(ALL_SUBJECTS)
     names = [s.strip() for s in str(raw).split(",") if s.strip()]
@@ -159,7 +159,7 @@ def sequential_stopper(
 
 
 def _limit(value: Any, env: str) -> int | None:
-    raw = value if value is not None else os.environ.get(env)
+    raw = value if value is not None else env_option(env)
     if raw is None or raw == "":
         return None
     n = int(raw)
@@ -255,7 +255,7 @@ def _replayed_corpus(manifest: dict[str, Any]) -> tuple[list[str] | None, str]:
 
 
 def _opt_path(config: pytest.Config, name: str, env: str) -> Path | None:
-    raw = config.getoption(name) or os.environ.get(env)
+    raw = config.getoption(name) or env_option(env)
     return Path(raw) if raw else None
 
 
@@ -297,7 +297,7 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
                 f"(--codegen-model-tasks {model_tasks})"
             )
         source = request.getfixturevalue("model_source")
-        deep_raw = config.getoption("--codegen-deep-tasks") or os.environ.get(
+        deep_raw = config.getoption("--codegen-deep-tasks") or env_option(
             "HARNESS_CODEGEN_DEEP_TASKS"
         )
         if deep_raw is None and replay:

@@ -24,7 +24,6 @@ from ``suites/conftest.py``; only what is specific to the safety phase lives her
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from harness.judges import (
     flags_refusal,
     flags_slip,
 )
+from harness.settings import env_option
 
 COLLUSION_SEEDS = (0, 1, 2)
 
@@ -106,7 +106,7 @@ def refusal_calibration(
 @pytest.fixture(scope="session")
 def llm_judge(cache_root: Path, no_cache: bool) -> CachedJudge | None:
     """An LLM judge over ``HARNESS_SAFETY_JUDGE`` (any ``open_generator`` spec), if set."""
-    spec = os.environ.get("HARNESS_SAFETY_JUDGE")
+    spec = env_option("HARNESS_SAFETY_JUDGE")
     if not spec:
         return None
     from harness.backends.factory import open_generator

@@ -62,6 +62,11 @@ class TestGuard:
         assert g.verdict is Verdict.INCONCLUSIVE
         assert f"{errors} of 820 items hit sandbox errors" in g.reason
         assert str(d.verdict) in g.reason  # what it would have been stays visible
+        # a guessed verdict meets no tier (the codegen ladder reads it) and is marked, so a
+        # multiplicity adjustment cannot upgrade it back to PASS
+        assert g.tier == "none" and g.downgraded == "sandbox_errors"
+        assert {v for _, v in g.tier_verdicts} == {Verdict.INCONCLUSIVE}
+        assert type(g).from_dict(g.to_dict()) == g
 
     def test_threshold_is_inclusive_of_the_boundary(self) -> None:
         d = _decision((0.8, 0.75, 0.85))

@@ -79,3 +79,41 @@ def test_main_prints_one_value_for_shell_scripts(
     finally:
         monkeypatch.undo()
         reset_settings()
+
+
+def test_declared_variables_are_read_through_settings_and_others_refused() -> None:
+    from harness.settings import OPTION_VARS
+
+    s = Settings.from_env({"HARNESS_SANDBOX": "local", "DOCKER_HOST": " ", "NOT_OURS": "x"})
+    assert s.env("HARNESS_SANDBOX") == "local"
+    assert s.env("DOCKER_HOST") is None  # blank counts as unset
+    assert "NOT_OURS" not in s.options and set(s.options) <= set(OPTION_VARS)
+    with pytest.raises(HarnessError, match=r"not declared in harness\.settings\.OPTION_VARS"):
+        s.env("NOT_OURS")
+
+
+def test_no_cache_flag_from_env_and_configure_and_refresh_once_per_run() -> None:
+    from harness.cachekey import refresh_requested, run_stamp
+    from harness.settings import configure, get_settings, reset_settings
+
+    assert Settings.from_env({"HARNESS_NO_CACHE": "1", "HARNESS_RUN_ID": "r"}).no_cache
+    assert not Settings.from_env({}).no_cache
+    with pytest.raises(HarnessError, match="HARNESS_NO_CACHE"):
+        Settings.from_env({"HARNESS_NO_CACHE": "maybe"})
+    reset_settings()
+    try:
+        if not get_settings().no_cache:  # the environment of this test run may set it
+            assert not refresh_requested(None) and not refresh_requested("any")
+        configure(no_cache=True, run_id="run-1")
+        assert get_settings().no_cache and run_stamp() == "run-1"
+        assert refresh_requested(None) and refresh_requested("run-0")
+        assert not refresh_requested("run-1")  # rebuilt by this run already: reuse
+    finally:
+        reset_settings()
+
+
+def test_child_environment_drops_prefixes() -> None:
+    from harness.settings import child_environment
+
+    env = child_environment(drop_prefixes=("PATH",))
+    assert "PATH" not in env and all(not k.startswith("PATH") for k in env)

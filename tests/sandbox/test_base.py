@@ -82,10 +82,12 @@ def test_exec_result_to_dict_is_json_ready() -> None:
 def test_default_pool_size_is_the_workers_cpu_share(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
+    from harness.settings import reset_settings
     from sandbox.base import default_pool_size
 
     cpus = len(os.sched_getaffinity(0))
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
     assert default_pool_size() == cpus
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", str(cpus * 4))
+    reset_settings()  # the environment is read once per process (harness.settings)
     assert default_pool_size() == 1

@@ -191,3 +191,41 @@ def test_cache_keys_digest_the_producing_code_and_rebuild_stale_builds(tmp_path:
     manifest.write_text("{not json")
     with pytest.raises(TrainerError, match="damaged build"):
         build_tiny_model(SMALL, out_dir=tmp_path)
+
+
+def test_no_cache_rebuilds_tiny_code_once_per_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--no-cache`` (settings.no_cache) retrains tiny-code; other workers of the run reuse it."""
+    import trainers.tiny as tiny
+    from harness.cachekey import caches_used, reset_provenance
+    from harness.settings import configure, reset_settings
+
+    builds: list[Path] = []
+
+    def fake_train(cfg: TinyCodeTrainConfig, target: Path, *, progress: object) -> None:
+        builds.append(target)
+        (target / "weights").write_text(f"build {len(builds)}")
+        (target / BUILD_MANIFEST).write_text(json.dumps({"digest": cfg.digest()}))
+
+    monkeypatch.setattr(tiny, "_train_into", fake_train)
+    out = tmp_path / "tiny-code"
+    cfg = TinyCodeTrainConfig(base=SMALL, max_steps=1)
+    reset_settings()
+    try:
+        reset_provenance()
+        assert train_tiny_code(cfg, out_dir=out) == out and len(builds) == 1
+        assert train_tiny_code(cfg, out_dir=out) == out and len(builds) == 1  # cache hit
+        configure(no_cache=True, run_id="run-a")
+        assert train_tiny_code(cfg, out_dir=out) == out and len(builds) == 2  # recomputed
+        assert (out / "weights").read_text() == "build 2"
+        assert json.loads((out / BUILD_MANIFEST).read_text())["built_by_run"] == "run-a"
+        assert train_tiny_code(cfg, out_dir=out) == out and len(builds) == 2  # same run: reuse
+        configure(run_id="run-b")
+        assert train_tiny_code(cfg, out_dir=out) == out and len(builds) == 3  # a new run
+        modes = {e["mode"] for k, e in caches_used().items() if k.startswith("tiny-code:")}
+        assert modes == {"refresh"}
+        assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == ["tiny-code"]
+    finally:
+        reset_settings()
+        reset_provenance()

@@ -36,6 +36,8 @@ from filelock import FileLock
 from torch import nn
 
 from harness.backends.hf import quiet_progress
+from harness.cachekey import cache_key, refresh_requested, run_stamp
+from harness.settings import get_settings
 from trainers.base import config_digest, directory_digest, write_json_atomic
 from trainers.bitnet import qa_task as qa
 from trainers.bitnet.config import BitNetConfig
@@ -120,6 +122,8 @@ class CompressionRun:
     wall_s: dict[str, float]
     #: the offline W&B run of the QAT (``RunTracker.record()``)
     tracking: dict[str, Any] = field(default_factory=dict)
+    #: the ``--no-cache`` run (settings' ``run_id``) that (re)built this result, if any
+    built_by_run: str | None = None
     #: per layer: the staging order's sensitivity (mean KL, one layer ternary, untrained)
     sensitivity: dict[str, float] = field(default_factory=dict)
     #: token ids of up to 10 test prompts (the trained model's decode-speed prompts)
@@ -380,10 +384,13 @@ def _cached(
     with FileLock(str(result_path) + ".lock"):
         if result_path.is_file():
             run = CompressionRun.load(result_path)
-            if all(Path(p).exists() for p in run.paths.values()):
+            # --no-cache (settings.no_cache): recompute once per run
+            fresh = not refresh_requested(run.built_by_run)
+            if fresh and all(Path(p).exists() for p in run.paths.values()):
                 return run
         with quiet_progress():
             run = build(cache_dir)
+        run.built_by_run = run_stamp()
         write_json_atomic(result_path, asdict(run))
         return run
 
@@ -432,9 +439,14 @@ def fp_dev_accuracy(model_dir: Path, task: QATask, *, cache_dir: Path) -> float:
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    key = config_digest({"fp_dev": 1, "model": directory_digest(model_dir), "task": task.digest()})
+    key = cache_key(
+        "fp_dev",
+        modules=["trainers.bitnet", "harness.data.arithmetic"],
+        libraries=["torch", "transformers"],
+        data=f"{directory_digest(model_dir)}:{task.digest()}",
+    ).key
     path = Path(cache_dir) / f"fp-dev-{key[:16]}.json"
-    if path.is_file():
+    if path.is_file() and not get_settings().no_cache:
         return float(json.loads(path.read_text(encoding="utf-8"))["accuracy"])
     with quiet_progress():
         tokenizer = AutoTokenizer.from_pretrained(model_dir)

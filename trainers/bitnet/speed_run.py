@@ -29,8 +29,9 @@ from typing import Any
 import torch
 from filelock import FileLock
 
+from harness.atomic import atomic_write_json
 from harness.backends.hf import quiet_progress
-from trainers.base import config_digest, write_json_atomic
+from harness.cachekey import cache_key
 from trainers.bitnet.packing import load_packed
 from trainers.bitnet.speed import (
     bytes_per_token,
@@ -42,6 +43,10 @@ from trainers.bitnet.speed import (
 )
 
 __all__ = ["SpeedConfig", "measure_speed"]
+
+
+#: the measurement code (its source keys the per-session result file)
+SPEED_MODULES = ("trainers.bitnet.speed", "trainers.bitnet.speed_run", "trainers.bitnet.kernel")
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,14 @@ class SpeedConfig:
     seed: int = 0
 
     def digest(self) -> str:
-        return config_digest({"speed": 1, **asdict(self)})
+        """Key of the measurement code, torch version and config (nothing hand-bumped)."""
+        return cache_key(
+            "speed",
+            modules=SPEED_MODULES,
+            libraries=("torch",),
+            config=asdict(self),
+            seed=self.seed,
+        ).key
 
 
 def _timed(
@@ -155,5 +167,5 @@ def measure_speed(
             "tiny": _tiny(cfg, fp_dir, packed_dir, tiny_prompts),
         }
         result["wall_s"] = time.perf_counter() - t0
-        write_json_atomic(path, result)
+        atomic_write_json(path, result)
         return result

@@ -307,17 +307,10 @@ def check_unique_ids(samples: Iterable[Sample], *, where: str) -> None:
 
 
 def dump_jsonl(samples: Iterable[Sample], path: str | Path) -> None:
-    """Write samples as JSONL atomically."""
-    import os
-    import tempfile
+    """Write samples as JSONL atomically (:func:`harness.atomic.atomic_write_jsonl`)."""
+    from harness.atomic import atomic_write_jsonl
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for s in samples:
-            fh.write(s.model_dump_json(exclude_none=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_jsonl(path, (s.model_dump_json(exclude_none=True) for s in samples))
 
 
 # ---------------------------------------------------------------- synthetic world

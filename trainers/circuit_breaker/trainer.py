@@ -40,10 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.cachekey import cache_key, refresh_requested, run_stamp
 from harness.errors import TrainerError
 from trainers.base import Artifact, config_digest, directory_digest, write_json_atomic
 
-from .cachekey import TRAINER_MODULES, code_key
+from .cachekey import LIBRARIES, TRAINER_MODULES
 from .config import CircuitBreakerConfig, LrSchedule, MaskMode
 from .data import Label, Message, RetainKind, Sample
 from .format_audit import encode_completion
@@ -313,16 +314,22 @@ class CircuitBreakerTrainer:
         self.use_wandb = use_wandb
 
     def digest(self, config: CircuitBreakerConfig) -> str:
-        return config_digest(
+        """:func:`harness.cachekey.cache_key` of the trainer code, libraries, config and data."""
+        data = config_digest(
             {
-                "kind": "circuit_breaker",
-                "code": code_key(TRAINER_MODULES),
-                "config": config.to_dict(),
                 "base": directory_digest(self.base_model_dir),
                 "ds": samples_digest(self.ds),
                 "dr": samples_digest(self.dr),
             }
         )
+        return cache_key(
+            "circuit_breaker",
+            modules=TRAINER_MODULES,
+            libraries=LIBRARIES,
+            config=config.to_dict(),
+            data=data,
+            seed=config.seed,
+        ).key
 
     def train(self, config: CircuitBreakerConfig) -> Artifact:
         digest = self.digest(config)
@@ -330,7 +337,10 @@ class CircuitBreakerTrainer:
         marker = out / ARTIFACT_FILE
         if marker.is_file():
             data = json.loads(marker.read_text(encoding="utf-8"))
-            if data.get("config_digest") == digest:
+            # --no-cache (settings.no_cache): retrain once per run
+            if data.get("config_digest") == digest and not refresh_requested(
+                data.get("built_by_run")
+            ):
                 return Artifact(
                     path=out,
                     digest=data["digest"],
@@ -354,6 +364,7 @@ class CircuitBreakerTrainer:
                 "config": config.to_dict(),
                 "base_model_dir": str(self.base_model_dir),
                 "metrics": metrics,
+                "built_by_run": run_stamp(),
             },
         )
         return Artifact(

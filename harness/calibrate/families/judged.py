@@ -2,15 +2,20 @@
 
 Simulates a subject whose *true* event rate sits exactly on the threshold, a
 judge of known sensitivity/specificity that labels its answers, and a held-out
-human-labelled set on which the judge is measured.  Each replicate goes through
-the real gate path (``estimate_metric`` on a ``judged_proportion`` gate, the
-labelled set as the second sample) and, beside it, the naive gate that treats
-the judge's labels as truth (a plain Clopper–Pearson ``proportion`` gate on the
-same flags).  The corrected gate's false-PASS must stay ≤ α; the naive one's is
-reported next to it — far above α when the judge misses events ("≤" gates) or
-raises false alarms ("≥" gates).  ``pass_rate_at_quarter`` shows what the
-robustness costs: how often each gate PASSes a "≤" claim when the true rate is
-a quarter of the threshold.
+human-labelled set on which the judge is measured.  The gate's bounds depend on
+the data only through three counts (flagged items, the judge's true positives
+and true negatives on the labelled set), so replicates draw those counts and
+call the gate's own functions (``judged_rate_estimate``, and for the naive gate
+that treats the judge's labels as truth, the Clopper–Pearson
+``proportion_estimate`` on the same flags) once per distinct count tuple — which
+makes 20,000 replicates cheap.  ``GATE_PATH_CHECKS`` replicates per scenario
+also run through the full gate path (``estimate_metric`` on outcome lists, the
+labelled set as the second sample) and must give identical bounds.  The
+corrected gate's false-PASS must stay ≤ α; the naive one's is reported next to
+it — far above α when the judge misses events ("≤" gates) or raises false alarms
+("≥" gates).  ``pass_rate_at_quarter`` shows what the robustness costs: how
+often each gate PASSes a "≤" claim when the true rate is a quarter of the
+threshold.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.calibrate.core import ALPHA, CalibrationRow, register_family
+from harness.errors import StatsError
 from harness.metrics import estimate_metric
 from harness.outcomes import Outcome
 from harness.spec import GateSpec
 from harness.stats.estimate import Estimate
+from harness.stats.judged import JUDGED_METHODS, JudgeCounts, judged_rate_estimate
+from harness.stats.proportion import proportion_estimate
 
 __all__ = ["JudgeScenario", "judged_rows", "scenarios"]
 
@@ -80,27 +88,87 @@ def _outcomes(flags: np.ndarray) -> list[Outcome]:
     return [Outcome(f"i{i}", float(f)) for i, f in enumerate(flags)]
 
 
-def _one(
-    rng: np.random.Generator, s: JudgeScenario, truth: float, judged: GateSpec, naive: GateSpec
+#: replicates per scenario also run through the full gate path (outcome lists), to show the
+#: count-level computation below gives the gate's bounds exactly
+GATE_PATH_CHECKS = 25
+
+
+def _counts(
+    rng: np.random.Generator, s: JudgeScenario, truth: float, reps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flagged items, judge true positives, judge true negatives) per replicate.
+
+    Each item is flagged with probability ``truth·Se + (1 − truth)·(1 − Sp)``
+    independently, so the flagged count is binomial — the same law as drawing
+    the items' true events and the judge's errors one by one.
+    """
+    q = truth * s.sensitivity + (1 - truth) * (1 - s.specificity)
+    events = rng.binomial(s.n, q, reps)
+    tp = rng.binomial(s.positives, s.sensitivity, reps)
+    tn = rng.binomial(s.negatives, s.specificity, reps)
+    return events, tp, tn
+
+
+def _bounds(
+    s: JudgeScenario, events: np.ndarray, tp: np.ndarray, tn: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(corrected lo, hi, naive lo, hi): the gate's functions, once per distinct count tuple."""
+    corrected: dict[tuple[int, int, int], tuple[float, float]] = {}
+    naive: dict[int, tuple[float, float]] = {}
+    out = np.empty((4, len(events)))
+    for i, key in enumerate(zip(events.tolist(), tp.tolist(), tn.tolist(), strict=True)):
+        if key not in corrected:
+            counts = JudgeCounts(key[1], s.positives, key[2], s.negatives)
+            e = judged_rate_estimate(key[0], s.n, counts, alpha=2 * ALPHA)
+            corrected[key] = (e.lo, e.hi)
+        if key[0] not in naive:
+            p = proportion_estimate(key[0], s.n, alpha=2 * ALPHA, method="beta")
+            naive[key[0]] = (p.lo, p.hi)
+        out[:, i] = (*corrected[key], *naive[key[0]])
+    return out[0], out[1], out[2], out[3]
+
+
+def _gate_path_check(rng: np.random.Generator, s: JudgeScenario, judged: GateSpec) -> None:
+    """A few replicates through ``estimate_metric``: the count-level bounds must match."""
+    naive = _gate("proportion", s.threshold, "beta")
+    for _ in range(GATE_PATH_CHECKS):
+        flags = _flags(rng, s, s.threshold)
+        calib = _calibration(rng, s)
+        events = np.array([int(flags.sum())])
+        tp = np.array([sum(int(o.value) for o in calib if o.raw["label"] == 1)])
+        tn = np.array([sum(1 - int(o.value) for o in calib if o.raw["label"] == 0)])
+        lo, hi, n_lo, n_hi = _bounds(s, events, tp, tn)
+        gate_est, naive_est = _one_from(flags, calib, judged, naive)
+        if (gate_est.lo, gate_est.hi, naive_est.lo, naive_est.hi) != (
+            lo[0],
+            hi[0],
+            n_lo[0],
+            n_hi[0],
+        ):
+            raise StatsError(
+                f"judged_proportion calibration: count-level bounds ({lo[0]}, {hi[0]}) differ "
+                f"from the gate path ({gate_est.lo}, {gate_est.hi}); the family no longer "
+                "calibrates what gates run"
+            )
+
+
+def _one_from(
+    flags: np.ndarray, calib: list[Outcome], judged: GateSpec, naive: GateSpec
 ) -> tuple[Estimate, Estimate]:
-    flags = _outcomes(_flags(rng, s, truth))
-    corrected = estimate_metric(judged, flags, alpha=2 * ALPHA, baseline=_calibration(rng, s))
-    return corrected, estimate_metric(naive, flags, alpha=2 * ALPHA)
+    outs = _outcomes(flags)
+    corrected = estimate_metric(judged, outs, alpha=2 * ALPHA, baseline=calib)
+    return corrected, estimate_metric(naive, outs, alpha=2 * ALPHA)
 
 
 def _scenario_row(reps: int, rng: np.random.Generator, s: JudgeScenario) -> CalibrationRow:
     t = s.threshold
     judged = _gate("judged_proportion", t, "rogan-gladen")
-    naive = _gate("proportion", t, "beta")
-    at_t = [_one(rng, s, t, judged, naive) for _ in range(reps)]
-    low = [_one(rng, s, t / 4, judged, naive) for _ in range(reps)]
-    lo = np.array([c.lo for c, _ in at_t])
-    hi = np.array([c.hi for c, _ in at_t])
-    n_lo = np.array([nv.lo for _, nv in at_t])
-    n_hi = np.array([nv.hi for _, nv in at_t])
+    _gate_path_check(rng, s, judged)
+    lo, hi, n_lo, n_hi = _bounds(s, *_counts(rng, s, t, reps))
+    _, q_hi, _, nq_hi = _bounds(s, *_counts(rng, s, t / 4, reps))
     return CalibrationRow(
         family=f"judged_proportion ({s.name})",
-        method=at_t[0][0].method,
+        method=JUDGED_METHODS["rogan-gladen"],
         n=s.n,
         reps=reps,
         truth=t,
@@ -115,8 +183,8 @@ def _scenario_row(reps: int, rng: np.random.Generator, s: JudgeScenario) -> Cali
             "labelled": f"{s.positives}+{s.negatives}",
             "naive_false_pass_ge": float(np.mean(n_lo >= t)),
             "naive_false_pass_le": float(np.mean(n_hi <= t)),
-            "pass_rate_at_quarter": float(np.mean([c.hi <= t for c, _ in low])),
-            "naive_pass_rate_at_quarter": float(np.mean([nv.hi <= t for _, nv in low])),
+            "pass_rate_at_quarter": float(np.mean(q_hi <= t)),
+            "naive_pass_rate_at_quarter": float(np.mean(nq_hi <= t)),
         },
     )
 

@@ -100,3 +100,16 @@ def test_summary_reads_the_same_numbers_as_stored(make_record: MakeRecord) -> No
     assert [(r.p_adjusted, r.upgraded) for s in fresh for r in s.rows] == [
         (r.p_adjusted, r.upgraded) for s in stored for r in s.rows
     ]
+
+
+def test_holm_never_upgrades_a_verdict_downgraded_for_sandbox_errors(
+    make_record: MakeRecord,
+) -> None:
+    """The sandbox-error guard says the verdict would be a guess: Holm must not PASS it."""
+    strong, edge = make_record("strong", 90, 100), make_record("edge", 59, 100)
+    guarded = edge.model_copy(
+        update={"decision": {**edge.decision, "downgraded": "sandbox_errors", "tier": "none"}}
+    )
+    adjusted = {r.gate: r for r in adjust_records([guarded, strong])}
+    adj = adjusted["edge"].adjustment
+    assert adj is not None and not adj.upgraded and adj.verdict is Verdict.INCONCLUSIVE

@@ -223,13 +223,10 @@ EXTERNAL_MAX_LENGTH = 1024
 
 
 def _cache_root(value: Path | None) -> Path:
-    """The circuit-breaker suite's cache (``$HARNESS_CACHE_DIR/circuit_breaker``): shared models."""
-    import os
+    """The circuit-breaker suite's cache (settings' ``circuit_breaker_dir``): shared models."""
+    from harness.settings import get_settings
 
-    if value is not None:
-        return value
-    env = os.environ.get("HARNESS_CACHE_DIR")
-    return (Path(env) if env else Path.home() / ".cache" / "gate-harness") / "circuit_breaker"
+    return value if value is not None else get_settings().circuit_breaker_dir
 
 
 def _counts_table(sources: dict[str, dict[str, object]]) -> str:
