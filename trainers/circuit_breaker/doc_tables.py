@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.atomic import atomic_write_text
 from harness.errors import DataValidationError
 
 __all__ = [
@@ -179,7 +180,7 @@ def replace_block(text: str, name: str, content: str) -> str:
 
 def write_block(path: Path, name: str, content: str) -> None:
     """Replace block ``name`` of the markdown file ``path`` (see :func:`replace_block`)."""
-    path.write_text(replace_block(path.read_text(encoding="utf-8"), name, content), "utf-8")
+    atomic_write_text(path, replace_block(path.read_text(encoding="utf-8"), name, content))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
