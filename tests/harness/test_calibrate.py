@@ -132,3 +132,17 @@ def test_full_size_designs_of_the_vectorized_families() -> None:
     table = run_calibration(reps=300, seed=1, families=families)
     assert {r.family for r in table.rows} >= {"capability_retention", "asr_relative_reduction"}
     assert table.ok, table.to_markdown()
+
+
+def test_quantile_rows_are_exact_sums_over_the_gates_order_statistics() -> None:
+    """The exact false-PASS of the order-statistic interval matches a direct simulation."""
+    import math
+
+    [row] = run_calibration(reps=20, seed=0, families=["quantile"], small=True).rows
+    assert row.exact and row.limit == pytest.approx(0.05) and row.ok
+    r, s = (int(x) for x in row.extra["ranks"].replace("X(", "").replace(")", "").split(", "))
+    xi = -math.log(1 - 0.95)
+    x = np.sort(np.random.default_rng(1).exponential(1.0, (20_000, row.n)), axis=1)
+    se = math.sqrt(0.05 * 0.95 / 20_000)
+    assert np.mean(x[:, r - 1] >= xi) == pytest.approx(row.false_pass_ge, abs=4 * se)
+    assert np.mean(x[:, s - 1] <= xi) == pytest.approx(row.false_pass_le, abs=4 * se)

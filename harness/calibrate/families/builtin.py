@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
+from scipy import special, stats
 
 from harness.calibrate.core import (
     ALPHA,
@@ -15,8 +15,10 @@ from harness.calibrate.core import (
     register_family,
     row_from_estimates,
 )
+from harness.errors import StatsError
 from harness.metrics import estimate_metric
 from harness.outcomes import Outcome
+from harness.spec import GateSpec
 from harness.stats.power import n_for_proportion
 from harness.stats.sequential import coverage_paths
 
@@ -71,19 +73,68 @@ def _paired(reps: int, rng: np.random.Generator, small: bool) -> list[Calibratio
     return rows
 
 
+def _order_ranks(g: GateSpec, n: int) -> tuple[int, int]:
+    """The order statistics (1-based ranks) the gate's quantile interval uses at ``n``.
+
+    The gate is run on the distinct values 1..n, so each bound *is* its rank; a bound
+    that is not a whole rank (the point estimate took its place) cannot be summed
+    exactly and raises.
+    """
+    est = estimate_metric(g, binary_outcomes(np.arange(1.0, n + 1.0)), alpha=2 * ALPHA)
+    lo, hi = est.lo, est.hi
+    if not (float(lo).is_integer() and float(hi).is_integer()):
+        raise StatsError(
+            f"quantile calibration: at n={n} the gate's bounds ({lo}, {hi}) are not order "
+            "statistics; the exact sum does not apply"
+        )
+    return int(lo), int(hi)
+
+
 @register_family("quantile")
 def _quantile(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    """Exact: the order-statistic interval is distribution-free for continuous values.
+
+    With the gate's ranks r ≤ s at n, the lower bound X₍ᵣ₎ clears the true q-quantile
+    ξ exactly when fewer than r values fall below ξ, so false-PASS(≥) = P(Bin(n, q) ≤ r − 1)
+    and false-PASS(≤) = P(X₍ₛ₎ ≤ ξ) = P(Bin(n, q) ≥ s) — for *any* continuous
+    distribution, summed exactly (no Monte-Carlo error).  A Monte-Carlo spot check on
+    exp(1) values (``mc_check``) runs ``min(reps, 200)`` replicates through the gate.
+    """
     q = 0.95
-    truth = -math.log(1 - q)  # exponential(1) quantile
+    truth = -math.log(1 - q)  # exponential(1) quantile, for the spot check
     g = calibration_gate("quantile", truth, params={"q": q})
     rows = []
     for n in (120,) if small else (72, 300):
-        ests = [
+        r, s = _order_ranks(g, n)
+        fp_ge = float(stats.binom.cdf(r - 1, n, q))
+        fp_le = float(stats.binom.sf(s - 1, n, q))
+        spot = [
             estimate_metric(g, binary_outcomes(rng.exponential(1.0, n)), alpha=2 * ALPHA)
-            for _ in range(reps)
+            for _ in range(min(reps, 200))
         ]
-        extra = {"q": q, "distribution": "exp(1)"}
-        rows.append(row_from_estimates("quantile", ests, truth, extra))
+        mc = row_from_estimates("quantile", spot, truth)
+        rows.append(
+            CalibrationRow(
+                family="quantile",
+                method=spot[0].method,
+                n=n,
+                reps=0,
+                truth=truth,
+                alpha=ALPHA,
+                false_pass_ge=fp_ge,
+                false_pass_le=fp_le,
+                coverage=1.0 - fp_ge - fp_le,
+                nominal=1 - 2 * ALPHA,
+                extra={
+                    "q": q,
+                    "ranks": f"X({r}), X({s})",
+                    "distribution": "any continuous",
+                    "mc_check": f"exp(1), {mc.reps} runs: "
+                    f"{mc.false_pass_ge:.4f} / {mc.false_pass_le:.4f}",
+                },
+                exact=True,
+            )
+        )
     return rows
 
 
