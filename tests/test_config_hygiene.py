@@ -92,10 +92,27 @@ def _mode_of(call: ast.Call, position: int) -> str | None:
     return None
 
 
+def _atomic_dir_blocks(tree: ast.AST) -> list[tuple[int, int]]:
+    """Line ranges of ``with atomic_dir(...) as tmp:`` bodies: files written there are
+    published together when the directory is renamed into place."""
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With) and any(
+            isinstance(item.context_expr, ast.Call)
+            and _dotted(item.context_expr.func).split(".")[-1] == "atomic_dir"
+            for item in node.items
+        ):
+            spans.append((node.body[0].lineno, node.body[-1].end_lineno or node.lineno))
+    return spans
+
+
 def violations(tree: ast.AST) -> list[tuple[int, str, str]]:
     """``(line, rule, what)`` for every environment read and non-atomic write in ``tree``."""
     out: list[tuple[int, str, str]] = []
+    inside = _atomic_dir_blocks(tree)
     for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and any(a <= node.lineno <= b for a, b in inside):
+            continue
         if isinstance(node, ast.Attribute) and _dotted(node) in (
             "os.environ",
             "os.getenv",
@@ -162,6 +179,7 @@ def test_allow_list_has_no_stale_entries() -> None:
         ("import os\nos.replace(a, b)\n", ["write"]),
         ("open('f').read()\n", []),
         ("import tarfile\ntarfile.open(fileobj=buf, mode='w')\n", []),
+        ("with atomic_dir(d) as tmp:\n    (tmp / 'x').write_text('y')\n", []),
         ("path.open(encoding='utf-8')\n", []),
         ("code = \"import os\\nos.environ['X'] = '1'\\nopen('/x', 'w')\"\n", []),
     ],

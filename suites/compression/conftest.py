@@ -14,7 +14,6 @@ per *session* (a property of the machine now), keyed by xdist's ``testrun_uid``.
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 import torch
 
+from harness.settings import env_option
 from trainers.bitnet.config import qat_overrides
 from trainers.bitnet.inputs import (
     MIN_FP_ACCURACY,
@@ -69,7 +69,7 @@ def _cache_root(config: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def compression_config(request: pytest.FixtureRequest) -> CompressionRunConfig:
     """The run's knobs; ``--compression-qat`` overrides BitNetConfig fields (errors name them)."""
-    raw = request.config.getoption("--compression-qat") or os.environ.get("HARNESS_COMPRESSION_QAT")
+    raw = request.config.getoption("--compression-qat") or env_option("HARNESS_COMPRESSION_QAT")
     if not raw:
         return CompressionRunConfig()
     return CompressionRunConfig(bitnet=qat_overrides(str(raw)))
@@ -108,8 +108,8 @@ def _forge_input(cache: Path, waited: dict[str, str]) -> tuple[CompressionInput,
 def compression_input(request: pytest.FixtureRequest) -> tuple[CompressionInput, QATask | None]:
     """What is compressed and on which task (module doc); errors name the option and the fix."""
     config = request.config
-    model = config.getoption("--model") or os.environ.get("HARNESS_MODEL")
-    raw_task = config.getoption("--compression-task") or os.environ.get("HARNESS_COMPRESSION_TASK")
+    model = config.getoption("--model") or env_option("HARNESS_MODEL")
+    raw_task = config.getoption("--compression-task") or env_option("HARNESS_COMPRESSION_TASK")
     if model:
         path = Path(str(model)).expanduser()
         check_checkpoint(path)

@@ -14,11 +14,11 @@ smaller smoke setting or a longer full one; docs/forge.md).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from harness.settings import env_option
 from trainers.forge.config import ForgeConfig
 from trainers.forge.pipeline import ForgeRun, run_forge
 
@@ -33,11 +33,12 @@ def _cache_root(config: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def forge_config() -> ForgeConfig:
     fields: dict[str, object] = {}
-    path = os.environ.get("HARNESS_FORGE_CONFIG")
+    path = env_option("HARNESS_FORGE_CONFIG")
     if path:
         fields = json.loads(Path(path).read_text(encoding="utf-8"))
-    if os.environ.get("HARNESS_FORGE_DATA"):
-        fields["data_path"] = os.environ["HARNESS_FORGE_DATA"]
+    data = env_option("HARNESS_FORGE_DATA")
+    if data:
+        fields["data_path"] = data
     return ForgeConfig.model_validate(fields)
 
 
