@@ -247,6 +247,7 @@ def test_thought_latency_p95(
             "threads": latency_timing["threads"],
             "visible_accuracy": sum(r["correct"] for r in rows) / len(rows),
             "mean_thought_tokens": sum(r["thought_tokens"] for r in rows) / len(rows),
+            "cpu_seconds_p95": sorted(r["cpu_seconds"] for r in rows)[int(0.95 * len(rows)) - 1],
         },
         **_digests(quiet_star_run),
     )

@@ -2,7 +2,8 @@
 
 Each held-out prompt is answered once as a user would be (batch 1, greedy thought, then
 the answer from the mixed distribution; :func:`trainers.quiet_star.thoughts.answer_with_thought`)
-after two warm-up answers; wall seconds per answer are kept with the visible text, which
+after two warm-up answers; wall seconds per answer (and the thread's CPU seconds, which
+show what an unloaded core would take) are kept with the visible text, which
 is also checked to contain no thought token.  The training record is cached, this
 timing is not.
 """
@@ -38,13 +39,14 @@ def measure_latency(
         answer_with_thought(model, head, vocab.prompt(it), vocab, max_thought=cfg.max_thought)
     rows = []
     for it in items:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         ans = answer_with_thought(model, head, vocab.prompt(it), vocab, max_thought=cfg.max_thought)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
         rows.append(
             {
                 "id": f"held_out:{it.seed}",
                 "seconds": dt,
+                "cpu_seconds": cpu,
                 "answer": ans.text,
                 "correct": ans.text == it.answer,
                 "thought_tokens": len(ans.thought_ids),
