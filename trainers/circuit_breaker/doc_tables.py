@@ -180,7 +180,8 @@ def replace_block(text: str, name: str, content: str) -> str:
 
 def write_block(path: Path, name: str, content: str) -> None:
     """Replace block ``name`` of the markdown file ``path`` (see :func:`replace_block`)."""
-    atomic_write_text(path, replace_block(path.read_text(encoding="utf-8"), name, content))
+    text = replace_block(path.read_text(encoding="utf-8"), name, content)
+    atomic_write_text(path, text, perms=path.stat().st_mode & 0o777)  # keep the doc's mode
 
 
 def main(argv: Sequence[str] | None = None) -> None:
