@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from harness.decision import Verdict
+from harness.errors import HarnessError
 from harness.evaluators.forge import (
     accuracy_outcomes,
     best_parent,
@@ -158,8 +159,14 @@ def test_fitness_improvement_control_best_parent(gate: Gate, forge_run: ForgeRun
 def test_fitness_improvement_control_degenerate(gate: Gate, forge_run: ForgeRun) -> None:
     run = forge_run
     ctl = run.controls["degenerate_merge"]
-    # detection must catch every degenerate child (each falls back to its best parent)
-    assert ctl["children"] > 0 and ctl["fallbacks"] == ctl["children"], ctl
+    # detection must catch every degenerate child (each falls back to its best parent); if it
+    # does not, the control is broken — a harness error (exit 2), not a verdict about the model
+    if not (ctl["children"] > 0 and ctl["fallbacks"] == ctl["children"]):
+        raise HarnessError(
+            f"forge degenerate-merge control: detection caught {ctl['fallbacks']} of "
+            f"{ctl['children']} degenerate children (needs all, and at least one); fix "
+            "trainers.merge.degenerate or the control in trainers/forge/pipeline.py"
+        )
     gate.check(
         accuracy_outcomes(run, "control_degenerate"),
         baseline=accuracy_outcomes(run, best_parent(run)),
