@@ -10,18 +10,38 @@ FAIL on the defect it exists to catch.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.atomic import atomic_write_text
+from harness.backends.base import Generator
+from harness.backends.hf import weights_digest_of_dir
+from harness.data.code_edit.prompts import Target
 from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.errors import HarnessError
+from harness.evaluators.code_edit import load_rows
+from harness.evaluators.code_edit_actions import ActionSubject, heldout_action_records
+from harness.evaluators.code_edit_models import edit_requests, generate_texts
 from trainers.code_edit.generate import build_embedded
+from trainers.code_edit.pipeline import (
+    CodeEditPipelineConfig,
+    PipelineArtifacts,
+    load_pipeline_config,
+    train_pipeline,
+)
 
 
 @pytest.fixture(scope="session")
 def code_edit_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("HARNESS_CODE_EDIT_DATA")
+    if given:  # a user's ingested root (CommitPackFT, CanItEdit, ...): read, never rebuilt
+        return Path(given).expanduser()
     root = tmp_path_factory.mktemp("code_edit") / "processed"
     build_embedded(root=root, seed=0)
     return root
@@ -54,14 +74,87 @@ def leaky_control(code_edit_data: Path, tmp_path_factory: pytest.TempPathFactory
     return root
 
 
-@pytest.fixture(scope="session")
-def stage1_action_subject() -> object:
-    """The Stage 1 model under test, as an ``ActionSubject``: a function taking the held-out
-    records (``heldout_action_records``) and returning one raw action string per record.
+# --------------------------------------------------------------------------- trained models
 
-    Contract for the Stage 1 SFT trainer (issue 18): return a callable here that
-    generates with the trained checkpoint from ``trainers.code_edit`` prompts.  Until it
-    is wired, the model subject of ``action_parse_rate``/``action_success_rate`` is
-    skipped, which the run's accounting reports as MISSING — never a PASS.
-    """
-    pytest.skip("Stage 1 model subject not wired yet (suites/code_edit/conftest.py)")
+
+@dataclass(frozen=True)
+class TrainedCodeEdit:
+    """The trained pipeline and its held-out completions (record id → text per subject)."""
+
+    artifacts: PipelineArtifacts
+    config: CodeEditPipelineConfig
+    heldout_edit: list[NormalizedRecord]
+    heldout_action: list[NormalizedRecord]
+    post_code: dict[str, dict[str, str]]
+    actions: dict[str, dict[str, str]]
+    model_digests: dict[str, str]
+
+
+def _pipeline_config() -> CodeEditPipelineConfig:
+    path = os.environ.get("HARNESS_CODE_EDIT_CONFIG")
+    return load_pipeline_config(path) if path else CodeEditPipelineConfig()
+
+
+def _generator(path: Path, name: str, cache_root: Path, no_cache: bool) -> Generator:
+    from harness.backends.cache import CacheMode, CachingGenerator
+    from harness.backends.hf import HFGenerator
+
+    inner = HFGenerator.from_pretrained(path, name=name, batch_size=16)
+    mode = CacheMode.REFRESH if no_cache else CacheMode.USE
+    return CachingGenerator(inner, cache_root / "generations", mode=mode)
+
+
+@pytest.fixture(scope="session")
+def code_edit_trained(
+    code_edit_data: Path, model_source: Any, cache_root: Path, no_cache: bool
+) -> TrainedCodeEdit:
+    """Stage 0, Stage 1 and SRL trained (or reused by cache key) on the train split, and
+    every subject's greedy completions on the held-out test split (generation cache)."""
+    if model_source.kind == "endpoint":
+        pytest.skip("code_edit training needs a local checkpoint, not an endpoint (--model DIR)")
+    import torch
+
+    torch.set_num_threads(1)  # two cores shared by xdist workers and the sandbox
+    cfg = _pipeline_config()
+    rows = load_rows(code_edit_data)
+    base = Path(model_source.location)
+    arts = train_pipeline(rows, base_dir=base, config=cfg, progress=lambda _m: None)
+    test = [r for r in rows if r.split is Split.TEST]
+    with_action = heldout_action_records(rows)
+    paths = {
+        "base": base,
+        "stage0_sft": arts.stage0.path / "model",
+        "stage1_sft": arts.stage1.path / "model",
+        "srl": arts.srl.path / "model",
+    }
+    post: dict[str, dict[str, str]] = {}
+    acts: dict[str, dict[str, str]] = {}
+    for name in ("base", "stage0_sft"):
+        gen = _generator(paths[name], f"code-edit-{name}", cache_root, no_cache)
+        reqs = edit_requests(test, Target.POST_CODE, max_tokens=cfg.eval_max_tokens_post_code)
+        post[name] = generate_texts(gen, reqs)
+    for name in ("stage1_sft", "srl"):
+        gen = _generator(paths[name], f"code-edit-{name}", cache_root, no_cache)
+        reqs = edit_requests(with_action, Target.ACTION, max_tokens=cfg.eval_max_tokens_action)
+        acts[name] = generate_texts(gen, reqs)
+    digests = {n: weights_digest_of_dir(p) for n, p in paths.items()}
+    return TrainedCodeEdit(arts, cfg, test, with_action, post, acts, digests)
+
+
+@pytest.fixture(scope="session")
+def stage1_action_subject(code_edit_trained: TrainedCodeEdit) -> ActionSubject:
+    """The Stage 1 SFT model as an ``ActionSubject`` for ``action_parse_rate`` /
+    ``action_success_rate``: its greedy completion for each held-out record (generated
+    once in ``code_edit_trained``, from the Stage 1 prompt shape)."""
+    texts = code_edit_trained.actions["stage1_sft"]
+
+    def subject(records: Sequence[NormalizedRecord]) -> list[str]:
+        missing = [r.id for r in records if r.id not in texts]
+        if missing:
+            raise HarnessError(
+                f"Stage 1 subject: no completion for {', '.join(missing[:3])}; the action gates "
+                "and code_edit_trained must judge the same held-out records"
+            )
+        return [texts[r.id] for r in records]
+
+    return subject

@@ -29,23 +29,27 @@ machinery serves both stages; ``target`` picks what the assistant turn is
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.atomic import atomic_dir, atomic_write_json
 from harness.cachekey import CacheKey, cache_key, note_cache_use, note_training_run
-from harness.data.code_edit.prompts import Target, messages
+from harness.data.code_edit.prompts import Target
 from harness.data.code_edit.schema import NormalizedRecord, Split
 from harness.errors import TrainerError
 from harness.settings import get_settings
 from trainers.base import Artifact, config_digest, directory_digest
 
-__all__ = ["ARTIFACT_FILE", "CodeEditSFTConfig", "CodeEditSFTTrainer", "code_edit_models_dir"]
+__all__ = [
+    "ARTIFACT_FILE",
+    "CodeEditSFTConfig",
+    "CodeEditSFTTrainer",
+    "check_train_only",
+    "code_edit_models_dir",
+]
 
 ARTIFACT_FILE = "artifact.json"
 PRODUCER_MODULES: tuple[str, ...] = (
@@ -199,7 +203,7 @@ def _read_cached(out: Path, key: str) -> Artifact | None:
         return None
     metrics = data.get("metrics", {})
     if metrics.get("wandb"):
-        note_training_run(str(metrics.get("tag", out.name)), metrics["wandb"])
+        note_training_run(f"sft/{metrics.get('tag', out.name)}", metrics["wandb"])
     return Artifact(out, data["digest"], key, out / "log_history.json", metrics, True)
 
 
@@ -207,12 +211,3 @@ def _rmtree(path: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
-
-
-def sft_dataset_rows(records: Sequence[NormalizedRecord], target: Target) -> list[dict[str, Any]]:
-    """TRL conversational rows (with the record id kept for the log)."""
-    return [{**messages(r, target), "id": r.id} for r in records]
-
-
-def now() -> float:
-    return time.perf_counter()
