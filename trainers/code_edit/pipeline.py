@@ -61,7 +61,7 @@ class CodeEditPipelineConfig(BaseModel):
         max_length=512,
     )
     srl: SRLConfig = SRLConfig()
-    eval_max_tokens_post_code: int = 384
+    eval_max_tokens_post_code: int = 256
     eval_max_tokens_action: int = 96
 
 
