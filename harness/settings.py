@@ -99,6 +99,8 @@ OPTION_VARS: Mapping[str, str] = {
     "HARNESS_COMPRESSION_TASK": "compression: the accuracy task (suites' --compression-task)",
     "HARNESS_FORGE_CONFIG": "forge: a JSON file of ForgeConfig fields",
     "HARNESS_FORGE_DATA": "forge: the task data path (ForgeConfig.data_path)",
+    "HARNESS_CODE_EDIT_CONFIG": "code_edit: a YAML file of CodeEditPipelineConfig fields",
+    "HARNESS_CODE_EDIT_DATA": "code_edit: a processed data root to read instead of building",
     "DOCKER_HOST": "the Docker daemon the sandbox pool talks to (Docker's own variable)",
     "PYTEST_XDIST_WORKER": "this process's xdist worker id (set by pytest-xdist)",
     "PYTEST_XDIST_WORKER_COUNT": "number of xdist workers (set by pytest-xdist)",

@@ -10,7 +10,6 @@ FAIL on the defect it exists to catch.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from harness.errors import HarnessError
 from harness.evaluators.code_edit import load_rows
 from harness.evaluators.code_edit_actions import ActionSubject, heldout_action_records
 from harness.evaluators.code_edit_models import edit_requests, generate_texts
+from harness.settings import env_option
 from trainers.code_edit.generate import build_embedded
 from trainers.code_edit.pipeline import (
     CodeEditPipelineConfig,
@@ -39,7 +39,7 @@ from trainers.code_edit.pipeline import (
 
 @pytest.fixture(scope="session")
 def code_edit_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    given = os.environ.get("HARNESS_CODE_EDIT_DATA")
+    given = env_option("HARNESS_CODE_EDIT_DATA")
     if given:  # a user's ingested root (CommitPackFT, CanItEdit, ...): read, never rebuilt
         return Path(given).expanduser()
     root = tmp_path_factory.mktemp("code_edit") / "processed"
@@ -91,7 +91,7 @@ class TrainedCodeEdit:
 
 
 def _pipeline_config() -> CodeEditPipelineConfig:
-    path = os.environ.get("HARNESS_CODE_EDIT_CONFIG")
+    path = env_option("HARNESS_CODE_EDIT_CONFIG")
     return load_pipeline_config(path) if path else CodeEditPipelineConfig()
 
 

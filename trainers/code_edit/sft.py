@@ -36,7 +36,14 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.atomic import atomic_dir, atomic_write_json
-from harness.cachekey import CacheKey, cache_key, note_cache_use, note_training_run
+from harness.cachekey import (
+    CacheKey,
+    cache_key,
+    note_cache_use,
+    note_training_run,
+    refresh_requested,
+    run_stamp,
+)
 from harness.data.code_edit.prompts import Target
 from harness.data.code_edit.schema import NormalizedRecord, Split
 from harness.errors import TrainerError
@@ -172,7 +179,9 @@ class CodeEditSFTTrainer:
         out = self.models_dir / f"{cfg.tag}-{key.key[:12]}"
         with FileLock(str(out) + ".lock"):
             cached = _read_cached(out, key.key)
-            if cached is not None and not self.refresh:
+            # --no-cache (settings) rebuilds an entry once per run, like ``refresh``
+            stale = cached is None or refresh_requested(cached.metrics.get("built_by_run"))
+            if cached is not None and not self.refresh and not stale:
                 return cached
             from trainers.code_edit.trl_common import run_sft
 
@@ -180,6 +189,7 @@ class CodeEditSFTTrainer:
             staged: Path = metrics.pop("_staged")
             try:
                 metrics["cache"] = key.record()
+                metrics["built_by_run"] = run_stamp()
                 with atomic_dir(out) as tmp:
                     for child in staged.iterdir():
                         child.rename(tmp / child.name)

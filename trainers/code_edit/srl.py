@@ -35,7 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.atomic import atomic_dir, atomic_write_json
 from harness.backends.hf import quiet_progress
-from harness.cachekey import CacheKey, cache_key, note_cache_use, note_training_run
+from harness.cachekey import (
+    CacheKey,
+    cache_key,
+    note_cache_use,
+    note_training_run,
+    refresh_requested,
+    run_stamp,
+)
 from harness.data.code_edit.action import ActionError, parse_action
 from harness.data.code_edit.prompts import Target, completion_text, prompt_messages, target_text
 from harness.data.code_edit.schema import NormalizedRecord
@@ -158,7 +165,8 @@ class SRLTrainer:
             marker = out / ARTIFACT_FILE
             if marker.is_file() and not self.refresh:
                 data = json.loads(marker.read_text(encoding="utf-8"))
-                if data.get("key") == key.key:
+                fresh = not refresh_requested(data.get("metrics", {}).get("built_by_run"))
+                if data.get("key") == key.key and fresh:
                     metrics = data.get("metrics", {})
                     note_training_run(f"srl/{cfg.tag}", metrics.get("wandb", {}))
                     return Artifact(
@@ -167,6 +175,7 @@ class SRLTrainer:
             with atomic_dir(out) as tmp:
                 metrics = _run_grpo(cfg, steps, base_dir=base_dir, out=tmp, progress=self.progress)
                 metrics["cache"] = key.record()
+                metrics["built_by_run"] = run_stamp()
                 digest = directory_digest(tmp / "model")
                 atomic_write_json(
                     tmp / ARTIFACT_FILE, {"key": key.key, "digest": digest, "metrics": metrics}
