@@ -37,7 +37,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -410,6 +410,8 @@ class CodegenRun:
 
     @property
     def deep_planned(self) -> int:
+        if "deep_planned" in self.meta:  # a shard's slice: counted against the full list
+            return int(self.meta["deep_planned"])
         limit = self.config.deep_tasks
         return self.tasks_planned if limit is None else min(limit, self.tasks_planned)
 
@@ -856,11 +858,15 @@ def run_codegen(
     should_stop: Callable[[Sequence[TaskRecord]], str | None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     key: str = "",
+    deep_ids: Collection[str] | None = None,
 ) -> CodegenRun:
     """Evaluate ``tasks`` in chunks of ``config.task_batch``, in order.
 
     ``should_stop`` sees every finished task after each chunk and may end the
-    run early by returning a reason (the sequential option).
+    run early by returning a reason (the sequential option).  ``deep_ids``
+    names the tasks that get the whole ladder when ``tasks`` is one shard of a
+    larger list (``--shard``): "the first ``deep_tasks``" must mean the first of
+    the full list on every shard, not of each shard's slice.
     """
     t0 = time.perf_counter()
     done: list[TaskRecord] = []
@@ -870,7 +876,10 @@ def run_codegen(
     deep_n = len(tasks) if config.deep_tasks is None else config.deep_tasks
     for at in range(0, len(tasks), step):
         chunk = tasks[at : at + step]
-        deep = [at + i < deep_n for i in range(len(chunk))]
+        deep = [
+            (t.task_id in deep_ids) if deep_ids is not None else at + i < deep_n
+            for i, t in enumerate(chunk)
+        ]
         done.extend(evaluate_chunk(subject, chunk, sandbox, config, memo=memo, deep=deep))
         if progress is not None:
             progress(len(done), len(tasks))
@@ -892,7 +901,15 @@ def run_codegen(
         stop_reason=reason,
         wall_s=time.perf_counter() - t0,
         key=key,
-        meta={"executions": memo.executed, "executions_requested": memo.requested},
+        meta={
+            "executions": memo.executed,
+            "executions_requested": memo.requested,
+            **(
+                {"deep_planned": sum(t.task_id in deep_ids for t in tasks)}
+                if deep_ids is not None
+                else {}
+            ),
+        },
     )
 
 

@@ -47,7 +47,7 @@ from harness.evaluators.codegen import (
     shared_run,
 )
 from harness.evaluators.controls import MutantControl, OracleControl
-from harness.evaluators.humaneval import dataset_path, file_digest, load_tasks
+from harness.evaluators.humaneval import HumanEvalTask, dataset_path, file_digest, load_tasks
 from harness.gate import Gate, GateOptions
 from harness.settings import env_option
 from harness.spec import PhaseSpec, load_phases
@@ -350,12 +350,16 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
             "broken_tasks": len(mutant.broken_tasks(tasks)),
         }
     data_digest = file_digest(dataset_path())
+    run_tasks, deep_ids = _shard_slice(config, tasks, cfg)
+    if deep_ids is not None:
+        notes["shard"] = f"this shard ran {len(run_tasks)} of {len(tasks)} tasks (--shard)"
     key = sha256_hex(
         canonical_json(
             {
                 "subject": subject.identity(),
                 "config": cfg.to_dict(),
-                "tasks": [t.task_id for t in tasks],
+                "tasks": [t.task_id for t in run_tasks],
+                "deep_ids": None if deep_ids is None else sorted(deep_ids),
                 "data": data_digest,
                 "sandbox": sandbox_choice.sandbox.describe(),
             }
@@ -366,12 +370,13 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
     def compute() -> CodegenRun:
         return run_codegen(
             subject,
-            tasks,
+            run_tasks,
             sandbox_choice.sandbox,
             cfg,
             data_digest=data_digest,
             should_stop=stopper,
             key=key,
+            deep_ids=deep_ids,
         )
 
     run = shared_run(shared_dir / f"codegen-{name}-{key[:16]}.json", compute)
@@ -387,3 +392,24 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
         generator=generator,
         notes=notes,
     )
+
+
+def _shard_slice(
+    config: pytest.Config, tasks: list[HumanEvalTask], cfg: CodegenConfig
+) -> tuple[list[HumanEvalTask], frozenset[str] | None]:
+    """Under ``--shard I/N``: this shard's tasks and the full list's ladder tasks.
+
+    A task is the shard unit (its samples share a cluster), so a shard draws
+    and executes only its own tasks.  The "first ``deep_tasks``" ladder subset
+    is fixed on the full list before slicing, so every shard agrees on which
+    tasks get n = 16 and the merged run equals the unsharded one.  The gate
+    tests pass the full list to ``gate.shard_items`` (``SubjectRun.tasks``).
+    """
+    raw = config.getoption("--shard")
+    if raw is None:
+        return tasks, None
+    from harness.shard import ShardSpec
+
+    shard = ShardSpec.parse(str(raw))
+    deep = tasks if cfg.deep_tasks is None else tasks[: cfg.deep_tasks]
+    return shard.take(tasks, key=lambda t: t.task_id), frozenset(t.task_id for t in deep)

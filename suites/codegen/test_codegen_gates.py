@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness.decision import Decision, decide
+from harness.errors import HarnessError
 from harness.evaluators.codegen import (
     LatencyRun,
     SubjectRun,
@@ -51,6 +52,22 @@ def _skip_replayed_latency(subject: SubjectRun) -> None:
         pytest.skip(
             "replay lane: a replayed generation was not generated here, so it has no latency "
             "to measure; latency gates are decided in the real lane only"
+        )
+
+
+def _shard_tasks(gate: Gate, subject: SubjectRun) -> None:
+    """Tell the gate the task universe; under ``--shard`` the run evaluated only its slice.
+
+    The subject's run was computed on this shard's tasks (``conftest._shard_slice``);
+    ``gate.shard_items`` records the full ordered task list so ``harness merge``
+    restores the unsharded order.  A no-op without ``--shard``.
+    """
+    owned = gate.shard_items([t.task_id for t in subject.tasks], key=str)
+    ran = [t.task_id for t in subject.run.tasks]
+    if ran != owned[: len(ran)]:
+        raise HarnessError(
+            f"codegen {subject.name}: the run evaluated tasks {ran[:3]}… but this shard owns "
+            f"{owned[:3]}…; the run cache does not match the shard"
         )
 
 
@@ -94,6 +111,7 @@ def test_pass_at_k(gate: Gate, codegen_subject: SubjectRun) -> None:
         )
         return
     k = int(gate.spec.params["k"])
+    _shard_tasks(gate, codegen_subject)
     gate.check(
         run.sample_outcomes(min_samples=k),
         raw_outputs=run.raw_rows(),
@@ -114,6 +132,7 @@ def test_uplift(gate: Gate, codegen_subject: SubjectRun) -> None:
             **codegen_subject.check_kwargs(gate.id, **info),
         )
         return
+    _shard_tasks(gate, codegen_subject)
     gate.check(
         run.sample_outcomes(min_samples=int(gate.spec.params["k_hi"])),
         raw_outputs=run.task_rows(),
@@ -131,6 +150,7 @@ def test_best_of_n(gate: Gate, codegen_subject: SubjectRun) -> None:
             "best-of-16 needs the full candidate pool; the sequential option stops a task at "
             "its first hidden-test pass, which would leak the hidden tests into selection"
         )
+    _shard_tasks(gate, codegen_subject)
     gate.check(
         run.best_of_n_outcomes(),
         raw_outputs=run.task_rows(),
@@ -236,6 +256,7 @@ def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
             f"MISSING: all {len(cached)} tasks' generations came from the cache, so no demo "
             "flow was timed; rerun with --no-cache (or --cache-dir to a fresh directory)"
         )
+    _shard_tasks(gate, codegen_subject)
     gate.check(
         outcomes,
         raw_outputs=run.task_rows(),
