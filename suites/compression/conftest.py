@@ -24,21 +24,18 @@ import torch
 from harness.settings import env_option
 from trainers.bitnet.config import qat_overrides
 from trainers.bitnet.inputs import (
-    MIN_FP_ACCURACY,
     CompressionInput,
-    champion_dir,
     check_checkpoint,
-    read_champion,
+    default_input,
     task_spec,
 )
 from trainers.bitnet.pipeline import (
     CompressionRun,
     CompressionRunConfig,
-    fp_dev_accuracy,
     run_compression,
     run_compression_checkpoint,
 )
-from trainers.bitnet.qa_task import QAFormat, QATask, load_task
+from trainers.bitnet.qa_task import QATask, load_task
 from trainers.bitnet.speed_run import SpeedConfig, measure_speed
 
 
@@ -75,35 +72,6 @@ def compression_config(request: pytest.FixtureRequest) -> CompressionRunConfig:
     return CompressionRunConfig(bitnet=qat_overrides(str(raw)))
 
 
-def _forge_input(cache: Path, waited: dict[str, str]) -> tuple[CompressionInput, QATask | None]:
-    from harness.settings import get_settings
-
-    manifest, why = read_champion(get_settings().models_dir)
-    note = f"; forge phase in this run: {waited.get('forge', 'not selected')}"
-    if manifest is None:
-        return CompressionInput("embedded", why + note), None
-    directory = champion_dir(get_settings().models_dir)
-    fmt = QAFormat(
-        prompt_template=str(manifest.get("prompt_template", QAFormat.prompt_template)),
-        answer_template=str(manifest.get("answer_template", QAFormat.answer_template)),
-    )
-    task = load_task(task_spec(str(manifest["task"]), base=directory), fmt=fmt)
-    acc = fp_dev_accuracy(directory, task, cache_dir=cache)
-    if acc < MIN_FP_ACCURACY:
-        return CompressionInput(
-            "embedded",
-            f"forge champion at {directory}: full-precision dev accuracy {acc:.3f} < "
-            f"{MIN_FP_ACCURACY} on its task {manifest['task']!r} — a retention ratio would "
-            "be meaningless, so the embedded tiny model is compressed instead" + note,
-            path=str(directory),
-            task=task.name,
-            manifest=manifest,
-            fp_dev_accuracy=acc,
-        ), None
-    reason = f"forge champion at {directory}: dev accuracy {acc:.3f} ≥ {MIN_FP_ACCURACY}" + note
-    return CompressionInput("forge", reason, str(directory), task.name, manifest, acc), task
-
-
 @pytest.fixture(scope="session")
 def compression_input(request: pytest.FixtureRequest) -> tuple[CompressionInput, QATask | None]:
     """What is compressed and on which task (module doc); errors name the option and the fix."""
@@ -124,9 +92,11 @@ def compression_input(request: pytest.FixtureRequest) -> tuple[CompressionInput,
             "pass --model DIR too, or drop --compression-task"
         )
     from harness.phase_order import wait_for_phases
+    from harness.settings import get_settings
 
     waited = wait_for_phases(request, ["forge"])
-    return _forge_input(_cache_root(config) / "compression", waited)
+    note = f"; forge phase in this run: {waited.get('forge', 'not selected')}"
+    return default_input(get_settings().models_dir, _cache_root(config) / "compression", note=note)
 
 
 @pytest.fixture(scope="session")

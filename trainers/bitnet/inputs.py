@@ -21,9 +21,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import DataValidationError, HarnessError
+
+if TYPE_CHECKING:
+    from trainers.bitnet.qa_task import QATask
 
 __all__ = [
     "CHAMPION_MANIFEST",
@@ -32,7 +35,9 @@ __all__ = [
     "InputError",
     "champion_dir",
     "check_checkpoint",
+    "default_input",
     "read_champion",
+    "task_spec",
 ]
 
 #: The full-precision accuracy below which the retention gate would be meaningless.
@@ -100,9 +105,15 @@ def check_checkpoint(path: Path, *, option: str = "--model") -> None:
 
 
 def read_champion(models_dir: Path) -> tuple[dict[str, Any] | None, str]:
-    """The forge champion's manifest, or ``None`` and the reason it cannot be used."""
+    """The forge champion's manifest, or ``None`` and the reason it cannot be used.
+
+    The contract (trainers/forge/champion.py) is the sibling ``<models_dir>/forge/
+    champion.json``; the copy inside the checkpoint directory is read if it is absent.
+    """
     directory = champion_dir(models_dir)
-    manifest_path = directory / CHAMPION_MANIFEST
+    manifest_path = directory.parent / CHAMPION_MANIFEST
+    if not manifest_path.is_file():
+        manifest_path = directory / CHAMPION_MANIFEST
     if not manifest_path.is_file():
         return None, (
             f"no forge champion at {directory} ({CHAMPION_MANIFEST} absent; the forge phase "
@@ -130,7 +141,7 @@ def task_spec(raw: str | None, *, base: Path | None = None) -> str:
     """``arithmetic[:levels]`` or a JSONL path (relative paths resolved against ``base``)."""
     if raw is None or raw.startswith("arithmetic"):
         return raw or "arithmetic"
-    path = Path(raw).expanduser()
+    path = Path(raw.removeprefix("jsonl:")).expanduser()
     if not path.is_absolute() and base is not None and (base / path).is_file():
         path = base / path
     if not path.is_file():
@@ -139,3 +150,42 @@ def task_spec(raw: str | None, *, base: Path | None = None) -> str:
             "'answer' per line, or 'arithmetic' for the synthetic arithmetic task"
         )
     return str(path)
+
+
+def default_input(
+    models_dir: Path, cache_dir: Path, *, note: str = ""
+) -> tuple[CompressionInput, QATask | None]:
+    """The forge champion if usable (module doc), else the embedded model, with the reason."""
+    from trainers.bitnet.pipeline import fp_dev_accuracy
+    from trainers.bitnet.qa_task import QAFormat, load_task
+
+    manifest, why = read_champion(models_dir)
+    if manifest is None:
+        return CompressionInput("embedded", why + note), None
+    directory = champion_dir(models_dir)
+    try:
+        fmt = QAFormat(
+            prompt_template=str(manifest.get("prompt_template", QAFormat.prompt_template)),
+            answer_template=str(manifest.get("answer_template", QAFormat.answer_template)),
+            encoding=str(manifest.get("encoding", "text")),
+        )
+        task = load_task(task_spec(str(manifest["task"]), base=directory), fmt=fmt)
+        acc = fp_dev_accuracy(directory, task, cache_dir=cache_dir)
+    except DataValidationError as exc:
+        return CompressionInput(
+            "embedded", f"forge champion at {directory}: its task cannot be used ({exc})" + note,
+            path=str(directory), manifest=manifest,
+        ), None  # fmt: skip
+    if acc < MIN_FP_ACCURACY:
+        return CompressionInput(
+            "embedded",
+            f"forge champion at {directory}: full-precision dev accuracy {acc:.3f} < "
+            f"{MIN_FP_ACCURACY} on its task {manifest['task']!r} — a retention ratio would "
+            "be meaningless, so the embedded tiny model is compressed instead" + note,
+            path=str(directory),
+            task=task.name,
+            manifest=manifest,
+            fp_dev_accuracy=acc,
+        ), None
+    reason = f"forge champion at {directory}: dev accuracy {acc:.3f} ≥ {MIN_FP_ACCURACY}" + note
+    return CompressionInput("forge", reason, str(directory), task.name, manifest, acc), task

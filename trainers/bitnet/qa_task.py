@@ -54,6 +54,9 @@ __all__ = [
 #: items for the retention bound to say anything.
 MIN_ROWS = 50
 SYNTHETIC = "arithmetic"
+#: the forge phase's name for the same generated task (trainers/forge/pipeline.py)
+FORGE_SYNTHETIC = "arithmetic-word-problems-v1"
+ENCODINGS = ("text", "word-digit-lsb-v1")
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,16 @@ class QAFormat:
 
     prompt_template: str = "{question}\nA:"
     answer_template: str = " {answer}\n"
+    #: ``text`` (the templates above) or ``word-digit-lsb-v1``: the forge champion's
+    #: encoding (:class:`trainers.forge.digitlm.DigitVocab` over the tokenizer's vocabulary;
+    #: numbers as ``<n>`` digits least-significant first ``</n>``, answers end in ``<eos>``)
+    encoding: str = "text"
 
     def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise DataValidationError(
+                f"QAFormat: encoding {self.encoding!r} is not one of {', '.join(ENCODINGS)}"
+            )
         if "{question}" not in self.prompt_template or "{answer}" not in self.answer_template:
             raise DataValidationError(
                 f"QAFormat: prompt_template {self.prompt_template!r} must contain '{{question}}' "
@@ -94,6 +105,9 @@ def load_task(spec: str, *, seed: int = 0, fmt: QAFormat | None = None) -> QATas
     Errors name the option, the file, the field and the fix.
     """
     fmt = fmt or QAFormat()
+    if spec == FORGE_SYNTHETIC:
+        spec = SYNTHETIC
+    spec = spec.removeprefix("jsonl:")
     if spec == SYNTHETIC or spec.startswith(SYNTHETIC + ":"):
         levels = _levels(spec)
         made = make_splits({"train": 4000, "selection": 300, "held_out": 600}, difficulties=levels)
@@ -151,10 +165,14 @@ class QAEncoded:
 def encode(items: Sequence[ArithmeticItem], tokenizer: Any, fmt: QAFormat) -> QAEncoded:
     """Tokenize items (module doc); the pad id is the tokenizer's pad, else its eos, else 0."""
     rows, spans, targets = [], [], []
+    digit = _digit_vocab(tokenizer) if fmt.encoding == "word-digit-lsb-v1" else None
     for it in items:
-        prompt = list(tokenizer(fmt.prompt_template.format(question=it.question))["input_ids"])
-        text = fmt.answer_template.format(answer=it.answer)
-        target = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if digit is not None:
+            prompt, target, text = digit.prompt(it.question), digit.target(it.answer), it.answer
+        else:
+            prompt = list(tokenizer(fmt.prompt_template.format(question=it.question))["input_ids"])
+            text = fmt.answer_template.format(answer=it.answer)
+            target = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if not target:
             raise DataValidationError(f"the tokenizer encodes the target {text!r} as no tokens")
         rows.append(prompt + target)
@@ -170,6 +188,14 @@ def encode(items: Sequence[ArithmeticItem], tokenizer: Any, fmt: QAFormat) -> QA
         ids[i, : len(r)] = torch.tensor(r)
         labels[i, s:e] = ids[i, s:e]
     return QAEncoded(ids, labels, spans, targets)
+
+
+def _digit_vocab(tokenizer: Any) -> Any:
+    """The forge champion's DigitVocab, rebuilt from its tokenizer's id → token table."""
+    from trainers.forge.digitlm import DigitVocab
+
+    vocab = tokenizer.get_vocab()
+    return DigitVocab(tuple(sorted(vocab, key=vocab.__getitem__)))
 
 
 def qa_loss(model: nn.Module, batch: torch.Tensor) -> torch.Tensor:

@@ -195,3 +195,48 @@ def test_weak_model_makes_no_retention_claim(tmp_path: Path) -> None:
     ]
     assert status and status[0]["status"] == "MISSING"
     assert "full-precision test accuracy" in status[0]["reason"] and "< 0.5" in status[0]["reason"]
+
+
+def _forge_champion(models_dir: Path) -> Path:
+    """A champion written by the forge phase's own publisher (untrained weights)."""
+    from harness.data.arithmetic import make_splits
+    from trainers.forge.champion import ChampionManifest, champion_dir, write_champion
+    from trainers.forge.digitlm import DigitVocab, make_llama
+
+    items = make_splits({"train": 400})["train"]
+    vocab = DigitVocab.fit(it.question for it in items)
+    model = make_llama(vocab, hidden=16, layers=1, heads=2, seed=0)
+    manifest = ChampionManifest(
+        cache_key="k", task="arithmetic-word-problems-v1", held_out_accuracy=0.07,
+        created_by="test",
+    )  # fmt: skip
+    return write_champion(model, vocab, manifest, directory=champion_dir(models_dir))
+
+
+def test_forge_champion_is_read_in_its_own_encoding_and_used_only_if_accurate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainers.bitnet import inputs
+    from trainers.forge.digitlm import DigitVocab
+
+    directory = _forge_champion(tmp_path / "models")
+    inp, task = inputs.default_input(tmp_path / "models", tmp_path / "cache")
+    assert inp.kind == "embedded" and task is None  # untrained: accuracy ≈ 0 on its dev split
+    assert inp.fp_dev_accuracy is not None and inp.fp_dev_accuracy < 0.5
+    assert "< 0.5" in inp.reason and "arithmetic-word-problems-v1" in inp.reason
+    assert inp.manifest["cache_key"] == "k"
+
+    monkeypatch.setattr(inputs, "MIN_FP_ACCURACY", 0.0)  # the branch a good champion takes
+    inp, task = inputs.default_input(tmp_path / "models", tmp_path / "cache")
+    assert inp.kind == "forge" and inp.path == str(directory) and task is not None
+    assert task.fmt.encoding == "word-digit-lsb-v1"
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(directory)
+    item = task.splits["test"][0]
+    enc = encode([item], tok, task.fmt)
+    ids = enc.ids[0, : enc.spans[0][1]].tolist()
+    stored = json.loads((directory / "forge_vocab.json").read_text(encoding="utf-8"))["tokens"]
+    vocab = DigitVocab(tuple(stored))  # the ids forge itself trains and judges on
+    assert ids == vocab.prompt(item.question) + vocab.target(item.answer)
+    assert tok(vocab.render(item.question))["input_ids"] == vocab.prompt(item.question)
