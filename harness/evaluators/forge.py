@@ -16,16 +16,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness.errors import HarnessError
-from harness.evaluators.diversity import disagreement_items, mean_pairwise_disagreement
+from harness.evaluators.diversity import (
+    disagreement_items,
+    linear_cka,
+    mean_pairwise_disagreement,
+)
 from harness.outcomes import Outcome
 from trainers.forge.pipeline import ForgeRun
 
 __all__ = [
     "accuracy_outcomes",
     "best_parent",
+    "cka",
     "cognate_markdown",
     "combos_outcome",
     "complementarity",
@@ -36,6 +44,18 @@ __all__ = [
     "parents",
     "time_outcome",
 ]
+
+
+def cka(run: ForgeRun, a: str, b: str) -> float:
+    """Linear CKA of subjects ``a`` and ``b``'s answer-position hidden states on held-out items.
+
+    Descriptive (no sampling distribution claimed); ``nan`` when the run kept no features.
+    """
+    path = run.paths.get("features")
+    if not path or not Path(path).is_file():
+        return float("nan")
+    with np.load(path) as feats:
+        return linear_cka(feats[a], feats[b])
 
 
 def parents(run: ForgeRun) -> list[str]:
@@ -148,9 +168,8 @@ def cognate_markdown(run: ForgeRun, figures: Sequence[str] = ()) -> str:
     lines.append(_row(["---"] * 4))
     for a, b in pairs(run):
         dis = mean_pairwise_disagreement([run.answers[a], run.answers[b]])
-        cka = run.cka.get(f"{a}|{b}", float("nan"))
         lines.append(_row([f"{a} / {b}", f"{dis:.3f}", f"{complementarity(run, a, b):.3f}",
-                           f"{cka:.3f}"]))  # fmt: skip
+                           f"{cka(run, a, b):.3f}"]))  # fmt: skip
     lines += ["", *(f"![{f}]({f})" for f in figures)]
     return "\n".join(lines)
 

@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 from harness.evaluators.forge import (
     accuracy_outcomes,
     best_parent,
+    cka,
     cognate_markdown,
     combos_outcome,
     complementarity,
@@ -94,7 +95,7 @@ def test_cognate_diversity(gate: Gate, forge_run: ForgeRun, a: str, b: str) -> N
         disagreement_outcomes(forge_run, a, b),
         subject=f"{a}-vs-{b}",
         extra={
-            "linear_cka": forge_run.cka.get(f"{a}|{b}"),
+            "linear_cka": cka(forge_run, a, b),
             "one_right_one_wrong": complementarity(forge_run, a, b),
             "accuracies": {a: forge_run.accuracy(a), b: forge_run.accuracy(b)},
         },

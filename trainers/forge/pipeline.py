@@ -75,8 +75,6 @@ class ForgeRun:
     answers: dict[str, list[str | None]]
     #: subject → selection-split accuracy (what evolution saw)
     selection_accuracy: dict[str, float]
-    #: pair "a|b" → linear CKA of answer-position hidden states on held-out items
-    cka: dict[str, float]
     history: list[dict[str, Any]]
     lineage: dict[str, list[Any]]
     champion_id: str
@@ -214,21 +212,17 @@ def _judge(
     return answers, feats
 
 
-def _cka(feats: Mapping[str, torch.Tensor], names: Sequence[str]) -> dict[str, float]:
+def _save_features(feats: Mapping[str, torch.Tensor], work: Path) -> str:
+    """Answer-position hidden states per subject (``n × hidden``), for the evaluator's CKA."""
+    import io
+
     import numpy as np
 
-    def cka(x: torch.Tensor, y: torch.Tensor) -> float:
-        xa = x.double().numpy() - x.double().numpy().mean(0)
-        ya = y.double().numpy() - y.double().numpy().mean(0)
-        num = float(np.linalg.norm(ya.T @ xa, "fro") ** 2)
-        den = float(np.linalg.norm(xa.T @ xa, "fro") * np.linalg.norm(ya.T @ ya, "fro"))
-        return num / den if den else float("nan")
+    from harness.atomic import atomic_write_bytes
 
-    out = {}
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            out[f"{a}|{b}"] = cka(feats[a], feats[b])
-    return out
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v.double().numpy() for k, v in feats.items()})
+    return str(atomic_write_bytes(work / "features.npz", buf.getvalue()))
 
 
 def _history_rows(res: EvoResult) -> list[dict[str, Any]]:
@@ -331,7 +325,7 @@ def _run(
     progress("forge: judging every subject on the held-out split")
     held = splits["held_out"]
     answers, feats = _judge(models, vocab, held, cfg.context)
-    paths = _save_models(models, vocab, work)
+    paths = {**_save_models(models, vocab, work), "features": _save_features(feats, work)}
     return ForgeRun(
         cache_key=key.record(), task=_task(cfg),
         config=cfg.model_dump(mode="json"),
@@ -339,7 +333,6 @@ def _run(
         levels=[it.difficulty for it in held], targets=[it.answer for it in held],
         answers=answers,
         selection_accuracy={n: fit(state_dict_of(m)) for n, m in models.items()},
-        cka=_cka(feats, [*names, "champion"]),
         history=_history_rows(res),
         lineage={k: [list(p), lab] for k, (p, lab) in res.lineage.items()},
         champion_id=res.champion.id, combo_counts=res.registry.as_dict(),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from harness.errors import HarnessError
 from harness.evaluators.forge import (
     accuracy_outcomes,
     best_parent,
+    cka,
     cognate_markdown,
     combos_outcome,
     complementarity,
@@ -22,7 +25,7 @@ from harness.evaluators.forge import (
 from trainers.forge.pipeline import ForgeRun
 
 
-def _run() -> ForgeRun:
+def _run(features: Path | None = None) -> ForgeRun:
     targets = ["1", "2", "3", "4"]
     answers: dict[str, list[str | None]] = {
         "init": [None, None, None, None],
@@ -41,13 +44,13 @@ def _run() -> ForgeRun:
         config={"specialists": [{"name": "a"}, {"name": "b"}]},
         item_ids=[f"i{n}" for n in range(4)], levels=[1, 1, 2, 2], targets=targets,
         answers=answers, selection_accuracy=dict.fromkeys(answers, 0.25),
-        cka={"a|b": 0.9}, history=hist,
+        history=hist,
         lineage={"m1": [[], "seed"], "m2": [[], "seed"], "m3": [["m1", "m2"], "linear+ties+dfs"]},
         champion_id="m3", combo_counts={"linear+ties+dfs": 2, "slerp+dare+dfs": 1},
         accepted_combos={"linear+ties+dfs": 1}, final_population_diversity=0.42,
         final_population=[{"id": "m3", "fitness": 0.5}],
         evolution_seconds={"wall": 12.5, "cpu": 10.0}, fitness_calls=7, controls={},
-        paths={}, seconds={},
+        paths={"features": str(features)} if features else {}, seconds={},
     )  # fmt: skip
 
 
@@ -76,8 +79,13 @@ def test_exact_outcomes() -> None:
     assert time_outcome(run)[0].value == 12.5
 
 
-def test_markdown_renders_tables() -> None:
-    run = _run()
+def test_cka_from_saved_features_and_markdown(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 3))
+    np.savez(tmp_path / "f.npz", a=x, b=2 * x + 1, champion=x)
+    run = _run(tmp_path / "f.npz")
+    assert cka(run, "a", "b") == pytest.approx(1.0)
+    assert np.isnan(cka(_run(), "a", "b"))
     md = cognate_markdown(run, ["figures/x.png"])
-    assert "| a / b | 0.750 | 0.500 | 0.900 |" in md and "![figures/x.png]" in md
+    assert "| a / b | 0.750 | 0.500 | 1.000 |" in md and "![figures/x.png]" in md
     assert "linear+ties+dfs" in evolution_markdown(run)
