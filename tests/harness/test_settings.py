@@ -117,3 +117,26 @@ def test_child_environment_drops_prefixes() -> None:
 
     env = child_environment(drop_prefixes=("PATH",))
     assert "PATH" not in env and all(not k.startswith("PATH") for k in env)
+
+
+def test_suites_no_cache_option_sets_the_one_settings_flag(pytester: pytest.Pytester) -> None:
+    """``harness run --no-cache`` → pytest ``--no-cache`` → suites/conftest.py configures
+    ``settings.no_cache`` with the run's id, which every cache consults."""
+    root = Path(__file__).resolve().parents[2]
+    pytester.makeconftest((root / "suites" / "conftest.py").read_text(encoding="utf-8"))
+    pytester.makepyfile(
+        test_flag="""
+        from harness.settings import get_settings
+
+        def test_flag(no_cache):
+            s = get_settings()
+            assert no_cache and s.no_cache and s.run_id
+        """
+    )
+    try:
+        assert pytester.runpytest_inprocess("--no-cache", "-p", "no:cacheprovider").ret == 0
+        reset_settings()
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+        assert result.ret == 1  # without the flag nothing is refreshed
+    finally:
+        reset_settings()
