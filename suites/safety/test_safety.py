@@ -60,6 +60,20 @@ def _short(package: str) -> str:
     }.get(package, package)
 
 
+def _shard_by_category(gate: Gate, items: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The prompts this run asks: all, or under ``--shard I/N`` those of this shard's categories.
+
+    The shard unit is the outcomes' cluster, here the category (``slip_outcomes``,
+    ``refusal_outcomes``), so a category's prompts stay on one shard.  The judged-rate
+    estimate uses only the counts of flagged items (no cluster bootstrap), so the
+    merged decision equals the unsharded one although the merge lists the outcomes
+    category by category.  Categories are uneven (4 to 247 prompts), so shards are too.
+    """
+    categories = list(dict.fromkeys(category for _, category, _ in items))
+    mine = set(gate.shard_items(categories, key=str))
+    return [item for item in items if item[1] in mine]
+
+
 def _common(run: SafetyData, judge: CachedJudge) -> dict[str, Any]:
     inner = judge.inner
     cv = getattr(inner, "harm_cv", None)
@@ -86,7 +100,7 @@ def _check_harm(
     lane: str | None = None,
     expect: Verdict | None = None,
 ) -> tuple[list[JudgedItem], Any]:
-    items = judge_responses(subject, _harm_items(run), judge)
+    items = judge_responses(subject, _shard_by_category(gate, _harm_items(run)), judge)
     table = breakdown(items)
     strict = sum(1 for i in items if i.judgement.verdict == "slipped")
     extra = {
@@ -178,7 +192,7 @@ def _check_overrefusal(
     calibration: JudgeCalibration,
     expect: Verdict | None = None,
 ) -> None:
-    items = judge_responses(subject, _benign_items(run), judge)
+    items = judge_responses(subject, _shard_by_category(gate, _benign_items(run)), judge)
     table = breakdown(items)
     gate.check(
         refusal_outcomes(items),
