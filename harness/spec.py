@@ -53,10 +53,10 @@ METRIC_DOMAINS: dict[str, tuple[float, float]] = {
 #: false-PASS rate is checked in ``harness calibrate`` are accepted: the
 #: approximate proportion intervals (``wilson``, ``jeffreys``) false-PASS above α
 #: for one-sided threshold claims (docs/statistics.md), the bootstrap above α for
-#: paired ratios and the pass@k uplift, so a YAML cannot choose them.
+#: paired ratios, pass@k and the pass@k uplift, so a YAML cannot choose them.
 METRIC_METHODS: dict[str, tuple[str, ...]] = {
     "proportion": ("beta", "clopper-pearson", "exact"),
-    "pass_at_k": ("bca", "bootstrap", "beta"),
+    "pass_at_k": ("betting", "beta"),
     "pass_at_k_uplift": ("betting",),
     "paired_difference": ("newcombe",),
     "relative_reduction": ("score", "tang"),

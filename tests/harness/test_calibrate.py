@@ -123,12 +123,12 @@ def test_limit_is_alpha_plus_two_mc_standard_errors() -> None:
 
 @pytest.mark.slow
 def test_full_size_designs_of_the_vectorized_families() -> None:
-    """Full-size ratio, mean, uplift and proportion designs (300 runs; 20,000 nightly via tox).
+    """Full-size ratio, mean, pass@k, uplift, proportion designs (300 runs; 20,000 nightly via tox).
 
     The bootstrap-per-replicate families run in the reduced test above only: at full size
     they cost minutes of CI per hundred runs.
     """
-    families = ["paired_ratio", "mean", "pass_at_k_uplift", "proportion"]
+    families = ["paired_ratio", "mean", "pass_at_k", "pass_at_k_uplift", "proportion"]
     table = run_calibration(reps=300, seed=1, families=families)
     assert {r.family for r in table.rows} >= {"capability_retention", "asr_relative_reduction"}
     assert table.ok, table.to_markdown()

@@ -87,7 +87,7 @@ def test_pass_at_k_and_uplift() -> None:
     outs = _samples(rng, 60, 10, 0.3)
     g = gate("pass_at_k", params={"k": 5}, primary=0.5)
     est = estimate_metric(g, outs, alpha=0.1, seed=1)
-    assert est.lo > 0.5 and "task bootstrap" in est.method
+    assert est.lo > 0.5 and "task betting" in est.method  # was the task BCa bootstrap
     assert estimate_metric(g, outs, alpha=0.1, seed=1) == est
     p = p_value(g, outs, threshold=0.5)
     assert p < 0.05

@@ -1,12 +1,14 @@
-"""Bounded-mean gates: ``mean`` on [0, 1] values and the pass@k uplift.
+"""Bounded-mean gates: ``mean`` on [0, 1] values, pass@k and the pass@k uplift.
 
-Both decide on the betting interval (:mod:`harness.stats.betting`), so the
+All three decide on the betting interval (:mod:`harness.stats.betting`), so the
 designs are the shapes that broke the previous methods: skewed similarities
 for ``mean`` (Beta(0.4, 0.6) and a mixture of low and near-1 values, true mean
-exactly on 0.4) and heterogeneous per-task pass rates from a Beta mixture for
-the uplift (true pass@16 − pass@1 exactly 8 pp).  The ``mean`` family also
-keeps the Student t row for gates declared ``bounds: unbounded`` (normal
-values).  Replicates are run in one vectorized call of the gate's own function.
+exactly on 0.4), Beta(1.5, 2.5) per-task pass rates for pass@2 (where the task
+BCa bootstrap false-PASSed 5.4 % at 40 tasks) and heterogeneous per-task pass
+rates from a Beta mixture for the uplift (true pass@16 − pass@1 exactly 8 pp).
+The ``mean`` family also keeps the Student t row for gates declared
+``bounds: unbounded`` (normal values).  Replicates are run in one vectorized
+call of the gate's own function.
 """
 
 from __future__ import annotations
@@ -100,6 +102,31 @@ def _uplift_truth(w: float, k_hi: int, k_lo: int, comps: list[tuple[float, float
         wt * (surv(k_lo, a, b) - surv(k_hi, a, b))
         for wt, (a, b) in ((w, (a1, b1)), (1 - w, (a2, b2)))
     )
+
+
+@register_family("pass_at_k")
+def _pass_at_k(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
+    per, k, a, b = 5, 2, 1.5, 2.5
+    # per-task pass rates ~ Beta(a, b): true pass@k = 1 − B(a, b + k) / B(a, b)
+    truth = float(1 - math.exp(special.betaln(a, b + k) - special.betaln(a, b)))
+    # per-task unbiased pass@k for c = 0..per correct of `per` samples (the gate's estimator)
+    table = np.array([pass_at_k_unbiased(per, j, k) for j in range(per + 1)])
+    rows = []
+    for tasks in (40,) if small else (100, 40):
+        c = rng.binomial(per, rng.beta(a, b, (reps, tasks)))
+        lo, hi = betting_bounds(table[c], alpha=2 * ALPHA)
+        rows.append(
+            row_from_bounds(
+                "pass_at_k",
+                f"task {BETTING}",
+                n=tasks,
+                lo=lo,
+                hi=hi,
+                truth=truth,
+                extra={"tasks": tasks, "samples_per_task": per},
+            )
+        )
+    return rows
 
 
 @register_family("pass_at_k_uplift")

@@ -1,11 +1,11 @@
-"""Calibration families: pass@k, paired difference, quantile, trend, sequential."""
+"""Calibration families: paired difference, quantile, trend, sequential."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 from harness.calibrate.core import (
     ALPHA,
@@ -17,34 +17,11 @@ from harness.calibrate.core import (
 )
 from harness.errors import StatsError
 from harness.metrics import estimate_metric
-from harness.outcomes import Outcome
 from harness.spec import GateSpec
 from harness.stats.power import n_for_proportion
 from harness.stats.sequential import coverage_paths
 
 __all__: list[str] = []
-
-
-@register_family("pass_at_k")
-def _pass_at_k(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
-    per, k, a, b = 5, 2, 1.5, 2.5
-    # per-task pass rates ~ Beta(a, b): true pass@k = 1 − B(a, b + k) / B(a, b)
-    truth = float(1 - math.exp(special.betaln(a, b + k) - special.betaln(a, b)))
-    g = calibration_gate("pass_at_k", truth, params={"k": k})
-    rows = []
-    for tasks in (40,) if small else (100, 40):
-        ests = []
-        for r in range(reps):
-            rates = rng.beta(a, b, tasks)
-            outs = [
-                Outcome(f"t{t}-s{s}", float(rng.random() < rates[t]), cluster=f"t{t}")
-                for t in range(tasks)
-                for s in range(per)
-            ]
-            ests.append(estimate_metric(g, outs, alpha=2 * ALPHA, seed=r))
-        extra = {"tasks": tasks, "samples_per_task": per}
-        rows.append(row_from_estimates("pass_at_k", ests, truth, extra))
-    return rows
 
 
 @register_family("paired_difference")
