@@ -94,6 +94,7 @@ OPTION_VARS: Mapping[str, str] = {
     "HARNESS_CODEGEN_SUBJECTS": "codegen subjects to run (suites' --codegen-subjects)",
     "HARNESS_CODEGEN_MODEL_TASKS": "codegen: first N tasks for the model subject",
     "HARNESS_CODEGEN_DEEP_TASKS": "codegen: tasks that get the whole k ladder (N or 'all')",
+    "HARNESS_CODEGEN_TRAIN_CORPUS": "codegen: training corpus for the contamination gate",
     "HARNESS_AGENTDOJO_VENV": "the AgentDojo lane's virtual environment",
     "HARNESS_COMPRESSION_QAT": "compression: BitNet QAT overrides (suites' --compression-qat)",
     "HARNESS_COMPRESSION_TASK": "compression: the accuracy task (suites' --compression-task)",
