@@ -10,7 +10,8 @@ records to what each gate of ``gates/forge_reasoning.yaml`` decides on:
 * ``reasoning_uplift`` — exact match with the own thought vs the ``w = 0`` base, by item;
 * ``theater_vs_<condition>`` — per item, ``p̄(own) − p̄(condition)`` in [−1, 1];
 * ``theater_mixing_weight`` — per item, the mean mixing weight with the own thought;
-* ``thought_latency_p95`` — wall seconds per answer.
+* ``thought_latency_p95`` — wall seconds per answer;
+* ``thought_leaks`` — per timed held-out answer, 1 if its visible text holds a thought token.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "THEATER_CONDITIONS",
     "baking_outcomes",
     "latency_outcomes",
+    "leak_outcomes",
     "mixing_outcomes",
     "report_markdown",
     "roundtrip_outcomes",
@@ -122,6 +124,22 @@ def latency_outcomes(timing: Mapping[str, Any]) -> list[Outcome]:
             value=float(r["seconds"]),
             latency_s=float(r["seconds"]),
             raw=dict(r),
+        )
+        for r in timing["rows"]
+    ]
+
+
+def leak_outcomes(timing: Mapping[str, Any]) -> list[Outcome]:
+    """Per timed held-out answer: 1 if a thought token reached the user-visible text.
+
+    A leak is a product defect of its own, decided as an exact count, so it FAILs its gate
+    instead of aborting the latency test (which would leave that gate MISSING).
+    """
+    return [
+        Outcome(
+            item_id=str(r["id"]),
+            value=float(bool(r["visible_has_thought_token"])),
+            raw={"answer": r.get("answer")},
         )
         for r in timing["rows"]
     ]

@@ -19,6 +19,7 @@ from harness.evaluators.forge_reasoning import (
     THEATER_CONDITIONS,
     baking_outcomes,
     latency_outcomes,
+    leak_outcomes,
     mixing_outcomes,
     roundtrip_outcomes,
     theater_outcomes,
@@ -129,3 +130,16 @@ def test_latency_outcomes_carry_seconds() -> None:
     rows = [{"id": f"i{i}", "seconds": 0.01 * (i % 7 + 1)} for i in range(80)]
     out = latency_outcomes({"rows": rows})
     assert [o.latency_s for o in out] == [r["seconds"] for r in rows]
+
+
+def test_thought_leak_fails_its_gate(phase: PhaseSpec) -> None:
+    """One leaking answer out of 100 FAILs ``thought_leaks``; none leaking PASSes."""
+    rows = [
+        {"id": f"held_out:{i}", "answer": "12", "visible_has_thought_token": False}
+        for i in range(100)
+    ]
+    assert _verdict(phase, "thought_leaks", leak_outcomes({"rows": rows})) is Verdict.PASS
+    rows[37] = {"id": "held_out:37", "answer": "[thinking]12", "visible_has_thought_token": True}
+    leaks = leak_outcomes({"rows": rows})
+    assert sum(o.value for o in leaks) == 1
+    assert _verdict(phase, "thought_leaks", leaks) is Verdict.FAIL
