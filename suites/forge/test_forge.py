@@ -1,9 +1,11 @@
 """Forge phase gates (gates/forge.yaml) on the embedded default run.
 
 Subjects: the three Cognate specialists (each model, each pair) and the EvoMerge
-champion.  Controls prove the gates can fail: the untrained shared initialisation
-(accuracy), three copies of one model (diversity), a "merge" that returns the best
-parent and a degenerate merge caught by detection (improvement).
+champion.  Pipeline controls prove the gates can fail on a broken input: the untrained
+shared initialisation (accuracy), a "merge" that returns the best parent run through the
+evolution loop and a degenerate merge caught by detection (improvement).  Decision-rule
+controls FAIL by construction whatever the models do (they test the decision rule, not
+the pipeline; docs/gates.md): three copies of one model (diversity) and one combo (combos).
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ def test_cognate_diversity(gate: Gate, forge_run: ForgeRun, a: str, b: str) -> N
 
 @pytest.mark.gate("cognate_diversity")
 def test_cognate_diversity_control_copies(gate: Gate, forge_run: ForgeRun) -> None:
-    """Three copies of one model: every pair is the same model, so disagreement is 0."""
+    """Decision-rule control: every pair is the same model, so disagreement is 0 by construction."""
     copy_of = parents(forge_run)[0]
     outcomes = disagreement_outcomes(forge_run, copy_of, copy_of)  # any pair of the copies
     gate.check(outcomes, subject=f"three-copies-of-{copy_of}", expect=Verdict.FAIL)
@@ -143,6 +145,7 @@ def test_fitness_improvement(gate: Gate, forge_run: ForgeRun) -> None:
 
 @pytest.mark.gate("fitness_improvement")
 def test_fitness_improvement_control_best_parent(gate: Gate, forge_run: ForgeRun) -> None:
+    """Pipeline control: evolution with a merge that returns the best parent (no gain)."""
     run = forge_run
     extra = {**_improvement_extra(run, "control_best_parent"),
              "control": run.controls["best_parent_merge"]}  # fmt: skip
@@ -200,7 +203,7 @@ def test_combos_used(gate: Gate, forge_run: ForgeRun) -> None:
 
 @pytest.mark.gate("combos_used")
 def test_combos_used_control_one_combo(gate: Gate, forge_run: ForgeRun) -> None:
-    """A run whose accepted merges all used one combo (the first one this run used): must FAIL."""
+    """Decision-rule control: the accepted combos cut to the first one (FAILs by construction)."""
     one = {k: v for k, v in list(forge_run.accepted_combos.items())[:1]}
     gate.check(combos_outcome(forge_run, accepted=one), subject="one-combo", expect=Verdict.FAIL)
 

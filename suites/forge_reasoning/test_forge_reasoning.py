@@ -1,11 +1,13 @@
 """forge_reasoning gates (gates/forge_reasoning.yaml) on the cached Quiet-STaR run.
 
-Subjects: ``quiet-star`` (the main arm).  Controls that must FAIL: ``no-resize`` (thought
-tokens added without resizing the embeddings), ``filler-baked`` (the theater control: a
-model baked and trained with thoughts that are the same filler for every problem — no
-information; it must FAIL the anti-theater comparisons against shuffled and filler
-thoughts, where its own thoughts are its ablations), ``w0`` (the same model with mixing
-weight 0 — ignored thoughts) and ``no-thought`` (base against base: no uplift).
+Subjects: ``quiet-star`` (the main arm).  Pipeline controls that must FAIL:
+``no-resize`` (thought tokens added without resizing the embeddings), ``filler-baked``
+(the theater control: a model baked and trained with thoughts that are the same filler
+for every problem — no information; it must FAIL the anti-theater comparisons against
+shuffled and filler thoughts, where its own thoughts are its ablations).  Decision-rule
+controls, which FAIL by construction whatever the model does (they test the decision
+rule, not the pipeline; docs/gates.md): ``w0`` (the same model with mixing weight 0 —
+ignored thoughts) and ``no-thought`` (base against base: no uplift).
 """
 
 from __future__ import annotations
@@ -147,6 +149,7 @@ def test_reasoning_uplift(gate: Gate, quiet_star_run: QuietStarRun) -> None:
 
 @pytest.mark.gate("reasoning_uplift")
 def test_reasoning_uplift_control_no_thought(gate: Gate, quiet_star_run: QuietStarRun) -> None:
+    """Decision-rule control: the base scores against themselves (FAILs by construction)."""
     cand, base = uplift_outcomes(quiet_star_run.record, "main", candidate="base")
     gate.check(cand, baseline=base, subject="no-thought", expect=Verdict.FAIL)
 
@@ -225,7 +228,7 @@ def test_theater_mixing_weight(gate: Gate, quiet_star_run: QuietStarRun) -> None
 
 @pytest.mark.gate("theater_mixing_weight")
 def test_theater_mixing_weight_control_w0(gate: Gate, quiet_star_run: QuietStarRun) -> None:
-    """Ignored thoughts: the same model read with mixing weight 0."""
+    """Decision-rule control: mixing weight 0 is written, not measured (FAILs by construction)."""
     gate.check(
         mixing_outcomes(quiet_star_run.record, "main", condition="base"),
         subject="w0",
