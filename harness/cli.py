@@ -65,7 +65,7 @@ SUBAPPS: tuple[SubApp, ...] = (
     ),
     SubApp(
         "cb-data",
-        "trainers.circuit_breaker.sources.cli",
+        "harness.evaluators.cb_data_cli",
         ("app",),
         "Circuit-breaker data: export AgentDojo/ASB cases as samples, check Gate 1.",
     ),

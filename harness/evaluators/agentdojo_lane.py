@@ -49,6 +49,7 @@ import numpy as np
 import typer
 from pydantic import BaseModel, ConfigDict, Field
 
+from harness.agentdojo_venv import AGENTDOJO_VERSION, AgentDojoUnavailable, find_agentdojo_python
 from harness.backends.agentdojo_adapter import AgentDojoToolAdapter
 from harness.backends.base import (
     Generation,
@@ -61,7 +62,7 @@ from harness.backends.local_server import serve
 from harness.errors import BackendError, HarnessError
 from harness.evidence import atomic_write_text
 from harness.outcomes import Outcome
-from harness.settings import child_environment, env_option, get_settings
+from harness.settings import child_environment, get_settings
 from harness.stats.estimate import Estimate
 from harness.stats.paired import mcnemar_exact
 from harness.stats.proportion import proportion_estimate
@@ -87,14 +88,8 @@ __all__ = [
 ]
 
 LANE = "agentdojo"
-AGENTDOJO_VERSION = "0.1.35"
 AGENTDOJO_SUITES = ("banking", "slack", "travel", "workspace")
 CLIENT_SCRIPT = Path(__file__).resolve().parent.parent / "lanes" / "agentdojo_client.py"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class AgentDojoUnavailable(HarnessError):
-    """The agentdojo client venv is missing or broken (fix: ``scripts/setup_agentdojo.sh``)."""
 
 
 class AgentDojoLaneConfig(BaseModel):
@@ -207,34 +202,6 @@ def _estimate_dict(est: Estimate) -> dict[str, Any]:
         "method": est.method,
         "alpha": est.alpha,
     }
-
-
-def find_agentdojo_python(venv: Path | None = None) -> Path:
-    """The agentdojo venv's python: ``venv``, ``$HARNESS_AGENTDOJO_VENV`` or ``.venv-agentdojo``.
-
-    Raises :class:`AgentDojoUnavailable` naming the path tried and the fix.
-    """
-    root = venv or Path(env_option("HARNESS_AGENTDOJO_VENV") or _REPO_ROOT / ".venv-agentdojo")
-    python = root / "bin" / "python"
-    if not python.is_file():
-        raise AgentDojoUnavailable(
-            f"agentdojo venv not found at {root} (no {python}); create it with "
-            f"`scripts/setup_agentdojo.sh` (or set HARNESS_AGENTDOJO_VENV to an existing one)"
-        )
-    probe = subprocess.run(
-        [str(python), "-c", "from importlib.metadata import version; print(version('agentdojo'))"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    found = probe.stdout.strip()
-    if probe.returncode != 0 or found != AGENTDOJO_VERSION:
-        raise AgentDojoUnavailable(
-            f"{python}: agentdojo {AGENTDOJO_VERSION} is required, found "
-            f"{found or 'none'} ({probe.stderr.strip()[-200:]}); rerun `scripts/setup_agentdojo.sh`"
-        )
-    return python
 
 
 def _context_window(gen: Generator) -> int | None:

@@ -49,7 +49,7 @@ def export_agentdojo(
     timeout_s: float = 3600.0,
 ) -> AgentDojoExport:
     """Run the export in the AgentDojo venv and validate its rows; raises HarnessError."""
-    from harness.evaluators.agentdojo_lane import find_agentdojo_python
+    from harness.agentdojo_venv import find_agentdojo_python
 
     python = find_agentdojo_python(venv)
     out = Path(out)
