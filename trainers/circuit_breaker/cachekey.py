@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.cachekey import library_versions, source_digest
 
-__all__ = ["LIBRARIES", "PHASE_MODULES", "TRAINER_MODULES", "code_key"]
+__all__ = ["LIBRARIES", "PHASE_MODULES", "SWEEP_MODULES", "TRAINER_MODULES", "code_key"]
 
 #: Modules whose source decides the trained adapter.
 TRAINER_MODULES: tuple[str, ...] = (
@@ -35,6 +35,11 @@ PHASE_MODULES: tuple[str, ...] = (
     "trainers.circuit_breaker.eval",
     "trainers.circuit_breaker.pipeline",
 )
+
+#: Modules whose source decides a dev-split sweep row: the phase's, plus the sweep's own
+#: (its train-and-score step and knob handling).  Kept apart from PHASE_MODULES so editing
+#: the sweep does not invalidate the phase's cached result.
+SWEEP_MODULES: tuple[str, ...] = (*PHASE_MODULES, "trainers.circuit_breaker.sweep")
 
 #: Libraries whose versions shape the numbers (kernels, tokenisation, LoRA, training loop).
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "numpy", "tokenizers")

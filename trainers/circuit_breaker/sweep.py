@@ -369,9 +369,9 @@ def run_sweep(
     marking stages with missing runs incomplete.
     ``runner`` replaces the real train-and-score function (tests of the stage logic).
     """
-    from .cachekey import PHASE_MODULES, code_key
+    from .cachekey import SWEEP_MODULES, code_key
 
-    code = config_digest(code_key(PHASE_MODULES))[:16]
+    code = config_digest(code_key(SWEEP_MODULES))[:16]
     store = RunStore(out, code=code)
     for other in imports:
         progress(f"sweep: {store.absorb(other)} rows added from {other}")

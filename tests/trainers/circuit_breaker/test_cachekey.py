@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from trainers.circuit_breaker.cachekey import PHASE_MODULES, TRAINER_MODULES, code_key
+from trainers.circuit_breaker.cachekey import (
+    PHASE_MODULES,
+    SWEEP_MODULES,
+    TRAINER_MODULES,
+    code_key,
+)
 from trainers.circuit_breaker.pipeline import PhaseRunConfig
 
 
@@ -49,6 +54,13 @@ def test_phase_modules_cover_the_trainer_and_every_step() -> None:
     for module in ("trainers.circuit_breaker.eval", "trainers.circuit_breaker.coherence"):
         assert module in PHASE_MODULES
     assert code_key(PHASE_MODULES)["libraries"]["torch"]
+
+
+def test_sweep_rows_follow_the_sweep_code_too() -> None:
+    """A sweep row is keyed on the sweep's own source as well; the phase result is not."""
+    assert set(PHASE_MODULES) < set(SWEEP_MODULES)
+    assert "trainers.circuit_breaker.sweep" in SWEEP_MODULES
+    assert "trainers.circuit_breaker.sweep" not in PHASE_MODULES
 
 
 def test_evaluations_are_cached_by_model_items_and_code(
