@@ -151,7 +151,7 @@ def _by_level(run: ForgeRun, subject: str) -> list[str]:
     return out
 
 
-def cognate_markdown(run: ForgeRun, figures: Sequence[str] = ()) -> str:
+def cognate_markdown(run: ForgeRun, *, figures: Sequence[str] = ()) -> str:
     """Per-model accuracy by level, pairwise disagreement / complementarity / CKA."""
     levels = sorted(set(run.levels))
     subjects = ["init", "stem", *parents(run), "champion"]
@@ -174,7 +174,7 @@ def cognate_markdown(run: ForgeRun, figures: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def evolution_markdown(run: ForgeRun, figures: Sequence[str] = ()) -> str:
+def evolution_markdown(run: ForgeRun, *, figures: Sequence[str] = ()) -> str:
     """Generations, fitness at start/end, fallbacks, injections, combos, time."""
     h = run.history
     first, last = h[0], h[-1]

@@ -132,7 +132,7 @@ def test_fitness_improvement(gate: Gate, forge_run: ForgeRun) -> None:
         champion_path=run.champion_path,
         champion_lineage=run.lineage[run.champion_id],
         wandb=run.tracking.get("evomerge"),
-        report_markdown=evolution_markdown(run, _figures(gate, run)),
+        report_markdown=evolution_markdown(run, figures=_figures(gate, run)),
     )
     gate.check(
         accuracy_outcomes(run, "champion"),

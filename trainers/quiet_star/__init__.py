@@ -7,4 +7,11 @@ Modules: ``tokens`` (tokenizer, the 12 thought tokens), ``traces`` (baking data)
 answering), ``supervised`` (pretraining, baking), ``reinforce`` (the Quiet-STaR update),
 ``ablation`` (anti-theater conditions), ``stages``/``pipeline`` (the cached run),
 ``latency`` (per-session timing).
+
+The package re-exports nothing: callers import the module they need (each has its own
+``__all__``), so importing the package does not load torch.
 """
+
+from __future__ import annotations
+
+__all__: list[str] = []

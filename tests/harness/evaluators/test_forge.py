@@ -86,6 +86,6 @@ def test_cka_from_saved_features_and_markdown(tmp_path: Path) -> None:
     run = _run(tmp_path / "f.npz")
     assert cka(run, "a", "b") == pytest.approx(1.0)
     assert np.isnan(cka(_run(), "a", "b"))
-    md = cognate_markdown(run, ["figures/x.png"])
+    md = cognate_markdown(run, figures=["figures/x.png"])
     assert "| a / b | 0.750 | 0.500 | 1.000 |" in md and "![figures/x.png]" in md
     assert "linear+ties+dfs" in evolution_markdown(run)
