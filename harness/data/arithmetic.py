@@ -5,10 +5,18 @@ GSM8K-style problems, which are not available offline.  This generator gives a
 task with headroom for tiny models: difficulty ``d`` (1 … 4) is the number of
 arithmetic steps, and larger levels also use larger numbers, multiplication and
 exact division.  Every item is generated from its own integer seed, so a split is
-a seed range: ``train``, ``selection`` (what a search optimises) and ``held_out``
-(what gates judge) use disjoint seed ranges, and :func:`make_splits` additionally
-drops any question text already present in an earlier split, so no held-out
-question appears verbatim in training.
+a seed range: ``train``, ``selection`` (what a search optimises), ``dev`` (where
+design choices and probes are measured) and ``held_out`` (what gates judge, touched
+once per run) use disjoint seed ranges, and :func:`make_splits` additionally drops
+any question text already present in an earlier split, so no held-out question
+appears verbatim in training.  ``dev`` has the seed base that ``held_out`` had before
+(the items the forge design was compared on); ``held_out`` moved to a fresh base,
+never used for any choice.
+
+Splits made by *separate* calls (another phase's task built on a model trained here)
+are not deduplicated against each other; :func:`question_digest` /
+:func:`exclude_questions` drop items whose question a model was trained on, given the
+digests that model's producer recorded (:func:`write_question_digests`).
 
 A user dataset in the same JSONL shape (one object per line with ``question`` and
 ``answer``) loads with :func:`load_jsonl`; GSM8K's answer field (a rationale ending
@@ -22,6 +30,9 @@ the last integer), treating the output as untrusted text.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import json
 import random
 import re
@@ -36,16 +47,20 @@ __all__ = [
     "SPLIT_SEED_BASE",
     "ArithmeticItem",
     "SplitName",
+    "exclude_questions",
     "extract_answer",
     "generate_item",
     "is_correct",
     "load_jsonl",
     "make_splits",
     "normalize_answer",
+    "question_digest",
+    "read_question_digests",
     "split_items",
+    "write_question_digests",
 ]
 
-SplitName = Literal["train", "selection", "held_out"]
+SplitName = Literal["train", "selection", "dev", "held_out"]
 
 #: Difficulty levels: number of arithmetic steps (and growing number ranges).
 DIFFICULTIES = (1, 2, 3, 4)
@@ -54,8 +69,12 @@ DIFFICULTIES = (1, 2, 3, 4)
 SPLIT_SEED_BASE: dict[SplitName, int] = {
     "train": 0,
     "selection": 1_000_000_000,
-    "held_out": 2_000_000_000,
+    # the forge design (encoding, level mix) was compared on these items: dev, never judged
+    "dev": 2_000_000_000,
+    # drawn fresh after those choices; what gates judge
+    "held_out": 3_000_000_000,
 }
+_SPLIT_ORDER: tuple[SplitName, ...] = ("train", "selection", "dev", "held_out")
 _SPAN = 1_000_000_000
 
 _NAMES = ("Ava", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Iris", "Jonas")
@@ -120,14 +139,14 @@ def generate_item(seed: int, difficulty: int) -> ArithmeticItem:
 def make_splits(
     sizes: dict[SplitName, int], *, difficulties: tuple[int, ...] = DIFFICULTIES
 ) -> dict[SplitName, list[ArithmeticItem]]:
-    """Generate the three splits from disjoint seed ranges, levels cycling through ``difficulties``.
+    """Generate the splits from disjoint seed ranges, levels cycling through ``difficulties``.
 
-    Questions already produced by an earlier split (order: train, selection, held_out)
-    are skipped, so the splits are disjoint by seed *and* by text.
+    Questions already produced by an earlier split (order: train, selection, dev,
+    held_out) are skipped, so the splits are disjoint by seed *and* by text.
     """
     seen: set[str] = set()
     out: dict[SplitName, list[ArithmeticItem]] = {}
-    for split in ("train", "selection", "held_out"):
+    for split in _SPLIT_ORDER:
         n = sizes.get(split, 0)
         items: list[ArithmeticItem] = []
         seed = SPLIT_SEED_BASE[split]
@@ -141,6 +160,58 @@ def make_splits(
                 items.append(item)
         out[split] = items
     return out
+
+
+def question_digest(question: str) -> str:
+    """sha256 hex of the question with whitespace collapsed and case folded.
+
+    Why normalise: the same problem re-typed with other spacing or capitals is the same
+    item for a model; digests (not texts) travel with a checkpoint.
+    """
+    norm = " ".join(question.split()).casefold()
+    return hashlib.sha256(norm.encode("utf-8")).hexdigest()
+
+
+def exclude_questions(
+    items: list[ArithmeticItem], digests: frozenset[str] | set[str]
+) -> tuple[list[ArithmeticItem], int]:
+    """``items`` without those whose :func:`question_digest` is in ``digests``; and how many."""
+    kept = [it for it in items if question_digest(it.question) not in digests]
+    return kept, len(items) - len(kept)
+
+
+def write_question_digests(path: Path, questions: list[str]) -> tuple[str, int]:
+    """Write sorted unique digests of ``questions`` (gzip, one per line); (file sha256, count).
+
+    Deterministic bytes (gzip mtime 0), so the file's digest names the set.
+    """
+    lines = sorted({question_digest(q) for q in questions})
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
+        gz.write("".join(d + "\n" for d in lines).encode("ascii"))
+    data = buf.getvalue()
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest(), len(lines)
+
+
+def read_question_digests(path: Path, *, sha256: str) -> frozenset[str]:
+    """The digest set written by :func:`write_question_digests`; checks the file's sha256."""
+    if not path.is_file():
+        raise DataValidationError(f"{path}: no question-digest file; the producer writes it.")
+    data = path.read_bytes()
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise DataValidationError(
+            f"{path}: sha256 {got} does not match the manifest's {sha256}; the file was "
+            "changed or belongs to another run — re-run the producing phase."
+        )
+    try:
+        lines = gzip.decompress(data).decode("ascii").split()
+    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise DataValidationError(f"{path}: not a gzip list of sha256 digests ({exc}).") from exc
+    if any(re.fullmatch(r"[0-9a-f]{64}", d) is None for d in lines):
+        raise DataValidationError(f"{path}: a line is not a sha256 hex digest.")
+    return frozenset(lines)
 
 
 _INT = re.compile(r"-?\d[\d,]*(?:\.\d+)?")

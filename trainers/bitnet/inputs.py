@@ -14,6 +14,14 @@ Three inputs, in this order:
    nothing about compression (0.1 → 0.09 "retains 90 %"), so a weaker champion is not used.
 3. Otherwise the embedded tiny model the phase trains itself; the evidence says why the
    champion was not used (absent, unreadable, too weak).
+
+The champion was trained on forge's own split of the same task, drawn by a separate
+call, so some of this phase's dev/test questions can be ones it trained on.  Its
+directory carries the digests of those questions (``train_questions`` in the
+manifest); matching dev/test items are dropped before anything is measured, and
+``CompressionInput.overlap`` records how many from which split.  A champion without
+the file (written before it existed) is still used, with ``overlap["warning"]`` saying
+the overlap was not checked.
 """
 
 from __future__ import annotations
@@ -60,6 +68,8 @@ class CompressionInput:
     task: str | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     fp_dev_accuracy: float | None = None
+    #: training-question overlap removed from the task (forge champion only; module doc)
+    overlap: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,23 +168,27 @@ def default_input(
     """The forge champion if usable (module doc), else the embedded model, with the reason."""
     from trainers.bitnet.pipeline import fp_dev_accuracy
     from trainers.bitnet.qa_task import QAFormat, load_task
+    from trainers.forge.champion import question_set
 
     manifest, why = read_champion(models_dir)
     if manifest is None:
         return CompressionInput("embedded", why + note), None
     directory = champion_dir(models_dir)
+    overlap: dict[str, Any] = {}
     try:
+        seen = question_set(directory, manifest)
         fmt = QAFormat(
             prompt_template=str(manifest.get("prompt_template", QAFormat.prompt_template)),
             answer_template=str(manifest.get("answer_template", QAFormat.answer_template)),
             encoding=str(manifest.get("encoding", "text")),
         )
-        task = load_task(task_spec(str(manifest["task"]), base=directory), fmt=fmt)
+        task = load_task(task_spec(str(manifest["task"]), base=directory), fmt=fmt, exclude=seen)
+        overlap = _overlap_record(seen, manifest, task.excluded)
         acc = fp_dev_accuracy(directory, task, cache_dir=cache_dir)
     except DataValidationError as exc:
         return CompressionInput(
             "embedded", f"forge champion at {directory}: its task cannot be used ({exc})" + note,
-            path=str(directory), manifest=manifest,
+            path=str(directory), manifest=manifest, overlap=overlap,
         ), None  # fmt: skip
     if acc < MIN_FP_ACCURACY:
         return CompressionInput(
@@ -186,6 +200,29 @@ def default_input(
             task=task.name,
             manifest=manifest,
             fp_dev_accuracy=acc,
+            overlap=overlap,
         ), None
     reason = f"forge champion at {directory}: dev accuracy {acc:.3f} ≥ {MIN_FP_ACCURACY}" + note
-    return CompressionInput("forge", reason, str(directory), task.name, manifest, acc), task
+    return CompressionInput(
+        "forge", reason, str(directory), task.name, manifest, acc, overlap
+    ), task
+
+
+def _overlap_record(
+    seen: frozenset[str] | None, manifest: dict[str, Any], dropped: dict[str, int]
+) -> dict[str, Any]:
+    """What the evidence says about training-question overlap with the task."""
+    if seen is None:
+        return {
+            "checked": False,
+            "warning": "the forge champion has no training-question file (written before it "
+            "existed): dev/test items may include questions it trained on; re-run the forge "
+            "phase to write it",
+        }
+    spec = manifest["train_questions"]
+    return {
+        "checked": True,
+        "dropped": dropped,
+        "from": f"forge champion's {'+'.join(spec.get('splits', []))} questions "
+        f"({len(seen)} digests, {spec.get('file')} sha256 {spec['sha256'][:16]}…)",
+    }

@@ -20,14 +20,17 @@ later positions, so the padding cannot change a prediction.
 
 Splits: ``train`` (QAT), ``dev`` (every knob and the fallback decision) and
 ``test`` (the gate, evaluated once) are disjoint — by seed range and text for
-the synthetic task, by a seeded permutation of the rows for a user file.
+the synthetic task, by a seeded permutation of the rows for a user file.  For a model
+trained elsewhere on the same task (the forge champion), ``exclude`` holds the digests
+of the questions it was trained on (:func:`harness.data.arithmetic.question_digest`);
+dev and test items with such a question are dropped and counted in ``QATask.excluded``.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.data.arithmetic import ArithmeticItem, load_jsonl, make_splits, split_items
+from harness.data.arithmetic import (
+    ArithmeticItem,
+    exclude_questions,
+    load_jsonl,
+    make_splits,
+    split_items,
+)
 from harness.errors import DataValidationError
 
 __all__ = [
@@ -90,6 +99,9 @@ class QATask:
     source: str
     splits: dict[str, list[ArithmeticItem]]
     fmt: QAFormat
+    #: dev/test items dropped because the input model trained on their question
+    #: (``{"dev": n, "test": n}``; empty when nothing was excluded)
+    excluded: dict[str, int] = field(default_factory=dict)
 
     def digest(self) -> str:
         h = hashlib.sha256(repr(self.fmt).encode())
@@ -99,12 +111,33 @@ class QATask:
         return h.hexdigest()
 
 
-def load_task(spec: str, *, seed: int = 0, fmt: QAFormat | None = None) -> QATask:
+def load_task(
+    spec: str,
+    *,
+    seed: int = 0,
+    fmt: QAFormat | None = None,
+    exclude: frozenset[str] | None = None,
+) -> QATask:
     """``"arithmetic"`` / ``"arithmetic:1,2"`` (synthetic, those levels) or a JSONL path.
 
-    Errors name the option, the file, the field and the fix.
+    ``exclude``: question digests the model trained on; matching dev/test items are
+    dropped (module doc).  Errors name the option, the file, the field and the fix.
     """
-    fmt = fmt or QAFormat()
+    task = _load_task(spec, seed=seed, fmt=fmt or QAFormat())
+    if exclude is None:
+        return task
+    splits, dropped = dict(task.splits), {}
+    for name in ("dev", "test"):
+        splits[name], dropped[name] = exclude_questions(task.splits[name], exclude)
+        if not splits[name]:
+            raise DataValidationError(
+                f"task {spec!r}: every {name} item's question is in the model's training set; "
+                "judge it on a task it was not trained on"
+            )
+    return QATask(task.name, task.source, splits, task.fmt, dropped)
+
+
+def _load_task(spec: str, *, seed: int, fmt: QAFormat) -> QATask:
     if spec == FORGE_SYNTHETIC:
         spec = SYNTHETIC
     spec = spec.removeprefix("jsonl:")

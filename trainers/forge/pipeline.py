@@ -365,7 +365,9 @@ def _save_models(
     return out
 
 
-def _publish_champion(run: ForgeRun, models_dir: Path | None) -> str:
+def _publish_champion(
+    run: ForgeRun, models_dir: Path | None, splits: Mapping[str, Sequence[ArithmeticItem]]
+) -> str:
     from transformers import LlamaForCausalLM
 
     from trainers.forge.champion import ChampionManifest, champion_dir, write_champion
@@ -384,7 +386,10 @@ def _publish_champion(run: ForgeRun, models_dir: Path | None) -> str:
         tuple(json.loads((Path(run.paths["champion"]) / "forge_vocab.json").read_text())["tokens"])
     )
     model = LlamaForCausalLM.from_pretrained(run.paths["champion"])
-    write_champion(model, vocab, manifest, directory=d)
+    # what its weights were fitted on; selection (searched on, never trained on) is not
+    # included: compression's dev split lies in that range (docs/compression.md)
+    seen = [it.question for it in splits["train"]]
+    write_champion(model, vocab, manifest, directory=d, train_questions=seen)
     return str(d)
 
 
@@ -415,8 +420,9 @@ def run_forge(
 
         d = champion_dir(models_dir)
         current = d.is_dir() and (d.parent / "champion.json").is_file()
-        if not current or read_manifest(d).cache_key != run.cache_key["key"]:
-            run.champion_path = _publish_champion(run, models_dir)
+        stale = not current or read_manifest(d).cache_key != run.cache_key["key"]
+        if stale or read_manifest(d).train_questions is None:  # older champions: add the set
+            run.champion_path = _publish_champion(run, models_dir, splits)
         else:
             run.champion_path = str(d)
     return run

@@ -2,12 +2,17 @@
 
 Defaults were chosen on the ``selection`` split (never on ``held_out``) to keep the cold
 run to a few minutes of one CPU thread; docs/forge_reasoning.md has the measurements.
+``eval_split`` is ``held_out`` for the phase (what its gates judge) and ``dev`` for
+experiments (``python -m trainers.quiet_star.run``): a budget probe never reads the
+judged split.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from harness.errors import DataValidationError
 
 __all__ = ["QuietStarConfig"]
 
@@ -49,6 +54,23 @@ class QuietStarConfig:
     n_latency: int = 100
     seed: int = 0
     threads: int = 1
+    #: the split both arms are scored on: ``held_out`` (phase) or ``dev`` (probes)
+    eval_split: str = "held_out"
+
+    def __post_init__(self) -> None:
+        if self.eval_split not in ("held_out", "dev"):
+            raise DataValidationError(
+                f"QuietStarConfig: eval_split={self.eval_split!r}; use 'held_out' (the phase) "
+                "or 'dev' (experiments)"
+            )
+
+    def splits(self) -> dict[str, int]:
+        """Sizes for :func:`harness.data.arithmetic.make_splits` (the eval split: n_held_out)."""
+        return {
+            "train": self.n_train,
+            "selection": self.n_selection,
+            self.eval_split: self.n_held_out,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -33,8 +33,13 @@ def measure_latency(
     torch.set_num_threads(cfg.threads)
     model, tok, head = load_arm(run, arm)
     vocab = Vocab.of(tok)
-    sizes = {"train": cfg.n_train, "selection": cfg.n_selection, "held_out": cfg.n_held_out}
-    items = make_splits(sizes, difficulties=cfg.levels)["held_out"][: cfg.n_latency]  # type: ignore[arg-type]
+    split = cfg.eval_split
+    # the same items the run scored: the champion's training questions were dropped there
+    dropped = set(
+        run.record["input"].get("overlap", {}).get("dropped", {}).get(f"{split}_seeds", [])
+    )
+    made = make_splits(cfg.splits(), difficulties=cfg.levels)[split]  # type: ignore[arg-type,index]
+    items = [it for it in made if it.seed not in dropped][: cfg.n_latency]
     for it in items[:2]:
         answer_with_thought(model, head, vocab.prompt(it), vocab, max_thought=cfg.max_thought)
     rows = []
@@ -44,7 +49,7 @@ def measure_latency(
         dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
         rows.append(
             {
-                "id": f"held_out:{it.seed}",
+                "id": f"{split}:{it.seed}",
                 "seconds": dt,
                 "cpu_seconds": cpu,
                 "answer": ans.text,

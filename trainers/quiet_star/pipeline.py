@@ -8,8 +8,14 @@ Steps (CPU, deterministic given the config and the input model):
 3. **main arm**: bake on program traces, then Quiet-STaR; **theater control**: the same
    steps on traces whose thought is the same ``control_filler_len`` filler pieces for
    every problem (a thought carrying no information);
-4. both arms are scored on the held-out split under the five conditions; the baked main
-   model (before Step 2) is scored for baking convergence.
+4. both arms are scored on the held-out split (``cfg.eval_split``: ``dev`` for probes)
+   under the five conditions; the baked main model (before Step 2) is scored for baking
+   convergence.
+
+With forge's champion as input, selection/dev/held-out items whose question the
+champion was trained on (the digests in its directory, :func:`trainers.forge.champion.
+question_set`) are dropped first; ``record["input"]["overlap"]`` says how many (a
+champion without the file is used with a recorded warning).
 
 The record (``run.json``) and the two arms' checkpoints (for per-session latency timing)
 are cached under ``<cache>/forge_reasoning/<key>`` (:func:`harness.cachekey.cache_key`
@@ -33,8 +39,9 @@ from filelock import FileLock
 
 from harness.atomic import atomic_write_json
 from harness.cachekey import CacheKey, cache_key, digest_paths, note_cache_use, note_training_run
-from harness.data.arithmetic import make_splits
+from harness.data.arithmetic import exclude_questions, make_splits
 from trainers.base import directory_digest
+from trainers.forge.champion import question_set
 from trainers.quiet_star.base_model import InputModel, champion_dir, load_champion, tiny_model
 from trainers.quiet_star.config import QuietStarConfig
 from trainers.quiet_star.mixing import MixingHead
@@ -50,7 +57,14 @@ from trainers.quiet_star.tokens import add_thought_tokens, roundtrip_failures
 from trainers.quiet_star.traces import Trace, filler_trace, program_trace
 from trainers.tracking import RunTracker
 
-__all__ = ["ARMS", "PRODUCERS", "QuietStarRun", "load_arm", "run_quiet_star"]
+__all__ = [
+    "ARMS",
+    "PRODUCERS",
+    "QuietStarRun",
+    "drop_champion_questions",
+    "load_arm",
+    "run_quiet_star",
+]
 
 ARMS = ("main", "control")
 #: The modules whose code reaches the cached record (latency timing and the CLI do not).
@@ -84,6 +98,29 @@ def _input_model(cfg: QuietStarConfig, models_dir: Path | None, train: list[Any]
     if path is not None and (path / "config.json").is_file():
         return load_champion(path)
     return tiny_model(train, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, seed=cfg.seed)
+
+
+def drop_champion_questions(
+    start: InputModel, splits: dict[str, list[Any]], cfg: QuietStarConfig
+) -> dict[str, Any]:
+    """Drop non-train items whose question the champion trained on (in place); the record."""
+    if start.source != "champion":
+        return {"checked": False, "reason": "embedded model: trained here on the train split"}
+    path = Path(start.info["path"])
+    seen = question_set(path, start.info.get("champion") or {})
+    if seen is None:
+        return {
+            "checked": False,
+            "warning": "the forge champion has no training-question file (written before it "
+            "existed): evaluation items may include questions it trained on; re-run forge",
+        }
+    dropped: dict[str, Any] = {}
+    for name in ("selection", cfg.eval_split):
+        before = splits[name]
+        splits[name], dropped[name] = exclude_questions(before, seen)
+        kept = {id(it) for it in splits[name]}
+        dropped[f"{name}_seeds"] = [it.seed for it in before if id(it) not in kept]
+    return {"checked": True, "dropped": dropped, "from": f"forge champion ({len(seen)} digests)"}
 
 
 def _traces(items: list[Any], *, control: bool, filler_len: int) -> list[Trace]:
@@ -135,7 +172,7 @@ def _arm(
 
     control = arm == "control"
     train = _traces(splits["train"], control=control, filler_len=cfg.control_filler_len)
-    held = _traces(splits["held_out"], control=False, filler_len=0)
+    held = _traces(splits[cfg.eval_split], control=False, filler_len=0)
     t0 = _clock()
     steps = cfg.control_bake_steps if control else cfg.bake_steps
     bake_loss = bake(model, vocab, train, cfg, log, steps=steps)
@@ -145,7 +182,7 @@ def _arm(
     curve = _curve(model, head, vocab, splits["selection"][: cfg.curve_items], cfg)
     stats = quiet_star(model, head, vocab, splits["train"], cfg, log, curve)
     t2 = _clock()
-    evaluation = evaluate_arm(model, head, vocab, splits["held_out"], cfg)
+    evaluation = evaluate_arm(model, head, vocab, splits[cfg.eval_split], cfg)
     t3 = _clock()
     from harness.backends.hf import quiet_progress
 
@@ -187,7 +224,12 @@ def _key(cfg: QuietStarConfig, models_dir: Path | None) -> tuple[CacheKey, str |
     data = digest_paths([path]) if path is not None and (path / "config.json").is_file() else None
     key = cache_key(
         "forge_reasoning",
-        modules=[*PRODUCERS, "harness.data.arithmetic", "trainers.tracking"],
+        modules=[
+            *PRODUCERS,
+            "harness.data.arithmetic",
+            "trainers.forge.champion",
+            "trainers.tracking",
+        ],
         libraries=["torch", "transformers", "tokenizers"],
         config=cfg,
         data=data,
@@ -227,9 +269,9 @@ def _compute(
     cfg: QuietStarConfig, models_dir: Path | None, root: Path, progress: Callable[[str], None]
 ) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
-    sizes = {"train": cfg.n_train, "selection": cfg.n_selection, "held_out": cfg.n_held_out}
-    splits = make_splits(sizes, difficulties=cfg.levels)  # type: ignore[arg-type]
+    splits: dict[str, list[Any]] = dict(make_splits(cfg.splits(), difficulties=cfg.levels))  # type: ignore[arg-type]
     start = _input_model(cfg, models_dir, splits["train"])
+    overlap = drop_champion_questions(start, splits, cfg)
     t0 = _clock()
     with RunTracker(name="forge-reasoning", config=cfg.to_dict(), group="forge_reasoning") as tr:
         if start.source == "embedded":
@@ -252,7 +294,7 @@ def _compute(
     t1 = _clock()
     return {
         "config": cfg.to_dict(),
-        "input": {"source": start.source, **start.info},
+        "input": {"source": start.source, **start.info, "overlap": overlap},
         "pretrain_loss_last": pre_loss[-20:],
         "tokens": {**added.to_dict(), "roundtrip_failures": failures},
         "tokens_control": {"roundtrip_failures": control_failures, "resize": False},

@@ -2,9 +2,10 @@
 
     PYTHONPATH=. python -m trainers.quiet_star.run [--cache-dir DIR] [--set key=value ...]
 
-The same cached record the phase suite reads (``<cache>/forge_reasoning/<key>``) when the
-config is the default; ``--set`` overrides config fields for experiments (values parsed
-as JSON, e.g. ``--set bake_steps=1200 --set levels=[1,2]``).
+A probe for choosing knobs: it scores on the ``dev`` split (``eval_split=dev``), never
+on the held-out split the phase's gates judge.  ``--set`` overrides config fields
+(values parsed as JSON, e.g. ``--set bake_steps=1200 --set levels=[1,2]``);
+``--set eval_split="held_out"`` reads the phase's own record (reporting, not choosing).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--refresh", action="store_true")
     args = ap.parse_args(argv)
-    over: dict[str, Any] = {}
+    over: dict[str, Any] = {"eval_split": "dev"}
     for item in args.set:
         key, _, value = item.partition("=")
         parsed = json.loads(value)

@@ -111,7 +111,9 @@ def baking_eval(
         pieces = vocab.tokens(th)
         rows.append(
             {
-                "id": f"held_out:{t.item.seed}" if t.item.seed >= 0 else t.item.question[:60],
+                "id": f"{cfg.eval_split}:{t.item.seed}"
+                if t.item.seed >= 0
+                else t.item.question[:60],
                 "well_formed": well_formed(pieces),
                 "answer_exact": exact,
                 "trace_exact": th == vocab.thought(t.thought),
@@ -185,7 +187,7 @@ def evaluate_arm(
     conds = condition_thoughts(own, vocab, seed=cfg.seed + 4)
     scores = score_conditions(model, head, prompts, answers, conds, vocab)
     return {
-        "ids": [f"held_out:{it.seed}" for it in items],
+        "ids": [f"{cfg.eval_split}:{it.seed}" for it in items],
         "scores": scores,
         "thoughts": {c: [" ".join(vocab.tokens(t)) for t in ts[:5]] for c, ts in conds.items()},
         "own_lengths": [len(t) for t in own],

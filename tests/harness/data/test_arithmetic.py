@@ -10,14 +10,19 @@ import pytest
 
 from harness.data.arithmetic import (
     DIFFICULTIES,
+    SPLIT_SEED_BASE,
     ArithmeticItem,
+    exclude_questions,
     extract_answer,
     generate_item,
     is_correct,
     load_jsonl,
     make_splits,
     normalize_answer,
+    question_digest,
+    read_question_digests,
     split_items,
+    write_question_digests,
 )
 from harness.errors import DataValidationError
 
@@ -60,15 +65,47 @@ def test_levels_are_harder_by_steps_and_magnitude() -> None:
 
 
 def test_splits_are_disjoint_by_seed_and_by_text() -> None:
-    sp = make_splits({"train": 2000, "selection": 300, "held_out": 300})
-    assert [len(sp[k]) for k in ("train", "selection", "held_out")] == [2000, 300, 300]
+    sp = make_splits({"train": 2000, "selection": 300, "dev": 300, "held_out": 300})
+    names = ("train", "selection", "dev", "held_out")
+    assert [len(sp[k]) for k in names] == [2000, 300, 300, 300]
     seeds = {k: {i.seed for i in v} for k, v in sp.items()}
     texts = {k: {i.question for i in v} for k, v in sp.items()}
-    for a, b in (("train", "selection"), ("train", "held_out"), ("selection", "held_out")):
-        assert not seeds[a] & seeds[b]
-        assert not texts[a] & texts[b]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            assert not seeds[a] & seeds[b], (a, b)
+            assert not texts[a] & texts[b], (a, b)
     assert {i.difficulty for i in sp["held_out"]} == set(DIFFICULTIES)
     assert make_splits({"held_out": 10})["held_out"] == sp["held_out"][:10]  # stable
+
+
+def test_dev_is_the_old_held_out_and_held_out_is_fresh() -> None:
+    """The forge design was compared on seeds from 2·10⁹ (then ``held_out``): those are dev
+    now; the judged split starts at a base no earlier version used."""
+    assert SPLIT_SEED_BASE["dev"] == 2_000_000_000
+    assert SPLIT_SEED_BASE["held_out"] == 3_000_000_000
+    sp = make_splits({"dev": 5, "held_out": 5})
+    assert sp["dev"][0].seed == 2_000_000_000
+    assert sp["held_out"][0].seed == 3_000_000_000
+
+
+def test_question_digests_drop_trained_questions(tmp_path: Path) -> None:
+    q = "Ava has 3 apples. How many apples does Ava have now?"
+    assert question_digest(q) == question_digest(
+        "  ava HAS 3 apples.\nHow many apples does Ava have now? "
+    )
+    assert question_digest(q) != question_digest(q.replace("3", "4"))
+    sp = make_splits({"train": 50, "held_out": 40})
+    trained = [it.question for it in sp["train"]] + [it.question for it in sp["held_out"][:7]]
+    sha, n = write_question_digests(tmp_path / "q.gz", trained)
+    assert n == 57
+    assert write_question_digests(tmp_path / "again.gz", trained[::-1])[0] == sha  # deterministic
+    seen = read_question_digests(tmp_path / "q.gz", sha256=sha)
+    kept, dropped = exclude_questions(sp["held_out"], seen)
+    assert dropped == 7 and kept == sp["held_out"][7:]
+    with pytest.raises(DataValidationError, match="does not match"):
+        read_question_digests(tmp_path / "q.gz", sha256="0" * 64)
+    with pytest.raises(DataValidationError, match="no question-digest file"):
+        read_question_digests(tmp_path / "absent.gz", sha256=sha)
 
 
 def test_answer_extraction_and_exact_checking() -> None:

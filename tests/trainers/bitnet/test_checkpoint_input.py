@@ -197,20 +197,67 @@ def test_weak_model_makes_no_retention_claim(tmp_path: Path) -> None:
     assert "full-precision test accuracy" in status[0]["reason"] and "< 0.5" in status[0]["reason"]
 
 
-def _forge_champion(models_dir: Path) -> Path:
-    """A champion written by the forge phase's own publisher (untrained weights)."""
+def _forge_champion(models_dir: Path, extra_trained: list[str] | None = None) -> Path:
+    """A champion written by the forge phase's own publisher (untrained weights); its
+    training-question set is forge's toy train split plus ``extra_trained``."""
     from harness.data.arithmetic import make_splits
     from trainers.forge.champion import ChampionManifest, champion_dir, write_champion
     from trainers.forge.digitlm import DigitVocab, make_llama
 
     items = make_splits({"train": 400})["train"]
-    vocab = DigitVocab.fit(it.question for it in items)
+    questions = [it.question for it in items] + list(extra_trained or [])
+    vocab = DigitVocab.fit(questions)
     model = make_llama(vocab, hidden=16, layers=1, heads=2, seed=0)
     manifest = ChampionManifest(
         cache_key="k", task="arithmetic-word-problems-v1", held_out_accuracy=0.07,
         created_by="test",
     )  # fmt: skip
-    return write_champion(model, vocab, manifest, directory=champion_dir(models_dir))
+    return write_champion(
+        model, vocab, manifest, directory=champion_dir(models_dir), train_questions=questions
+    )
+
+
+def test_champion_training_questions_are_dropped_from_dev_and_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forge's split and this phase's split are drawn by separate calls: the champion's
+    training questions that land in compression dev/test are dropped and counted."""
+    from harness.data.arithmetic import question_digest
+    from trainers.bitnet import inputs
+    from trainers.bitnet.qa_task import load_task
+
+    plain = load_task("arithmetic")
+    leaked = [it.question for it in plain.splits["test"][:13]]
+    leaked += [it.question for it in plain.splits["dev"][:5]]
+    _forge_champion(tmp_path / "models", leaked)
+    monkeypatch.setattr(inputs, "MIN_FP_ACCURACY", 0.0)
+    inp, task = inputs.default_input(tmp_path / "models", tmp_path / "cache")
+    assert inp.kind == "forge" and task is not None
+    assert task.excluded == {"dev": 5, "test": 13}
+    assert inp.overlap["checked"] is True and inp.overlap["dropped"] == {"dev": 5, "test": 13}
+    assert "forge champion's train questions (418 digests" in inp.overlap["from"]
+    trained = {question_digest(it.question) for it in _forge_train_items()} | {
+        question_digest(q) for q in leaked
+    }
+    for split in ("dev", "test"):
+        assert not {question_digest(it.question) for it in task.splits[split]} & trained
+    assert len(task.splits["test"]) == len(plain.splits["test"]) - 13
+    assert inp.to_dict()["overlap"]["dropped"]["test"] == 13  # what the evidence records
+
+    # an older champion (no question file in its manifest) is used, with a recorded warning
+    manifest_path = tmp_path / "models" / "forge" / "champion.json"
+    body = json.loads(manifest_path.read_text())
+    del body["train_questions"]
+    manifest_path.write_text(json.dumps(body))
+    inp, task = inputs.default_input(tmp_path / "models", tmp_path / "cache")
+    assert inp.kind == "forge" and task is not None and task.excluded == {}
+    assert inp.overlap["checked"] is False and "re-run the forge phase" in inp.overlap["warning"]
+
+
+def _forge_train_items() -> list:
+    from harness.data.arithmetic import make_splits
+
+    return make_splits({"train": 400})["train"]
 
 
 def test_forge_champion_is_read_in_its_own_encoding_and_used_only_if_accurate(

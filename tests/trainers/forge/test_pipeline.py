@@ -76,6 +76,8 @@ def test_champion_is_a_loadable_hf_checkpoint_with_its_manifest(toy_run: tuple) 
         assert torch.equal(a, b), k
     AutoTokenizer.from_pretrained(d)
     assert m.task == "arithmetic"
+    assert m.train_questions is not None  # the train split's questions, for consumers
+    assert m.train_questions["count"] == TOY.n_train and m.train_questions["splits"] == ["train"]
 
 
 def test_champion_contract_is_what_the_downstream_phases_read(toy_run: tuple) -> None:
