@@ -370,7 +370,7 @@ def _run_checkpoint(
     torch.set_num_threads(cfg.threads)
     work = root / f"compression-{digest[:12]}"
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    fp = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    fp = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()  # type: ignore[no-untyped-call, unused-ignore]
     fp.save_pretrained(work / "fp32")  # the fp32 baseline on disk, whatever the input's dtype
     return _compress(cfg, digest, work, fp, _qa_task(task, tokenizer), progress, {})
 
@@ -450,7 +450,7 @@ def fp_dev_accuracy(model_dir: Path, task: QATask, *, cache_dir: Path) -> float:
         return float(json.loads(path.read_text(encoding="utf-8"))["accuracy"])
     with quiet_progress():
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()  # type: ignore[no-untyped-call, unused-ignore]
     value = float(qa.exact_match(model, qa.encode(task.splits["dev"], tokenizer, task.fmt)).mean())
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {"accuracy": value, "model_dir": str(model_dir), "task": task.name})

@@ -95,7 +95,7 @@ def hf_tokenizer(vocab: DigitVocab) -> Any:
 
     tok = Tokenizer(models.WordLevel({t: i for i, t in enumerate(vocab.tokens)}, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call, unused-ignore]
         tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", eos_token="<eos>"
     )
 

@@ -116,7 +116,7 @@ def train_cognate(
         specialists[spec.name], losses[spec.name] = _specialise(stem, vocab, train, cfg, spec, log)
         seconds[spec.name] = time.perf_counter() - t0
     for m in (init, stem):
-        m.eval()
+        m.eval()  # type: ignore[no-untyped-call, unused-ignore]
     return CognateModels(init, stem, specialists, losses, seconds)
 
 

@@ -107,9 +107,11 @@ def load_splits(cfg: ForgeConfig) -> dict[str, list[ArithmeticItem]]:
     """Generated splits (disjoint seed ranges) or the user's JSONL split 80/10/10 by seed."""
     if cfg.data_path is None:
         sizes = {"train": cfg.n_train, "selection": cfg.n_selection, "held_out": cfg.n_held_out}
-        return dict(make_splits(sizes))  # type: ignore[arg-type]
+        made = make_splits(sizes)  # type: ignore[arg-type, unused-ignore]
+        return {str(name): items for name, items in made.items()}
     items = [it for it in load_jsonl(cfg.data_path) if it.answer.isdigit()]
-    return dict(split_items(items, fractions=(0.8, 0.1, 0.1), seed=cfg.seed))
+    parts = split_items(items, fractions=(0.8, 0.1, 0.1), seed=cfg.seed)
+    return {str(name): rows for name, rows in parts.items()}
 
 
 def _task(cfg: ForgeConfig) -> str:
@@ -157,7 +159,7 @@ class _Fitness:
         ok = exact_match(self.model, self.vocab, self.items, max_len=self.ctx)
         return sum(ok) / len(ok)
 
-    def probe(self, sd: StateDict) -> torch.Tensor:
+    def probe(self, sd: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Next-token logits at the answer position of 16 selection items (degeneracy probe)."""
         self.model.load_state_dict(sd)
         return answer_logits_features(self.model, self.vocab, self.items[:16], max_len=self.ctx)
@@ -221,7 +223,8 @@ def _save_features(feats: Mapping[str, torch.Tensor], work: Path) -> str:
     from harness.atomic import atomic_write_bytes
 
     buf = io.BytesIO()
-    np.savez(buf, **{k: v.double().numpy() for k, v in feats.items()})
+    arrays: dict[str, Any] = {k: v.double().numpy() for k, v in feats.items()}
+    np.savez(buf, **arrays)
     return str(atomic_write_bytes(work / "features.npz", buf.getvalue()))
 
 
