@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from harness.atomic import atomic_write_bytes
 from harness.errors import DataValidationError
 
 __all__ = [
@@ -190,7 +191,7 @@ def write_question_digests(path: Path, questions: list[str]) -> tuple[str, int]:
     with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz:
         gz.write("".join(d + "\n" for d in lines).encode("ascii"))
     data = buf.getvalue()
-    path.write_bytes(data)
+    atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest(), len(lines)
 
 

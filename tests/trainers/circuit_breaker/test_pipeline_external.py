@@ -280,7 +280,7 @@ def test_results_written_before_sources_existed_count_as_synthetic() -> None:
 def test_cli_run_refuses_a_missing_source_before_training(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from trainers.circuit_breaker.sources.cli import app
+    from harness.evaluators.cb_data_cli import app
 
     missing = tmp_path / "nope.jsonl"
     result = CliRunner().invoke(
