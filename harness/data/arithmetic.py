@@ -56,6 +56,7 @@ __all__ = [
     "make_splits",
     "normalize_answer",
     "question_digest",
+    "read_jsonl_objects",
     "read_question_digests",
     "split_items",
     "write_question_digests",
@@ -262,24 +263,37 @@ def _row_item(path: Path, lineno: int, row: object) -> ArithmeticItem:
     return ArithmeticItem(q.strip(), norm)
 
 
-def load_jsonl(path: str | Path) -> list[ArithmeticItem]:
-    """Load ``question``/``answer`` JSONL (e.g. GSM8K); errors name file, line, field and value."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataValidationError(f"{p}: no such file; pass a JSONL file of question/answer rows.")
-    items = []
-    with p.open(encoding="utf-8") as fh:
+def read_jsonl_objects(path: Path, *, missing: str, empty: str) -> list[tuple[int, object]]:
+    """``(line number, parsed object)`` per non-blank line; the one JSONL reader of the task
+    loaders, so a missing file, bad JSON and an empty file read the same everywhere.
+
+    ``missing`` and ``empty`` finish the error messages (what the caller's file must hold).
+    """
+    if not path.is_file():
+        raise DataValidationError(f"{path}: no such file; {missing}")
+    rows: list[tuple[int, object]] = []
+    with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                rows.append((lineno, json.loads(line)))
             except json.JSONDecodeError as exc:
-                raise DataValidationError(f"{p}:{lineno}: not JSON ({exc.msg}).") from exc
-            items.append(_row_item(p, lineno, row))
-    if not items:
-        raise DataValidationError(f"{p}: no rows; the file needs one JSON object per line.")
-    return items
+                raise DataValidationError(f"{path}:{lineno}: not JSON ({exc.msg}).") from exc
+    if not rows:
+        raise DataValidationError(f"{path}: no rows; {empty}")
+    return rows
+
+
+def load_jsonl(path: str | Path) -> list[ArithmeticItem]:
+    """Load ``question``/``answer`` JSONL (e.g. GSM8K); errors name file, line, field and value."""
+    p = Path(path)
+    rows = read_jsonl_objects(
+        p,
+        missing="pass a JSONL file of question/answer rows.",
+        empty="the file needs one JSON object per line.",
+    )
+    return [_row_item(p, lineno, row) for lineno, row in rows]
 
 
 def split_items(

@@ -18,13 +18,12 @@ strategy token, every bracketed token is a strategy token, and every number is a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.data.arithmetic import ArithmeticItem
+from harness.data.arithmetic import ArithmeticItem, read_jsonl_objects
 from harness.errors import DataValidationError
 from trainers.quiet_star.tokens import FILLER, STRATEGIES
 
@@ -117,21 +116,10 @@ def _row(path: Path, lineno: int, row: object) -> Trace:
 def load_traces(path: str | Path) -> list[Trace]:
     """Read a user JSONL of traces (module doc); an empty or malformed file is an error."""
     p = Path(path)
-    if not p.is_file():
-        raise DataValidationError(f"{p}: no such file; pass a JSONL of question/answer/thought")
-    out = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataValidationError(f"{p}:{lineno}: not JSON ({exc.msg})") from exc
-            out.append(_row(p, lineno, row))
-    if not out:
-        raise DataValidationError(f"{p}: no rows; one JSON object per line")
-    return out
+    rows = read_jsonl_objects(
+        p, missing="pass a JSONL of question/answer/thought", empty="one JSON object per line"
+    )
+    return [_row(p, lineno, row) for lineno, row in rows]
 
 
 def well_formed(pieces: Sequence[str]) -> bool:
