@@ -17,8 +17,10 @@ Knobs are chosen one after another (coordinate search, in the order given): each
 ``--knob`` is a stage whose candidates differ from the current config in that
 field only, and the stage's choice is fixed for the later stages.  With
 ``--promote K`` a stage is a successive halving: every candidate on the first
-seed, the best ``K`` by the rule below on the remaining seeds; only candidates
-that ran on every seed can be chosen.
+seed, the best ``K`` by the rule below on the remaining seeds; a candidate the
+rule already excludes on the first seed is never promoted (it could not be
+chosen), also when there are no more than ``K``; only candidates that ran on
+every seed can be chosen.
 
 Selection rule (decided before looking): the value whose *worst seed* has the
 highest dev correct-behaviour rate — the same "every run" claim the phase gates
@@ -163,7 +165,10 @@ class Knob:
 
 
 def parse_knob(text: str) -> Knob:
-    """``NAME=V1,V2``; a tuple field's value joins its elements with ``+`` (``2+3``)."""
+    """``NAME=V1,V2``; a tuple field's value joins its elements with ``+`` (``2+3``).
+
+    ``retain_layers`` also takes ``all`` and ``none`` (= the target layers).
+    """
     name, _, values = text.partition("=")
     fields = {f.name: f for f in dataclasses.fields(CircuitBreakerConfig)}
     if name not in fields or not values:
@@ -174,7 +179,9 @@ def parse_knob(text: str) -> Knob:
     default: Any = fields[name].default
     parsed: list[Any]
     try:
-        if isinstance(default, tuple):
+        if "tuple" in str(fields[name].type) and not isinstance(default, tuple):
+            parsed = [_layers_value(v) for v in values.split(",")]  # retain_layers
+        elif isinstance(default, tuple):
             parsed = [tuple(int(x) for x in v.split("+")) for v in values.split(",")]
         elif isinstance(default, bool):
             parsed = [v.lower() in ("1", "true", "yes") for v in values.split(",")]
@@ -186,6 +193,16 @@ def parse_knob(text: str) -> Knob:
             "separate values with ',' and a tuple's elements with '+'"
         ) from exc
     return Knob(name=name, values=tuple(parsed))
+
+
+def _layers_value(text: str) -> Any:
+    """A layer-set value that may also be a word: ``all``, ``none`` (→ None) or ``1+2``."""
+    word = text.strip().lower()
+    if word == "all":
+        return "all"
+    if word == "none":
+        return None
+    return tuple(int(x) for x in text.split("+"))
 
 
 class RunStore:
@@ -238,9 +255,10 @@ def run_stage(
     """One knob's stage: its table and choice.
 
     Successive halving when ``promote_k`` is smaller than the number of
-    candidates (with ≤ K candidates there is nothing to halve: all run on every
-    seed).  ``run`` may return None (a run not measured, ``--stored-only``): a
-    stage whose finalists lack a seed is *incomplete* and keeps the current value.
+    candidates; with ``promote_k`` set, a candidate excluded by the rule on the
+    first seed never runs on the others (with ≤ K candidates the rest all do).
+    ``run`` may return None (a run not measured, ``--stored-only``): a stage
+    whose finalists lack a seed is *incomplete* and keeps the current value.
     """
     default = fmt_value(getattr(base, knob.name))
     by_label = {fmt_value(v): v for v in knob.values}
@@ -254,8 +272,11 @@ def run_stage(
     for label in by_label:
         go(label, seeds[0])
     promoted = list(by_label)
-    if promote_k is not None and len(seeds) > 1 and len(by_label) > promote_k:
-        promoted = promote(table, k=promote_k, baseline_benign=baseline_benign, default=default)
+    if promote_k is not None and len(seeds) > 1:
+        # with ≤ K candidates nothing is halved, but a value the rule already excludes on the
+        # first seed can never be chosen, so it is not run on the other seeds either
+        k = min(promote_k, len(by_label))
+        promoted = promote(table, k=k, baseline_benign=baseline_benign, default=default)
     for label in promoted:
         for seed in seeds[1:]:
             go(label, seed)
@@ -285,10 +306,9 @@ def _overrides(cfg: CircuitBreakerConfig) -> dict[str, Any]:
 
 def _progress_line(cfg: CircuitBreakerConfig, row: dict[str, float], how: str) -> str:
     groups = " ".join(f"{k[8:-1]} {v:.3f}" for k, v in row.items() if k.startswith("correct["))
+    changed = " ".join(f"{k}={fmt_value(v)}" for k, v in _overrides(cfg).items())
     return (
-        f"sweep run lr={cfg.learning_rate:g} ce={cfg.adv_safe_ce_weight:g} "
-        f"layers={fmt_value(cfg.target_layers)} alpha={cfg.alpha:g} steps={cfg.steps} "
-        f"seed={cfg.seed}: dev correct {row['correct']:.3f} ({groups}) asr {row['asr']:.3f} "
+        f"sweep run {changed}: dev correct {row['correct']:.3f} ({groups}) asr {row['asr']:.3f} "
         f"benign {row['benign_success']:.3f} incoherent {row['incoherent']:g} [{how}]"
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.errors import DataValidationError
-from trainers.circuit_breaker.config import CircuitBreakerConfig
+from trainers.circuit_breaker.config import CircuitBreakerConfig, MaskMode
 from trainers.circuit_breaker.data import Split, WorldConfig, generate_world
 from trainers.circuit_breaker.sweep import (
     Knob,
@@ -64,6 +64,9 @@ def test_parse_knob_names_the_field_and_casts_values() -> None:
     assert parse_knob("adv_safe_ce_weight=3,8") == Knob("adv_safe_ce_weight", (3.0, 8.0))
     assert parse_knob("target_layers=1,2+3") == Knob("target_layers", ((1,), (2, 3)))
     assert parse_knob("steps=100,150").values == (100, 150)
+    assert parse_knob("retain_layers=all,2+3,none").values == ("all", (2, 3), None)
+    assert parse_knob("mask_mode=completion").values == (MaskMode.COMPLETION,)
+    assert parse_knob("lora_r=4,16").values == (4, 16)
     with pytest.raises(DataValidationError, match="CircuitBreakerConfig field"):
         parse_knob("nope=1")
     with pytest.raises(DataValidationError, match=r"'steps=1\.5'.*does not parse as int"):
@@ -233,3 +236,42 @@ def test_rows_of_a_parallel_sweep_are_imported(tmp_path: Path) -> None:
     assert calls == [(2e-2, 0)]  # trained once, by the side sweep
     assert result["stages"][0]["table"]["0.02"]["0"]["correct"] == 0.9
     assert result["stages"][0]["table"]["0.01"] == {}  # never measured: not invented
+
+
+def test_a_value_excluded_on_the_first_seed_is_not_run_on_the_others_even_with_k_or_fewer(
+    tmp_path: Path,
+) -> None:
+    calls: list[tuple[float, int]] = []
+
+    def run(cfg: CircuitBreakerConfig) -> dict[str, float]:
+        calls.append((cfg.learning_rate, cfg.seed))
+        benign = 0.5 if cfg.learning_rate == 0.02 and cfg.seed == 0 else 1.0
+        return _row(0.9 if cfg.learning_rate == 0.02 else 0.6, benign=benign)
+
+    info = {"n_dev": 1, "baseline": {"correct": 0, "asr": 0, "benign_success": 1.0}}
+    result = run_sweep(
+        cache_dir=tmp_path, knobs=[parse_knob("learning_rate=1e-2,2e-2")], seeds=[0, 1, 2],
+        out=tmp_path / "s.json", promote_k=2, progress=lambda _: None, runner=(run, info),
+    )  # fmt: skip
+    # 0.02 costs benign success on seed 0: the rule can never choose it, so seeds 1-2 skip it
+    assert sorted(calls) == [(0.01, 0), (0.01, 1), (0.01, 2), (0.02, 0)]
+    stage = result["stages"][0]
+    assert stage["promoted"] == ["0.01"] and stage["complete"] and stage["chosen"] == "0.01"
+    assert "stopped after seed 0" in render_markdown(result)
+
+
+def test_a_retain_layers_stage_runs_configs_with_the_parsed_values(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    def run(cfg: CircuitBreakerConfig) -> dict[str, float]:
+        seen.append(cfg.retain_layers)
+        return _row(0.8 if cfg.retain_layers == (2, 3) else 0.7)
+
+    info = {"n_dev": 1, "baseline": {"correct": 0, "asr": 0, "benign_success": 1.0}}
+    result = run_sweep(
+        cache_dir=tmp_path, knobs=[parse_knob("retain_layers=all,2+3")], seeds=[0],
+        out=tmp_path / "s.json", progress=lambda _: None, runner=(run, info),
+    )  # fmt: skip
+    assert seen == ["all", (2, 3)]
+    assert result["chosen"] == {"retain_layers": "2+3"}
+    assert tuple(result["chosen_config"]["retain_layers"]) == (2, 3)
