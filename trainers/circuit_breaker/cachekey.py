@@ -1,21 +1,16 @@
-"""Cache keys for the circuit-breaker phase computed from the code that produces the result.
+"""Which code and libraries the circuit-breaker caches are keyed on.
 
-A cached phase result, evaluation or trained adapter is valid only for the code
-that made it: the key carries the digest of the *source* of every producing
-module (computed, never hand-bumped) and the versions of the libraries that
-shape the numbers, through the project's one cache-key helper
-(:mod:`harness.cachekey`).  The phase and the trainer each get their code key
-from one call here.
+A cached phase result, Ds filter, evaluation, trained adapter or sweep row is
+valid only for the code that made it.  Every one of them is keyed by the
+project's one cache-key helper, :func:`harness.cachekey.cache_key`, given the
+module lists below (it digests their *source*, read from disk, so nothing is
+hand-bumped) and ``LIBRARIES`` (installed versions).  This module only names
+the producers; it composes no key itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from harness.cachekey import library_versions, source_digest
-
-__all__ = ["LIBRARIES", "PHASE_MODULES", "SWEEP_MODULES", "TRAINER_MODULES", "code_key"]
+__all__ = ["LIBRARIES", "PHASE_MODULES", "SWEEP_MODULES", "TRAINER_MODULES"]
 
 #: Modules whose source decides the trained adapter.
 TRAINER_MODULES: tuple[str, ...] = (
@@ -43,8 +38,3 @@ SWEEP_MODULES: tuple[str, ...] = (*PHASE_MODULES, "trainers.circuit_breaker.swee
 
 #: Libraries whose versions shape the numbers (kernels, tokenisation, LoRA, training loop).
 LIBRARIES = ("torch", "transformers", "peft", "accelerate", "numpy", "tokenizers")
-
-
-def code_key(modules: Sequence[str]) -> dict[str, Any]:
-    """The producing code's identity: per-module source digest and library versions."""
-    return {"sources": source_digest(modules), "libraries": library_versions(LIBRARIES)}

@@ -20,11 +20,11 @@ learn to resist).  Its ``eval`` rows join the eval set.  Rows longer than the
 model's positions are skipped and counted per source.  Without sources the
 config digest, the data and every step are those of the embedded default.
 
-Everything is cached under ``cache_dir`` by a key of the config *and the
-producing code* (:func:`~trainers.circuit_breaker.cachekey.code_key`: source
-digests of every module on the path, library versions), and the whole result is
-written as one JSON (raw outputs included) so gates in separate pytest workers
-read the same run.
+Everything is cached under ``cache_dir`` by the project's one cache-key helper,
+:func:`harness.cachekey.cache_key`, over the config *and the producing code*
+(``PHASE_MODULES``: source digests of every module on the path; ``LIBRARIES``:
+library versions), and the whole result is written as one JSON (raw outputs
+included) so gates in separate pytest workers read the same run.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ from typing import Any, Literal
 
 from filelock import FileLock
 
+from harness.cachekey import CacheKey, cache_key
 from harness.errors import DataValidationError
-from trainers.base import config_digest, write_json_atomic
+from trainers.base import write_json_atomic
 
-from .cachekey import PHASE_MODULES, code_key
+from .cachekey import LIBRARIES, PHASE_MODULES
 from .config import CircuitBreakerConfig
 from .data import (
     SYNTHETIC_SOURCE,
@@ -62,6 +63,7 @@ from .format_audit import audit_sample, encode_completion
 __all__ = [
     "ARMS",
     "GENERATION_BUDGET",
+    "PHASE_KIND",
     "SYNTHETIC_SOURCE",
     "TRAINED_ARMS",
     "ExternalPartition",
@@ -79,6 +81,8 @@ __all__ = [
 ]
 
 ARMS = ("baseline", "adv_sft", "cb")
+#: the ``kind`` of the phase result's cache key (:func:`harness.cachekey.cache_key`)
+PHASE_KIND = "circuit_breaker_phase"
 #: the trained arms (each trained once per seed)
 TRAINED_ARMS = ("adv_sft", "cb")
 
@@ -169,15 +173,23 @@ class PhaseRunConfig:
             del out["sources"]  # the default digest predates external sources
         return out
 
-    def cache_key(self) -> dict[str, Any]:
-        """What the cached result depends on: this config and the producing code."""
+    def cache_key(self) -> CacheKey:
+        """What the cached result depends on: this config and the producing code.
+
+        Through :func:`harness.cachekey.cache_key`, like every cache of the
+        project: the source of ``PHASE_MODULES`` (read from disk, so an edit is
+        a new key), the ``LIBRARIES`` versions, this config and the baseline seed.
+        """
         payload = self.to_dict()
         if self.sources:  # content, not location, identifies a source
             payload["sources"] = [s.sha256 for s in self.sources]
-        return {"config": payload, "code": code_key(PHASE_MODULES)}
+        return cache_key(
+            PHASE_KIND, modules=PHASE_MODULES, libraries=LIBRARIES, config=payload, seed=self.seed
+        )
 
     def digest(self) -> str:
-        return config_digest(self.cache_key())
+        """The phase result's key (``cb-phase-<first 12>.json``)."""
+        return self.cache_key().key
 
 
 @dataclass
@@ -197,7 +209,7 @@ class PhaseRun:
     wall_s: dict[str, float]
     #: seeds of the trained arms; results hold ``run_key(arm, seed)`` for each
     arm_seeds: list[int] = field(default_factory=list)
-    #: the cache key's code part (module source digests, library versions)
+    #: the cache key's code part (``{"sources": module source digests, "libraries": versions}``)
     code_key: dict[str, Any] = field(default_factory=dict)
     #: each trained run's W&B record (``trainers.tracking.RunTracker.record``), by run key
     training_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -237,22 +249,12 @@ def run_phase(
     code, config, data) matches.  The key is noted for the evidence
     (:func:`harness.cachekey.note_cache_use`).
     """
-    from harness.cachekey import CacheKey, note_cache_use, note_training_run
+    from harness.cachekey import note_cache_use, note_training_run
 
     cfg = config or PhaseRunConfig()
-    digest = cfg.digest()
     key = cfg.cache_key()
-    note_cache_use(
-        CacheKey(
-            kind="circuit_breaker_phase",
-            key=digest,
-            code=key["code"]["sources"],
-            libraries=key["code"]["libraries"],
-            config_digest=config_digest(key["config"]),
-            seed=cfg.seed,
-        ),
-        mode="refresh" if refresh else "use",
-    )
+    digest = key.key
+    note_cache_use(key, mode="refresh" if refresh else "use")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     result_path = cache_dir / f"cb-phase-{digest[:12]}.json"
@@ -260,7 +262,7 @@ def run_phase(
         if result_path.is_file() and not refresh:
             run = PhaseRun.load(result_path)
         else:
-            run = _run(cfg, digest, cache_dir, progress)
+            run = _run(cfg, key, cache_dir, progress)
             write_json_atomic(result_path, asdict(run))
     for name, record in run.training_runs.items():  # evidence: extra["training_runs"]
         note_training_run(f"circuit_breaker/{name}", record)
@@ -434,14 +436,13 @@ def filtered_ds(
     """Ds = candidates the baseline really follows; the kept ids are cached per baseline."""
     from .trainer import samples_digest
 
-    key = config_digest(
-        {
-            "baseline": baseline_digest,
-            "candidates": samples_digest(candidates),
-            "batch": cfg.eval_batch,
-            "code": code_key(PHASE_MODULES),
-        }
-    )
+    key = cache_key(
+        "circuit_breaker_ds_filter",
+        modules=PHASE_MODULES,
+        libraries=LIBRARIES,
+        config={"baseline": baseline_digest, "batch": cfg.eval_batch},
+        data=samples_digest(candidates),
+    ).key
     path = cache_dir / "trained" / f"ds-filter-{key[:12]}.json"
     if path.is_file():
         kept_ids = set(json.loads(path.read_text(encoding="utf-8"))["kept"])
@@ -469,14 +470,13 @@ def evaluate_run(
     """
     from .trainer import samples_digest
 
-    key = config_digest(
-        {
-            "model": model_digest,
-            "items": samples_digest(items),
-            "batch": batch_size,
-            "code": code_key(PHASE_MODULES),
-        }
-    )
+    key = cache_key(
+        "circuit_breaker_eval",
+        modules=PHASE_MODULES,
+        libraries=LIBRARIES,
+        config={"model": model_digest, "batch": batch_size},
+        data=samples_digest(items),
+    ).key
     path = cache_dir / "evals" / f"eval-{key[:16]}.json"
     if path.is_file():
         return list(json.loads(path.read_text(encoding="utf-8"))["results"])
@@ -514,7 +514,7 @@ def train_baseline(
 
 
 def _run(
-    cfg: PhaseRunConfig, digest: str, cache_dir: Path, progress: Callable[[str], None]
+    cfg: PhaseRunConfig, key: CacheKey, cache_dir: Path, progress: Callable[[str], None]
 ) -> PhaseRun:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -634,7 +634,7 @@ def _run(
         "eval_benign": sum(1 for s in eval_samples if s.attack is None),
     }
     return PhaseRun(
-        config_digest=digest,
+        config_digest=key.key,
         counts=counts,
         format_problems=problems,
         n_audited=len(audited),
@@ -646,7 +646,7 @@ def _run(
         },
         data_digest=samples_digest([*ds, *dr, *eval_samples]),
         arm_seeds=list(cfg.arm_seeds),
-        code_key=code_key(PHASE_MODULES),
+        code_key={"sources": key.code, "libraries": key.libraries},
         training_runs={name: dict(art.metrics.get("wandb", {})) for name, art in artifacts.items()},
         train_logs={
             name: read_log(art.log_path) for name, art in artifacts.items() if art.log_path

@@ -389,9 +389,12 @@ def run_sweep(
     marking stages with missing runs incomplete.
     ``runner`` replaces the real train-and-score function (tests of the stage logic).
     """
-    from .cachekey import SWEEP_MODULES, code_key
+    from harness.cachekey import cache_key
 
-    code = config_digest(code_key(SWEEP_MODULES))[:16]
+    from .cachekey import LIBRARIES, SWEEP_MODULES
+
+    code = cache_key("circuit_breaker_sweep_row", modules=SWEEP_MODULES, libraries=LIBRARIES).key
+    code = code[:16]
     store = RunStore(out, code=code)
     for other in imports:
         progress(f"sweep: {store.absorb(other)} rows added from {other}")

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
+import trainers.circuit_breaker.eval as cb_eval
+from harness.cachekey import CacheKey, library_versions
 from trainers.circuit_breaker.cachekey import (
+    LIBRARIES,
     PHASE_MODULES,
     SWEEP_MODULES,
     TRAINER_MODULES,
-    code_key,
 )
-from trainers.circuit_breaker.pipeline import PhaseRunConfig
+from trainers.circuit_breaker.pipeline import PHASE_KIND, PhaseRunConfig
 
 
 @pytest.fixture
@@ -32,28 +35,53 @@ def fake_pkg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         del sys.modules[name]
 
 
-def test_editing_a_producing_module_changes_the_key(fake_pkg: Path) -> None:
-    before = code_key(["cbkey_pkg.producer"])
-    (fake_pkg / "unrelated.py").write_text("Y = 2\n")
-    assert code_key(["cbkey_pkg.producer"]) == before
-    (fake_pkg / "producer.py").write_text("X = 2\n")
-    assert code_key(["cbkey_pkg.producer"]) != before
-
-
-def test_phase_digest_follows_the_code_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = PhaseRunConfig()
-    real = cfg.digest()
+def _phase_modules_with_a_temp_copy_of_eval(
+    fake_pkg: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """PHASE_MODULES with ``trainers.circuit_breaker.eval`` swapped for a temp copy of it."""
     import trainers.circuit_breaker.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "code_key", lambda modules: {"sources": {"x": "edited"}})
-    assert cfg.digest() != real
+    copy = fake_pkg / "cb_eval_copy.py"
+    shutil.copyfile(str(cb_eval.__file__), copy)
+    modules = tuple(
+        "cbkey_pkg.cb_eval_copy" if m == "trainers.circuit_breaker.eval" else m
+        for m in PHASE_MODULES
+    )
+    assert modules != PHASE_MODULES
+    monkeypatch.setattr(pipeline, "PHASE_MODULES", modules)
+    return copy
+
+
+def test_editing_a_producing_module_changes_the_phase_key(
+    fake_pkg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The phase result's key (``cb-phase-<digest>.json``) follows an edit of a producer."""
+    copy = _phase_modules_with_a_temp_copy_of_eval(fake_pkg, monkeypatch)
+    cfg = PhaseRunConfig()
+    before = cfg.cache_key()
+    assert before.kind == PHASE_KIND and cfg.digest() == before.key
+    assert before.code["cbkey_pkg.cb_eval_copy"]  # the copy is what is digested
+    (fake_pkg / "unrelated.py").write_text("Y = 2\n")
+    assert cfg.digest() == before.key  # not a producer: same key
+    copy.write_text(copy.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
+    after = cfg.cache_key()
+    assert after.key != before.key
+    assert after.code["cbkey_pkg.cb_eval_copy"] != before.code["cbkey_pkg.cb_eval_copy"]
+    assert after.config_digest == before.config_digest  # only the code changed
+
+
+def test_the_phase_key_comes_from_the_one_cache_key_helper() -> None:
+    key = PhaseRunConfig().cache_key()
+    assert set(key.code) == set(PHASE_MODULES)
+    assert key.libraries == library_versions(LIBRARIES) and key.libraries["torch"]
+    assert key.seed == PhaseRunConfig().seed
+    assert PhaseRunConfig(baseline_steps=251).digest() != key.key  # the config is in it too
 
 
 def test_phase_modules_cover_the_trainer_and_every_step() -> None:
     assert set(TRAINER_MODULES) <= set(PHASE_MODULES)
     for module in ("trainers.circuit_breaker.eval", "trainers.circuit_breaker.coherence"):
         assert module in PHASE_MODULES
-    assert code_key(PHASE_MODULES)["libraries"]["torch"]
 
 
 def test_sweep_rows_follow_the_sweep_code_too() -> None:
@@ -64,7 +92,11 @@ def test_sweep_rows_follow_the_sweep_code_too() -> None:
 
 
 def test_evaluations_are_cached_by_model_items_and_code(
-    tiny_dir: Path, tokenizer: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_dir: Path,
+    tokenizer: object,
+    tmp_path: Path,
+    fake_pkg: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from transformers import AutoModelForCausalLM
 
@@ -86,8 +118,11 @@ def test_evaluations_are_cached_by_model_items_and_code(
 
     first = run()
     assert len(first) == 3 and run() == first and len(loads) == 1  # second call: cache
-    monkeypatch.setattr(pipeline, "code_key", lambda modules: {"sources": {"x": "edited"}})
-    assert run() == first and len(loads) == 2  # edited code: evaluated again
+    copy = _phase_modules_with_a_temp_copy_of_eval(fake_pkg, monkeypatch)
+    assert run() == first and len(loads) == 2  # another producer file: evaluated again
+    assert run() == first and len(loads) == 2
+    copy.write_text(copy.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
+    assert run() == first and len(loads) == 3  # edited producer: evaluated again
 
 
 def test_run_phase_reuses_its_result_unless_refreshed(
@@ -98,10 +133,10 @@ def test_run_phase_reuses_its_result_unless_refreshed(
 
     calls: list[str] = []
 
-    def fake_run(cfg: object, digest: str, cache_dir: Path, progress: object) -> object:
-        calls.append(digest)
+    def fake_run(cfg: object, key: CacheKey, cache_dir: Path, progress: object) -> object:
+        calls.append(key.key)
         return pipeline.PhaseRun(
-            config_digest=digest,
+            config_digest=key.key,
             counts={},
             format_problems=[],
             n_audited=0,
