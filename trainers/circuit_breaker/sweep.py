@@ -4,6 +4,7 @@
         --knob adv_safe_ce_weight=3,8 --knob learning_rate=5e-3,1e-2,2e-2 \
         --knob target_layers=1,2,3 --seeds 0,1,2 --promote 2 --out sweep.json
     python -m trainers.circuit_breaker.sweep --render sweep.json   # markdown tables
+    python -m trainers.circuit_breaker.sweep --render sweep.json --write-docs DOC.md --block NAME
 
 Builds (or reuses from ``DIR``, the phase's cache) the tiny model, the vulnerable
 baseline and Ds exactly as the phase does, then trains the ``cb`` arm and
@@ -524,15 +525,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--render", type=Path, help="print the markdown tables of a sweep JSON")
     parser.add_argument(
-        "--write-docs", type=Path, help="with --render: replace the 'cb-sweep' block of this file"
+        "--write-docs", type=Path, help="with --render: replace a marked block of this file"
     )
+    parser.add_argument(
+        "--block", default="cb-sweep",
+        help="with --write-docs: the block's marker name (<!-- NAME:begin --> … <!-- NAME:end -->)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.render is not None:
         text = render_markdown(json.loads(args.render.read_text(encoding="utf-8")))
         if args.write_docs is not None:
             from .doc_tables import write_block
 
-            write_block(args.write_docs, "cb-sweep", text)
+            write_block(args.write_docs, args.block, text)
         else:
             print(text)
         return

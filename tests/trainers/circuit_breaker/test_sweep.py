@@ -275,3 +275,26 @@ def test_a_retain_layers_stage_runs_configs_with_the_parsed_values(tmp_path: Pat
     assert seen == ["all", (2, 3)]
     assert result["chosen"] == {"retain_layers": "2+3"}
     assert tuple(result["chosen_config"]["retain_layers"]) == (2, 3)
+
+
+def test_render_writes_the_named_block_of_a_doc_and_leaves_the_others(tmp_path: Path) -> None:
+    from trainers.circuit_breaker.sweep import main
+
+    calls: list[tuple[float, int]] = []
+    out = tmp_path / "s.json"
+    run_sweep(
+        cache_dir=tmp_path, knobs=[parse_knob("learning_rate=1e-2,2e-2")], seeds=[0], out=out,
+        progress=lambda _: None, runner=_fake_runner({("0.01", 0): 0.5, ("0.02", 0): 0.9}, calls),
+    )  # fmt: skip
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "a\n<!-- cb-sweep:begin -->\nold one\n<!-- cb-sweep:end -->\n"
+        "b\n<!-- cb-sweep-2:begin -->\nold two\n<!-- cb-sweep-2:end -->\n",
+        encoding="utf-8",
+    )
+    main(["--render", str(out), "--write-docs", str(doc), "--block", "cb-sweep-2"])
+    text = doc.read_text(encoding="utf-8")
+    assert "old one" in text and "old two" not in text
+    assert "**`learning_rate`**" in text.split("cb-sweep-2:begin")[1]
+    with pytest.raises(DataValidationError, match="cb-sweep-3:begin"):
+        main(["--render", str(out), "--write-docs", str(doc), "--block", "cb-sweep-3"])
