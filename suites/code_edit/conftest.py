@@ -5,13 +5,18 @@ session directory — about 15–35 s on two busy cores — and the gates read w
 it wrote.  The controls are copies of that directory with one defect planted
 (a blank instruction; a train row copied into test), so each gate is shown to
 FAIL on the defect it exists to catch.
+
+``srl_filtered`` runs the program teacher on the train/dev records and filters its
+raw trajectories by sandbox verification, once per session: the same clean SRL
+dataset is the ``srl_verified_steps`` gate's subject and the SRL stage's training
+data (``code_edit_trained`` passes its directory to the pipeline).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +32,9 @@ from harness.errors import HarnessError
 from harness.evaluators.code_edit import load_rows
 from harness.evaluators.code_edit_actions import ActionSubject, heldout_action_records
 from harness.evaluators.code_edit_models import edit_requests, generate_texts
+from harness.evaluators.code_edit_trajectories import FilterReport, filter_trajectories
 from harness.settings import env_option
+from sandbox.base import Sandbox
 from trainers.code_edit.generate import build_embedded
 from trainers.code_edit.pipeline import (
     CodeEditPipelineConfig,
@@ -35,6 +42,7 @@ from trainers.code_edit.pipeline import (
     load_pipeline_config,
     train_pipeline,
 )
+from trainers.code_edit.teacher import ProgramTeacher, Teacher, propose_steps, write_raw
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +82,48 @@ def leaky_control(code_edit_data: Path, tmp_path_factory: pytest.TempPathFactory
     return root
 
 
+# --------------------------------------------------------------------------- SRL data
+
+
+@pytest.fixture(scope="session")
+def astgrep_sandbox() -> Iterator[Sandbox]:
+    """A Docker pool on the ast-grep sibling image (built offline once if missing)."""
+    from sandbox.astgrep_image import ensure_astgrep_image
+    from sandbox.docker_pool import DockerSandbox
+
+    box = DockerSandbox(image=ensure_astgrep_image())
+    try:
+        yield box
+    finally:
+        box.close()
+
+
+SRLFilter = Callable[[Teacher], FilterReport]
+
+
+@pytest.fixture(scope="session")
+def run_srl_filter(
+    code_edit_data: Path, astgrep_sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> SRLFilter:
+    """``run(teacher)``: the teacher's raw trajectories on the train/dev records, then the
+    sandbox filter (publishes ``<work>/srl/{train,dev}.jsonl`` + ``stats.json``)."""
+    rows = load_rows(code_edit_data)
+    records = [r for r in rows if r.split is not Split.TEST]
+
+    def run(teacher: Teacher) -> FilterReport:
+        work = tmp_path_factory.mktemp("srl_" + teacher.name.replace(":", "_"))
+        raw = write_raw(propose_steps(teacher, records), work / "raw" / "steps.jsonl")
+        return filter_trajectories(raw, rows, out_dir=work / "srl", sandbox=astgrep_sandbox)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def srl_filtered(run_srl_filter: SRLFilter) -> FilterReport:
+    """The program teacher's trajectories, sandbox-verified: the clean SRL dataset."""
+    return run_srl_filter(ProgramTeacher())
+
+
 # --------------------------------------------------------------------------- trained models
 
 
@@ -106,10 +156,15 @@ def _generator(path: Path, name: str, cache_root: Path, no_cache: bool) -> Gener
 
 @pytest.fixture(scope="session")
 def code_edit_trained(
-    code_edit_data: Path, model_source: Any, cache_root: Path, no_cache: bool
+    code_edit_data: Path,
+    srl_filtered: FilterReport,
+    model_source: Any,
+    cache_root: Path,
+    no_cache: bool,
 ) -> TrainedCodeEdit:
-    """Stage 0, Stage 1 and SRL trained (or reused by cache key) on the train split, and
-    every subject's greedy completions on the held-out test split (generation cache)."""
+    """Stage 0, Stage 1 and SRL trained (or reused by cache key) on the train split — SRL
+    on the filtered SRL dataset's — and every subject's greedy completions on the held-out
+    test split (generation cache)."""
     if model_source.kind == "endpoint":
         pytest.skip("code_edit training needs a local checkpoint, not an endpoint (--model DIR)")
     import torch
@@ -118,7 +173,13 @@ def code_edit_trained(
     cfg = _pipeline_config()
     rows = load_rows(code_edit_data)
     base = Path(model_source.location)
-    arts = train_pipeline(rows, base_dir=base, config=cfg, progress=lambda _m: None)
+    arts = train_pipeline(
+        rows,
+        base_dir=base,
+        srl_data=Path(srl_filtered.out_dir),
+        config=cfg,
+        progress=lambda _m: None,
+    )
     test = [r for r in rows if r.split is Split.TEST]
     with_action = heldout_action_records(rows)
     paths = {

@@ -15,13 +15,13 @@ plugs in through the ``stage1_action_subject`` fixture (conftest.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from harness.data.code_edit.action import parse_action
-from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.data.code_edit.schema import NormalizedRecord
 from harness.decision import Verdict
 from harness.evaluators.code_edit import load_rows
 from harness.evaluators.code_edit_actions import (
@@ -31,14 +31,10 @@ from harness.evaluators.code_edit_actions import (
     outcomes_for_gate,
     validate_actions,
 )
-from harness.evaluators.code_edit_trajectories import (
-    FilterReport,
-    filter_trajectories,
-    step_outcomes,
-)
+from harness.evaluators.code_edit_trajectories import FilterReport, step_outcomes
 from harness.gate import Gate
 from sandbox.base import Sandbox
-from trainers.code_edit.teacher import ProgramTeacher, Teacher, propose_steps, write_raw
+from trainers.code_edit.teacher import Teacher
 
 pytestmark = [
     pytest.mark.phase("code_edit"),
@@ -47,19 +43,6 @@ pytestmark = [
 ]
 
 EMPTY_RULE = "id: empty\nlanguage: python\nrule: {}\nfix: ''\n"
-
-
-@pytest.fixture(scope="session")
-def astgrep_sandbox() -> Iterator[Sandbox]:
-    """A Docker pool on the ast-grep sibling image (built offline once if missing)."""
-    from sandbox.astgrep_image import ensure_astgrep_image
-    from sandbox.docker_pool import DockerSandbox
-
-    box = DockerSandbox(image=ensure_astgrep_image())
-    try:
-        yield box
-    finally:
-        box.close()
 
 
 @pytest.fixture(scope="session")
@@ -185,24 +168,12 @@ class _EmptyRuleTeacher:
         return empty_rule_subject(records)
 
 
-def _filtered(
-    teacher: Teacher, rows: list[NormalizedRecord], work: Path, box: Sandbox
-) -> FilterReport:
-    """Raw trajectories of ``teacher`` on the train/dev records, then the sandbox filter."""
-    records = [r for r in rows if r.split is not Split.TEST]
-    raw = write_raw(propose_steps(teacher, records), work / "raw" / "steps.jsonl")
-    return filter_trajectories(raw, rows, out_dir=work / "srl", sandbox=box)
-
-
 @pytest.mark.gate("srl_verified_steps")
 def test_srl_verified_steps(
-    gate: Gate,
-    code_edit_data: Path,
-    astgrep_sandbox: Sandbox,
-    tmp_path_factory: pytest.TempPathFactory,
+    gate: Gate, srl_filtered: FilterReport, astgrep_sandbox: Sandbox
 ) -> None:
-    work = tmp_path_factory.mktemp("srl_program")
-    report = _filtered(ProgramTeacher(), load_rows(code_edit_data), work, astgrep_sandbox)
+    """The program teacher's filtered steps — the same dataset the SRL stage trains on."""
+    report = srl_filtered
     gate.check(
         step_outcomes(report),
         subject="program_teacher",
@@ -213,13 +184,9 @@ def test_srl_verified_steps(
 
 @pytest.mark.gate("srl_verified_steps")
 def test_srl_verified_steps_control_empty_rule_teacher(
-    gate: Gate,
-    code_edit_data: Path,
-    astgrep_sandbox: Sandbox,
-    tmp_path_factory: pytest.TempPathFactory,
+    gate: Gate, run_srl_filter: Callable[[Teacher], FilterReport]
 ) -> None:
-    work = tmp_path_factory.mktemp("srl_empty")
-    report = _filtered(_EmptyRuleTeacher(), load_rows(code_edit_data), work, astgrep_sandbox)
+    report = run_srl_filter(_EmptyRuleTeacher())
     gate.check(
         step_outcomes(report),
         subject="empty_rule_teacher",

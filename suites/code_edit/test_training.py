@@ -48,6 +48,8 @@ def _training_extra(run: Any) -> dict[str, Any]:
             for name in ("stage0", "stage1", "srl")
         },
         "base_model": str(arts.base),
+        # what SRL trained on: the filtered SRL dataset's train split (path, digest, rows)
+        "srl_data": arts.srl.metrics.get("srl_data"),
         "config": run.config.model_dump(mode="json"),
     }
 

@@ -12,7 +12,10 @@ base, LoRA on every linear layer, sized to stay within a few CPU minutes.
 
 Command line (outside pytest)::
 
-    python -m trainers.code_edit.pipeline --config my.yaml --data DIR --base MODEL_DIR
+    python -m trainers.code_edit.teacher --root DIR --out raw.jsonl
+    harness data code-edit filter raw.jsonl --root DIR --out SRL_DIR
+    python -m trainers.code_edit.pipeline --config my.yaml --data DIR --srl-data SRL_DIR \
+        --base MODEL_DIR
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.data.code_edit.prompts import Target
 from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.data.code_edit.trajectory import load_srl_dataset
 from harness.errors import TrainerError
 from trainers.base import Artifact
 from trainers.code_edit.sft import CodeEditSFTConfig, CodeEditSFTTrainer, code_edit_models_dir
@@ -97,11 +101,13 @@ def train_pipeline(
     records: Sequence[NormalizedRecord],
     *,
     base_dir: Path,
+    srl_data: Path,
     config: CodeEditPipelineConfig | None = None,
     models_dir: Path | None = None,
     progress: Callable[[str], None] = print,
 ) -> PipelineArtifacts:
-    """Train (or reuse) Stage 0, Stage 1 and SRL on the train split of ``records``."""
+    """Train (or reuse) Stage 0 and Stage 1 on the train split of ``records``, then SRL
+    from Stage 1 on the train split of the filtered SRL dataset under ``srl_data``."""
     cfg = config or CodeEditPipelineConfig()
     root = models_dir or code_edit_models_dir()
     train = [r for r in records if r.split is Split.TRAIN]
@@ -114,7 +120,7 @@ def train_pipeline(
         train, base_dir=base_dir
     )
     srl = SRLTrainer(cfg.srl, models_dir=root, progress=progress).train(
-        train, base_dir=stage1.path / "model"
+        load_srl_dataset(srl_data, Split.TRAIN), base_dir=stage1.path / "model"
     )
     return PipelineArtifacts(base=base_dir, stage0=stage0, stage1=stage1, srl=srl)
 
@@ -125,12 +131,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, default=None, help="pipeline YAML (default: embedded)")
     ap.add_argument("--data", type=Path, required=True, help="processed data root (train/dev/test)")
+    ap.add_argument(
+        "--srl-data",
+        type=Path,
+        required=True,
+        help="clean SRL dataset directory (harness data code-edit filter --out)",
+    )
     ap.add_argument("--base", type=Path, required=True, help="base model checkpoint directory")
     ap.add_argument("--models-dir", type=Path, default=None, help="default <models_dir>/code_edit")
     args = ap.parse_args(argv)
     cfg = load_pipeline_config(args.config) if args.config else CodeEditPipelineConfig()
     out = train_pipeline(
-        read_processed(root=args.data), base_dir=args.base, config=cfg, models_dir=args.models_dir
+        read_processed(root=args.data),
+        base_dir=args.base,
+        srl_data=args.srl_data,
+        config=cfg,
+        models_dir=args.models_dir,
     )
     for name in ("stage0", "stage1", "srl"):
         art: Artifact = getattr(out, name)

@@ -28,27 +28,23 @@ machinery serves both stages; ``target`` picks what the assistant turn is
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
-from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.atomic import atomic_dir, atomic_write_json
-from harness.cachekey import (
-    CacheKey,
-    cache_key,
-    note_cache_use,
-    note_training_run,
-    refresh_requested,
-    run_stamp,
-)
+from harness.cachekey import CacheKey, cache_key
 from harness.data.code_edit.prompts import Target
 from harness.data.code_edit.schema import NormalizedRecord, Split
 from harness.errors import TrainerError
-from harness.settings import get_settings
 from trainers.base import Artifact, config_digest, directory_digest
+from trainers.code_edit.trl_common import (
+    ARTIFACT_FILE,
+    CachedStage,
+    code_edit_models_dir,
+    run_sft,
+)
 
 __all__ = [
     "ARTIFACT_FILE",
@@ -58,7 +54,6 @@ __all__ = [
     "code_edit_models_dir",
 ]
 
-ARTIFACT_FILE = "artifact.json"
 PRODUCER_MODULES: tuple[str, ...] = (
     "trainers.code_edit.sft",
     "harness.data.code_edit.prompts",
@@ -82,11 +77,6 @@ ALL_LINEAR: tuple[str, ...] = (
     "up_proj",
     "down_proj",
 )
-
-
-def code_edit_models_dir() -> Path:
-    """``<models_dir>/code_edit`` (``HARNESS_MODELS_DIR``; docs/settings.md)."""
-    return get_settings().models_dir / "code_edit"
 
 
 class CodeEditSFTConfig(BaseModel):
@@ -151,21 +141,12 @@ def check_train_only(records: Sequence[NormalizedRecord], what: str) -> None:
         )
 
 
-class CodeEditSFTTrainer:
+class CodeEditSFTTrainer(CachedStage[CodeEditSFTConfig]):
     """Train (or reuse) one SFT stage for ``config`` on ``base_dir`` (XConfig/XTrainer)."""
 
-    def __init__(
-        self,
-        config: CodeEditSFTConfig,
-        *,
-        models_dir: Path | None = None,
-        progress: Callable[[str], None] = print,
-        refresh: bool = False,
-    ) -> None:
-        self.config = config
-        self.models_dir = Path(models_dir) if models_dir is not None else code_edit_models_dir()
-        self.progress = progress
-        self.refresh = refresh
+    kind: ClassVar[str] = "sft"
+    log_name: ClassVar[str] = "log_history.json"
+    note_untracked: ClassVar[bool] = False
 
     def train(self, records: Sequence[NormalizedRecord], *, base_dir: Path) -> Artifact:
         """The merged checkpoint directory (``artifact.path / "model"``) and its metrics."""
@@ -175,49 +156,8 @@ class CodeEditSFTTrainer:
         if not rows:
             raise TrainerError(f"SFT '{cfg.tag}': no training rows for target {cfg.target}")
         key = cfg.cache_key(base_digest=directory_digest(base_dir), data_digest=_rows_digest(rows))
-        note_cache_use(key, mode="refresh" if self.refresh else "use", label=f"sft/{cfg.tag}")
-        out = self.models_dir / f"{cfg.tag}-{key.key[:12]}"
-        with FileLock(str(out) + ".lock"):
-            cached = _read_cached(out, key.key)
-            # --no-cache (settings) rebuilds an entry once per run, like ``refresh``
-            stale = cached is None or refresh_requested(cached.metrics.get("built_by_run"))
-            if cached is not None and not self.refresh and not stale:
-                return cached
-            from trainers.code_edit.trl_common import run_sft
 
-            metrics = run_sft(cfg, rows, base_dir=base_dir, progress=self.progress)
-            staged: Path = metrics.pop("_staged")
-            try:
-                metrics["cache"] = key.record()
-                metrics["built_by_run"] = run_stamp()
-                with atomic_dir(out) as tmp:
-                    for child in staged.iterdir():
-                        child.rename(tmp / child.name)
-                    model_digest = directory_digest(tmp / "model")
-                    atomic_write_json(
-                        tmp / ARTIFACT_FILE,
-                        {"key": key.key, "digest": model_digest, "metrics": metrics},
-                    )
-            finally:
-                _rmtree(staged)
-        note_training_run(f"sft/{cfg.tag}", metrics.get("wandb", {}))
-        return Artifact(out, model_digest, key.key, out / "log_history.json", metrics)
+        def build(out: Path) -> dict[str, Any]:
+            return run_sft(cfg, rows, base_dir=base_dir, out=out, progress=self.progress)
 
-
-def _read_cached(out: Path, key: str) -> Artifact | None:
-    marker = out / ARTIFACT_FILE
-    if not marker.is_file():
-        return None
-    data = json.loads(marker.read_text(encoding="utf-8"))
-    if data.get("key") != key:
-        return None
-    metrics = data.get("metrics", {})
-    if metrics.get("wandb"):
-        note_training_run(f"sft/{metrics.get('tag', out.name)}", metrics["wandb"])
-    return Artifact(out, data["digest"], key, out / "log_history.json", metrics, True)
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+        return self._reuse_or_build(key, cfg.tag, build)

@@ -4,9 +4,14 @@ Brief note 003 §5: the student writes an ast-grep action for a teacher state
 (instruction + pre-code), the reward is the action similarity to the teacher's
 step, ``R = clip(0.7·S_field + 0.3·S_str, −0.2, 1)`` (−0.2 when the action does
 not parse; :mod:`trainers.code_edit.reward_srl`), and GRPO moves the policy
-towards higher-reward actions.  The teacher here is the program teacher (the
-codemod generator: a train-split record's ground-truth action); a user's
-verified teacher trajectories feed the same trainer as ``(record, action)`` steps.
+towards higher-reward actions.  The data is the clean SRL dataset — a teacher's
+raw trajectories kept only where the sandbox verified them
+(``harness data code-edit filter``; :func:`harness.data.code_edit.trajectory.load_srl_dataset`
+reads its ``train.jsonl``): one GRPO prompt per verified step, whatever the
+teacher (the program teacher by default, a served model as an option).  The
+dataset's digest is part of the cache key and its path, digest and row counts
+are in the artifact's metrics (``srl_data``), so the evidence says what SRL
+trained on.
 
 TRL's pattern again: :class:`SRLConfig` (pydantic, validated) + :class:`SRLTrainer`.
 CPU settings: ``bf16=False``, no gradient checkpointing, ``beta = 0`` (no
@@ -23,39 +28,26 @@ per-step mean reward and accuracy, the series the ``reward_trend`` gate reads.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from harness.atomic import atomic_dir, atomic_write_json
+from harness.atomic import atomic_write_json
 from harness.backends.hf import quiet_progress
-from harness.cachekey import (
-    CacheKey,
-    cache_key,
-    note_cache_use,
-    note_training_run,
-    refresh_requested,
-    run_stamp,
-)
+from harness.cachekey import CacheKey, cache_key
 from harness.data.code_edit.action import ActionError, parse_action
-from harness.data.code_edit.prompts import Target, completion_text, prompt_messages, target_text
-from harness.data.code_edit.schema import NormalizedRecord
+from harness.data.code_edit.prompts import Target, completion_text, prompt_messages
+from harness.data.code_edit.schema import Split
+from harness.data.code_edit.trajectory import SRLDataset, SRLStep
 from harness.errors import TrainerError
 from trainers.base import Artifact, config_digest, directory_digest
 from trainers.code_edit.reward_srl import field_score, reward_srl
-from trainers.code_edit.sft import (
-    ALL_LINEAR,
-    ARTIFACT_FILE,
-    PRODUCER_LIBRARIES,
-    check_train_only,
-    code_edit_models_dir,
-)
+from trainers.code_edit.sft import ALL_LINEAR, PRODUCER_LIBRARIES
+from trainers.code_edit.trl_common import CachedStage, check_humaneval_overlap
 from trainers.tracking import RunTracker
 
 __all__ = ["SRLConfig", "SRLTrainer", "action_exact", "srl_reward"]
@@ -66,6 +58,7 @@ PRODUCER_MODULES: tuple[str, ...] = (
     "harness.data.code_edit.prompts",
     "trainers.code_edit.trl_common",
     "harness.data.code_edit.action",
+    "harness.data.code_edit.trajectory",
 )
 
 
@@ -135,71 +128,53 @@ def action_exact(
     return out
 
 
-class SRLTrainer:
+class SRLTrainer(CachedStage[SRLConfig]):
     """Train (or reuse) the SRL checkpoint from ``base_dir`` (the Stage 1 model)."""
 
-    def __init__(
-        self,
-        config: SRLConfig,
-        *,
-        models_dir: Path | None = None,
-        progress: Callable[[str], None] = print,
-        refresh: bool = False,
-    ) -> None:
-        self.config = config
-        self.models_dir = Path(models_dir) if models_dir is not None else code_edit_models_dir()
-        self.progress = progress
-        self.refresh = refresh
+    kind: ClassVar[str] = "srl"
+    log_name: ClassVar[str] = "curves.json"
+    note_untracked: ClassVar[bool] = True
 
-    def train(self, records: Sequence[NormalizedRecord], *, base_dir: Path) -> Artifact:
+    def train(self, data: SRLDataset, *, base_dir: Path) -> Artifact:
+        """GRPO on every verified step of ``data`` (the filter's train split)."""
         cfg = self.config
-        check_train_only(records, f"SRL '{cfg.tag}'")
-        steps = [r for r in records if r.action is not None]
-        if not steps:
-            raise TrainerError(f"SRL '{cfg.tag}': no teacher steps (records with an action)")
-        rows_digest = config_digest({"rows": sorted(r.content_hash + str(r.action) for r in steps)})
-        key = cfg.cache_key(base_digest=directory_digest(base_dir), data_digest=rows_digest)
-        note_cache_use(key, mode="refresh" if self.refresh else "use", label=f"srl/{cfg.tag}")
-        out = self.models_dir / f"{cfg.tag}-{key.key[:12]}"
-        with FileLock(str(out) + ".lock"):
-            marker = out / ARTIFACT_FILE
-            if marker.is_file() and not self.refresh:
-                data = json.loads(marker.read_text(encoding="utf-8"))
-                fresh = not refresh_requested(data.get("metrics", {}).get("built_by_run"))
-                if data.get("key") == key.key and fresh:
-                    metrics = data.get("metrics", {})
-                    note_training_run(f"srl/{cfg.tag}", metrics.get("wandb", {}))
-                    return Artifact(
-                        out, data["digest"], key.key, out / "curves.json", metrics, True
-                    )
-            with atomic_dir(out) as tmp:
-                metrics = _run_grpo(cfg, steps, base_dir=base_dir, out=tmp, progress=self.progress)
-                metrics["cache"] = key.record()
-                metrics["built_by_run"] = run_stamp()
-                digest = directory_digest(tmp / "model")
-                atomic_write_json(
-                    tmp / ARTIFACT_FILE, {"key": key.key, "digest": digest, "metrics": metrics}
-                )
-        note_training_run(f"srl/{cfg.tag}", metrics.get("wandb", {}))
-        return Artifact(out, digest, key.key, out / "curves.json", metrics)
+        bad = [s.id for s in data.steps if s.split is not Split.TRAIN]
+        if data.split is not Split.TRAIN or bad:
+            raise TrainerError(
+                f"SRL '{cfg.tag}': {data.root} split '{data.split.value}' holds "
+                f"{len(bad) or len(data.steps)} non-train step(s); train only on the "
+                "filter's train.jsonl (dev chooses knobs, test is judged once)"
+            )
+        if not data.steps:
+            raise TrainerError(
+                f"SRL '{cfg.tag}': {data.root}: no verified teacher steps in the SRL dataset; "
+                "the filter kept none (see its stats.json)"
+            )
+        key = cfg.cache_key(base_digest=directory_digest(base_dir), data_digest=data.digest)
+
+        def build(out: Path) -> dict[str, Any]:
+            metrics = _run_grpo(cfg, data.steps, base_dir=base_dir, out=out, progress=self.progress)
+            return {**metrics, "srl_data": data.describe()}
+
+        return self._reuse_or_build(key, cfg.tag, build)
 
 
 def _prompt_rows(
-    records: Sequence[NormalizedRecord], tokenizer: Any, max_prompt_tokens: int
+    steps: Sequence[SRLStep], tokenizer: Any, max_prompt_tokens: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
     from trainers.code_edit.trl_common import ChatRenderer
 
     renderer = ChatRenderer(tokenizer)
     keep: list[dict[str, Any]] = []
     dropped: list[str] = []
-    for r in records:
-        prompt = prompt_messages(r, Target.ACTION)
+    for s in steps:
+        prompt = prompt_messages(s, Target.ACTION)
         text = renderer.render(prompt, generation_prompt=True)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         if len(ids) <= max_prompt_tokens:
-            keep.append({"prompt": prompt, "teacher_action": target_text(r, Target.ACTION)})
+            keep.append({"prompt": prompt, "teacher_action": s.action})
         else:
-            dropped.append(r.id)
+            dropped.append(s.id)
     return keep, dropped
 
 
@@ -214,7 +189,7 @@ def _curves(history: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
 
 def _run_grpo(
     cfg: SRLConfig,
-    records: Sequence[NormalizedRecord],
+    steps: Sequence[SRLStep],
     *,
     base_dir: Path,
     out: Path,
@@ -229,9 +204,12 @@ def _run_grpo(
 
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     tokenizer.padding_side = "left"
-    rows, too_long = _prompt_rows(records, tokenizer, cfg.max_prompt_tokens)
+    rows, too_long = _prompt_rows(steps, tokenizer, cfg.max_prompt_tokens)
     if not rows:
         raise TrainerError(f"SRL '{cfg.tag}': every prompt exceeds {cfg.max_prompt_tokens} tokens")
+    contamination = check_humaneval_overlap(
+        [s.pre_code + "\n" + s.action for s in steps], out / "contamination.json"
+    )
     torch.manual_seed(cfg.seed)
     with quiet_progress():
         model: Any = AutoModelForCausalLM.from_pretrained(base_dir)
@@ -296,6 +274,7 @@ def _run_grpo(
         "prompts": len(rows),
         "dropped_too_long": too_long,
         "curves": curves,
+        "contamination": contamination,
         "wall_s": round(wall, 2),
         "cpu_s": round(cpu, 2),
         "wandb": tracker.record(),

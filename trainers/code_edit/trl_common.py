@@ -1,41 +1,134 @@
 """The TRL/PEFT calls behind the code-edit trainers (heavy imports stay here, lazily).
 
 :func:`run_sft` runs ``trl.SFTTrainer`` with a PEFT ``LoraConfig`` (or a full
-fine-tune when ``lora_r = 0``) on CPU-friendly settings and writes a staged
-directory: ``model/`` (merged, loadable by ``AutoModelForCausalLM``),
+fine-tune when ``lora_r = 0``) on CPU-friendly settings and writes, into the
+directory it is given, ``model/`` (merged, loadable by ``AutoModelForCausalLM``),
 ``adapter/`` (the LoRA weights alone), ``log_history.json`` and
-``contamination.json``.  The caller publishes it atomically under its cache key.
+``contamination.json``.  :class:`CachedStage` is the constructor and cache-reuse
+logic both stage trainers share: reuse the artifact stored under the stage's
+cache key, or build it into a fresh directory published atomically (one
+``FileLock`` per entry, so two workers never train the same stage at once).
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from harness.atomic import atomic_write_json
+from filelock import FileLock
+
+from harness.atomic import atomic_dir, atomic_write_json
 from harness.backends.hf import quiet_progress
+from harness.cachekey import (
+    CacheKey,
+    note_cache_use,
+    note_training_run,
+    refresh_requested,
+    run_stamp,
+)
 from harness.data.code_edit.prompts import Target, messages
 from harness.data.code_edit.schema import NormalizedRecord
 from harness.errors import TrainerError
+from harness.settings import get_settings
+from trainers.base import Artifact, directory_digest
 from trainers.tracking import RunTracker
 
 if TYPE_CHECKING:
     from trainers.code_edit.sft import CodeEditSFTConfig
 
 __all__ = [
+    "ARTIFACT_FILE",
+    "CachedStage",
     "ChatRenderer",
     "check_humaneval_overlap",
+    "code_edit_models_dir",
     "lora_config",
     "quiet_training",
     "run_sft",
     "tokenized_rows",
     "tracker_callback",
 ]
+
+
+ARTIFACT_FILE = "artifact.json"
+C = TypeVar("C")
+
+
+def code_edit_models_dir() -> Path:
+    """``<models_dir>/code_edit`` (``HARNESS_MODELS_DIR``; docs/settings.md)."""
+    return get_settings().models_dir / "code_edit"
+
+
+class CachedStage(Generic[C]):
+    """Constructor and cache reuse shared by the SFT and SRL stage trainers.
+
+    A subclass sets ``kind`` (the label prefix, ``sft``/``srl``), ``log_name`` (the
+    artifact's per-step log) and ``note_untracked`` (whether a reused artifact with
+    no W&B run record is still noted as a training run: SRL notes every reuse, SFT
+    only tracked ones).
+    """
+
+    kind: ClassVar[str]
+    log_name: ClassVar[str]
+    note_untracked: ClassVar[bool]
+
+    def __init__(
+        self,
+        config: C,
+        *,
+        models_dir: Path | None = None,
+        progress: Callable[[str], None] = print,
+        refresh: bool = False,
+    ) -> None:
+        self.config = config
+        self.models_dir = Path(models_dir) if models_dir is not None else code_edit_models_dir()
+        self.progress = progress
+        self.refresh = refresh
+
+    def _reuse_or_build(
+        self, key: CacheKey, tag: str, build: Callable[[Path], dict[str, Any]]
+    ) -> Artifact:
+        """The artifact under ``key``: reused when stored by this key and not to be
+        rebuilt (``refresh`` here, ``--no-cache`` once per run), else ``build(tmp)``
+        fills a fresh directory (``model/`` at least) and returns its metrics, and the
+        directory is published atomically with ``artifact.json``."""
+        label = f"{self.kind}/{tag}"
+        note_cache_use(key, mode="refresh" if self.refresh else "use", label=label)
+        out = self.models_dir / f"{tag}-{key.key[:12]}"
+        with FileLock(str(out) + ".lock"):
+            cached = self._read_cached(out, key.key)
+            # --no-cache (settings) rebuilds an entry once per run, like ``refresh``
+            stale = cached is None or refresh_requested(cached.metrics.get("built_by_run"))
+            if cached is not None and not self.refresh and not stale:
+                if cached.metrics.get("wandb") or self.note_untracked:
+                    note_training_run(label, cached.metrics.get("wandb", {}))
+                return cached
+            with atomic_dir(out) as tmp:
+                metrics = build(tmp)
+                metrics["cache"] = key.record()
+                metrics["built_by_run"] = run_stamp()
+                digest = directory_digest(tmp / "model")
+                atomic_write_json(
+                    tmp / ARTIFACT_FILE, {"key": key.key, "digest": digest, "metrics": metrics}
+                )
+        note_training_run(label, metrics.get("wandb", {}))
+        return Artifact(out, digest, key.key, out / self.log_name, metrics)
+
+    def _read_cached(self, out: Path, key: str) -> Artifact | None:
+        marker = out / ARTIFACT_FILE
+        if not marker.is_file():
+            return None
+        data = json.loads(marker.read_text(encoding="utf-8"))
+        if data.get("key") != key:
+            return None
+        metrics = data.get("metrics", {})
+        return Artifact(out, data["digest"], key, out / self.log_name, metrics, True)
 
 
 @contextmanager
@@ -189,15 +282,15 @@ def run_sft(
     records: Sequence[NormalizedRecord],
     *,
     base_dir: Path,
+    out: Path,
     progress: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Train; return metrics with ``_staged`` = a temp dir holding model/, adapter/, logs."""
+    """Train; write model/, adapter/, logs into ``out`` (a fresh directory); the metrics."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
-    staged = Path(tempfile.mkdtemp(prefix=f"code-edit-{cfg.tag}-"))
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     rows, too_long = tokenized_rows(records, cfg.target, tokenizer, cfg.max_length)
     if not rows:
@@ -206,7 +299,7 @@ def run_sft(
             "raise max_length"
         )
     texts = [r.pre_code + "\n" + r.post_code for r in records]
-    contamination = check_humaneval_overlap(texts, staged / "contamination.json")
+    contamination = check_humaneval_overlap(texts, out / "contamination.json")
     torch.manual_seed(cfg.seed)
     with quiet_progress():
         model: Any = AutoModelForCausalLM.from_pretrained(base_dir)
@@ -262,10 +355,9 @@ def run_sft(
         tracker.finish(failed=True)
         raise
     tracker.finish()
-    _save(trainer.model, tokenizer, staged, lora=bool(cfg.lora_r))
-    atomic_write_json(staged / "log_history.json", history)
+    _save(trainer.model, tokenizer, out, lora=bool(cfg.lora_r))
+    atomic_write_json(out / "log_history.json", history)
     return {
-        "_staged": staged,
         "tag": cfg.tag,
         "target": cfg.target.value,
         "rows": len(rows),
@@ -279,12 +371,12 @@ def run_sft(
     }
 
 
-def _save(model: Any, tokenizer: Any, staged: Path, *, lora: bool) -> None:
+def _save(model: Any, tokenizer: Any, out: Path, *, lora: bool) -> None:
     """``adapter/`` (LoRA only) and ``model/`` (merged: a plain transformers checkpoint)."""
     with quiet_progress():
         if lora:
-            model.save_pretrained(staged / "adapter")
+            model.save_pretrained(out / "adapter")
             model = model.merge_and_unload()
         model.eval()
-        model.save_pretrained(staged / "model")
-    tokenizer.save_pretrained(staged / "model")
+        model.save_pretrained(out / "model")
+    tokenizer.save_pretrained(out / "model")

@@ -17,7 +17,7 @@ exactly the prompt shape it was trained on.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from harness.data.code_edit.action import parse_action
 from harness.data.code_edit.schema import NormalizedRecord
@@ -26,6 +26,7 @@ from harness.errors import DataValidationError
 __all__ = [
     "SYSTEM_ACTION",
     "SYSTEM_POST_CODE",
+    "EditState",
     "Target",
     "completion_text",
     "messages",
@@ -51,7 +52,20 @@ SYSTEM_ACTION = (
 )
 
 
-def prompt_messages(record: NormalizedRecord, target: Target) -> list[dict[str, str]]:
+class EditState(Protocol):
+    """What a prompt shows: a ``NormalizedRecord`` or a verified SRL step both have it."""
+
+    @property
+    def instruction(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def pre_code(self) -> str: ...
+
+
+def prompt_messages(record: EditState, target: Target) -> list[dict[str, str]]:
     """``[system, user]`` turns for ``record`` (what the model sees at generation time)."""
     system = SYSTEM_POST_CODE if target is Target.POST_CODE else SYSTEM_ACTION
     user = f"{record.instruction}\n\n```{record.language}\n{record.pre_code}```"

@@ -2,7 +2,9 @@
 
 Asserts behaviour, not speed: LoRA weights move and the merged checkpoint differs
 from the base, a second call is served from the cache by key, held-out rows are
-refused, and config errors name the field.
+refused, and config errors name the field.  SRL trains on the filtered SRL dataset
+(``train.jsonl`` of ``SRLStep`` rows): its digest is in the cache key and its
+identity in the artifact's metrics.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 
 from harness.data.code_edit.prompts import Target
 from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.data.code_edit.trajectory import SRLDataset, SRLStep, load_srl_dataset
 from harness.errors import TrainerError
 from trainers.code_edit.sft import CodeEditSFTConfig, CodeEditSFTTrainer
 from trainers.code_edit.srl import SRLConfig, SRLTrainer, action_exact, srl_reward
@@ -45,6 +48,30 @@ def _records(n: int = 4, split: Split = Split.TRAIN) -> list[NormalizedRecord]:
         )
         for i in range(n)
     ]
+
+
+def _srl_data(root: Path, n: int = 4, split: Split = Split.TRAIN) -> SRLDataset:
+    """The filter's output shape: ``<root>/<split>.jsonl`` of verified steps."""
+    gold = "fix: y\nid: rename-x\nlanguage: python\nrule:\n  pattern: x\n"
+    steps = [
+        SRLStep(
+            id=f"program:codemod/r{i}",
+            record_id=f"r{i}",
+            source="unit",
+            split=split,
+            teacher="program:codemod",
+            language="python",
+            instruction="Rename the variable `x` to `y`.",
+            pre_code=f"def f{i}(x):\n    return x + {i}\n",
+            action=gold,
+            verified="matches_post_code",
+        )
+        for i in range(n)
+    ]
+    root.mkdir(parents=True, exist_ok=True)
+    text = "".join(s.model_dump_json() + "\n" for s in steps)
+    (root / f"{split.value}.jsonl").write_text(text, encoding="utf-8")
+    return load_srl_dataset(root, split)
 
 
 @pytest.fixture(scope="module")
@@ -113,15 +140,36 @@ def test_srl_grpo_logs_curves_and_saves_a_loadable_model(
     monkeypatch.setattr(srl_mod, "srl_reward", srl_reward)
 
     cfg = SRLConfig(max_steps=3, batch_size=4, num_generations=2, max_completion_length=8, lora_r=2)
-    art = SRLTrainer(cfg, models_dir=tmp_path, progress=lambda _m: None).train(
-        _records(), base_dir=tiny_base
-    )
+    data = _srl_data(tmp_path / "srl", n=4)
+    trainer = SRLTrainer(cfg, models_dir=tmp_path / "models", progress=lambda _m: None)
+    art = trainer.train(data, base_dir=tiny_base)
+    assert not art.cached
+    assert art.metrics["srl_data"] == data.describe()  # the evidence names what SRL trained on
+    assert art.metrics["srl_data"]["rows"] == 4 and art.metrics["prompts"] == 4
     curves = art.metrics["curves"]
     assert len(curves["reward"]) == 3 and len(curves["accuracy"]) == 3
     assert all(0.0 <= r <= 1.0 for r in curves["reward"]), curves
     model = AutoModelForCausalLM.from_pretrained(art.path / "model")
     before = AutoModelForCausalLM.from_pretrained(tiny_base).state_dict()
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    again = trainer.train(_srl_data(tmp_path / "srl", n=4), base_dir=tiny_base)
+    assert again.cached and again.path == art.path
+    # one verified step fewer: another dataset digest, so another cache key (not reused)
+    other = _srl_data(tmp_path / "srl3", n=3)
+    assert other.digest != data.digest
+    assert cfg.cache_key(base_digest="b", data_digest=other.digest).key != (
+        cfg.cache_key(base_digest="b", data_digest=data.digest).key
+    )
+
+
+def test_srl_refuses_a_non_train_dataset(tiny_base: Path, tmp_path: Path) -> None:
+    cfg = SRLConfig(max_steps=3, batch_size=4, num_generations=2)
+    dev = _srl_data(tmp_path, n=2, split=Split.DEV)
+    with pytest.raises(TrainerError, match=r"train only on the filter's train\.jsonl"):
+        SRLTrainer(cfg, models_dir=tmp_path).train(dev, base_dir=tiny_base)
+    empty = _srl_data(tmp_path / "empty", n=0)
+    with pytest.raises(TrainerError, match="no verified teacher steps"):
+        SRLTrainer(cfg, models_dir=tmp_path).train(empty, base_dir=tiny_base)
 
 
 # ------------------------------------------------------------------ config validation
