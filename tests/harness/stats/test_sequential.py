@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from harness.errors import StatsError
-from harness.stats.sequential import ConfidenceSequence, coverage_paths, sequential_decide
+from harness.stats.sequential import (
+    ConfidenceSequence,
+    _BettingState,
+    coverage_paths,
+    sequential_decide,
+)
 
 
 def _time_uniform_miscoverage(p: float, reps: int, n: int, alpha: float, seed: int) -> float:
@@ -30,6 +35,21 @@ def test_time_uniform_coverage_full(p: float) -> None:
     reps, alpha = 2000, 0.1
     miss = _time_uniform_miscoverage(p, reps, 1000, alpha, seed=2)
     assert miss <= alpha + 3 * np.sqrt(alpha * (1 - alpha) / reps)
+
+
+@pytest.mark.parametrize("p", [0.02, 0.5, 0.97])
+def test_windowed_blocks_equal_the_full_grid_update(p: float) -> None:
+    """Blocks of streams and a grid window that drops dead candidates change no bound."""
+    rng = np.random.default_rng(5)
+    x = (rng.random((600, 150)) < p).astype(float)  # > 2 blocks of 256 streams
+    x[0] = rng.random(150)  # continuous values in [0, 1] too
+    state = _BettingState(600, alpha=0.1, grid=201, c=0.5, full_grid=True)
+    ref_lo, ref_hi = np.empty_like(x), np.empty_like(x)
+    for j in range(x.shape[1]):
+        state.update(x[:, j])
+        ref_lo[:, j], ref_hi[:, j] = state.lo, state.hi
+    lo, hi = coverage_paths(x, alpha=0.1, grid=201)
+    assert np.array_equal(lo, ref_lo) and np.array_equal(hi, ref_hi)
 
 
 def test_single_stream_matches_batch_and_shrinks() -> None:
