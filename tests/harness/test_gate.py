@@ -194,3 +194,27 @@ def test_replay_flag_never_labels_evidence_by_itself() -> None:
     rec = EvidenceRecord.model_validate_json(str(payload))
     assert rec.lane is Lane.REPLAY
     assert make_gate()[0].check(outcomes(80, 100), lane=None).verdict is Verdict.PASS
+
+
+def test_estimate_and_holm_p_value_use_the_run_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One seed for the gate's interval and its Holm/BH p-value (--harness-seed), not 0."""
+    from harness import metrics
+
+    seen: dict[str, int] = {}
+    estimate, p_value = metrics.estimate_metric, metrics.p_value
+
+    def spy_estimate(*args: Any, seed: int = 0, **kw: Any) -> Any:
+        seen["estimate"] = seed
+        return estimate(*args, seed=seed, **kw)
+
+    def spy_p(*args: Any, seed: int = 0, **kw: Any) -> float:
+        seen["p_value"] = seed
+        return p_value(*args, seed=seed, **kw)
+
+    monkeypatch.setattr(metrics, "estimate_metric", spy_estimate)
+    monkeypatch.setattr(metrics, "p_value", spy_p)
+    gate, node = make_gate(seed=7)
+    gate.check(outcomes(80, 100))
+    assert seen == {"estimate": 7, "p_value": 7}
+    rec = EvidenceRecord.model_validate_json(str(node.user_properties[0][1]))
+    assert rec.p_value is not None

@@ -182,6 +182,12 @@ MALFORMED = [
         id="approximate-method",
     ),
     pytest.param(
+        VALID + GATE + "    method: jeffreys\n",
+        "gate 'g1': method='jeffreys' is not a calibrated method for metric 'proportion' "
+        "(approximate intervals false-PASS above α",
+        id="approximate-proportion-method",
+    ),
+    pytest.param(
         VALID.replace("tiers: {primary: 0.08}", "tiers: {primary: 0.08}\n    method: bca"),
         "gate 'uplift': method='bca' is not a calibrated method for metric 'pass_at_k_uplift'; "
         "use one of: betting",
