@@ -94,16 +94,24 @@ def _paired_ratio(reps: int, rng: np.random.Generator, small: bool) -> list[Cali
 
 @register_family("ratio_independent")
 def _ratio_independent(reps: int, rng: np.random.Generator, small: bool) -> list[CalibrationRow]:
-    n = 200 if small else 400
     truth = 0.9  # candidate keeps 90 % of a 0.5 baseline rate, disjoint items
     g = calibration_gate("ratio", truth)
-    ests = []
-    for _ in range(reps):
-        c2 = rng.random(n) < 0.5 * truth
-        b2 = rng.random(n) < 0.5
-        ests.append(
+    rows = []
+    for n in (200,) if small else (400, 200, 100):  # 400 first: its row predates the sweep
+        counts = np.empty((reps, 2), dtype=int)
+        for r in range(reps):
+            counts[r] = (rng.random(n) < 0.5 * truth).sum(), (rng.random(n) < 0.5).sum()
+        # the score interval depends on the two counts only: one gate call per distinct pair
+        uniq, inverse = np.unique(counts, axis=0, return_inverse=True)
+        by_pair = [
             estimate_metric(
-                g, binary_outcomes(c2, "c"), alpha=2 * ALPHA, baseline=binary_outcomes(b2, "b")
+                g,
+                binary_outcomes(np.arange(n) < kc, "c"),
+                alpha=2 * ALPHA,
+                baseline=binary_outcomes(np.arange(n) < kb, "b"),
             )
-        )
-    return [row_from_estimates("ratio (independent)", ests, truth)]
+            for kc, kb in uniq
+        ]
+        ests = [by_pair[i] for i in inverse.ravel()]
+        rows.append(row_from_estimates("ratio (independent)", ests, truth))
+    return rows
