@@ -92,6 +92,16 @@ def test_declared_variables_are_read_through_settings_and_others_refused() -> No
         s.env("NOT_OURS")
 
 
+def test_every_variable_and_setting_is_in_the_one_table() -> None:
+    """docs/settings.md is the one documented table: every setting and variable is in it."""
+    from harness.settings import ENV_NAMES, OPTION_VARS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "settings.md").read_text("utf-8")
+    names = [*ENV_NAMES, *(v for vs in ENV_NAMES.values() for v in vs), *OPTION_VARS]
+    missing = [n for n in names if f"`{n}`" not in doc]
+    assert not missing, f"add {missing} to docs/settings.md"
+
+
 def test_no_cache_flag_from_env_and_configure_and_refresh_once_per_run() -> None:
     from harness.cachekey import refresh_requested, run_stamp
     from harness.settings import configure, get_settings, reset_settings
