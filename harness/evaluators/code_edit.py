@@ -9,15 +9,19 @@ rows), so a gate passes only on what a trainer would actually load:
   two splits), or one value-0 outcome with the number of pairs compared;
 * ``<split>_count`` — one outcome per valid row of that split (``of: n``);
 * ``action_mismatches`` — per row with a ground-truth ``action``: 1 when applying
-  it to ``pre_code`` with the real ast-grep binary does not give ``post_code``.
+  it to ``pre_code`` with the real ast-grep binary does not give ``post_code``;
+* ``pretrain_overlap`` — per dev/test row: 1 when its pre- or post-code shares a
+  word 13-gram with the base model's pretraining corpus.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from harness.data.code_edit.apply import ApplyError, apply_action
 from harness.data.code_edit.leakage import DEFAULT_THRESHOLD, check_leakage
+from harness.data.code_edit.pretrain_overlap import OverlapReport, pretrain_overlap
 from harness.data.code_edit.schema import NormalizedRecord, Split
 from harness.data.code_edit.store import read_processed, schema_violations
 from harness.outcomes import Outcome
@@ -26,6 +30,7 @@ __all__ = [
     "action_outcomes",
     "leakage_outcomes",
     "load_rows",
+    "pretrain_overlap_outcomes",
     "split_count_outcomes",
     "violation_outcomes",
 ]
@@ -90,3 +95,20 @@ def action_outcomes(rows: list[NormalizedRecord]) -> list[Outcome]:
         raw = {"error": error} if error else {"reproduced": not bad}
         out.append(Outcome(item_id=r.id, value=float(bad), cluster=r.source, raw=raw))
     return out
+
+
+def pretrain_overlap_outcomes(
+    rows: list[NormalizedRecord], corpus: Iterable[str]
+) -> tuple[list[Outcome], OverlapReport]:
+    """Per dev/test row: 1 when its code shares a 13-gram with the pretraining ``corpus``."""
+    report = pretrain_overlap(rows, corpus)
+    outcomes = [
+        Outcome(
+            item_id=r.record_id,
+            value=float(r.overlaps),
+            cluster=r.source,
+            raw={"split": r.split, "matched_ngrams": r.matched, "example": r.example},
+        )
+        for r in report.records
+    ]
+    return outcomes, report

@@ -3,7 +3,8 @@
 The subject is the processed data on disk.  Controls: a copy with one blank
 instruction must FAIL ``schema_violations``; a copy with a train row duplicated
 into test must FAIL ``split_leakage``; ten test rows must FAIL ``test_count``; a
-codemod row whose fix was replaced must FAIL ``action_mismatches``.
+codemod row whose fix was replaced must FAIL ``action_mismatches``; ten judged
+action rows must FAIL ``heldout_action_count``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from harness.evaluators.code_edit import (
     split_count_outcomes,
     violation_outcomes,
 )
+from harness.evaluators.code_edit_actions import heldout_action_records
 from harness.gate import Gate
+from harness.outcomes import Outcome
 
 pytestmark = [pytest.mark.phase("code_edit"), pytest.mark.xdist_group("code_edit")]
 
@@ -94,6 +97,27 @@ def test_test_count_control_truncated(gate: Gate, code_edit_data: Path) -> None:
     """Ten held-out rows (a generator that lost most of its output) must FAIL the floor."""
     rows = split_count_outcomes(load_rows(code_edit_data), Split.TEST)[:10]
     gate.check(rows, subject="truncated", expect=Verdict.FAIL)
+
+
+def _action_rows(root: Path) -> list[Outcome]:
+    """One outcome per test row the action gates judge (``params.of = n``)."""
+    return [
+        Outcome(item_id=r.id, value=1.0, cluster=r.source)
+        for r in heldout_action_records(load_rows(root))
+    ]
+
+
+@pytest.mark.gate("heldout_action_count")
+def test_heldout_action_count(gate: Gate, code_edit_data: Path) -> None:
+    gate.check(
+        _action_rows(code_edit_data), subject="embedded", data_digest=_digest(code_edit_data)
+    )
+
+
+@pytest.mark.gate("heldout_action_count")
+def test_heldout_action_count_control_truncated(gate: Gate, code_edit_data: Path) -> None:
+    """Ten judged action rows (the size of the set before the partition) must FAIL."""
+    gate.check(_action_rows(code_edit_data)[:10], subject="truncated", expect=Verdict.FAIL)
 
 
 @pytest.mark.gate("action_mismatches")

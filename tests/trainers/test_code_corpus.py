@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from harness.data.contamination import bench_items, check_contamination
-from trainers.code_corpus import _source_files, code_corpus, stdlib_functions
+from trainers.code_corpus import (
+    PARTITION_SALT,
+    RESERVED_PERCENT,
+    _source_files,
+    code_corpus,
+    is_reserved,
+    relative_name,
+    source_files,
+    stdlib_functions,
+    stdlib_root,
+)
 from trainers.tiny import TinyCodeTrainConfig, tiny_code_corpus
 
 
@@ -74,6 +84,46 @@ def test_decontamination_removes_a_planted_solution(monkeypatch: pytest.MonkeyPa
 
     problem = next(iter(read_problems().values()))
     planted = problem["prompt"] + problem["canonical_solution"]
-    monkeypatch.setattr(cc, "stdlib_functions", lambda root=None: (["def f():\n", planted], 1))
+    monkeypatch.setattr(
+        cc, "stdlib_functions", lambda root=None, part="all": (["def f():\n", planted], 1)
+    )
     corpus = cc.code_corpus()
     assert corpus.texts == ["def f():\n"] and corpus.dropped_contaminated == 1
+
+
+def test_partition_is_disjoint_complete_and_fixed_by_the_path() -> None:
+    """Every stdlib file is in exactly one part; the rule is the documented hash."""
+    import hashlib
+
+    root = stdlib_root().resolve()
+    everything = set(source_files(root))
+    pre = set(source_files(root, part="pretrain"))
+    res = set(source_files(root, part="reserved"))
+    assert pre and res and not pre & res and pre | res == everything
+    share = len(res) / len(everything)
+    assert abs(share - RESERVED_PERCENT / 100) < 0.08, share
+    for f in sorted(res)[:5]:
+        rel = relative_name(f, root)
+        h = hashlib.sha256(f"{PARTITION_SALT}:{rel}".encode()).digest()
+        assert int.from_bytes(h[:8], "big") % 100 < RESERVED_PERCENT and is_reserved(rel)
+
+
+def test_corpus_holds_no_function_of_a_reserved_file() -> None:
+    reserved, n_res = stdlib_functions(part="reserved")
+    pretrain, n_pre = stdlib_functions(part="pretrain")
+    everything, n_all = stdlib_functions()
+    assert reserved and not set(reserved) & set(pretrain)
+    assert sorted(reserved + pretrain) == sorted(everything) and n_res + n_pre == n_all
+    corpus = code_corpus()
+    assert not set(corpus.texts) & set(reserved)
+    part = corpus.manifest()["partition"]
+    assert isinstance(part, dict) and part["reserved_files"] == n_res and corpus.files == n_pre
+
+
+def test_tiny_code_corpus_excludes_reserved_files(
+    training_texts: tuple[list[str], dict[str, object]],
+) -> None:
+    texts, manifest = training_texts
+    reserved, _ = stdlib_functions(part="reserved")
+    assert not set(texts) & set(reserved)
+    assert isinstance(manifest["partition"], dict)

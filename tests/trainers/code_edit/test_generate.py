@@ -11,6 +11,7 @@ from harness.data.code_edit.schema import NormalizedRecord, Split
 from harness.data.code_edit.store import read_processed
 from trainers.code_edit.codemods import CODEMODS, apply_codemods, ast_grep_binary
 from trainers.code_edit.generate import build_embedded, drop_leaking
+from trainers.code_edit.heldout import Sources
 from trainers.code_edit.mutations import candidates, mutate_functions
 
 F1 = '''def mean(xs):
@@ -32,6 +33,22 @@ F3 = '''def last(items, n):
         return []
     return items[len(items) - n:]
 '''
+F4 = '''def ratio(part, whole):
+    """Share of part in whole, printed and returned."""
+    if len(whole) == 0:
+        print(part)
+    result = len(part)
+    return result / len(whole)
+'''
+
+
+def _sources(train: list[str], heldout: list[str], corpus: list[str] | None = None) -> Sources:
+    return Sources(
+        train_functions=train,
+        heldout_functions=heldout,
+        heldout_units=heldout,
+        pretrain_corpus=train if corpus is None else corpus,
+    )
 
 
 def test_binary_is_the_real_ast_grep() -> None:
@@ -81,7 +98,9 @@ def test_drop_leaking_keeps_train_and_drops_later_split() -> None:
 
 
 def test_build_embedded_writes_valid_leak_free_splits(tmp_path: Path) -> None:
-    meta, built = build_embedded(root=tmp_path, functions=[F1, F2, F3], doctest_modules=())
+    meta, built = build_embedded(
+        root=tmp_path, sources=_sources([F1, F2], [F3, F4]), doctest_modules=()
+    )
     rows = read_processed(root=tmp_path)
     assert sorted(r.id for r in rows) == sorted(r.id for r in built.records)
     assert check_leakage(rows).count == 0
@@ -107,8 +126,36 @@ def test_tested_bugs_fail_their_doctests_and_the_fix_passes() -> None:
 def test_every_codemod_row_reproduces_post_code_through_apply_action(tmp_path: Path) -> None:
     from harness.data.code_edit.apply import apply_action
 
-    build_embedded(root=tmp_path, functions=[F1, F2, F3], doctest_modules=())
+    build_embedded(root=tmp_path, sources=_sources([F1, F2], [F3, F4]), doctest_modules=())
     rows = [r for r in read_processed(root=tmp_path) if r.action is not None]
     assert rows
     for r in rows:
         assert apply_action(r.action, r.pre_code) == r.post_code, r.id
+
+
+def test_train_comes_from_the_pretraining_part_and_heldout_from_the_reserved_part(
+    tmp_path: Path,
+) -> None:
+    _, built = build_embedded(
+        root=tmp_path, sources=_sources([F1, F2], [F3, F4]), doctest_modules=()
+    )
+    for r in built.records:
+        original = r.post_code if r.source == "synthetic_bugfix" else r.pre_code
+        assert (original in (F1, F2)) == (r.split is Split.TRAIN), r.id
+    assert {r.split for r in built.records} >= {Split.TRAIN}
+    assert {r.split for r in built.records} - {Split.TRAIN}, "no held-out record at all"
+    assert built.dropped_pretrain_overlap == []
+
+
+def test_heldout_rows_sharing_code_with_the_pretraining_corpus_are_dropped(
+    tmp_path: Path,
+) -> None:
+    """F4 is reserved here, but the corpus holds it: its held-out edits must not survive."""
+    _, built = build_embedded(
+        root=tmp_path, sources=_sources([F1, F2], [F3, F4], [F1, F2, F4]), doctest_modules=()
+    )
+    dropped = set(built.dropped_pretrain_overlap)
+    assert dropped and not dropped & {r.id for r in built.records}
+    assert all(
+        F4 not in (r.pre_code, r.post_code) for r in built.records if r.split is not Split.TRAIN
+    )
