@@ -88,9 +88,12 @@ def test_special_tokens_added(gate: Gate, quiet_star_run: QuietStarRun) -> None:
 
 @pytest.mark.gate("token_roundtrip_failures")
 def test_token_roundtrip(gate: Gate, quiet_star_run: QuietStarRun) -> None:
+    tokens = quiet_star_run.record["tokens"]
     gate.check(
-        roundtrip_outcomes(quiet_star_run.record["tokens"]["roundtrip_failures"]),
+        roundtrip_outcomes(tokens["roundtrip_failures"]),
         subject=SUBJECT,
+        # which [thinking] init the check verified: "---" pieces, or the vocabulary mean
+        extra={k: tokens.get(k) for k in ("start_init", "start_init_pieces")},
         **_digests(quiet_star_run),
     )
 

@@ -33,6 +33,8 @@ class QuietStarConfig:
     pretrain_lr: float = 3e-3
     batch: int = 64
     # Step 1: baking
+    #: minimum digits per number in program traces (0: as written); traces.program_trace
+    trace_width: int = 0
     bake_steps: int = 500
     bake_lr: float = 3e-3
     direct_share: float = 0.25

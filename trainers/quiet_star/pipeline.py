@@ -123,10 +123,10 @@ def drop_champion_questions(
     return {"checked": True, "dropped": dropped, "from": f"forge champion ({len(seen)} digests)"}
 
 
-def _traces(items: list[Any], *, control: bool, filler_len: int) -> list[Trace]:
+def _traces(items: list[Any], *, control: bool, filler_len: int, width: int = 0) -> list[Trace]:
     out = []
     for it in items:
-        t = program_trace(it)
+        t = program_trace(it, width=width)
         if t is not None:
             out.append(filler_trace(it, length=filler_len) if control else t)
     return out
@@ -171,8 +171,10 @@ def _arm(
         tracker.log(_next_step(tracker), {**row, f"{arm}/{stage}/step": float(step)})
 
     control = arm == "control"
-    train = _traces(splits["train"], control=control, filler_len=cfg.control_filler_len)
-    held = _traces(splits[cfg.eval_split], control=False, filler_len=0)
+    train = _traces(
+        splits["train"], control=control, filler_len=cfg.control_filler_len, width=cfg.trace_width
+    )
+    held = _traces(splits[cfg.eval_split], control=False, filler_len=0, width=cfg.trace_width)
     t0 = _clock()
     steps = cfg.control_bake_steps if control else cfg.bake_steps
     bake_loss = bake(model, vocab, train, cfg, log, steps=steps)

@@ -13,8 +13,12 @@ thought tokens goes through HF's own ``add_special_tokens`` and
 :func:`add_thought_tokens` adds ``[thinking]``, ``[/endthinking]`` and ten strategy
 tokens, resizes input and output embeddings, initialises the start token from the
 embedding of ``"---"`` (Zelikman et al. 2024 §4; the mean over its pieces here) and every
-other new row from the mean of the old rows.  :func:`roundtrip_failures` lists every way
-the addition is not exact (the ``token_roundtrip_failures`` gate counts them).
+other new row from the mean of the old rows.  When the vocabulary cannot spell ``"---"``
+(forge's champion has no ``-``: the pieces would be ``<unk>``, an untrained row that
+carries no "pause" meaning), the start row falls back to the mean of the old rows like
+the other new tokens; :attr:`AddedTokens.start_init` records which (``"dashes"`` or
+``"vocabulary_mean"``).  :func:`roundtrip_failures` lists every way the addition is not
+exact (the ``token_roundtrip_failures`` gate counts them).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ __all__ = [
     "FILLER",
     "SPECIALS",
     "START",
+    "START_INIT_DASHES",
+    "START_INIT_MEAN",
     "STRATEGIES",
     "THOUGHT_TOKENS",
     "AddedTokens",
@@ -56,6 +62,8 @@ STRATEGIES = (
     "[plan]", "[track]", "[verify]", "[recall]",
 )  # fmt: skip
 THOUGHT_TOKENS = (START, END, *STRATEGIES)
+#: How the start token's row was initialised (:attr:`AddedTokens.start_init`).
+START_INIT_DASHES, START_INIT_MEAN = "dashes", "vocabulary_mean"
 #: The neutral filler piece (Pfau et al. 2024 use "..."): one period per position.
 FILLER = "."
 _PIECE = re.compile(r"\d+|[A-Za-z']+|[^\sA-Za-z\d]")
@@ -114,13 +122,19 @@ def text_to_ids(tokenizer: Any, text: str) -> list[int]:
 
 @dataclass(frozen=True)
 class AddedTokens:
-    """What :func:`add_thought_tokens` did: the count HF reported, ids, sizes, init source."""
+    """What :func:`add_thought_tokens` did: the count HF reported, ids, sizes, init source.
+
+    ``start_init`` is ``"dashes"`` (mean of the rows of ``start_init_pieces``, the pieces
+    of ``"---"``) or ``"vocabulary_mean"`` (mean of all old rows: ``"---"`` would be
+    ``<unk>`` pieces; ``start_init_pieces`` then lists what the tokenizer gave, unused).
+    """
 
     n_added: int
     ids: dict[str, int]
     vocab_before: int
     vocab_after: int
     start_init_pieces: list[str]
+    start_init: str = START_INIT_DASHES
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,8 +142,16 @@ class AddedTokens:
             "ids": dict(self.ids),
             "vocab_before": self.vocab_before,
             "vocab_after": self.vocab_after,
+            "start_init": self.start_init,
             "start_init_pieces": list(self.start_init_pieces),
         }
+
+
+def _dash_ids(tokenizer: Any) -> list[int] | None:
+    """Ids of ``"---"``, or None when the vocabulary cannot spell it (any piece ``<unk>``)."""
+    ids = text_to_ids(tokenizer, "---")
+    unk = tokenizer.unk_token_id
+    return ids if ids and (unk is None or unk not in ids) else None
 
 
 def add_thought_tokens(model: Any, tokenizer: Any, *, resize: bool = True) -> AddedTokens:
@@ -141,7 +163,7 @@ def add_thought_tokens(model: Any, tokenizer: Any, *, resize: bool = True) -> Ad
     before = len(tokenizer)
     n = int(tokenizer.add_special_tokens({"additional_special_tokens": list(THOUGHT_TOKENS)}))
     ids = {t: int(tokenizer.convert_tokens_to_ids(t)) for t in THOUGHT_TOKENS}
-    dash = text_to_ids(tokenizer, "---")
+    dash = _dash_ids(tokenizer)
     if resize:
         emb_in = model.get_input_embeddings().weight.detach().clone()
         emb_out = model.get_output_embeddings().weight.detach().clone()
@@ -153,14 +175,24 @@ def add_thought_tokens(model: Any, tokenizer: Any, *, resize: bool = True) -> Ad
             w_out[:before] = emb_out
             w_in[before:] = emb_in.mean(0)
             w_out[before:] = emb_out.mean(0)
-            w_in[ids[START]] = emb_in[dash].mean(0)
+            if dash is not None:
+                w_in[ids[START]] = emb_in[dash].mean(0)
+    given = text_to_ids(tokenizer, "---")
     return AddedTokens(
         n_added=n,
         ids=ids,
         vocab_before=before,
         vocab_after=len(tokenizer),
-        start_init_pieces=[tokenizer.convert_ids_to_tokens(i) for i in dash],
+        start_init_pieces=[tokenizer.convert_ids_to_tokens(i) for i in given],
+        start_init=START_INIT_MEAN if dash is None else START_INIT_DASHES,
     )
+
+
+def _start_row(added: AddedTokens, tokenizer: Any, old_in: torch.Tensor) -> torch.Tensor:
+    """The start row :func:`add_thought_tokens` should have written (``old_in``: old rows)."""
+    if added.start_init == START_INIT_MEAN:
+        return old_in.mean(0)
+    return old_in[[tokenizer.convert_tokens_to_ids(p) for p in added.start_init_pieces]].mean(0)
 
 
 def roundtrip_failures(
@@ -171,8 +203,9 @@ def roundtrip_failures(
     Checks: 12 new tokens, each encoding to one new id and decoding back to itself;
     input and output embeddings have ``len(tokenizer)`` rows; the old rows are
     unchanged against ``reference`` (the model before the addition); the start row
-    equals the "---" initialisation; and a ``save_pretrained`` → ``from_pretrained``
-    round trip of tokenizer and model gives the same ids and bit-identical rows.
+    equals its recorded initialisation (``"---"`` or the vocabulary mean); and a
+    ``save_pretrained`` → ``from_pretrained`` round trip of tokenizer and model gives the
+    same ids and bit-identical rows.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -199,10 +232,11 @@ def roundtrip_failures(
         bad.append("old input embedding rows changed")
     if rows_out.shape[0] >= n_old and not torch.equal(rows_out[:n_old], old_out[:n_old]):
         bad.append("old output embedding rows changed")
-    dash = [tokenizer.convert_tokens_to_ids(p) for p in added.start_init_pieces]
     start = added.ids[START]
-    if rows_in.shape[0] > start and not torch.equal(rows_in[start], old_in[dash].mean(0)):
-        bad.append(f"{START} row is not the '---' embedding")
+    if rows_in.shape[0] > start and not torch.equal(
+        rows_in[start], _start_row(added, tokenizer, old_in)
+    ):
+        bad.append(f"{START} row is not its {added.start_init} initialisation")
     if bad:
         return bad
     with tempfile.TemporaryDirectory() as tmp:

@@ -56,17 +56,25 @@ def _match(sentence: str) -> tuple[str, str] | None:
     return None
 
 
-def program_trace(item: ArithmeticItem) -> Trace | None:
+def program_trace(item: ArithmeticItem, *, width: int = 0) -> Trace | None:
     """The generated trace for ``item``, or None if its text is not the generator's shape.
 
     The running value is recomputed from the text and must equal ``item.answer``;
-    a mismatch is an error (the generator and this parser disagree).
+    a mismatch is an error (the generator and this parser disagree).  ``width`` > 0
+    writes every number of the thought with at least that many digits (leading zeros,
+    which the LSB-first encoding puts last): digit ``i`` of the operand, of the previous
+    value and of the new value then sit at fixed distances, which is what lets a tiny
+    model learn the carries (docs/forge_reasoning.md, "Baking").
     """
     sents = [s.strip() for s in _SENT.findall(item.question)]
     if len(sents) < 2 or (m := _FIRST.match(sents[0])) is None:
         return None
     value = int(m.group(1))
-    parts = [f"[extract] {value}"]
+
+    def num(n: int) -> str:
+        return str(n).zfill(width)
+
+    parts = [f"[extract] {num(value)}"]
     for sent in sents[1:-1]:
         found = _match(sent)
         if found is None:
@@ -75,7 +83,7 @@ def program_trace(item: ArithmeticItem) -> Trace | None:
         n = _MUL[arg] if op == "mul" else int(arg)
         value = {"add": value + n, "sub": value - n, "mul": value * n, "div": value // n}[op]
         token = {"add": "[add]", "sub": "[subtract]", "mul": "[multiply]", "div": "[divide]"}[op]
-        parts.append(f"{token} {n} {value}")
+        parts.append(f"{token} {num(n)} {num(value)}")
     if str(value) != item.answer:
         raise DataValidationError(
             f"trace parser computed {value} but the item's answer is {item.answer}: "

@@ -30,6 +30,21 @@ def test_trace_shape() -> None:
     assert program_trace(it).thought == "[extract] 12 [add] 5 17 [subtract] 3 14"  # type: ignore[union-attr]
 
 
+def test_trace_width_pads_every_number_to_aligned_digits() -> None:
+    it = ArithmeticItem(
+        "Ava has 12 apples. Then Ava buys 5 more apples. Then Ava loses 3 apples. "
+        "How many apples does Ava have now?",
+        "14",
+    )
+    t = program_trace(it, width=3)
+    assert t is not None and t.thought == "[extract] 012 [add] 005 017 [subtract] 003 014"
+    # least-significant digit first: the padding zeros come last inside each number
+    assert pieces(t.thought)[1:6] == ["<n>", "2", "1", "0", "</n>"]
+    assert well_formed(pieces(t.thought))
+    big = ArithmeticItem("Bo has 1234 cards. Then Bo finds 1 more cards. How many?", "1235")
+    assert program_trace(big, width=3).thought == "[extract] 1234 [add] 001 1235"  # type: ignore[union-attr]
+
+
 def test_foreign_text_has_no_program_trace() -> None:
     assert program_trace(ArithmeticItem("What is 2 plus 2?", "4")) is None
 
