@@ -45,6 +45,11 @@ class QuietStarConfig:
     rl_steps: int = 30
     rl_batch: int = 8
     thoughts_per_item: int = 4
+    #: thoughts after every ``thought_stride``-th question token (random offset per step)
+    #: plus the answer-time one; 1 = every position (the paper), costlier on CPU
+    thought_stride: int = 8
+    #: true tokens teacher-forced after a question-position thought (the paper's n_true)
+    lookahead: int = 4
     temperature: float = 1.0
     policy_weight: float = 0.5
     rl_lr: float = 2e-4

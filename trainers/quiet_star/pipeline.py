@@ -47,6 +47,7 @@ from trainers.quiet_star.config import QuietStarConfig
 from trainers.quiet_star.mixing import MixingHead
 from trainers.quiet_star.sequences import Vocab
 from trainers.quiet_star.stages import (
+    Log,
     bake,
     baking_eval,
     evaluate_arm,
@@ -61,6 +62,8 @@ __all__ = [
     "ARMS",
     "PRODUCERS",
     "QuietStarRun",
+    "arm_logger",
+    "curve_fn",
     "drop_champion_questions",
     "load_arm",
     "run_quiet_star",
@@ -132,7 +135,11 @@ def _traces(items: list[Any], *, control: bool, filler_len: int, width: int = 0)
     return out
 
 
-def _curve(model: Any, head: MixingHead, vocab: Vocab, items: list[Any], cfg: QuietStarConfig):  # type: ignore[no-untyped-def]
+def curve_fn(
+    model: Any, head: MixingHead, vocab: Vocab, items: list[Any], cfg: QuietStarConfig
+) -> Callable[[int], dict[str, float]]:
+    """The Step 2 accuracy curve: on ``items`` (selection split), exact match with the
+    greedy own thought and with ``w = 0``, and the mean mixing weight."""
     from trainers.quiet_star.ablation import score_conditions
 
     def at(_step: int) -> dict[str, float]:
@@ -163,13 +170,7 @@ def _arm(
     vocab = Vocab.of(tok)
 
     curve_points: list[dict[str, float]] = []
-
-    def log(stage: str, step: int, metrics: dict[str, float]) -> None:
-        if stage == "rl_eval":
-            curve_points.append({"step": float(step), **metrics})
-        row = {f"{arm}/{stage}/{k}": v for k, v in metrics.items()}
-        tracker.log(_next_step(tracker), {**row, f"{arm}/{stage}/step": float(step)})
-
+    log = arm_logger(arm, tracker, curve_points)
     control = arm == "control"
     train = _traces(
         splits["train"], control=control, filler_len=cfg.control_filler_len, width=cfg.trace_width
@@ -181,7 +182,7 @@ def _arm(
     convergence = baking_eval(model, vocab, held, cfg)
     t1 = _clock()
     head = MixingHead(model.config.hidden_size)
-    curve = _curve(model, head, vocab, splits["selection"][: cfg.curve_items], cfg)
+    curve = curve_fn(model, head, vocab, splits["selection"][: cfg.curve_items], cfg)
     stats = quiet_star(model, head, vocab, splits["train"], cfg, log, curve)
     t2 = _clock()
     evaluation = evaluate_arm(model, head, vocab, splits[cfg.eval_split], cfg)
@@ -209,6 +210,20 @@ def _arm(
         },
         "model_digest": "sha256:" + directory_digest(out_dir),
     }
+
+
+def arm_logger(arm: str, tracker: RunTracker, curve_points: list[dict[str, float]]) -> Log:
+    """The stages' ``log``: W&B rows ``<arm>/<stage>/<metric>`` (with ``<arm>/<stage>/step``)
+    on one increasing W&B step; ``rl_eval`` points are also kept in ``curve_points`` for
+    the record and the report's accuracy plot."""
+
+    def log(stage: str, step: int, metrics: dict[str, float]) -> None:
+        if stage == "rl_eval":
+            curve_points.append({"step": float(step), **metrics})
+        row = {f"{arm}/{stage}/{k}": v for k, v in metrics.items()}
+        tracker.log(_next_step(tracker), {**row, f"{arm}/{stage}/step": float(step)})
+
+    return log
 
 
 _STEPS: dict[int, int] = {}

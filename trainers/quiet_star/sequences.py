@@ -7,6 +7,10 @@ One problem becomes ids in one of two layouts (``P`` = prompt ending in ``A:``):
   inserted after the last input token, the true answer teacher-forced after it
   (Quiet-STaR's "n_true" look-ahead over the whole answer).
 
+Step 2 also places thoughts after earlier input tokens (:meth:`Layout.base_at`,
+:meth:`Layout.post_at`): the thought follows token ``pos`` of ``prompt + answer`` and the
+``n`` true tokens after ``pos`` are teacher-forced after it.
+
 ``answer`` is the number's pieces plus ``<eos>``.  :func:`batch` right-pads rows and
 returns, per row, the position range of the answer so callers gather the predicting
 positions ``s-1 … e-2``.  Thought tokens are never part of visible output:
@@ -93,6 +97,31 @@ class Layout:
         head = [*prompt, vocab.start, *content, vocab.end]
         s = len(head)
         return cls([*head, *answer], (s, s + len(answer)), (len(prompt) + 1, len(head) - 1))
+
+    @classmethod
+    def base_at(cls, seq: Sequence[int], pos: int, n: int) -> Layout:
+        """``seq`` itself, scoring the ``n`` true tokens after index ``pos`` (no thought)."""
+        _check_lookahead(seq, pos, n)
+        return cls(list(seq[: pos + 1 + n]), (pos + 1, pos + 1 + n))
+
+    @classmethod
+    def post_at(
+        cls, seq: Sequence[int], pos: int, content: Sequence[int], n: int, vocab: Vocab
+    ) -> Layout:
+        """A thought after token ``pos`` of ``seq``, then its ``n`` true next tokens.
+
+        ``post_at(prompt + answer, len(prompt) - 1, c, len(answer))`` is ``post(prompt, c,
+        answer)``: the answer-time thought is the last of the input positions.
+        """
+        _check_lookahead(seq, pos, n)
+        return cls.post(seq[: pos + 1], content, seq[pos + 1 : pos + 1 + n], vocab)
+
+
+def _check_lookahead(seq: Sequence[int], pos: int, n: int) -> None:
+    if not (pos >= 0 and n >= 1 and pos + 1 + n <= len(seq)):
+        raise ValueError(
+            f"thought position {pos} with look-ahead {n} does not fit a sequence of {len(seq)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,14 @@ from harness.data.arithmetic import ArithmeticItem
 from trainers.quiet_star.ablation import condition_thoughts, score_conditions
 from trainers.quiet_star.config import QuietStarConfig
 from trainers.quiet_star.mixing import MixingHead
-from trainers.quiet_star.reinforce import StepStats, quiet_star_loss
+from trainers.quiet_star.reinforce import StepStats, problem_slots, quiet_star_loss
 from trainers.quiet_star.sequences import Layout, Vocab
 from trainers.quiet_star.supervised import train_supervised
-from trainers.quiet_star.thoughts import sample_thoughts
+from trainers.quiet_star.thoughts import sample_thoughts, sample_thoughts_batch
 from trainers.quiet_star.traces import Trace, well_formed
 
 __all__ = [
+    "Log",
     "bake",
     "baking_eval",
     "evaluate_arm",
@@ -147,20 +148,23 @@ def quiet_star(
         if step % cfg.curve_every == 0:
             log("rl_eval", step, curve(step))
         chosen = rng.sample(list(items), cfg.rl_batch)
-        prompts = [vocab.prompt(it) for it in chosen]
-        answers = [vocab.answer(it.answer) for it in chosen]
-        model.eval()
-        thoughts = [
-            sample_thoughts(
-                model, p, vocab, k=cfg.thoughts_per_item, max_len=cfg.max_thought,
-                temperature=cfg.temperature, generator=gen,
+        slots = [
+            slot
+            for it in chosen
+            for slot in problem_slots(
+                vocab.prompt(it), vocab.answer(it.answer), stride=cfg.thought_stride,
+                lookahead=cfg.lookahead, rng=rng,
             )
-            for p in prompts
         ]  # fmt: skip
+        model.eval()
+        thoughts = sample_thoughts_batch(
+            model, [s.seq[: s.pos + 1] for s in slots], vocab, k=cfg.thoughts_per_item,
+            max_len=cfg.max_thought, temperature=cfg.temperature, generator=gen,
+        )  # fmt: skip
         contents = [[t[:-1] for t in ts] for ts in thoughts]
         model.train()
         loss, st = quiet_star_loss(
-            model, head, prompts, answers, contents, vocab, policy_weight=cfg.policy_weight
+            model, head, slots, contents, vocab, policy_weight=cfg.policy_weight
         )
         opt.zero_grad()
         loss.backward()

@@ -1,7 +1,9 @@
 """Sampling thoughts after the input, and answering with them (the user-visible path).
 
 :func:`sample_thoughts` continues ``prompt + [thinking]`` token by token (KV cache) until
-``[/endthinking]`` or ``max_len`` content tokens (then the end marker is appended).
+``[/endthinking]`` or ``max_len`` content tokens (then the end marker is appended);
+:func:`sample_thoughts_batch` does the same for many prefixes at once (Step 2 samples
+thoughts after several input positions of several problems in one batch).
 Thought tokens are drawn from every token except ``<pad>``, ``<eos>``, ``A:`` and the
 start marker; ``temperature=0`` is greedy.  :func:`answer_with_thought` is inference as
 a user sees it: a greedy thought, then the answer decoded token by token from the
@@ -29,6 +31,7 @@ __all__ = [
     "banned_in_thought",
     "number_text",
     "sample_thoughts",
+    "sample_thoughts_batch",
 ]
 
 
@@ -39,7 +42,6 @@ def banned_in_thought(vocab: Vocab) -> torch.Tensor:
     return mask
 
 
-@torch.no_grad()
 def sample_thoughts(
     model: nn.Module,
     prompt: Sequence[int],
@@ -51,12 +53,42 @@ def sample_thoughts(
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
     """``k`` thought contents for one prompt (each ends with the end marker)."""
+    return sample_thoughts_batch(
+        model, [prompt], vocab, k=k, max_len=max_len, temperature=temperature,
+        generator=generator,
+    )[0]  # fmt: skip
+
+
+@torch.no_grad()
+def sample_thoughts_batch(
+    model: nn.Module,
+    prefixes: Sequence[Sequence[int]],
+    vocab: Vocab,
+    *,
+    k: int,
+    max_len: int,
+    temperature: float,
+    generator: torch.Generator | None = None,
+) -> list[list[list[int]]]:
+    """``k`` thoughts after each of ``prefixes`` (Quiet-STaR's parallel generation).
+
+    All ``len(prefixes) · k`` rows decode together: prefixes of different lengths are
+    left-padded (attention mask and explicit position ids, so each row sees exactly its
+    own prefix), one KV cache for the batch.
+    """
     banned = banned_in_thought(vocab)
-    ids = torch.tensor([[*prompt, vocab.start]] * k)
-    out = model(input_ids=ids, use_cache=True)
-    past, logits = out.past_key_values, out.logits[:, -1]
-    seqs: list[list[int]] = [[] for _ in range(k)]
-    done = [False] * k
+    rows = [[*p, vocab.start] for p in prefixes for _ in range(k)]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), vocab.pad, dtype=torch.long)
+    att = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :] = torch.tensor(r)
+        att[i, width - len(r) :] = 1
+    pos = (att.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True)
+    past, logits, last = out.past_key_values, out.logits[:, -1], pos[:, -1:]
+    seqs: list[list[int]] = [[] for _ in rows]
+    done = [False] * len(rows)
     for _ in range(max_len):
         logits = logits.masked_fill(banned, float("-inf"))
         if temperature <= 0:
@@ -70,9 +102,15 @@ def sample_thoughts(
                 done[i] = int(t) == vocab.end
         if all(done):
             break
-        out = model(input_ids=nxt[:, None], past_key_values=past, use_cache=True)
+        att = torch.cat([att, torch.ones((len(rows), 1), dtype=torch.long)], dim=-1)
+        last = last + 1
+        out = model(
+            input_ids=nxt[:, None], attention_mask=att, position_ids=last,
+            past_key_values=past, use_cache=True,
+        )  # fmt: skip
         past, logits = out.past_key_values, out.logits[:, -1]
-    return [s if s and s[-1] == vocab.end else [*s, vocab.end] for s in seqs]
+    ended = [s if s and s[-1] == vocab.end else [*s, vocab.end] for s in seqs]
+    return [ended[i * k : (i + 1) * k] for i in range(len(prefixes))]
 
 
 @dataclass(frozen=True)
