@@ -50,6 +50,8 @@ class QuietStarConfig:
     thought_stride: int = 8
     #: true tokens teacher-forced after a question-position thought (the paper's n_true)
     lookahead: int = 4
+    #: weight of a question-position slot against the answer-time slot's 1 (1 = the paper)
+    question_weight: float = 1.0
     temperature: float = 1.0
     policy_weight: float = 0.5
     rl_lr: float = 2e-4

@@ -20,6 +20,10 @@ the mixed distribution (:mod:`trainers.quiet_star.mixing`):
   the *other* thoughts sampled at the same position; a detached baseline), so a thought
   is reinforced exactly when it explains the true continuation better than its siblings.
 
+Both means over slots weight the answer-time slot 1 and each question slot
+``question_weight`` (1 is the paper's uniform weighting; docs/forge_reasoning.md has
+the dev-split measurement behind the default).
+
 :func:`rewards` is the reward alone (unit-tested for sign and baseline).
 """
 
@@ -137,8 +141,13 @@ def quiet_star_loss(
     vocab: Vocab,
     *,
     policy_weight: float,
+    question_weight: float = 1.0,
 ) -> tuple[torch.Tensor, StepStats]:
-    """The loss for one batch of slots, ``thoughts[i]`` the k contents sampled at slot i."""
+    """The loss for one batch of slots, ``thoughts[i]`` the k contents sampled at slot i.
+
+    Slots are averaged with weight 1 (answer-time) or ``question_weight`` (question
+    positions; 1 = the paper's equal weighting), in both terms.
+    """
     k = len(thoughts[0])
     hidden = visible_mask(vocab)
     base_rows = [Layout.base_at(s.seq, s.pos, s.n) for s in slots]
@@ -154,10 +163,12 @@ def quiet_star_loss(
     loglik = tok.sum(-1).view(len(slots), k)
     r = rewards(loglik.detach())
     logpi = thought_logprob(post.logits, post_rows, vocab).view(len(slots), k)
-    nll = -loglik.mean()
-    policy = -(r * logpi).sum(-1).mean()
+    wt = torch.tensor([1.0 if s.answer_time else question_weight for s in slots])
+    wt = wt / wt.sum()
+    nll = -(loglik.mean(-1) * wt).sum()
+    policy = -((r * logpi).sum(-1) * wt).sum()
     loss = nll + policy_weight * policy
-    return loss, _stats(slots, loglik.detach(), r, w.detach(), base.mask, nll)
+    return loss, _stats(slots, loglik.detach(), r, w.detach(), base.mask)
 
 
 def _repeat(states: AnswerStates, k: int) -> AnswerStates:
@@ -175,7 +186,6 @@ def _stats(
     r: torch.Tensor,
     w: torch.Tensor,
     mask: torch.Tensor,
-    nll: torch.Tensor,
 ) -> StepStats:
     k = loglik.shape[1]
     ans = torch.tensor([s.answer_time for s in slots])
@@ -183,7 +193,7 @@ def _stats(
     spread = r.max(-1).values - r.min(-1).values
     m_ans = mask[rows]
     return StepStats(
-        nll=float(nll.detach()),
+        nll=float(-loglik.mean()),
         reward_abs=float(r.abs().mean()),
         reward_best_minus_worst=float(spread.mean()),
         mixing_weight=float((w * mask).sum() / mask.sum()),

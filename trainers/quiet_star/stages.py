@@ -164,8 +164,9 @@ def quiet_star(
         contents = [[t[:-1] for t in ts] for ts in thoughts]
         model.train()
         loss, st = quiet_star_loss(
-            model, head, slots, contents, vocab, policy_weight=cfg.policy_weight
-        )
+            model, head, slots, contents, vocab, policy_weight=cfg.policy_weight,
+            question_weight=cfg.question_weight,
+        )  # fmt: skip
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([*model.parameters(), *head.parameters()], 1.0)

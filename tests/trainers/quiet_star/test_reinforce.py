@@ -152,3 +152,24 @@ def test_reward_baseline_is_per_position(tokenised: Any, items: list[Any]) -> No
     r = rewards(ll)
     assert torch.allclose(r.sum(-1), torch.zeros(len(slots)), atol=1e-4)
     assert torch.allclose(r[1:], rewards(ll[1:]))
+
+
+def test_question_weight_zero_is_the_answer_time_loss_alone(
+    tokenised: Any, items: list[Any]
+) -> None:
+    """``question_weight`` scales question slots against the answer-time one: 0 leaves
+    exactly the answer-time loss, 1 the plain mean over slots (the paper)."""
+    model, tok, _, _ = tokenised
+    vocab = Vocab.of(tok)
+    prompt, answer = vocab.prompt(items[0]), vocab.answer(items[0].answer)
+    slots = problem_slots(prompt, answer, stride=6, lookahead=3, rng=random.Random(2))
+    thoughts = [[vocab.thought("[extract] 3"), vocab.thought("[add] 4 7")] for _ in slots]
+    head = MixingHead(model.config.hidden_size)
+    with torch.no_grad():
+        zero, _ = quiet_star_loss(
+            model, head, slots, thoughts, vocab, policy_weight=0.5, question_weight=0.0
+        )
+        alone, _ = quiet_star_loss(model, head, slots[-1:], thoughts[-1:], vocab, policy_weight=0.5)
+        one, st = quiet_star_loss(model, head, slots, thoughts, vocab, policy_weight=0.0)
+    assert torch.allclose(zero, alone, atol=1e-5)
+    assert float(one) == pytest.approx(st.nll, rel=1e-5)
