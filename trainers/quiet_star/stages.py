@@ -156,6 +156,8 @@ def quiet_star(
                 lookahead=cfg.lookahead, rng=rng,
             )
         ]  # fmt: skip
+        if cfg.question_weight == 0:  # weight 0: question slots would only cost time
+            slots = [s for s in slots if s.answer_time]
         model.eval()
         thoughts = sample_thoughts_batch(
             model, [s.seq[: s.pos + 1] for s in slots], vocab, k=cfg.thoughts_per_item,

@@ -30,7 +30,7 @@ def test_rl_curves_are_logged_offline_and_read_back(
     vocab = Vocab.of(tok)
     cfg = QuietStarConfig(
         rl_steps=3, rl_batch=2, thoughts_per_item=2, max_thought=3, curve_every=2,
-        thought_stride=7,
+        thought_stride=7, question_weight=1.0,
     )  # fmt: skip
     head = MixingHead(model.config.hidden_size)
     points: list[dict[str, float]] = []
