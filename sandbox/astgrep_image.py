@@ -20,7 +20,6 @@ image, so they hold unchanged; the image keeps the base's ``USER 65534:65534``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import subprocess
 import tarfile
@@ -33,6 +32,7 @@ from typing import Any
 from harness.errors import SandboxError, SandboxUnavailable
 
 from .docker_pool import DEFAULT_IMAGE, docker_client
+from .image_build import build_lock, file_sha256, inspect_image, publish_image
 
 __all__ = [
     "ASTGREP_IMAGE",
@@ -76,14 +76,6 @@ def host_ast_grep() -> Path:
         raise SandboxError(str(exc)) from exc
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _version(binary: Path) -> str:
     proc = subprocess.run(
         [str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False
@@ -118,13 +110,6 @@ def _context(base_id: str, binary: Path, labels: dict[str, str]) -> io.BytesIO:
     return buf
 
 
-def _inspect(api: Any, ref: str) -> dict[str, Any] | None:
-    try:
-        return dict(api.inspect_image(ref))
-    except Exception:
-        return None
-
-
 def build_astgrep_image(
     *,
     base: str = DEFAULT_IMAGE,
@@ -135,46 +120,40 @@ def build_astgrep_image(
     """Build (or reuse) ``<repo>:<base12>-<bin12>`` from ``base`` + the binary; tag ``:latest``."""
     t0 = time.monotonic()
     api = docker_client(timeout=600).api
-    base_info = _inspect(api, base)
+    base_info = inspect_image(api, base)
     if base_info is None:
         raise SandboxUnavailable(
             f"base sandbox image {base!r} not found; fix: run `harness sandbox build` first"
         )
     base_id = str(base_info["Id"])
     exe = binary or host_ast_grep()
-    digest = _sha256(exe)
+    digest = file_sha256(exe)
     version = _version(exe)
     ref = f"{ASTGREP_REPOSITORY}:{base_id.split(':')[-1][:12]}-{digest[:12]}"
-    found = None if rebuild else _inspect(api, ref)
-    reused = found is not None
-    if found is None:
-        labels = {
-            ASTGREP_LABEL: version,
-            f"{ASTGREP_LABEL}.sha256": digest,
-            "gate-harness.sandbox.base-image": base_id,
-        }
+    labels = {
+        ASTGREP_LABEL: version,
+        f"{ASTGREP_LABEL}.sha256": digest,
+        "gate-harness.sandbox.base-image": base_id,
+    }
+
+    def docker_build() -> None:
         log(f"docker build (offline, FROM {base_id[:19]}) + {exe.name} {version} → {ref}")
-        try:
-            for chunk in api.build(
-                fileobj=_context(base_id, exe, labels),
-                custom_context=True,
-                tag=ref,
-                rm=True,
-                forcerm=True,
-                pull=False,
-                network_mode="none",
-                decode=True,
-            ):
-                if "error" in chunk:
-                    raise SandboxError(f"docker build of {ref} failed: {chunk['error']}")
-        except SandboxError:
-            raise
-        except Exception as exc:
-            raise SandboxUnavailable(f"docker build of {ref} failed: {exc}") from exc
-        found = _inspect(api, ref)
-        if found is None:
-            raise SandboxError(f"docker build reported success but {ref} is missing")
-    api.tag(ref, ASTGREP_REPOSITORY, "latest", force=True)
+        for chunk in api.build(
+            fileobj=_context(base_id, exe, labels),
+            custom_context=True,
+            tag=ref,
+            rm=True,
+            forcerm=True,
+            pull=False,
+            network_mode="none",
+            decode=True,
+        ):
+            if "error" in chunk:
+                raise SandboxError(f"docker build of {ref} failed: {chunk['error']}")
+
+    found, reused = publish_image(
+        api, ref, build=docker_build, action="docker build", source=ref, rebuild=rebuild
+    )
     return BuiltToolImage(
         tag=ref,
         image_id=str(found["Id"]),
@@ -194,14 +173,10 @@ def ensure_astgrep_image(*, log: Callable[[str], None] = lambda _m: None) -> str
     "Current" means the content tag of today's base image and today's binary, so a
     rebuilt base or an upgraded wheel never runs against a stale ``:latest``.
     """
-    from filelock import FileLock
-
-    from .image import default_cache_dir, ensure_image
+    from .image import ensure_image
 
     ensure_image(log=log)
-    cache = default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache / "build-astgrep.lock"), timeout=900):
+    with build_lock("build-astgrep.lock"):
         return build_astgrep_image(log=log).image_id
 
 

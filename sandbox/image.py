@@ -10,7 +10,6 @@ every result, so evidence names exactly which environment ran the code.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import re
@@ -21,12 +20,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.cachekey import CacheKey, cache_key
 from harness.errors import SandboxError, SandboxUnavailable
 
 from .docker_pool import DEFAULT_IMAGE, docker_client
+from .image_build import (
+    build_lock,
+    default_cache_dir,
+    file_sha256,
+    inspect_image,
+    publish_image,
+)
 
 __all__ = [
     "BuiltImage",
@@ -57,13 +62,6 @@ class BuiltImage:
     rootfs_tar: Path
     seconds: float
     reused: bool
-
-
-def default_cache_dir() -> Path:
-    """``<cache_dir>/sandbox`` (``HARNESS_CACHE_DIR``; see :mod:`harness.settings`)."""
-    from harness.settings import get_settings
-
-    return get_settings().sandbox_dir
 
 
 def parse_apt_sources(apt_dir: Path = Path("/etc/apt")) -> list[tuple[str, list[str], list[str]]]:
@@ -118,14 +116,6 @@ def find_mirror(suite: str = DEFAULT_SUITE, *, apt_dir: Path = Path("/etc/apt"))
         f"{'' if sources else ' (no deb sources at all)'}; fix: pass --mirror <debian mirror URL> "
         "(the same URL apt uses), or --suite for the suite your sources list"
     )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _debootstrap(suite: str, mirror: str, target: Path, log_path: Path) -> None:
@@ -200,13 +190,6 @@ def _make_rootfs_tar(suite: str, mirror: str, cache: Path, log: Callable[[str], 
     return tar_path
 
 
-def _image_exists(api: Any, ref: str) -> str | None:
-    try:
-        return str(api.inspect_image(ref)["Id"])
-    except Exception:
-        return None
-
-
 def build_image(
     *,
     mirror: str | None = None,
@@ -217,8 +200,7 @@ def build_image(
 ) -> BuiltImage:
     """Build (or reuse) the sandbox image and tag it ``<repo>:<suite>-<sha12>`` and ``:latest``."""
     t0 = time.monotonic()
-    client = docker_client(timeout=600)
-    api = client.api
+    api = docker_client(timeout=600).api
     cache = cache_dir or default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     tar_path = _rootfs_path(cache, suite)
@@ -226,35 +208,29 @@ def build_image(
         tar_path = _make_rootfs_tar(suite, mirror or find_mirror(suite), cache, log)
     else:
         log(f"reusing cached rootfs {tar_path}")
-    digest = _sha256(tar_path)
+    digest = file_sha256(tar_path)
     tag = f"{suite}-{digest[:12]}"
     ref = f"{REPOSITORY}:{tag}"
-    image_id = None if rebuild else _image_exists(api, ref)
-    reused = image_id is not None
-    if image_id is None:
+    changes = [
+        "LABEL gate-harness.sandbox.image=1",
+        f"LABEL gate-harness.sandbox.rootfs-sha256={digest}",
+        f"LABEL gate-harness.sandbox.suite={suite}",
+        "USER 65534:65534",
+        "WORKDIR /tmp",
+        "ENV LANG=C.UTF-8",
+        'CMD ["python3"]',
+    ]
+
+    def docker_import() -> None:
         log(f"docker import {tar_path.name} → {ref}")
-        changes = [
-            "LABEL gate-harness.sandbox.image=1",
-            f"LABEL gate-harness.sandbox.rootfs-sha256={digest}",
-            f"LABEL gate-harness.sandbox.suite={suite}",
-            "USER 65534:65534",
-            "WORKDIR /tmp",
-            "ENV LANG=C.UTF-8",
-            'CMD ["python3"]',
-        ]
-        try:
-            api.import_image_from_file(
-                str(tar_path), repository=REPOSITORY, tag=tag, changes=changes
-            )
-        except Exception as exc:
-            raise SandboxUnavailable(f"docker import of {tar_path} failed: {exc}") from exc
-        image_id = _image_exists(api, ref)
-        if image_id is None:
-            raise SandboxError(f"docker import reported success but {ref} is missing")
-    api.tag(ref, REPOSITORY, "latest", force=True)
+        api.import_image_from_file(str(tar_path), repository=REPOSITORY, tag=tag, changes=changes)
+
+    found, reused = publish_image(
+        api, ref, build=docker_import, action="docker import", source=str(tar_path), rebuild=rebuild
+    )
     return BuiltImage(
         tag=ref,
-        image_id=image_id,
+        image_id=str(found["Id"]),
         rootfs_sha256=digest,
         rootfs_tar=tar_path,
         seconds=time.monotonic() - t0,
@@ -269,18 +245,14 @@ def ensure_image(
     log: Callable[[str], None] = lambda _m: None,
 ) -> str:
     """Image id of ``image``, building it once (under a file lock, xdist-safe) when missing."""
-    from filelock import FileLock
-
-    client = docker_client()
-    found = _image_exists(client.api, image)
+    api = docker_client().api
+    found = inspect_image(api, image)
     if found:
-        return found
-    cache = cache_dir or default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(cache / "build.lock"), timeout=900):
-        found = _image_exists(client.api, image)
+        return str(found["Id"])
+    with build_lock("build.lock", cache_dir=cache_dir) as cache:
+        found = inspect_image(api, image)
         if found:
-            return found
+            return str(found["Id"])
         if image != DEFAULT_IMAGE:
             raise SandboxUnavailable(
                 f"image {image!r} not found; fix: build it or use {DEFAULT_IMAGE}"
