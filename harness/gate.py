@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import pytest
 
@@ -78,6 +78,24 @@ SHARD_PROPERTY = "gate_shard"
 Claim = Callable[["Gate", str, str, str], None]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One :meth:`Gate.check` call, its lane and expected verdict resolved."""
+
+    outcomes: Sequence[Outcome]
+    baseline: Sequence[Outcome] | None
+    lane: Lane
+    subject: str
+    expect: Verdict | None
+    model_digest: str | None
+    data_digest: str | None
+    sandbox: str | None
+    raw_outputs: Iterable[Mapping[str, Any]] | None
+    extra: Mapping[str, Any] | None
+    estimate: Estimate | None
+    site: str
 
 
 class InconclusiveMode(StrEnum):
@@ -268,12 +286,13 @@ class Gate:
         as the gate's level, which :func:`~harness.decision.decide` enforces.
         """
         try:
-            return self._check(
-                outcomes,
+            expect_v = Verdict(expect) if expect is not None else None
+            call = _Call(
+                outcomes=outcomes,
                 baseline=baseline,
-                lane=lane,
+                lane=self._lane(lane, expect_v),
                 subject=subject,
-                expect=expect,
+                expect=expect_v,
                 model_digest=model_digest,
                 data_digest=data_digest,
                 sandbox=sandbox,
@@ -282,6 +301,7 @@ class Gate:
                 estimate=estimate,
                 site=_call_site(),
             )
+            return self._check(call)
         except HarnessError as exc:
             self._tag(HARNESS_ERROR_PROPERTY, f"{self.phase.phase}/{self.id}: {exc}")
             raise
@@ -302,106 +322,31 @@ class Gate:
 
     _tag = node_tag
 
-    def _check(
-        self,
-        outcomes: Sequence[Outcome],
-        *,
-        baseline: Sequence[Outcome] | None,
-        lane: Lane | str | None,
-        subject: str,
-        expect: Verdict | str | None,
-        model_digest: str | None,
-        data_digest: str | None,
-        sandbox: str | None,
-        raw_outputs: Iterable[Mapping[str, Any]] | None,
-        extra: Mapping[str, Any] | None,
-        estimate: Estimate | None,
-        site: str,
-    ) -> Decision:
-        expect_v = Verdict(expect) if expect is not None else None
-        if lane is None:
-            lane_v = Lane.CONTROL if expect_v is not None else Lane.REAL
-            if lane_v is Lane.REAL and self.options.lane is Lane.REPLAY:
-                # evidence takes its lane from the generations, never from the flag alone
-                raise HarnessError(
-                    f"gate {self.phase.phase}/{self.id}: run with --lane replay but the test "
-                    "did not say which lane its outcomes came from; pass lane= from the "
-                    "generations (Generation.lane), or run this phase in the real lane"
-                )
-        else:
-            lane_v = Lane(lane)
-        if self.spec.sequential and not (estimate is not None and estimate.extra.get("sequential")):
-            raise HarnessError(
-                f"gate '{self.id}' is declared sequential: decide each look on the anytime-valid "
-                "estimate — monitor = gate.sequential(...); gate.check(outcomes, "
-                "estimate=monitor.estimate())"
-            )
+    def _check(self, call: _Call) -> Decision:
+        self._require_sequential_estimate(call.estimate)
         if self.claim is not None:
-            self.claim(self, str(lane_v), subject, site)
+            self.claim(self, str(call.lane), call.subject, call.site)
         if self.options.shard is not None:
-            from harness.shard_record import record_shard
-
-            where = record_shard(
-                self,
-                outcomes,
-                baseline=baseline,
-                lane=lane_v,
-                subject=subject,
-                expect=expect_v,
-                digests=Digests(
-                    model=model_digest,
-                    data=data_digest,
-                    spec=self.spec_digest(),
-                    code=self._code_identity(),
-                    harness=harness_identity(),
-                ),
-                sandbox=sandbox,
-                raw_outputs=raw_outputs,
-                extra=extra,
-                estimate=estimate,
-                site=site,
-            )
-            self._tag(SHARD_PROPERTY, where)
-            pytest.skip(
-                f"shard {self.options.shard}: outcomes recorded in {where}; "
-                "`harness merge` decides the gate"
-            )
-        if estimate is None:
-            est, decision, p = self.evaluate(outcomes, baseline=baseline)
+            self._record_shard(call)
+        if call.estimate is None:
+            est, decision, p = self.evaluate(call.outcomes, baseline=call.baseline)
         else:
             # a supplied (anytime-valid) estimate: the fixed-n test's p-value would not be
             # valid after optional stopping, so Holm/BH cannot use this gate
-            est, decision, p = self._decide(estimate, outcomes, baseline=baseline, with_p=False)
+            est, decision, p = self._decide(
+                call.estimate, call.outcomes, baseline=call.baseline, with_p=False
+            )
         self.decisions.append(decision)
-
-        raw_rel: str | None = None
-        extra_d: dict[str, Any] = dict(extra or {})
-        extra_d["outcomes_digest"] = sha256_json([o.to_dict() for o in outcomes])
-        extra_d.setdefault("caches", caches_used())  # cache keys behind this verdict
-        extra_d.setdefault("training_runs", training_runs_used())  # W&B runs (trainers.tracking)
-        if self.options.evidence_dir is not None:
-            store = EvidenceStore(self.options.evidence_dir)
-            rows: Iterable[Mapping[str, Any]]
-            if raw_outputs is not None:
-                rows = list(raw_outputs)
-                extra_d["outcomes_file"] = store.write_raw(
-                    self.phase.phase,
-                    self.id,
-                    f"{subject}.outcomes",
-                    (o.to_dict() for o in outcomes),
-                )
-            else:
-                rows = [o.to_dict() for o in outcomes]
-            raw_rel = store.write_raw(self.phase.phase, self.id, subject, rows)
-
+        extra_d = self._evidence_extra(call.outcomes, call.extra)
+        raw_rel = self._write_raw(call.outcomes, call.raw_outputs, call.subject, extra_d)
         record = EvidenceRecord(
             phase=self.phase.phase,
             gate=self.id,
             gate_index=self.index,
             nodeid=self.node.nodeid if self.node is not None else None,
-            subject=subject,
-            lane=lane_v,
-            expect=expect_v,
+            subject=call.subject,
+            lane=call.lane,
+            expect=call.expect,
             metric=self.spec.metric,
             direction=str(self.spec.direction),
             unit=self.spec.unit,
@@ -413,20 +358,117 @@ class Gate:
             estimate=est.to_dict(),
             decision=decision.to_dict(),
             p_value=p,
-            sandbox=sandbox,
-            digests=Digests(
-                model=model_digest,
-                data=data_digest,
-                spec=self.spec_digest(),
-                code=self._code_identity(),
-                harness=harness_identity(),
-            ),
+            sandbox=call.sandbox,
+            digests=self._digests(call),
             started=self.started,
             finished=now_utc(),
             raw_output=raw_rel,
-            call_site=site,
+            call_site=call.site,
             extra=extra_d,
         )
+        self._attach(record)
+        self._apply(decision, call.expect, call.subject)
+        return decision
+
+    def _record_shard(self, call: _Call) -> NoReturn:
+        """``--shard``: write this shard's outcomes (no verdict) and end the test skipped."""
+        from harness.shard_record import record_shard
+
+        where = record_shard(
+            self,
+            call.outcomes,
+            baseline=call.baseline,
+            lane=call.lane,
+            subject=call.subject,
+            expect=call.expect,
+            digests=self._digests(call),
+            sandbox=call.sandbox,
+            raw_outputs=call.raw_outputs,
+            extra=call.extra,
+            estimate=call.estimate,
+            site=call.site,
+        )
+        self._tag(SHARD_PROPERTY, where)
+        pytest.skip(
+            f"shard {self.options.shard}: outcomes recorded in {where}; "
+            "`harness merge` decides the gate"
+        )
+
+    def _lane(self, lane: Lane | str | None, expect: Verdict | None) -> Lane:
+        """The evidence lane: as given, else control for a control subject, else real —
+        which ``--lane replay`` refuses (the lane comes from the generations, not the flag)."""
+        if lane is not None:
+            return Lane(lane)
+        if expect is not None:
+            return Lane.CONTROL
+        if self.options.lane is Lane.REPLAY:
+            raise HarnessError(
+                f"gate {self.phase.phase}/{self.id}: run with --lane replay but the test "
+                "did not say which lane its outcomes came from; pass lane= from the "
+                "generations (Generation.lane), or run this phase in the real lane"
+            )
+        return Lane.REAL
+
+    def _require_sequential_estimate(self, estimate: Estimate | None) -> None:
+        """A ``sequential: true`` gate decides only on the anytime-valid estimate."""
+        if self.spec.sequential and not (estimate is not None and estimate.extra.get("sequential")):
+            raise HarnessError(
+                f"gate '{self.id}' is declared sequential: decide each look on the anytime-valid "
+                "estimate — monitor = gate.sequential(...); gate.check(outcomes, "
+                "estimate=monitor.estimate())"
+            )
+
+    def _digests(self, call: _Call) -> Digests:
+        return Digests(
+            model=call.model_digest,
+            data=call.data_digest,
+            spec=self.spec_digest(),
+            code=self._code_identity(),
+            harness=harness_identity(),
+        )
+
+    @staticmethod
+    def _evidence_extra(
+        outcomes: Sequence[Outcome], extra: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """The caller's ``extra`` plus what ties the verdict to its inputs."""
+        extra_d: dict[str, Any] = dict(extra or {})
+        extra_d["outcomes_digest"] = sha256_json([o.to_dict() for o in outcomes])
+        extra_d.setdefault("caches", caches_used())  # cache keys behind this verdict
+        extra_d.setdefault("training_runs", training_runs_used())  # W&B runs (trainers.tracking)
+        return extra_d
+
+    def _write_raw(
+        self,
+        outcomes: Sequence[Outcome],
+        raw_outputs: Iterable[Mapping[str, Any]] | None,
+        subject: str,
+        extra_d: dict[str, Any],
+    ) -> str | None:
+        """Write the raw outputs (else the outcomes) beside the evidence; their relative path.
+
+        With raw outputs the outcomes get a file of their own, named in
+        ``extra_d["outcomes_file"]``.  None without an evidence directory.
+        """
+        if self.options.evidence_dir is None:
+            return None
+        store = EvidenceStore(self.options.evidence_dir)
+        rows: Iterable[Mapping[str, Any]]
+        if raw_outputs is not None:
+            rows = list(raw_outputs)
+            extra_d["outcomes_file"] = store.write_raw(
+                self.phase.phase,
+                self.id,
+                f"{subject}.outcomes",
+                (o.to_dict() for o in outcomes),
+            )
+        else:
+            rows = [o.to_dict() for o in outcomes]
+        return store.write_raw(self.phase.phase, self.id, subject, rows)
+
+    def _attach(self, record: EvidenceRecord) -> None:
+        """Carry ``record`` to the controller on the test's report (a sequential gate's
+        latest look of a subject replaces its earlier ones)."""
         if self.node is not None:
             if self.spec.sequential:  # an earlier look of this subject no longer decides
                 self.node.user_properties[:] = [
@@ -436,8 +478,6 @@ class Gate:
                 ]
             self.node.user_properties.append((EVIDENCE_PROPERTY, record.model_dump_json()))
         self.last_record = record
-        self._apply(decision, expect_v, subject)
-        return decision
 
     def _code_identity(self) -> str:
         """The user's repo (gates + this test file), or gate-harness's own code without one."""
