@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -97,74 +97,88 @@ class DirectionChoice(StrEnum):
 # --------------------------------------------------------------------------- run
 
 
+# ``harness run``'s options, one alias each (the signature below stays readable)
+_PhaseOpt = Annotated[
+    list[str] | None, typer.Option("--phase", help="Only this phase (repeatable).")
+]
+_WorkersOpt = Annotated[
+    str, typer.Option("-n", "--workers", help="xdist workers: a number, 'auto', or 0.")
+]
+_LimitOpt = Annotated[
+    int | None,
+    typer.Option(help="Evaluate only the first N items per dataset (a documented subset)."),
+]
+_LaneOpt = Annotated[LaneChoice, typer.Option(help="Subject lane for model gates.")]
+_ModelOpt = Annotated[
+    str | None, typer.Option(help="Model path/identity to evaluate (default: embedded).")
+]
+_OutOpt = Annotated[
+    Path | None, typer.Option(help="Report directory (default: reports/<timestamp>).")
+]
+_SuitesOpt = Annotated[Path, typer.Option(help="Directory of phase suites.")]
+_GatesDirOpt = Annotated[
+    Path | None, typer.Option("--gates-dir", help="Gate YAML directory (default: gates).")
+]
+_BaselineOpt = Annotated[Path | None, typer.Option(help="Baseline evidence for delta columns.")]
+_InconclusiveOpt = Annotated[
+    InconclusiveChoice,
+    typer.Option(
+        help="How a test with an INCONCLUSIVE gate is displayed (failed/xfailed/passed). "
+        "Display only: the exit code is 1 whenever a gate is not PASS."
+    ),
+]
+_SequentialOpt = Annotated[
+    bool, typer.Option("--sequential", help="Stop sampling early on anytime-valid bounds.")
+]
+_FailOnVerdictOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Exit 1 when a gate's verdict is FAIL/INCONCLUSIVE. With --no-fail-on-verdict "
+        "honest model verdicts exit 0 (harness errors still exit 2)."
+    ),
+]
+_ProgressOpt = Annotated[
+    bool,
+    typer.Option(
+        help="Print a line on stderr when each phase starts and when it finishes "
+        "(wall time, verdict counts)."
+    ),
+]
+_NoCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Recompute every cached artifact (generations, judges, trained models) "
+        "and overwrite the cache entries.",
+    ),
+]
+_ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="I/N",
+        help="Evaluate shard I of N of every gate's items and write outcomes, no verdicts; "
+        "decide with `harness merge DIR...` (docs/scaling.md).",
+    ),
+]
+
+
 def _run(
     ctx: typer.Context,
-    phase: Annotated[
-        list[str] | None, typer.Option("--phase", help="Only this phase (repeatable).")
-    ] = None,
-    workers: Annotated[
-        str, typer.Option("-n", "--workers", help="xdist workers: a number, 'auto', or 0.")
-    ] = "auto",
-    limit: Annotated[
-        int | None,
-        typer.Option(help="Evaluate only the first N items per dataset (a documented subset)."),
-    ] = None,
-    lane: Annotated[LaneChoice, typer.Option(help="Subject lane for model gates.")] = (
-        LaneChoice.REAL
-    ),
-    model: Annotated[
-        str | None, typer.Option(help="Model path/identity to evaluate (default: embedded).")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Report directory (default: reports/<timestamp>).")
-    ] = None,
-    suites: Annotated[Path, typer.Option(help="Directory of phase suites.")] = Path("suites"),
-    gates_dir: Annotated[
-        Path | None, typer.Option("--gates-dir", help="Gate YAML directory (default: gates).")
-    ] = None,
-    baseline: Annotated[
-        Path | None, typer.Option(help="Baseline evidence for delta columns.")
-    ] = None,
-    inconclusive: Annotated[
-        InconclusiveChoice,
-        typer.Option(
-            help="How a test with an INCONCLUSIVE gate is displayed (failed/xfailed/passed). "
-            "Display only: the exit code is 1 whenever a gate is not PASS."
-        ),
-    ] = InconclusiveChoice.FAIL,
-    sequential: Annotated[
-        bool, typer.Option("--sequential", help="Stop sampling early on anytime-valid bounds.")
-    ] = False,
-    fail_on_verdict: Annotated[
-        bool,
-        typer.Option(
-            help="Exit 1 when a gate's verdict is FAIL/INCONCLUSIVE. With --no-fail-on-verdict "
-            "honest model verdicts exit 0 (harness errors still exit 2)."
-        ),
-    ] = True,
-    progress: Annotated[
-        bool,
-        typer.Option(
-            help="Print a line on stderr when each phase starts and when it finishes "
-            "(wall time, verdict counts)."
-        ),
-    ] = True,
-    no_cache: Annotated[
-        bool,
-        typer.Option(
-            "--no-cache",
-            help="Recompute every cached artifact (generations, judges, trained models) "
-            "and overwrite the cache entries.",
-        ),
-    ] = False,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            metavar="I/N",
-            help="Evaluate shard I of N of every gate's items and write outcomes, no verdicts; "
-            "decide with `harness merge DIR...` (docs/scaling.md).",
-        ),
-    ] = None,
+    phase: _PhaseOpt = None,
+    workers: _WorkersOpt = "auto",
+    limit: _LimitOpt = None,
+    lane: _LaneOpt = LaneChoice.REAL,
+    model: _ModelOpt = None,
+    out: _OutOpt = None,
+    suites: _SuitesOpt = Path("suites"),
+    gates_dir: _GatesDirOpt = None,
+    baseline: _BaselineOpt = None,
+    inconclusive: _InconclusiveOpt = InconclusiveChoice.FAIL,
+    sequential: _SequentialOpt = False,
+    fail_on_verdict: _FailOnVerdictOpt = True,
+    progress: _ProgressOpt = True,
+    no_cache: _NoCacheOpt = False,
+    shard: _ShardOpt = None,
 ) -> None:
     """Run the phase gates (pytest on suites/) and write reports/<timestamp>/.
 
@@ -175,13 +189,7 @@ def _run(
     (a control gave the wrong verdict, a gate checked twice, a test broke outside any
     gate); 5 nothing was collected.
     """
-    if not suites.exists():
-        raise HarnessError(
-            f"{suites}: suites directory not found; run from the project root or pass --suites DIR"
-        )
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir = (out or Path("reports") / stamp).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _run_dir(suites, out)
     args = pytest_args(
         suites=suites,
         out_dir=out_dir,
@@ -203,16 +211,7 @@ def _run(
     console.print("[dim]$ " + escape(" ".join(args)) + "[/]")
     code = subprocess.call(args)
     if code == NO_TESTS_COLLECTED:
-        err_console.print(
-            "[bold red]error:[/] "
-            + escape(
-                f"pytest collected no tests in {suites} "
-                f"(phase filter: {', '.join(phase or []) or 'none'}; extra args: "
-                f"{' '.join(ctx.args) or 'none'}); no gate was decided — check the filters"
-            ),
-            soft_wrap=True,
-        )
-        raise typer.Exit(NO_TESTS_COLLECTED)
+        _nothing_collected(suites, phase or [], ctx.args)
     if shard is not None:  # no verdicts in a shard: the plugin's code says if it recorded all
         console.print(f"shard {shard} → {escape(str(out_dir))}; decide with `harness merge`")
         raise typer.Exit(code)
@@ -222,6 +221,33 @@ def _run(
     from harness.accounting import ACCOUNT_FILE
 
     raise typer.Exit(run_exit_code(code, out_dir / ACCOUNT_FILE, fail_on_verdict=fail_on_verdict))
+
+
+def _run_dir(suites: Path, out: Path | None) -> Path:
+    """The run's report directory (``out`` or ``reports/<UTC stamp>``), created; checks
+    ``suites`` exists first so a wrong working directory writes nothing."""
+    if not suites.exists():
+        raise HarnessError(
+            f"{suites}: suites directory not found; run from the project root or pass --suites DIR"
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out_dir = (out or Path("reports") / stamp).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _nothing_collected(suites: Path, phases: Sequence[str], extra: Sequence[str]) -> NoReturn:
+    """pytest collected nothing: say which filters were in force, exit 5."""
+    err_console.print(
+        "[bold red]error:[/] "
+        + escape(
+            f"pytest collected no tests in {suites} "
+            f"(phase filter: {', '.join(phases) or 'none'}; extra args: "
+            f"{' '.join(extra) or 'none'}); no gate was decided — check the filters"
+        ),
+        soft_wrap=True,
+    )
+    raise typer.Exit(NO_TESTS_COLLECTED)
 
 
 def run_exit_code(pytest_code: int, account: Path, *, fail_on_verdict: bool = True) -> int:
