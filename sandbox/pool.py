@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.errors import SandboxError, SandboxUnavailable
+from harness.errors import SandboxError
 
 from .base import (
     DEFAULT_MAX_SOURCE_BYTES,
@@ -246,6 +246,93 @@ class _Item:
         return self.losses > 0
 
 
+class _Batch:
+    """The state one :meth:`WorkerPool.run` shares between its slot threads: the result per
+    input, the queue of items still to run, and the fault policy's bookkeeping."""
+
+    def __init__(
+        self, pool: WorkerPool, programs: Sequence[Program], results: list[ExecResult | None]
+    ) -> None:
+        self.pool = pool
+        self.programs = programs
+        self.results = results
+        self.todo: deque[_Item] = deque(_Item(i) for i, r in enumerate(results) if r is None)
+        self.cond = threading.Condition()
+        self.pending = len(self.todo)
+        self.fatal: list[BaseException] = []
+
+    def wait_for_work(self) -> bool:
+        """Block until an item is queued (True) or the batch is over (False): every input
+        answered, or a slot failed fatally."""
+        with self.cond:
+            while True:
+                if self.pending == 0 or self.fatal:
+                    return False
+                if self.todo:
+                    return True
+                self.cond.wait(0.05)
+
+    def take(self, solo_ok: bool) -> _Item | None:
+        with self.cond:
+            if not self.todo or (self.todo[0].solo and not solo_ok):
+                return None
+            return self.todo.popleft()
+
+    def finish(self, item: _Item, res: ExecResult) -> None:
+        with self.cond:
+            if self.results[item.index] is not None:  # defensive: never duplicate
+                raise SandboxError(f"duplicate result for program index {item.index}")
+            self.results[item.index] = res
+            self.pending -= 1
+            self.cond.notify_all()
+
+    def requeue(self, items: list[_Item], why: str, *, lost: bool) -> None:
+        """Run ``items`` again on a fresh worker.
+
+        ``lost``: the worker died or hung with them in flight; any of them may be
+        the culprit, so each gets one more run *alone*, and only a program lost
+        while alone gets a ``sandbox_error``. Otherwise (a worker retired after
+        another program's failed wipe) they are innocent and simply re-run.
+        """
+        pool = self.pool
+        again: list[_Item] = []
+        for it in items:
+            it.attempts += 1
+            if lost:
+                it.losses += 1
+            if (lost and it.losses >= 2) or it.attempts >= MAX_ATTEMPTS:
+                self.finish(
+                    it,
+                    lost_result(
+                        self.programs[it.index],
+                        kind=pool.kind,
+                        image_id=pool._image_id(),
+                        why=why,
+                        attempts=it.attempts,
+                    ),
+                )
+            else:
+                again.append(it)
+        with self.cond:
+            pool.retried += len(again)
+            self.todo.extendleft(reversed(again))  # in their original order, ahead of the rest
+            self.cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self.cond:
+            self.fatal.append(exc)
+            self.cond.notify_all()
+
+    def collect(self) -> list[ExecResult]:
+        """The results in input order, or the first fatal error."""
+        if self.fatal:
+            raise self.fatal[0]
+        missing = [i for i, r in enumerate(self.results) if r is None]
+        if missing:  # pragma: no cover - guarded by the loop invariant
+            raise SandboxError(f"internal error: no result for program indices {missing[:10]}")
+        return [r for r in self.results if r is not None]
+
+
 class WorkerPool:
     """Fixed-size pool of workers; ``run`` distributes requests and enforces the fault policy."""
 
@@ -316,6 +403,26 @@ class WorkerPool:
     def run(
         self, programs: Sequence[Program], requests: Sequence[dict[str, Any]], timeouts: float
     ) -> list[ExecResult]:
+        """One result per program, in input order (one thread per slot feeds its worker)."""
+        batch = _Batch(self, programs, self._rejections(programs))
+        threads = [
+            threading.Thread(
+                target=self._serve_slot,
+                args=(batch, i, requests, timeouts),
+                name=f"sandbox-slot-{i}",
+                daemon=True,
+            )
+            for i in range(self.size)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return batch.collect()
+
+    def _rejections(self, programs: Sequence[Program]) -> list[ExecResult | None]:
+        """``rejected`` results for programs never to be run (oversize, unencodable); None for
+        the others."""
         results: list[ExecResult | None] = [None] * len(programs)
         for i, program in enumerate(programs):
             why = rejection(program, max_source_bytes=self.max_source_bytes)
@@ -323,97 +430,40 @@ class WorkerPool:
                 results[i] = rejected_result(
                     program, kind=self.kind, image_id=self._image_id(), why=why
                 )
-        todo: deque[_Item] = deque(_Item(i) for i, r in enumerate(results) if r is None)
-        cond = threading.Condition()
-        pending = [len(todo)]
-        fatal: list[BaseException] = []
+        return results
 
-        def finish(item: _Item, res: ExecResult) -> None:
-            with cond:
-                if results[item.index] is not None:  # defensive: never duplicate
-                    raise SandboxError(f"duplicate result for program index {item.index}")
-                results[item.index] = res
-                pending[0] -= 1
-                cond.notify_all()
+    def _serve_slot(
+        self, batch: _Batch, slot: int, requests: Sequence[dict[str, Any]], timeouts: float
+    ) -> None:
+        """One slot's thread: drive a live worker while the batch has work; an error (e.g.
+        :class:`SandboxUnavailable`) stops the whole batch and is raised by :meth:`run`."""
+        try:
+            while batch.wait_for_work():
+                worker = self._live_worker(slot)
+                self._drive(
+                    worker,
+                    slot,
+                    batch.take,
+                    batch.finish,
+                    batch.requeue,
+                    batch.programs,
+                    requests,
+                    timeouts,
+                )
+        except BaseException as exc:  # surfaced by run()
+            batch.fail(exc)
 
-        def requeue(items: list[_Item], why: str, *, lost: bool) -> None:
-            """Run ``items`` again on a fresh worker.
-
-            ``lost``: the worker died or hung with them in flight; any of them may be
-            the culprit, so each gets one more run *alone*, and only a program lost
-            while alone gets a ``sandbox_error``. Otherwise (a worker retired after
-            another program's failed wipe) they are innocent and simply re-run.
-            """
-            again: list[_Item] = []
-            for it in items:
-                it.attempts += 1
-                if lost:
-                    it.losses += 1
-                if (lost and it.losses >= 2) or it.attempts >= MAX_ATTEMPTS:
-                    finish(
-                        it,
-                        lost_result(
-                            programs[it.index],
-                            kind=self.kind,
-                            image_id=self._image_id(),
-                            why=why,
-                            attempts=it.attempts,
-                        ),
-                    )
-                else:
-                    again.append(it)
-            with cond:
-                self.retried += len(again)
-                todo.extendleft(reversed(again))  # in their original order, ahead of the rest
-                cond.notify_all()
-
-        def take(solo_ok: bool) -> _Item | None:
-            with cond:
-                if not todo or (todo[0].solo and not solo_ok):
-                    return None
-                return todo.popleft()
-
-        def loop(slot: int) -> None:
-            try:
-                while True:
-                    with cond:
-                        if pending[0] == 0 or fatal:
-                            return
-                        if not todo:
-                            cond.wait(0.05)
-                            continue
-                    worker = self._workers[slot]
-                    if worker is None or worker.dead:
-                        if worker is not None:
-                            worker.close()
-                        self._workers[slot] = None
-                        worker = self._new_worker()
-                        self._workers[slot] = worker
-                        self.recycled += 1
-                    self._drive(worker, slot, take, finish, requeue, programs, requests, timeouts)
-            except SandboxUnavailable as exc:
-                with cond:
-                    fatal.append(exc)
-                    cond.notify_all()
-            except BaseException as exc:  # pragma: no cover - surfaced below
-                with cond:
-                    fatal.append(exc)
-                    cond.notify_all()
-
-        threads = [
-            threading.Thread(target=loop, args=(i,), name=f"sandbox-slot-{i}", daemon=True)
-            for i in range(self.size)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if fatal:
-            raise fatal[0]
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:  # pragma: no cover - guarded by the loop invariant
-            raise SandboxError(f"internal error: no result for program indices {missing[:10]}")
-        return [r for r in results if r is not None]
+    def _live_worker(self, slot: int) -> Worker:
+        """The slot's worker, replaced by a fresh one when missing or dead."""
+        worker = self._workers[slot]
+        if worker is None or worker.dead:
+            if worker is not None:
+                worker.close()
+            self._workers[slot] = None
+            worker = self._new_worker()
+            self._workers[slot] = worker
+            self.recycled += 1
+        return worker
 
     def _drive(
         self,
