@@ -481,19 +481,7 @@ class WorkerPool:
         draining = False
         last = time.monotonic()
         while True:
-            batch: list[dict[str, Any]] = []
-            # refill in batches of ≥ 4 (one write), before the driver's queue runs dry
-            refill = len(inflight) <= self.window - 4
-            while refill and not draining and len(inflight) < self.window:
-                if inflight and inflight[-1].solo:
-                    break  # a program lost once runs alone
-                item = take(not inflight)
-                if item is None:
-                    break
-                req = dict(requests[item.index])
-                req["id"] = str(item.index)
-                batch.append(req)
-                inflight.append(item)
+            batch = [] if draining else self._refill(inflight, take, requests)
             if batch:
                 worker.submit(batch)
             if not inflight:
@@ -507,15 +495,7 @@ class WorkerPool:
                 if res.get("id") != str(head.index):
                     raise ChannelDead(f"result for {res.get('id')!r} while expecting {head.index}")
             except ChannelDead as exc:
-                diag = worker.channel.diagnostics()[-300:]
-                why = f"worker {worker.name} died or hung ({exc}); {diag}"
-                worker.dead = True
-                engine_gone = worker.channel.infrastructure_lost()
-                worker.close()
-                self._workers[slot] = None
-                if engine_gone:
-                    why = f"engine of worker {worker.name} went away ({exc})"
-                requeue(list(inflight), why, lost=not engine_gone)
+                self._lose(worker, slot, exc, list(inflight), requeue)
                 return
             last = time.monotonic()
             if self.raw_hook is not None:
@@ -546,3 +526,45 @@ class WorkerPool:
                 return
             if worker.done >= self.recycle_after:
                 draining = True
+
+    def _refill(
+        self,
+        inflight: deque[_Item],
+        take: Callable[[bool], _Item | None],
+        requests: Sequence[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """Requests to send now (taken into ``inflight``): in batches of ≥ 4 (one write),
+        before the driver's queue runs dry, up to the window; a program lost once alone."""
+        batch: list[dict[str, Any]] = []
+        refill = len(inflight) <= self.window - 4
+        while refill and len(inflight) < self.window:
+            if inflight and inflight[-1].solo:
+                break  # a program lost once runs alone
+            item = take(not inflight)
+            if item is None:
+                break
+            req = dict(requests[item.index])
+            req["id"] = str(item.index)
+            batch.append(req)
+            inflight.append(item)
+        return batch
+
+    def _lose(
+        self,
+        worker: Worker,
+        slot: int,
+        exc: ChannelDead,
+        unanswered: list[_Item],
+        requeue: Callable[..., None],
+    ) -> None:
+        """The worker died, hung or answered out of order: kill it and re-queue what it had
+        not answered — as lost, unless its whole engine went away (then nobody is to blame)."""
+        diag = worker.channel.diagnostics()[-300:]
+        why = f"worker {worker.name} died or hung ({exc}); {diag}"
+        worker.dead = True
+        engine_gone = worker.channel.infrastructure_lost()
+        worker.close()
+        self._workers[slot] = None
+        if engine_gone:
+            why = f"engine of worker {worker.name} went away ({exc})"
+        requeue(unanswered, why, lost=not engine_gone)
