@@ -2,52 +2,61 @@
 
 A phase YAML may say ``after: [forge]`` (compression compresses forge's
 champion).  Within one pytest session — one ``harness run``, one evidence file —
-this is honoured in two steps:
+the order is enforced where the tests are *scheduled*, so no process ever waits
+for another:
 
 1. :func:`order_items` sorts the collected tests so every phase's tests come after
    the tests of the phases it names (a stable sort by topological rank; a cycle is
    a spec error).  Without xdist that alone is the guarantee.
-2. With xdist, tests of both phases can run at once on different workers, so a
-   consumer calls :func:`wait_for_phases` before it reads the upstream output: it
-   waits until every *selected* test of the upstream phase has finished on any
-   worker.  Each finished test leaves a marker file in a directory shared by the
-   workers of this run (named after xdist's ``testrunuid``), written by
-   :class:`PhaseDoneMarkers`.  Because every worker receives its tests in
-   collection order, an upstream test is never queued behind the consumer on the
-   same worker, so the wait cannot deadlock; a crashed upstream test (no marker)
-   ends the wait at the timeout, and the caller says so.
+2. Under xdist with ``--dist loadgroup`` (what ``harness run`` passes),
+   :func:`chain_groups` gives every test of a chain of selected phases linked by
+   ``after:`` the same set of ``xdist_group`` names (the union of the groups its
+   tests already carry, so a subject's tests stay together too).  The loadgroup
+   scheduler (:class:`GroupScheduler`: xdist's, fed the groups through a map the
+   workers write, since pytest ≥ 9.2 drops xdist's own ``@group`` node-id suffix) then
+   hands the whole chain to *one* worker as one work unit, in collection order —
+   upstream first — while the other workers run other phases.
+   Nothing sleeps and nothing polls, so nothing can deadlock: a failed or crashed
+   upstream test is simply over when the consumer's turn comes.
+3. Any other xdist distribution (``load``, ``loadfile``, ...) could run a consumer
+   beside its upstream: in such a run the chain's consumer tests error at setup with a
+   harness error naming the fix (exit code 2); the upstream's tests still run.
 
-An upstream phase that is not selected in this run is not waited for: the
-consumer uses whatever that phase left from an earlier run.
+An upstream phase that is not selected is not part of any chain: the consumer
+uses whatever that phase left from an earlier run.  :func:`upstream_status` tells
+a consumer which case it is in (and checks, from this process's own finished
+tests, that the upstream tests really ran first), for its evidence.
 """
 
 from __future__ import annotations
 
-import hashlib
+import json
+import shutil
 import tempfile
-import time
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.errors import SpecError
+from harness.atomic import atomic_write_text
+from harness.errors import HarnessError, SpecError
 from harness.spec import PhaseSpec
 
 __all__ = [
-    "PhaseDoneMarkers",
+    "GroupScheduler",
+    "PhaseOrderPlugin",
     "apply_order",
+    "chain_groups",
     "order_items",
     "phase_ranks",
-    "wait_for_phases",
+    "register_scheduler",
+    "upstream_status",
 ]
 
-_PLUGIN = "gate-harness-phase-done"
-
-#: Default longest wait for upstream phases (seconds); a crashed upstream test ends it.
-DEFAULT_WAIT_S = 4 * 3600.0
+_PLUGIN = "gate-harness-phase-order"
+#: workerinput key: the directory where each xdist worker publishes its test → group map
+_GROUPS_DIR = "gate_harness_groups_dir"
 
 
 def phase_ranks(phases: Mapping[str, PhaseSpec]) -> dict[str, int]:
@@ -73,6 +82,14 @@ def _phase_of(item: pytest.Item) -> str | None:
     return str(mark.args[0]) if mark is not None and mark.args else None
 
 
+def _groups_of(item: pytest.Item) -> set[str]:
+    """The item's ``xdist_group`` names, read the way xdist reads them."""
+    names: set[str] = set()
+    for mark in item.iter_markers("xdist_group"):
+        names.add(str(mark.args[0] if mark.args else mark.kwargs.get("name", "default")))
+    return names
+
+
 def order_items(items: list[pytest.Item], phases: Mapping[str, PhaseSpec]) -> list[pytest.Item]:
     """``items`` stably sorted so each phase's tests follow those of the phases in its ``after``."""
     if not any(p.after for p in phases.values()):
@@ -81,83 +98,225 @@ def order_items(items: list[pytest.Item], phases: Mapping[str, PhaseSpec]) -> li
     return sorted(items, key=lambda i: ranks.get(_phase_of(i) or "", 0))
 
 
-def _marker_root(config: pytest.Config) -> Path:
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    uid = workerinput.get("testrunuid") if workerinput else None
-    if uid is None:
-        uid = getattr(config, "_gate_harness_run_uid", None)
-        if uid is None:
-            uid = uuid.uuid4().hex
-            config._gate_harness_run_uid = uid  # type: ignore[attr-defined]
-    return Path(tempfile.gettempdir()) / f"gate-harness-phase-done-{uid}"
+class _Components:
+    """Union–find over ``phase:<name>`` and ``group:<name>`` keys."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, key: str) -> str:
+        self.parent.setdefault(key, key)
+        while self.parent[key] != key:
+            self.parent[key] = self.parent[self.parent[key]]
+            key = self.parent[key]
+        return key
+
+    def union(self, keys: Iterable[str]) -> None:
+        roots = [self.find(k) for k in keys]
+        for r in roots[1:]:
+            self.parent[r] = roots[0]
 
 
-def _marker(root: Path, phase: str, nodeid: str) -> Path:
-    return root / phase / hashlib.sha256(nodeid.encode()).hexdigest()[:32]
+def chain_groups(
+    items: Sequence[pytest.Item], phases: Mapping[str, PhaseSpec]
+) -> list[list[pytest.Item]]:
+    """Put each chain's tests in one xdist group; the chains (their tests, in order).
+
+    A chain is a connected set of selected phases linked by ``after:`` — widened by
+    ``xdist_group`` names its tests share with other tests, so a group is never split.
+    Every test of a chain gets the chain's full set of group names (xdist joins an
+    item's names into its scope, so equal sets mean one work unit).  Phases not linked
+    to another selected phase are left alone.
+    """
+    selected = {p for i in items if (p := _phase_of(i)) is not None}
+    comps = _Components()
+    linked: set[str] = set()
+    for name in sorted(selected & set(phases)):
+        for up in phases[name].after:
+            if up in selected:
+                comps.union([f"phase:{name}", f"phase:{up}"])
+                linked |= {name, up}
+    if not linked:
+        return []
+    keys_of: dict[int, list[str]] = {}
+    for item in items:
+        phase = _phase_of(item)
+        keys = ([f"phase:{phase}"] if phase is not None else []) + sorted(
+            f"group:{g}" for g in _groups_of(item)
+        )
+        if keys:
+            keys_of[id(item)] = keys
+            comps.union(keys)
+    roots = {comps.find(f"phase:{p}") for p in linked}
+    chains: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        first = keys_of.get(id(item), [None])[0]
+        if first is not None and (root := comps.find(first)) in roots:
+            chains.setdefault(root, []).append(item)
+    for members in chains.values():
+        names = set().union(*(_groups_of(i) for i in members))
+        if not names:  # no test carries a group yet: name one after the chain's phases
+            names = {"after-" + "+".join(sorted(_phases_in(members)))}
+        for item in members:
+            for name in sorted(names - _groups_of(item)):
+                item.add_marker(pytest.mark.xdist_group(name))
+    return list(chains.values())
 
 
-class PhaseDoneMarkers:
-    """Leaves one marker per finished test of a phase that another phase runs ``after``."""
+def _phases_in(items: Iterable[pytest.Item]) -> set[str]:
+    return {p for i in items if (p := _phase_of(i)) is not None}
 
-    def __init__(self, config: pytest.Config, phase_of: Mapping[str, str]) -> None:
-        self.config = config
-        self.phase_of = dict(phase_of)
+
+class PhaseOrderPlugin:
+    """Per process: the finished (and failed) tests :func:`upstream_status` reads, and the
+    consumer tests refused because this run's distribution cannot keep the order."""
+
+    def __init__(self) -> None:
+        self.finished: set[str] = set()
+        self.failed: set[str] = set()
+        self.refused: dict[str, str] = {}
+
+    @pytest.hookimpl(tryfirst=True)  # the map must exist before xdist reports collection
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """xdist worker: publish each collected test's group scope for :class:`GroupScheduler`."""
+        workerinput: dict[str, Any] | None = getattr(session.config, "workerinput", None)
+        if workerinput is None or not workerinput.get(_GROUPS_DIR):
+            return
+        if not session.config.getvalue("loadgroup"):
+            return  # another distribution: groups do not schedule anything
+        scopes = {i.nodeid: "_".join(sorted(_groups_of(i))) for i in session.items}
+        path = Path(workerinput[_GROUPS_DIR]) / f"{workerinput['workerid']}.json"
+        atomic_write_text(path, json.dumps(scopes))
+
+    @pytest.hookimpl(tryfirst=True)  # before any fixture of the refused test is set up
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        why = self.refused.get(item.nodeid)
+        if why is not None:
+            raise HarnessError(why)
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self.failed.add(report.nodeid)
 
     @pytest.hookimpl
     def pytest_runtest_logfinish(self, nodeid: str, location: object) -> None:
-        controller = getattr(self.config, "workerinput", None) is None and (
-            getattr(self.config.option, "dist", "no") != "no"
-        )
-        phase = self.phase_of.get(nodeid)
-        if phase is not None and not controller:  # the xdist controller only relays reports
-            path = _marker(_marker_root(self.config), phase, nodeid)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch()
+        self.finished.add(nodeid)
+
+
+class GroupScheduler:
+    """xdist controller: schedule ``--dist loadgroup`` by the groups the workers publish.
+
+    xdist's own loadgroup scheduler reads a test's group from an ``@group`` suffix its
+    worker hook writes into the node id; with the structured node ids of pytest ≥ 9.2
+    that write no longer takes effect (pytest-xdist issue 1386) and every ``xdist_group``
+    mark is silently ignored.  So each worker writes ``{node id: group scope}`` to a
+    directory handed to it here (:meth:`PhaseOrderPlugin.pytest_collection_finish`), and
+    the scheduler returned below looks the scope up there; a test without a group is
+    its own scope, as in xdist.  With an xdist whose suffix does work the node ids carry
+    it and the map agrees.
+    """
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="gate-harness-groups-"))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_GROUPS_DIR] = str(self.directory)
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        return _group_scheduling(config, log, self.directory)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _group_scheduling(config: pytest.Config, log: Any, directory: Path) -> Any:
+    """xdist's ``LoadGroupScheduling`` with the scope of a test read from the workers' maps."""
+    from xdist.scheduler import LoadGroupScheduling
+
+    scopes: dict[str, str] = {}
+
+    class MappedGroupScheduling(LoadGroupScheduling):  # type: ignore[misc]  # xdist: untyped
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid not in scopes:  # a (re)started worker's map: read the maps again
+                for path in sorted(directory.glob("*.json")):
+                    scopes.update(json.loads(path.read_text(encoding="utf-8")))
+            scope = scopes.get(nodeid)
+            return scope if scope else str(super()._split_scope(nodeid))
+
+    return MappedGroupScheduling(config, log)
+
+
+def register_scheduler(config: pytest.Config) -> None:
+    """Register :class:`GroupScheduler` on an xdist controller (the plugin's configure)."""
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return
+    if not getattr(config.option, "numprocesses", None):
+        return
+    config.pluginmanager.register(GroupScheduler(), "gate-harness-group-scheduler")
 
 
 def apply_order(
     config: pytest.Config, items: list[pytest.Item], phases: Mapping[str, PhaseSpec]
 ) -> list[pytest.Item]:
-    """Order ``items`` (:func:`order_items`) and mark upstream tests' ends (the plugin's hook)."""
-    upstream = {u for p in phases.values() for u in p.after}
-    if not upstream:
+    """Order ``items`` (:func:`order_items`) and put each chain on one worker (the plugin's
+    collection hook; it runs before xdist's, which turns the group names into scopes).
+
+    Under an xdist distribution other than ``loadgroup`` a chain's consumer tests are
+    refused: each errors at setup with a :class:`HarnessError` naming the fix (a worker
+    cannot stop the session cleanly from its collection hook).
+    """
+    plugin = config.pluginmanager.get_plugin(_PLUGIN)
+    if not isinstance(plugin, PhaseOrderPlugin):
+        plugin = PhaseOrderPlugin()
+        config.pluginmanager.register(plugin, _PLUGIN)
+    if not any(p.after for p in phases.values()):
         return items
     ordered = order_items(items, phases)
-    phase_of = {i.nodeid: p for i in ordered if (p := _phase_of(i)) in upstream}
-    if phase_of and not config.pluginmanager.has_plugin(_PLUGIN):
-        config.pluginmanager.register(PhaseDoneMarkers(config, phase_of), _PLUGIN)
+    chains = chain_groups(ordered, phases)
+    if chains and hasattr(config, "workerinput") and not config.getvalue("loadgroup"):
+        ranks = phase_ranks(phases)
+        for chain in chains:
+            names = sorted(_phases_in(chain), key=lambda p: (ranks.get(p, 0), p))
+            why = (
+                f"phases {' → '.join(names)} run in order ('after:' in their YAML), which xdist "
+                "keeps only with --dist loadgroup (harness run passes it); fix: add --dist "
+                "loadgroup, run with -n 0, or select one phase of the chain (--phase)"
+            )
+            consumers = {n for n in names if n in phases and set(phases[n].after) & set(names)}
+            plugin.refused.update({i.nodeid: why for i in chain if _phase_of(i) in consumers})
     return ordered
 
 
-def wait_for_phases(
-    request: pytest.FixtureRequest,
-    phases: Sequence[str],
-    *,
-    timeout: float = DEFAULT_WAIT_S,
-    poll: float = 2.0,
-) -> dict[str, str]:
-    """Wait until every selected test of ``phases`` finished; per phase, what happened.
+def upstream_status(request: pytest.FixtureRequest, phases: Sequence[str]) -> dict[str, str]:
+    """Per upstream phase, what this consumer can rely on (for its evidence).
 
-    ``"not selected"`` (no test of it in this run: nothing to wait for), ``"done"``
-    (with the seconds waited), or ``"timeout"`` (some test never finished — e.g. it
-    crashed its worker); the caller records this in its evidence.
+    ``"not selected"`` (no test of it in this run: the consumer uses an earlier
+    run's output), ``"ran first: N test(s), K failed"``, or — if the schedule did not
+    run them all before this consumer in this process, which :func:`apply_order`
+    prevents — ``"NOT run first: M of N test(s) had not finished"``.
     """
-    session = request.session
-    root = _marker_root(request.config)
+    done = request.config.pluginmanager.get_plugin(_PLUGIN)
+    finished: set[str] = done.finished if isinstance(done, PhaseOrderPlugin) else set()
+    failed: set[str] = done.failed if isinstance(done, PhaseOrderPlugin) else set()
     out: dict[str, str] = {}
-    start = time.monotonic()
     for phase in phases:
-        ids = [i.nodeid for i in session.items if _phase_of(i) == phase]
+        ids = [i.nodeid for i in request.session.items if _phase_of(i) == phase]
         if not ids:
             out[phase] = "not selected"
             continue
-        while True:
-            missing = [n for n in ids if not _marker(root, phase, n).exists()]
-            if not missing:
-                out[phase] = f"done (waited {time.monotonic() - start:.0f} s)"
-                break
-            if time.monotonic() - start > timeout:
-                out[phase] = f"timeout after {timeout:.0f} s ({len(missing)} test(s) unfinished)"
-                break
-            time.sleep(poll)
+        missing = [n for n in ids if n not in finished]
+        if missing:
+            out[phase] = (
+                f"NOT run first: {len(missing)} of {len(ids)} test(s) had not finished "
+                "in this process"
+            )
+        else:
+            bad = sum(n in failed for n in ids)
+            out[phase] = f"ran first: {len(ids)} test(s), {bad} failed"
     return out

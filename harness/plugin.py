@@ -197,6 +197,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped where none is present")
     plugin = HarnessPlugin(config)
     config.pluginmanager.register(plugin, _STATE)
+    from harness.phase_order import register_scheduler
+
+    register_scheduler(config)  # --dist loadgroup by the workers' xdist_group maps
 
 
 def _state(config: pytest.Config) -> HarnessPlugin:
@@ -304,7 +307,9 @@ class HarnessPlugin:
             phase.gate(gate_id)
         metafunc.parametrize("gate", ids, ids=ids, indirect=True)
 
-    @pytest.hookimpl
+    # tryfirst: the phase chains' xdist_group marks (harness.phase_order) must be in place
+    # before xdist's own hook turns them into scheduling groups
+    @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
@@ -334,7 +339,8 @@ class HarnessPlugin:
                     item.add_marker(skip)
 
     def _order_phases(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        """Honour ``after:`` in the phase YAMLs (:mod:`harness.phase_order`)."""
+        """Honour ``after:`` in the phase YAMLs: order, and one xdist worker per phase chain
+        (:mod:`harness.phase_order`)."""
         from harness.phase_order import apply_order
 
         try:

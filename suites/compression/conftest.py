@@ -3,8 +3,8 @@
 ``compression_input`` decides *what* is compressed (:mod:`trainers.bitnet.inputs`):
 ``--model DIR`` (any HF causal LM checkpoint, judged on ``--compression-task``), else the
 forge phase's champion when it exists and is accurate enough on its task's dev split
-(waiting for the forge phase's tests first when this run also selected forge: the
-phase YAML says ``after: [forge]``), else the embedded tiny model trained here.
+(when this run also selected forge, its tests run first — the phase YAML says
+``after: [forge]`` — on the same xdist worker), else the embedded tiny model trained here.
 
 ``compression_run`` trains/compresses/packs/evaluates once per machine for a given
 input and config (cached by content under ``<cache>/compression``; a file lock makes
@@ -91,11 +91,11 @@ def compression_input(request: pytest.FixtureRequest) -> tuple[CompressionInput,
             "a --model checkpoint (the embedded model and the forge champion carry their own); "
             "pass --model DIR too, or drop --compression-task"
         )
-    from harness.phase_order import wait_for_phases
+    from harness.phase_order import upstream_status
     from harness.settings import get_settings
 
-    waited = wait_for_phases(request, ["forge"])
-    note = f"; forge phase in this run: {waited.get('forge', 'not selected')}"
+    forge = upstream_status(request, ["forge"])["forge"]
+    note = f"; forge phase in this run: {forge}"
     return default_input(get_settings().models_dir, _cache_root(config) / "compression", note=note)
 
 

@@ -3,8 +3,8 @@
 ``quiet_star_run`` bakes, runs Quiet-STaR and scores both arms (main and theater control)
 once per machine and config (cached under ``<cache>/forge_reasoning``; a file lock makes
 xdist workers wait for the first).  The input is forge's champion when
-``<models_dir>/forge/champion`` exists (with both phases selected this suite waits for
-forge's tests first: ``after: [forge]``), else a tiny model built here.
+``<models_dir>/forge/champion`` exists (with both phases selected forge's tests run
+first: ``after: [forge]``), else a tiny model built here.
 ``latency_timing`` times answers with thoughts once per session: it measures the
 machine now, not the artifact.
 """
@@ -27,20 +27,24 @@ def quiet_star_config() -> QuietStarConfig:
 
 
 @pytest.fixture(scope="session")
-def forge_wait(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Wait for forge's tests when both phases run (YAML ``after: [forge]``); what happened."""
-    from harness.phase_order import wait_for_phases
+def forge_order(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Whether forge's tests ran first in this run (YAML ``after: [forge]``; the scheduler
+    runs them first when both phases are selected) or were not selected."""
+    from harness.phase_order import upstream_status
 
-    return wait_for_phases(request, ["forge"])
+    return upstream_status(request, ["forge"])
 
 
 @pytest.fixture(scope="session")
 def quiet_star_run(
-    cache_root: Path, no_cache: bool, quiet_star_config: QuietStarConfig, forge_wait: dict[str, str]
+    cache_root: Path,
+    no_cache: bool,
+    quiet_star_config: QuietStarConfig,
+    forge_order: dict[str, str],
 ) -> QuietStarRun:
     from harness.settings import get_settings
 
-    del forge_wait  # only ordering: the champion (if forge published one) is read below
+    del forge_order  # only ordering: the champion (if forge published one) is read below
     return run_quiet_star(
         quiet_star_config,
         cache_dir=cache_root / "forge_reasoning",
