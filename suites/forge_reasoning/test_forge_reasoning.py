@@ -60,8 +60,7 @@ def _figures(gate: Gate, run: QuietStarRun) -> list[str]:
     )  # fmt: skip
     plot_training_curves(
         rl, root / rel[0], keys=keys,
-        title="Quiet-STaR step 2: reward spread (best − worst thought; all positions, then "
-        "answer-time), mixing weight (all / answer), answer NLL",
+        title="Quiet-STaR Step 2 per update (all slots / answer-time slot)",
     )  # fmt: skip
     plot_training_curves(
         arm["rl_curve"], root / rel[1],
