@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from harness.errors import StatsError
+from harness.machine_load import LoadReading
 from harness.outcomes import Outcome
 from harness.spec import DecisionRule, Direction, GateSpec
 from harness.stats.estimate import Estimate, Sided
@@ -25,6 +26,7 @@ __all__ = [
     "Verdict",
     "confidence_text",
     "decide",
+    "guard_machine_load",
     "guard_sandbox_errors",
     "per_side_alpha",
     "sandbox_error_count",
@@ -251,6 +253,42 @@ def guard_sandbox_errors(
         reason=(
             f"{Verdict.INCONCLUSIVE}: {note} — {errors / total:.1%} is above the "
             f"{max_share:.0%} the harness trusts, so the verdict would have been a guess "
+            f"(it would have been {decision.verdict}: {decision.reason})"
+        ),
+    )
+
+
+def guard_machine_load(decision: Decision, *, load: LoadReading | None) -> Decision:
+    """A FAIL timed on an overloaded machine becomes INCONCLUSIVE; nothing becomes PASS.
+
+    ``load`` is attached by evaluators only to timings where contention can only make
+    the subject look worse (see :func:`harness.machine_load.machine_load_of`): then a
+    PASS measured under load is still earned, but a FAIL may describe the machine
+    rather than the subject, so no FAIL is claimed when the reading breaks the
+    documented limits (:data:`harness.machine_load.MAX_LOAD_PER_CPU`,
+    :data:`~harness.machine_load.MIN_CPU_SHARE`); the run must be repeated on a
+    quieter machine.  The reading is summarised in every reason it touches.
+    """
+    if load is None:
+        return decision
+    why = load.overloaded()
+    if why is None or decision.verdict is not Verdict.FAIL:
+        note = f"timed at {load.summary()}" + (f" (over the limits: {why})" if why else "")
+        return replace(decision, reason=f"{decision.reason}; {note}")
+    return replace(
+        decision,
+        verdict=Verdict.INCONCLUSIVE,
+        tier="none",
+        tier_verdicts=tuple(
+            (name, Verdict.INCONCLUSIVE if v is Verdict.FAIL else v)
+            for name, v in decision.tier_verdicts
+        ),
+        downgraded="machine_load",
+        n_needed=None,
+        reason=(
+            f"{Verdict.INCONCLUSIVE}: the machine was overloaded while this was timed "
+            f"({why}; {load.summary()}) — under contention the timing describes the machine, "
+            "not the subject, so no FAIL is claimed; rerun on a quieter machine "
             f"(it would have been {decision.verdict}: {decision.reason})"
         ),
     )

@@ -28,6 +28,7 @@ from harness.decision import (
     Decision,
     Verdict,
     decide,
+    guard_machine_load,
     guard_sandbox_errors,
     sandbox_error_count,
 )
@@ -43,6 +44,7 @@ from harness.evidence import (
     repo_digest,
     sha256_json,
 )
+from harness.machine_load import machine_load_of
 from harness.outcomes import Outcome
 from harness.shard import ShardSpec
 from harness.spec import GateSpec, Multiplicity, PhaseSpec
@@ -244,6 +246,7 @@ class Gate:
         decision = guard_sandbox_errors(
             decision, errors=sandbox_error_count(outcomes), total=len(outcomes)
         )
+        decision = guard_machine_load(decision, load=machine_load_of(outcomes))
         p: float | None = None
         if with_p and self.spec.metric != "count":
             try:

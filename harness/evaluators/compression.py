@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.machine_load import LoadReading
 from harness.outcomes import Outcome
 from trainers.bitnet.pipeline import CompressionRun
 
@@ -99,21 +100,41 @@ def sparsity_outcome(run: CompressionRun, subject: str) -> list[Outcome]:
 
 
 def speedup_outcomes(
-    speed: Mapping[str, Any], fmt: str, *, baseline: str = "fp32", model: str = "wide"
+    speed: Mapping[str, Any],
+    fmt: str,
+    *,
+    baseline: str = "fp32",
+    model: str = "wide",
+    load_guard: bool = True,
 ) -> list[Outcome]:
     """Per prompt: ln(``baseline`` s/token ÷ ``fmt`` s/token) of the ``model`` subject.
 
     The pair is formed here (same prompt, interleaved runs), so the gate is a
     one-sample ``mean`` gate on log speedups: ln 2 ⇔ a geometric-mean 2×.
+
+    ``load_guard`` attaches the run's machine-load reading to every outcome
+    (``raw["machine_load"]``), so a FAIL timed on an overloaded machine is decided
+    INCONCLUSIVE (:func:`harness.decision.guard_machine_load`): contention slows the
+    compute-bound packed kernel more than memory-stalled fp32 (docs/compression.md),
+    i.e. it can only make the candidate look worse.  Off for the fp32-vs-fp32
+    control: both arms run the same code, contention favours neither, and its FAIL
+    must stay a FAIL.
     """
     times: Mapping[str, Sequence[float]] = speed[model]["seconds_per_token"]
     if len(times[fmt]) != len(times[baseline]):
         raise ValueError(f"{fmt} and {baseline} were timed on different numbers of prompts")
+    load = speed[model].get("machine_load") if load_guard else None
+    extra: dict[str, Any] = {} if load is None else {"machine_load": load}
     return [
         Outcome(
             item_id=f"prompt-{i:02d}",
             value=math.log(b / f),
-            raw={f"{baseline}_s_per_token": b, f"{fmt}_s_per_token": f, "speedup": b / f},
+            raw={
+                f"{baseline}_s_per_token": b,
+                f"{fmt}_s_per_token": f,
+                "speedup": b / f,
+                **extra,
+            },
         )
         for i, (f, b) in enumerate(zip(times[fmt], times[baseline], strict=True))
     ]
@@ -152,6 +173,15 @@ def speed_markdown(speed: Mapping[str, Any]) -> str:
                         f"{100 * gbps / bw:.0f} %",
                     ]
                 )
+            )
+    for model in ("wide", "tiny"):
+        load = speed[model].get("machine_load")
+        if load is not None:
+            reading = LoadReading.model_validate(load)
+            why = reading.overloaded()
+            lines.append(
+                f"\n{model}: timed at {reading.summary()}"
+                + (f" — over the limits ({why})." if why else " — within the limits.")
             )
     return "\n".join(lines)
 

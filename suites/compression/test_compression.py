@@ -169,6 +169,7 @@ def _speed_extra(gate: Gate, outcomes: list[Any], speed: dict[str, Any]) -> dict
         "tiny_label": speed["tiny"]["label"],
         "tiny_speedup_geometric_mean": math.exp(sum(o.value for o in tiny) / len(tiny)),
         "machine": speed["machine"],
+        "machine_load": speed["wide"].get("machine_load"),
         "measured_at": speed["measured_at"],
         "report_markdown": speed_markdown(speed),
     }
@@ -183,10 +184,15 @@ def test_decode_speedup(gate: Gate, speed_result: dict[str, Any]) -> None:
 @pytest.mark.gate("decode_speedup")
 def test_decode_speedup_control_identity(gate: Gate, speed_result: dict[str, Any]) -> None:
     """fp32 against itself (a second interleaved fp32 arm): no speedup, the gate must FAIL."""
-    outcomes = speedup_outcomes(speed_result, "fp32_repeat")
+    # no load guard: both arms run the same fp32 code, so contention favours neither and
+    # this FAIL stays a FAIL on a busy machine (the reading is still in the evidence)
+    outcomes = speedup_outcomes(speed_result, "fp32_repeat", load_guard=False)
     gate.check(
         outcomes,
         subject="identity-wide",
         expect=Verdict.FAIL,
-        extra={"per_prompt_speedup": [o.raw["speedup"] for o in outcomes]},
+        extra={
+            "per_prompt_speedup": [o.raw["speedup"] for o in outcomes],
+            "machine_load": speed_result["wide"].get("machine_load"),
+        },
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,8 +79,13 @@ def interleaved_decode(
     new_tokens: int,
     threads: int,
     warmup: int = 1,
+    between: Callable[[], None] | None = None,
 ) -> dict[str, DecodeTiming]:
-    """Decode every prompt with every model, rotating the model order per prompt."""
+    """Decode every prompt with every model, rotating the model order per prompt.
+
+    ``between`` is called after each prompt's round (outside the timed decodes), e.g.
+    to sample the machine's load (:class:`harness.machine_load.LoadMonitor`).
+    """
     torch.set_num_threads(threads)
     set_threads(threads)
     names = list(models)
@@ -94,6 +99,8 @@ def interleaved_decode(
             spt, ids = greedy_decode(models[name], prompt, new_tokens)
             timings[name].seconds_per_token.append(spt)
             timings[name].tokens.append(ids)
+        if between is not None:
+            between()
     return timings
 
 

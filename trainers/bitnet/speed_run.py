@@ -32,6 +32,7 @@ from filelock import FileLock
 from harness.atomic import atomic_write_json
 from harness.backends.hf import quiet_progress
 from harness.cachekey import cache_key
+from harness.machine_load import LoadMonitor
 from trainers.bitnet.packing import load_packed
 from trainers.bitnet.speed import (
     bytes_per_token,
@@ -80,12 +81,23 @@ class SpeedConfig:
 def _timed(
     models: dict[str, torch.nn.Module], prompts: list[torch.Tensor], new: int, threads: int
 ) -> dict[str, Any]:
-    timings = interleaved_decode(models, prompts, new_tokens=new, threads=threads)
+    """Interleaved decode timings plus the machine load while they were taken.
+
+    The load reading (sampled before, after and between prompts; process CPU
+    seconds over wall seconds) goes into the evidence; the decision layer turns a
+    FAIL timed on an overloaded machine into INCONCLUSIVE (harness.machine_load).
+    """
+    with LoadMonitor(threads=threads) as monitor:
+        timings = interleaved_decode(
+            models, prompts, new_tokens=new, threads=threads, between=monitor.sample
+        )
     nbytes = {k: bytes_per_token(m) for k, m in models.items()}
+    assert monitor.reading is not None  # set on leaving the block
     return {
         "seconds_per_token": {k: t.seconds_per_token for k, t in timings.items()},
         "bytes_per_token": nbytes,
         "summary": summary(timings, nbytes),
+        "machine_load": monitor.reading.model_dump(mode="json"),
     }
 
 

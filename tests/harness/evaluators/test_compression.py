@@ -22,6 +22,7 @@ from harness.evaluators.compression import (
     speedup_outcomes,
 )
 from harness.gate import Gate
+from harness.machine_load import LoadMonitor
 from harness.spec import load_phase
 from trainers.bitnet.pipeline import CompressionRun
 
@@ -132,3 +133,33 @@ def test_markdown_lists_stages_layers_figures_and_bandwidth() -> None:
     text = layers_markdown(_run(), ["figures/compression/layers.png"])
     assert "fallback" in text and "`l1`" in text and "](figures/compression/layers.png)" in text
     assert "10.0 GB/s" in speed_markdown(_speed(0.06, 0.01))
+
+
+def _loaded(speed: dict[str, Any], load: float) -> dict[str, Any]:
+    """``speed`` as if timed at a 1-minute load average of ``load`` on 2 CPUs (simulated)."""
+    reading = LoadMonitor(threads=1, cpus=2, loadavg=lambda: load)
+    with reading:
+        pass
+    assert reading.reading is not None
+    speed["wide"]["machine_load"] = reading.reading.model_dump(mode="json")
+    return speed
+
+
+def test_a_slow_speedup_timed_on_an_overloaded_machine_is_inconclusive_not_fail() -> None:
+    busy = _loaded(_speed(0.060, 0.040), load=20.0)  # 1.5× measured at load 10 per CPU
+    gate = Gate(PHASE, PHASE.gate("decode_speedup"))
+    _, decision, _ = gate.evaluate(speedup_outcomes(busy, "ternary"))
+    assert decision.verdict is Verdict.INCONCLUSIVE and decision.downgraded == "machine_load"
+    assert "overloaded" in decision.reason and "would have been FAIL" in decision.reason
+    # the same timings on a quiet machine: an honest FAIL
+    quiet = _loaded(_speed(0.060, 0.040), load=1.0)
+    assert _decide("decode_speedup", speedup_outcomes(quiet, "ternary")) is Verdict.FAIL
+    # load never produces a PASS, and a PASS under load (contention only hurts the
+    # candidate) is kept, with the reading in its reason
+    _, fast, _ = gate.evaluate(speedup_outcomes(_loaded(_speed(0.060, 0.010), 20.0), "ternary"))
+    assert fast.verdict is Verdict.PASS and "load average 20.0" in fast.reason
+    # the fp32-vs-fp32 control runs one code path in both arms: no guard, still FAIL
+    control = speedup_outcomes(busy, "fp32_repeat", load_guard=False)
+    assert all("machine_load" not in o.raw for o in control)
+    assert _decide("decode_speedup", control) is Verdict.FAIL
+    assert "over the limits" in speed_markdown(busy)
