@@ -75,6 +75,11 @@ def test_measure_speed_runs_both_subjects_once_per_session(tmp_path) -> None:  #
     first = measure_speed(cfg, session="s1", **kwargs)
     assert set(first["wide"]["seconds_per_token"]) == {"fp32", "ternary", "fp32_repeat"}
     assert len(first["tiny"]["seconds_per_token"]["ternary"]) == 2
+    # the machine load while timing: before, between the 2 prompts, after
+    from harness.machine_load import LoadReading
+
+    load = LoadReading.model_validate(first["wide"]["machine_load"])
+    assert len(load.loadavg_1min) == 4 and load.wall_seconds > 0
     assert first["wide"]["fp32_linear_weight_bytes"] == 4 * (4 * 64 * 64 + 3 * 64 * 128 + 32 * 64)
     assert measure_speed(cfg, session="s1", **kwargs) == first  # shared within a session
     assert first["bandwidth_GBps"] > 0
