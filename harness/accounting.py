@@ -32,6 +32,7 @@ __all__ = [
     "FinalStatus",
     "GateStatus",
     "ItemFate",
+    "NoClaim",
     "PhaseAccount",
     "RunAccount",
     "account_run",
@@ -81,6 +82,16 @@ class GateStatus(BaseModel):
     nodeid: str | None = None
 
 
+class NoClaim(BaseModel):
+    """A test skipped on purpose: its subject (a control) makes no claim on the gate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gate: str
+    nodeid: str
+    reason: str
+
+
 class PhaseAccount(BaseModel):
     """The final statuses of one selected phase and the gates nobody asked for."""
 
@@ -90,6 +101,8 @@ class PhaseAccount(BaseModel):
     declared: list[str]
     statuses: list[GateStatus] = Field(default_factory=list)
     not_asked: list[str] = Field(default_factory=list)  # gate ids deselected on purpose
+    #: skips by ``gate.no_claim`` (not part of the verdict; listed so no skip is silent)
+    no_claims: list[NoClaim] = Field(default_factory=list)
 
     @property
     def missing(self) -> list[GateStatus]:
@@ -234,6 +247,11 @@ def _account_phase(
                 )
             )
         mine = [f for f in fates if f.phase == spec.phase and f.gate == gate.id]
+        acc.no_claims += [
+            NoClaim(gate=gate.id, nodeid=f.nodeid, reason=f.no_claim)
+            for f in mine
+            if f.no_claim is not None and not f.checked
+        ]
         undecided = [f for f in mine if not f.checked and f.no_claim is None]
         for fate in undecided:
             acc.statuses.append(

@@ -681,3 +681,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except HarnessError as exc:
         err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(2) from None
+
+
+if __name__ == "__main__":  # `python -m harness.cli ...` behaves like the `harness` command
+    main()

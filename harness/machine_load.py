@@ -55,7 +55,9 @@ class LoadReading(BaseModel):
     cpus: int = Field(ge=1)
     threads: int = Field(ge=1, description="threads the timed code was configured to use")
     loadavg_1min: list[float] = Field(min_length=1, description="samples around the timing")
-    cpu_seconds: float = Field(ge=0.0)
+    cpu_seconds: float | None = Field(
+        default=None, ge=0.0, description="None: the timed work ran in other processes"
+    )
     wall_seconds: float = Field(ge=0.0)
     max_load_per_cpu: float = MAX_LOAD_PER_CPU
     min_cpu_share: float = MIN_CPU_SHARE
@@ -66,8 +68,8 @@ class LoadReading(BaseModel):
 
     @property
     def cpu_share(self) -> float | None:
-        """CPU seconds ÷ (wall seconds × threads); None for a timing too short to tell."""
-        if self.wall_seconds <= 0.0:
+        """CPU seconds ÷ (wall seconds × threads); None when not measured or too short."""
+        if self.cpu_seconds is None or self.wall_seconds <= 0.0:
             return None
         return self.cpu_seconds / (self.wall_seconds * self.threads)
 
@@ -87,6 +89,21 @@ class LoadReading(BaseModel):
             )
         return "; ".join(why) or None
 
+    def merged(self, other: LoadReading) -> LoadReading:
+        """One reading over two timed sections (e.g. the two looks of a latency gate)."""
+        cpu = (
+            None
+            if self.cpu_seconds is None or other.cpu_seconds is None
+            else self.cpu_seconds + other.cpu_seconds
+        )
+        return self.model_copy(
+            update={
+                "loadavg_1min": [*self.loadavg_1min, *other.loadavg_1min],
+                "cpu_seconds": cpu,
+                "wall_seconds": self.wall_seconds + other.wall_seconds,
+            }
+        )
+
     def summary(self) -> str:
         share = self.cpu_share
         share_text = "n/a" if share is None else f"{share:.0%}"
@@ -104,18 +121,22 @@ class LoadMonitor:
     """Context manager around a timed section; :meth:`sample` may be called inside it.
 
     ``loadavg`` and ``cpus`` are injectable so tests can simulate a busy machine.
+    ``measure_cpu=False`` when the timed work runs in other processes (a sandbox
+    container, a model server): then only the load average is judged.
     """
 
     def __init__(
         self,
         *,
         threads: int = 1,
+        measure_cpu: bool = True,
         loadavg: Callable[[], float] = _loadavg,
         cpus: int | None = None,
         cpu_clock: Callable[[], float] = time.process_time,
         wall_clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._threads = threads
+        self._measure_cpu = measure_cpu
         self._loadavg = loadavg
         self._cpus = cpus if cpus is not None else (os.cpu_count() or 1)
         self._cpu_clock = cpu_clock
@@ -128,21 +149,30 @@ class LoadMonitor:
         """Record the load average now (cheap; call it between timed rounds)."""
         self._samples.append(float(self._loadavg()))
 
-    def __enter__(self) -> LoadMonitor:
+    def start(self) -> LoadMonitor:
+        """Begin the monitored section (what ``with`` does on entry)."""
         self.sample()
         self._cpu0, self._wall0 = self._cpu_clock(), self._wall_clock()
         return self
 
+    def __enter__(self) -> LoadMonitor:
+        return self.start()
+
     def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> LoadReading:
+        """End the monitored section and return (and keep) its reading."""
         cpu, wall = self._cpu_clock() - self._cpu0, self._wall_clock() - self._wall0
         self.sample()
         self.reading = LoadReading(
             cpus=self._cpus,
             threads=self._threads,
             loadavg_1min=self._samples,
-            cpu_seconds=max(cpu, 0.0),
+            cpu_seconds=max(cpu, 0.0) if self._measure_cpu else None,
             wall_seconds=max(wall, 0.0),
         )
+        return self.reading
 
 
 def machine_load_of(outcomes: Iterable[Any]) -> LoadReading | None:

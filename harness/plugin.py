@@ -315,6 +315,10 @@ class HarnessPlugin:
     ) -> None:
         wanted = set(self.options.phases)
         if wanted:
+            try:
+                self.phases()
+            except HarnessError as exc:  # e.g. no gates directory: one line, no traceback
+                raise pytest.UsageError(f"--phase {', '.join(sorted(wanted))}: {exc}") from exc
             unknown = sorted(wanted - set(self.phases()))
             if unknown:
                 raise pytest.UsageError(
@@ -518,6 +522,7 @@ class HarnessPlugin:
             return
         self._fate(report)
         found = self._take_evidence(report)
+        no_claim = any(k == _NO_CLAIM_PROPERTY for k, _ in report.user_properties)
         report.user_properties = [(k, v) for k, v in report.user_properties if k not in _INTERNAL]
         if self.progress is not None:
             self.progress.report(
@@ -525,6 +530,7 @@ class HarnessPlugin:
                 when=report.when or "",
                 failed=report.failed,
                 skipped=report.skipped,
+                no_claim=no_claim,
                 records=found,
                 began=_monotonic_from_epoch(getattr(report, "start", 0.0)),
             )

@@ -67,6 +67,7 @@ from harness.evaluators.humaneval import (
     public_examples,
 )
 from harness.evidence import atomic_write_text
+from harness.machine_load import LoadMonitor, LoadReading
 from harness.outcomes import Outcome
 from harness.spec import GateSpec, PhaseSpec
 from harness.stats.estimate import Estimate
@@ -943,8 +944,17 @@ class LatencyRun:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def outcomes(self) -> list[Outcome]:
+        """One outcome per request; each carries the machine load of the timing, so a FAIL
+        timed on an overloaded machine is decided INCONCLUSIVE (harness.machine_load)."""
+        load = self.meta.get("machine_load")
+        extra: dict[str, Any] = {} if load is None else {"machine_load": load}
         return [
-            Outcome(item_id=rid, value=lat, latency_s=lat, raw={"wave": i // self.concurrency})
+            Outcome(
+                item_id=rid,
+                value=lat,
+                latency_s=lat,
+                raw={"wave": i // self.concurrency, **extra},
+            )
             for i, (rid, lat) in enumerate(self.latencies)
         ]
 
@@ -988,7 +998,11 @@ def measure_request_latency(
     n = requests_for(concurrency, min_requests)
     latencies: list[tuple[str, float]] = []
     t0 = time.perf_counter()
+    # in-process generation: its CPU share is measured too (threads=1: the share of one
+    # CPU the process got, so intra-op threads never make a quiet machine look busy)
+    monitor = LoadMonitor(threads=1, measure_cpu=generator.identity.backend == "hf").start()
     for wave_start in range(start, start + n, concurrency):
+        monitor.sample()
         requests = []
         for i in range(wave_start, wave_start + concurrency):
             task = tasks[i % len(tasks)]
@@ -1018,13 +1032,18 @@ def measure_request_latency(
             # the caller of a batch API gets every answer when the call returns; the
             # backend's own per-request figure can be smaller (it times its chunk only)
             latencies.append((gen.request_id, max(waited, gen.latency.total_s)))
+    reading = monitor.stop().model_dump(mode="json")
     return LatencyRun(
         scenario=scenario,
         concurrency=concurrency,
         source=f"model generation via {generator.identity.backend} "
         f"(max_tokens={config.max_tokens}, one wave = one generate call)",
         latencies=latencies,
-        meta={"wall_s": round(time.perf_counter() - t0, 3), "requests": n},
+        meta={
+            "wall_s": round(time.perf_counter() - t0, 3),
+            "requests": n,
+            "machine_load": reading,
+        },
     )
 
 
@@ -1048,7 +1067,9 @@ def measure_exec_latency(
     n = requests_for(concurrency, min_requests)
     latencies: list[tuple[str, float]] = []
     t0 = time.perf_counter()
+    monitor = LoadMonitor(measure_cpu=False).start()  # programs run in the sandbox's processes
     for wave_start in range(start, start + n, concurrency):
+        monitor.sample()
         wave = [
             Program(programs[i % len(programs)].source, id=f"{scenario}:{i}")
             for i in range(wave_start, wave_start + concurrency)
@@ -1062,13 +1083,18 @@ def measure_exec_latency(
                     f"sandbox failed during latency run on {r.program_id}: {r.detail}"
                 )
             latencies.append((r.program_id, waited))
+    reading = monitor.stop().model_dump(mode="json")
     return LatencyRun(
         scenario=scenario,
         concurrency=concurrency,
         source=f"sandbox execution ({sandbox.kind}) of the control's check programs; "
         "no generation (control subject)",
         latencies=latencies,
-        meta={"wall_s": round(time.perf_counter() - t0, 3), "requests": n},
+        meta={
+            "wall_s": round(time.perf_counter() - t0, 3),
+            "requests": n,
+            "machine_load": reading,
+        },
     )
 
 
@@ -1211,11 +1237,21 @@ def two_look_quantile(
                 float(run.meta.get("wall_s", 0.0)) + float(more.meta.get("wall_s", 0.0)), 3
             ),
             "requests": len(run.latencies) + len(more.latencies),
+            **_merged_load(run.meta.get("machine_load"), more.meta.get("machine_load")),
         },
     )
     est = quantile_estimate(np.array([x for _, x in run.latencies]), q=q, alpha=alpha_one_sided)
     info.update(looks=2, stopped_at_first_look=False, requests_saved=0)
     return run, est, info
+
+
+def _merged_load(a: Any, b: Any) -> dict[str, Any]:
+    """The two looks' load readings as one (absent when neither look recorded one)."""
+    readings = [LoadReading.model_validate(x) for x in (a, b) if x is not None]
+    if not readings:
+        return {}
+    merged = readings[0] if len(readings) == 1 else readings[0].merged(readings[1])
+    return {"machine_load": merged.model_dump(mode="json")}
 
 
 # --------------------------------------------------------------------------- tier ladder

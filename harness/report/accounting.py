@@ -42,11 +42,31 @@ def account_markdown(account: RunAccount) -> list[str]:
             cells = [s.phase, s.gate, "**MISSING**", s.nodeid or "—", s.reason]
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
+    lines += _no_claim_markdown(account)
     if account.harness_errors:
         lines += ["**Harness errors** (the run exits 2):", ""]
         lines += [f"- {_cell(e)}" for e in account.harness_errors]
         lines.append("")
     return lines
+
+
+def _no_claim_markdown(account: RunAccount) -> list[str]:
+    """Tests skipped on purpose (``gate.no_claim``): not part of any verdict, never silent."""
+    rows = [(p.phase, c) for p in account.phases for c in p.no_claims]
+    if not rows:
+        return []
+    lines = [
+        f"<details><summary>{len(rows)} test(s) skipped on purpose: their subject (a control) "
+        "makes no claim on the gate; they do not count toward any verdict</summary>",
+        "",
+        "| phase | gate | test | why no claim |",
+        "|---|---|---|---|",
+    ]
+    for phase, c in rows:
+        lines.append(
+            "| " + " | ".join(_cell(x) for x in (phase, c.gate, c.nodeid, c.reason)) + " |"
+        )
+    return [*lines, "", "</details>", ""]
 
 
 def _cell(text: object) -> str:

@@ -39,6 +39,7 @@ class _Item:
     records: list[EvidenceRecord] = field(default_factory=list)
     failed: bool = False
     skipped: bool = False
+    no_claim: bool = False  # skipped on purpose by gate.no_claim (a control claims nothing)
 
 
 @dataclass
@@ -114,6 +115,7 @@ class PhaseProgress:
         when: str,
         failed: bool,
         skipped: bool,
+        no_claim: bool = False,
         records: Sequence[EvidenceRecord] = (),
         began: float | None = None,
     ) -> None:
@@ -132,6 +134,7 @@ class PhaseProgress:
         item.records.extend(records)
         item.failed |= failed
         item.skipped |= skipped
+        item.no_claim |= no_claim
         if when in ("setup", "call"):
             return
         phase.done.add(nodeid)
@@ -195,11 +198,15 @@ def _counts(records: Sequence[EvidenceRecord], done: Sequence[_Item]) -> list[st
         text = f"controls {len(controls) - wrong}/{len(controls)} as expected"
         parts.append(text + (f", {wrong} WRONG (harness error)" if wrong else ""))
     broken = sum(1 for item in done if item.failed and not item.records)
-    skipped = sum(1 for item in done if item.skipped and not item.failed and not item.records)
+    skipped = [item for item in done if item.skipped and not item.failed and not item.records]
+    on_purpose = sum(1 for item in skipped if item.no_claim)
     if broken:
         parts.append(f"{broken} failed without a gate verdict")
-    if skipped:
-        parts.append(f"{skipped} skipped")
+    if len(skipped) > on_purpose:
+        # outside a shard run its gate is MISSING (the gate report says why)
+        parts.append(f"{len(skipped) - on_purpose} skipped without a verdict")
+    if on_purpose:
+        parts.append(f"{on_purpose} no-claim skip(s) (a control claims nothing on that gate)")
     return parts or ["no gate verdicts"]
 
 

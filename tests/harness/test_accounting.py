@@ -19,6 +19,7 @@ import harness.report.plots
 import harness.report.terminal
 import harness.report.writer
 from harness.accounting import FinalStatus, ItemFate, account_run
+from harness.report.accounting import account_markdown
 from harness.spec import PhaseSpec
 
 assert harness.gate and harness.report.plots and harness.report.terminal and harness.report.writer
@@ -328,6 +329,9 @@ def test_latency_control(gate):
     result = _run(pytester, workers, body)
     result.assert_outcomes(passed=3, skipped=1)
     assert result.ret == 0
+    # the skip is not silent: the account (and the report's accounting section) lists it
+    (claim,) = _account(pytester)["phases"][0]["no_claims"]  # type: ignore[index]
+    assert claim["gate"] == "latency_p95" and "not ground truth" in claim["reason"]
 
 
 def test_a_phase_of_only_non_gate_tests_keeps_pytests_code(pytester: pytest.Pytester) -> None:
@@ -366,6 +370,9 @@ def test_account_names_the_reason_for_each_missing_gate() -> None:
     assert statuses["accuracy"].reason == "skipped: cache"
     assert "only control subjects" in statuses["latency_p95"].reason
     assert phase.not_asked == ["uplift"]
+    assert [(c.gate, c.reason) for c in phase.no_claims] == [("latency_p95", "oracle")]
+    text = "\n".join(account_markdown(acc))
+    assert "skipped on purpose" in text and "| ranker | latency_p95 | t.py::c | oracle |" in text
     assert not phase.passed and acc.exit_code(0) == 1
     assert acc.exit_code(5) == 5  # nothing collected stays 5
 

@@ -230,6 +230,11 @@ def test_phase_filter_and_unknown_phase(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--phase", "nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--phase nope: not defined in*known phases: demo*"])
+    # a missing gates directory is a one-line usage error too, not an INTERNALERROR traceback
+    result = pytester.runpytest("--phase", "demo", "--gates-dir", "no-such-dir")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--phase demo: *no-such-dir: gates directory not found*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
 def test_other_phase_deselected(pytester: pytest.Pytester) -> None:

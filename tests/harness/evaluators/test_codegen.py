@@ -38,6 +38,7 @@ from harness.evaluators.codegen import (
 from harness.evaluators.controls import MutantControl, OracleControl
 from harness.evaluators.humaneval import build_program, load_tasks
 from harness.gate import Gate, GateOptions
+from harness.machine_load import LoadReading
 from harness.spec import load_phase
 from sandbox.base import Program, Sandbox
 from sandbox.local import LocalSandbox
@@ -232,6 +233,11 @@ def test_exec_latency_is_measured_per_wave(local_sandbox: Sandbox) -> None:
     assert all(len({s for _, s in w}) == 1 and w[0][1] > 0 for w in waves)
     assert all(o.latency_s == o.value for o in lat.outcomes())
     assert "control" in lat.source
+    # the machine load while timing (before, each wave, after); the programs ran in other
+    # processes, so no CPU share — and every outcome carries it for the decision layer
+    load = LoadReading.model_validate(lat.meta["machine_load"])
+    assert load.cpu_seconds is None and len(load.loadavg_1min) == 5
+    assert all(o.raw["machine_load"] == lat.meta["machine_load"] for o in lat.outcomes())
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +287,7 @@ def test_request_latency_is_real_and_refuses_cache_hits(
         config=cfg,
     )
     assert len(lat.latencies) == 8 and all(s > 0 for _, s in lat.latencies)
+    assert LoadReading.model_validate(lat.meta["machine_load"]).cpu_seconds is not None
     cached = CachingGenerator(tiny_generator, tmp_path)  # type: ignore[arg-type]
     measure_request_latency(
         cached, TASKS, scenario="c", concurrency=2, min_requests=2, config=cfg
@@ -387,3 +394,29 @@ def test_cached_generations_are_not_timed_as_demo_latency(oracle_run: CodegenRun
     run.tasks[0] = dataclasses.replace(run.tasks[0], cached_generation=True)
     assert run.cached_tasks() == [run.tasks[0].task_id]
     assert len(run.e2e_outcomes()) == len(oracle_run.e2e_outcomes()) - 1
+
+
+def test_two_looks_merge_their_load_readings_and_an_overloaded_fail_is_inconclusive() -> None:
+    from harness.evaluators.codegen import LatencyRun, two_look_quantile
+
+    def measure(start: int, count: int) -> LatencyRun:
+        load = 1.0 if start == 0 else 30.0  # the machine got busy during the second look
+        reading = LoadReading(
+            cpus=2, threads=1, loadavg_1min=[load], cpu_seconds=None, wall_seconds=count
+        )
+        xs = [0.45 if start == 0 else 0.9] * count  # the first look does not decide FAIL
+        return LatencyRun(
+            "s", 1, "simulated", [(f"r{start + i}", x) for i, x in enumerate(xs)],
+            meta={"wall_s": 1.0, "machine_load": reading.model_dump(mode="json")},
+        )  # fmt: skip
+
+    lat, _, info = two_look_quantile(
+        measure, q=0.95, threshold=0.5, alpha_one_sided=0.05 / 9, concurrency=1
+    )
+    assert info["looks"] == 2
+    merged = LoadReading.model_validate(lat.meta["machine_load"])
+    assert merged.loadavg_1min == [1.0, 30.0] and merged.overloaded() is not None
+    gate = Gate(PHASE, PHASE.gate("latency_p95_normal"))
+    _, decision, _ = gate.evaluate(lat.outcomes())
+    assert decision.verdict is Verdict.INCONCLUSIVE and decision.downgraded == "machine_load"
+    assert "would have been FAIL" in decision.reason

@@ -33,9 +33,10 @@ def _run(
     *,
     failed: bool = False,
     skipped: bool = False,
+    no_claim: bool = False,
 ) -> None:
     progress.start(nodeid)
-    progress.report(nodeid, when="setup", failed=False, skipped=skipped)
+    progress.report(nodeid, when="setup", failed=False, skipped=skipped, no_claim=no_claim)
     if not skipped:
         progress.report(nodeid, when="call", failed=failed, skipped=False)
     progress.report(nodeid, when="teardown", failed=False, skipped=False, records=records)
@@ -81,7 +82,19 @@ def test_broken_skipped_and_wrong_controls_are_counted(make_record: MakeRecord) 
     _run(progress, "t::c", [wrong], failed=True)
     assert lines[-1].endswith(
         "3 tests: controls 0/1 as expected, 1 WRONG (harness error); "
-        "1 failed without a gate verdict; 1 skipped"
+        "1 failed without a gate verdict; 1 skipped without a verdict"
+    )
+
+
+def test_no_claim_skips_are_told_apart_from_skips_without_a_verdict() -> None:
+    lines: list[str] = []
+    progress = PhaseProgress(lines.append, clock=Clock())
+    progress.expect({"t::a": "demo", "t::b": "demo"})
+    _run(progress, "t::a", [], skipped=True)  # its gate stays MISSING
+    _run(progress, "t::b", [], skipped=True, no_claim=True)  # a control claims nothing
+    assert lines[-1].endswith(
+        "2 tests: 1 skipped without a verdict; "
+        "1 no-claim skip(s) (a control claims nothing on that gate)"
     )
 
 
