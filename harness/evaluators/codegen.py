@@ -89,6 +89,7 @@ __all__ = [
     "Tier",
     "evaluate_chunk",
     "latency_plan",
+    "lower_bound_waves",
     "measure_exec_latency",
     "measure_request_latency",
     "run_codegen",
@@ -97,6 +98,7 @@ __all__ = [
     "tier_ladder",
     "two_look_quantile",
     "upper_bound_requests",
+    "wave_values",
 ]
 
 _PUBLIC_MARK = "__PUBLIC__"
@@ -1172,18 +1174,46 @@ def sequential_value(spec: GateSpec, task: TaskRecord) -> float | None:
     return None
 
 
+def lower_bound_waves(q: float, alpha_one_sided: float) -> int:
+    """Fewest independent values whose minimum bounds the q-quantile from below.
+
+    The smallest of n values lies below the q-quantile with probability
+    1 − (1 − q)ⁿ, so n must satisfy (1 − q)ⁿ ≤ α (at α = 0.05/18, q = 0.95: n ≥ 2).
+    """
+    return math.ceil(math.log(alpha_one_sided) / math.log(1.0 - q))
+
+
 def latency_plan(
     *, q: float, alpha_one_sided: float, concurrency: int, minimum: int = 72, first: int = 16
 ) -> tuple[int, int]:
-    """Request counts ``(first look, full)`` for :func:`two_look_quantile`.
+    """Request counts ``(first look, full)`` for :func:`two_look_quantile`, in whole waves.
 
-    The full look must be able to bound the q-quantile from above at α/2 (the
-    α spent there), so it has at least :func:`upper_bound_requests` items, and
-    at least ``minimum`` (72 gives a two-sided 95 % p95 interval); both looks
-    are whole waves of ``concurrency`` requests.
+    The statistical unit is the **wave**: its ``concurrency`` requests are served
+    together and share one wall time, so they are one observation, not
+    ``concurrency`` independent ones.  The full look needs enough waves for the
+    order-statistic upper bound at α/2 (:func:`upper_bound_requests`) and at
+    least ``minimum`` (72 gives a two-sided 95 % p95 interval); the first look
+    enough waves for the lower bound at α/2 (:func:`lower_bound_waves`) and at
+    least ``first`` requests.
     """
-    full = requests_for(concurrency, max(minimum, upper_bound_requests(q, alpha_one_sided / 2)))
-    return min(full, requests_for(concurrency, first)), full
+    a = alpha_one_sided / 2
+    full_waves = max(minimum, upper_bound_requests(q, a))
+    first_waves = min(full_waves, max(lower_bound_waves(q, a), math.ceil(first / concurrency)))
+    return first_waves * concurrency, full_waves * concurrency
+
+
+def wave_values(run: LatencyRun) -> np.ndarray:
+    """One observation per wave: the longest wait among its requests.
+
+    A wave's requests share one ``generate`` call (or one sandbox batch), so
+    their latencies are the same wall time, not independent draws; the
+    per-request latency distribution equals the wave-time distribution when
+    every wave is full, and its order-statistic interval needs independent
+    waves.
+    """
+    xs = [x for _, x in run.latencies]
+    c = run.concurrency
+    return np.array([max(xs[i : i + c]) for i in range(0, len(xs), c)], dtype=float)
 
 
 def two_look_quantile(
@@ -1205,9 +1235,11 @@ def two_look_quantile(
     rest and the full sample is judged with a two-sided interval whose sides
     are each one-sided α/2.  By the union bound over the two looks the
     false-FAIL rate is ≤ α/2 + α/2 = α and the false-PASS rate ≤ α/2 (checked
-    by Monte-Carlo in the tests).  ``measure(start, count)`` must return
-    ``count`` new real measurements.  The returned estimate's bounds are
-    one-sided α/2, stricter than the gate needs, so ``decide`` accepts them.
+    by Monte-Carlo in the tests).  The interval is computed over waves
+    (:func:`wave_values`), so n is the number of waves.  ``measure(start,
+    count)`` must return ``count`` new real measurements.  The returned
+    estimate's bounds are one-sided α/2, stricter than the gate needs, so
+    ``decide`` accepts them.
     """
     from harness.stats.quantile import quantile_estimate
 
@@ -1215,11 +1247,13 @@ def two_look_quantile(
         q=q, alpha_one_sided=alpha_one_sided, concurrency=concurrency, minimum=minimum, first=first
     )
     run = measure(0, n1)
-    est = quantile_estimate(np.array([x for _, x in run.latencies]), q=q, alpha=alpha_one_sided)
+    est = quantile_estimate(wave_values(run), q=q, alpha=alpha_one_sided)
     info: dict[str, Any] = {
         "looks": 1,
         "first_look_n": n1,
         "full_n": n_full,
+        "full_waves": n_full // concurrency,
+        "unit": f"wave ({concurrency} request(s) served together count as one observation)",
         "alpha_per_look": alpha_one_sided / 2,
     }
     if est.lo > threshold or n1 >= n_full:
@@ -1240,7 +1274,7 @@ def two_look_quantile(
             **_merged_load(run.meta.get("machine_load"), more.meta.get("machine_load")),
         },
     )
-    est = quantile_estimate(np.array([x for _, x in run.latencies]), q=q, alpha=alpha_one_sided)
+    est = quantile_estimate(wave_values(run), q=q, alpha=alpha_one_sided)
     info.update(looks=2, stopped_at_first_look=False, requests_saved=0)
     return run, est, info
 

@@ -242,16 +242,21 @@ def test_request_latency(gate: Gate, codegen_subject: SubjectRun) -> None:
 
 
 def _latency_note(lat: LatencyRun, bound_n: int, gate: Gate) -> dict[str, Any]:
+    waves, needed = len(lat.latencies) // lat.concurrency, bound_n // lat.concurrency
     return {
         "scenario": lat.scenario,
         "concurrency": lat.concurrency,
         "requests": len(lat.latencies),
+        "waves": waves,
         "measured": lat.source,
-        "n_for_upper_bound": bound_n,
+        "n_for_upper_bound": needed,
         "n_note": (
-            f"an upper bound on p{round(100 * float(gate.spec.params['q']))} at one-sided "
-            f"α/2={gate.alpha_decision / 2:.4g} (α split over two looks) needs n ≥ {bound_n}; "
-            f"{len(lat.latencies)} requests were measured"
+            f"n counts waves ({lat.concurrency} request(s) served together share one wall "
+            f"time: one observation); an upper bound on "
+            f"p{round(100 * float(gate.spec.params['q']))} at one-sided "
+            f"α/2={gate.alpha_decision / 2:.4g} (α split over two looks) needs ≥ {needed} "
+            f"waves ({bound_n} requests); {waves} waves ({len(lat.latencies)} requests) were "
+            "measured"
         ),
         **lat.meta,
     }

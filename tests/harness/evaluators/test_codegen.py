@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 from harness.backends.base import GenerationRequest
-from harness.decision import Verdict
+from harness.decision import Verdict, decide
 from harness.errors import BackendError
 from harness.evaluators.codegen import (
     CodegenConfig,
@@ -350,7 +350,6 @@ def _fake_measure(draw: object) -> object:
 
 def test_two_look_quantile_keeps_both_error_rates_at_alpha() -> None:
     """Monte-Carlo: true p95 exactly at the threshold → false PASS ≤ α; false FAIL ≤ α."""
-    from harness.decision import decide
     from harness.evaluators.codegen import latency_plan, two_look_quantile
 
     alpha, q, reps = 0.05, 0.95, 600
@@ -384,7 +383,28 @@ def test_two_look_quantile_keeps_both_error_rates_at_alpha() -> None:
     )
     assert info["stopped_at_first_look"] and info["requests_saved"] > 80
     assert decide(gate, est, alpha=alpha / 9).verdict is Verdict.FAIL
-    assert latency_plan(q=q, alpha_one_sided=0.05 / 9, concurrency=32) == (32, 128)
+    # whole waves; the wave is the unit: 2 waves for a first-look lower bound, 115 for the
+    # upper bound (a 32-request wave is one observation, not 32)
+    assert latency_plan(q=q, alpha_one_sided=0.05 / 9, concurrency=32) == (64, 3680)
+    assert latency_plan(q=q, alpha_one_sided=0.05 / 9, concurrency=1) == (16, 115)
+
+
+def test_latency_is_judged_per_wave_not_per_request() -> None:
+    """A wave's requests share one wall time: n is the number of waves (an interval over
+    the requests would treat 32 copies of one measurement as 32 independent ones)."""
+    from harness.evaluators.codegen import LatencyRun, two_look_quantile, wave_values
+
+    def measure(start: int, count: int) -> LatencyRun:
+        rows = [(f"r{start + i}", 0.6 + 0.1 * ((start + i) // 32)) for i in range(count)]
+        return LatencyRun("stress", 32, "simulated", rows)
+
+    lat, est, info = two_look_quantile(
+        measure, q=0.95, threshold=0.5, alpha_one_sided=0.05 / 9, concurrency=32
+    )
+    assert list(wave_values(lat)) == pytest.approx([0.6, 0.7]) and est.n == 2
+    # two waves: their minimum bounds p95 from below at α/2, so this FAIL is valid
+    assert info["stopped_at_first_look"] and est.lo == pytest.approx(0.6)
+    assert decide(PHASE.gate("latency_p95_stress"), est, alpha=0.05 / 9).verdict is Verdict.FAIL
 
 
 def test_cached_generations_are_not_timed_as_demo_latency(oracle_run: CodegenRun) -> None:
