@@ -197,12 +197,15 @@ class PhaseSummary:
         if upgraded:
             parts.append(f"upgraded by {self.multiplicity_label}: {', '.join(upgraded)}")
         parts += self._evaluator_notes()
+        # this subject's gates only: the phase verdict covers every declared gate and every
+        # subject (a phase split over subjects is passed only when all of them are), and it
+        # is stated once, in the accounting ("Every declared gate")
         if failed:
-            overall = "phase NOT passed"
+            overall = "this subject's gates NOT passed"
         elif unsure:
-            overall = "phase not decided — more data needed"
+            overall = "this subject's gates not decided — more data needed"
         else:
-            overall = "phase passed"
+            overall = "this subject's gates passed"
         if self.lane is Lane.REPLAY:
             overall += " (replay lane: recorded generations, not a real-model verdict)"
         return f"**{self.phase}** — {who}: {overall}; " + "; ".join(parts) + "."
