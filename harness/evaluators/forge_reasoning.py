@@ -160,6 +160,24 @@ def _table(record: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _step2_line(record: Mapping[str, Any]) -> str:
+    """Step 2 of the main arm in one line: updates, slots, selection curve first → last."""
+    arm = record["arms"]["main"]
+    rl, curve = arm.get("rl", []), arm.get("rl_curve", [])
+    if not rl or not curve:
+        return "Step 2: no updates recorded."
+    slots = sum(float(r.get("slots", 0)) for r in rl) / len(rl)
+    first, last = curve[0], curve[-1]
+    return (
+        f"Step 2: {len(rl)} updates, {slots:.1f} thought slots per update; selection "
+        f"accuracy with thought {first['selection_accuracy_thought']:.3f} → "
+        f"{last['selection_accuracy_thought']:.3f}, without "
+        f"{first['selection_accuracy_base']:.3f} → {last['selection_accuracy_base']:.3f}, "
+        f"mixing weight {first['selection_mixing_weight']:.2f} → "
+        f"{last['selection_mixing_weight']:.2f}."
+    )
+
+
 def report_markdown(record: Mapping[str, Any], figures: list[str]) -> str:
     """Input model, per-condition table for both arms, example thoughts, stage costs, plots."""
     src = record["input"]["source"]
@@ -175,6 +193,8 @@ def report_markdown(record: Mapping[str, Any], figures: list[str]) -> str:
         *_table(record),
         "",
         f"Cold run: {secs['total_wall']:.0f} s wall, {secs['total_cpu']:.0f} s CPU.",
+        "",
+        _step2_line(record),
         "",
         "Example own thoughts (main arm): "
         + "; ".join(f"`{t}`" for t in record["arms"]["main"]["evaluation"]["thoughts"]["own"][:3]),

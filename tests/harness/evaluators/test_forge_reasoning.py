@@ -143,3 +143,33 @@ def test_thought_leak_fails_its_gate(phase: PhaseSpec) -> None:
     leaks = leak_outcomes({"rows": rows})
     assert sum(o.value for o in leaks) == 1
     assert _verdict(phase, "thought_leaks", leaks) is Verdict.FAIL
+
+
+def test_report_summarises_step2_from_the_record(record: dict[str, Any]) -> None:
+    """The report's Step 2 line reads the update count, slots and the selection curve's
+    first and last points from the record (and says so when there were no updates)."""
+    from harness.evaluators.forge_reasoning import report_markdown
+
+    main = dict(record["arms"]["main"])
+    main["evaluation"] = {**main["evaluation"], "thoughts": {"own": ["[s0] 1", "[s1] 2"]}}
+    curve = [
+        {"step": 0.0, "selection_accuracy_thought": 0.25, "selection_accuracy_base": 0.125,
+         "selection_mixing_weight": 0.58},
+        {"step": 2.0, "selection_accuracy_thought": 0.1875, "selection_accuracy_base": 0.0625,
+         "selection_mixing_weight": 0.3},
+    ]  # fmt: skip
+    rec = {
+        **record,
+        "input": {"source": "embedded"},
+        "seconds": {"total_wall": 10.0, "total_cpu": 5.0},
+        "arms": {**record["arms"], "main": {**main, "rl": [{"slots": 8}, {"slots": 10}],
+                                           "rl_curve": curve}},
+    }  # fmt: skip
+    text = report_markdown(rec, ["figures/forge_reasoning/rl.png"])
+    assert (
+        "Step 2: 2 updates, 9.0 thought slots per update; selection accuracy with thought "
+        "0.250 → 0.188, without 0.125 → 0.062, mixing weight 0.58 → 0.30." in text
+    )
+    assert "![figures/forge_reasoning/rl.png](figures/forge_reasoning/rl.png)" in text
+    rec["arms"]["main"] = {**main, "rl": [], "rl_curve": []}
+    assert "Step 2: no updates recorded." in report_markdown(rec, [])
