@@ -232,7 +232,13 @@ def _run_dir(suites: Path, out: Path | None) -> Path:
         )
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir = (out or Path("reports") / stamp).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: one line, not a traceback
+        raise HarnessError(
+            f"--out {out_dir}: cannot create the report directory ({exc.strerror}); "
+            "pass a directory that can be created or an existing one"
+        ) from exc
     return out_dir
 
 

@@ -89,6 +89,18 @@ def test_run_missing_suites_dir_is_a_clean_error(
     assert "suites directory not found" in capsys.readouterr().err
 
 
+def test_run_out_that_cannot_be_a_directory_is_a_clean_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "suites").mkdir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    args = ["run", "--suites", str(tmp_path / "suites"), "--out", str(blocker)]
+    assert run_main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())  # rich may wrap
+    assert f"--out {blocker}: cannot create the report directory" in err
+
+
 def test_run_writes_the_report_directory(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     gates, suites = _project(tmp_path)
     out = tmp_path / "reports" / "run1"
