@@ -50,7 +50,7 @@ __all__ = [
     "chain_groups",
     "order_items",
     "phase_ranks",
-    "register_scheduler",
+    "register",
     "upstream_status",
 ]
 
@@ -252,8 +252,12 @@ def _group_scheduling(config: pytest.Config, log: Any, directory: Path) -> Any:
     return MappedGroupScheduling(config, log)
 
 
-def register_scheduler(config: pytest.Config) -> None:
-    """Register :class:`GroupScheduler` on an xdist controller (the plugin's configure)."""
+def register(config: pytest.Config) -> None:
+    """The plugin's configure: :class:`PhaseOrderPlugin` in every process (it also publishes
+    a worker's groups, with or without gate specs), :class:`GroupScheduler` on an xdist
+    controller."""
+    if not config.pluginmanager.has_plugin(_PLUGIN):
+        config.pluginmanager.register(PhaseOrderPlugin(), _PLUGIN)
     if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
         return
     if not getattr(config.option, "numprocesses", None):

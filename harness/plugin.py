@@ -197,9 +197,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped where none is present")
     plugin = HarnessPlugin(config)
     config.pluginmanager.register(plugin, _STATE)
-    from harness.phase_order import register_scheduler
+    from harness.phase_order import register
 
-    register_scheduler(config)  # --dist loadgroup by the workers' xdist_group maps
+    register(config)  # phase order; --dist loadgroup by the workers' xdist_group maps
 
 
 def _state(config: pytest.Config) -> HarnessPlugin:

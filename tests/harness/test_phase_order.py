@@ -164,6 +164,36 @@ def test_other_xdist_distributions_refuse_the_consumer(pytester: pytest.Pytester
     alone.assert_outcomes(passed=1)
 
 
+GROUPED = """\
+import os
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+
+
+@pytest.mark.xdist_group("shared")
+@pytest.mark.parametrize("k", [1, 2])
+def test_grouped(k):
+    (HERE / f"grouped-{k}.txt").write_text(os.environ["PYTEST_XDIST_WORKER"])
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_free(k):
+    pass
+"""
+
+
+def test_plain_xdist_groups_share_a_worker(pytester: pytest.Pytester) -> None:
+    """``--dist loadgroup`` honours ``xdist_group`` (pytest 9.2 drops xdist's node-id suffix;
+    the plugin's scheduler reads the workers' group maps instead), with no gate YAML."""
+    pytester.makepyfile(test_grouped=GROUPED)
+    result = pytester.runpytest_subprocess(*ARGS, "-n", "2", "--dist", "loadgroup", timeout=300)
+    result.assert_outcomes(passed=4)
+    assert _note(pytester, "grouped-1") == _note(pytester, "grouped-2")
+
+
 def _spec(name: str, after: list[str]) -> PhaseSpec:
     return PhaseSpec.model_validate(
         {"phase": name, "after": after, "gates": [{"id": "g", "metric": "count",
