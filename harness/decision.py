@@ -267,13 +267,16 @@ def guard_machine_load(decision: Decision, *, load: LoadReading | None) -> Decis
     rather than the subject, so no FAIL is claimed when the reading breaks the
     documented limits (:data:`harness.machine_load.MAX_LOAD_PER_CPU`,
     :data:`~harness.machine_load.MIN_CPU_SHARE`); the run must be repeated on a
-    quieter machine.  The reading is summarised in every reason it touches.
+    quieter machine.  Within the limits nothing changes (the reading is in the evidence);
+    over them, the reason says so whatever the verdict.
     """
     if load is None:
         return decision
     why = load.overloaded()
-    if why is None or decision.verdict is not Verdict.FAIL:
-        note = f"timed at {load.summary()}" + (f" (over the limits: {why})" if why else "")
+    if why is None:
+        return decision
+    if decision.verdict is not Verdict.FAIL:
+        note = f"timed at {load.summary()} (over the limits: {why})"
         return replace(decision, reason=f"{decision.reason}; {note}")
     return replace(
         decision,

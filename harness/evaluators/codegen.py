@@ -508,15 +508,19 @@ class CodegenRun:
         """One Outcome per task: wall seconds from first request to selected answer.
 
         Tasks whose generations came from the cache are left out: a cache hit
-        has no real generation time (see :meth:`cached_tasks`).
+        has no real generation time (see :meth:`cached_tasks`).  Each outcome
+        carries the run's machine-load reading, so a demo-budget FAIL timed on
+        an overloaded machine is decided INCONCLUSIVE (harness.machine_load).
         """
+        load = self.meta.get("run_machine_load")
+        extra: dict[str, Any] = {} if load is None else {"machine_load": load}
         return [
             Outcome(
                 item_id=t.task_id,
                 value=t.e2e_s,
                 cluster=t.task_id,
                 latency_s=t.e2e_s,
-                raw={"gen_s": t.gen_s, "exec_s": t.exec_s, "samples": len(t.samples)},
+                raw={"gen_s": t.gen_s, "exec_s": t.exec_s, "samples": len(t.samples), **extra},
             )
             for t in self.deep_records()
             if not t.cached_generation
@@ -877,7 +881,11 @@ def run_codegen(
     step = config.task_batch
     memo = ExecMemo()
     deep_n = len(tasks) if config.deep_tasks is None else config.deep_tasks
+    # load while the demo flow is timed (generation + sandbox: other processes too, so
+    # the load average only); read by e2e_outcomes for the demo-budget gate
+    monitor = LoadMonitor(measure_cpu=False).start()
     for at in range(0, len(tasks), step):
+        monitor.sample()
         chunk = tasks[at : at + step]
         deep = [
             (t.task_id in deep_ids) if deep_ids is not None else at + i < deep_n
@@ -907,6 +915,7 @@ def run_codegen(
         meta={
             "executions": memo.executed,
             "executions_requested": memo.requested,
+            "run_machine_load": monitor.stop().model_dump(mode="json"),
             **(
                 {"deep_planned": sum(t.task_id in deep_ids for t in tasks)}
                 if deep_ids is not None

@@ -329,6 +329,10 @@ def test_deep_tasks_limit_the_ladder_but_not_pass_at_1(local_sandbox: Sandbox) -
     assert len({o.cluster for o in run.sample_outcomes()}) == 12
     assert len({o.cluster for o in run.sample_outcomes(min_samples=4)}) == 5
     assert len(run.best_of_n_outcomes()) == len(run.e2e_outcomes()) == 5
+    # the demo flow's machine load travels with each timed task to the decision layer
+    load = run.meta["run_machine_load"]
+    assert all(o.raw["machine_load"] == load for o in run.e2e_outcomes())
+    assert LoadReading.model_validate(load).cpu_seconds is None
     shallow = run.tasks[-1]
     assert sequential_value(PHASE.gate("pass_at_1"), shallow) == 1.0
     assert sequential_value(PHASE.gate("pass_at_4"), shallow) is None
