@@ -31,6 +31,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -154,9 +155,12 @@ class SRLTrainer(CachedStage[SRLConfig]):
 
         def build(out: Path) -> dict[str, Any]:
             metrics = _run_grpo(cfg, data.steps, base_dir=base_dir, out=out, progress=self.progress)
-            return {**metrics, "srl_data": data.describe()}
+            return {**metrics, "srl_data": data.describe()}  # artifact.json: what it was built on
 
-        return self._reuse_or_build(key, cfg.tag, build)
+        art = self._reuse_or_build(key, cfg.tag, build)
+        # the dataset handed in now (same digest as the stored one: it is in the key),
+        # so a reused artifact's evidence names this run's file, not the builder's
+        return replace(art, metrics={**art.metrics, "srl_data": data.describe()})
 
 
 def _prompt_rows(

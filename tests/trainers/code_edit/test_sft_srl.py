@@ -154,6 +154,11 @@ def test_srl_grpo_logs_curves_and_saves_a_loadable_model(
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     again = trainer.train(_srl_data(tmp_path / "srl", n=4), base_dir=tiny_base)
     assert again.cached and again.path == art.path
+    moved = _srl_data(tmp_path / "elsewhere", n=4)  # same bytes in another directory
+    reused = trainer.train(moved, base_dir=tiny_base)
+    assert reused.cached and reused.metrics["srl_data"]["path"] == str(
+        tmp_path / "elsewhere" / "train.jsonl"
+    )  # the evidence names the file this run was given, not the builder's
     # one verified step fewer: another dataset digest, so another cache key (not reused)
     other = _srl_data(tmp_path / "srl3", n=3)
     assert other.digest != data.digest
