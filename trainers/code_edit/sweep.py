@@ -181,7 +181,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
             f"| Stage 1 (no SRL) | – | – | {_fmt(base[METRIC])} | {_fmt(base['dev_exact'])} | "
             f"{_fmt(base['dev_parse'])} | – | – |"
         )
-    for cid, row in doc["rows"].items():
+    order = sorted(doc["rows"].items(), key=lambda kv: tuple(kv[1]["knobs"][k] for k in SWEPT))
+    for cid, row in order:
         mark = " (default)" if cid == sel.get("default") else ""
         mark += " **chosen**" if cid == sel.get("chosen") and cid != sel.get("default") else ""
         lines.append(
