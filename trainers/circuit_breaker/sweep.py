@@ -281,7 +281,9 @@ def run_stage(
     for label in promoted:
         for seed in seeds[1:]:
             go(label, seed)
-    complete = all(len(table[v]) == len(seeds) for v in promoted)
+    # a candidate never measured on the first seed might have won: nothing is re-derived
+    screened = all(str(seeds[0]) in table[v] for v in by_label)
+    complete = screened and all(len(table[v]) == len(seeds) for v in promoted)
     finalists = {v: table[v] for v in promoted}
     chosen = select(finalists, baseline_benign=baseline_benign, default=default)
     return {
@@ -485,7 +487,9 @@ def render_markdown(result: dict[str, Any]) -> str:
 def _verdict(stage: dict[str, Any]) -> str:
     """How the stage ended, in words: chosen, kept because nothing qualified, or incomplete."""
     if not stage.get("complete", True):
-        return f"**incomplete** — finalists lack seeds; kept {stage['chosen']}, not re-derived"
+        unscreened = [v for v in stage["values"] if not stage["table"][v]]
+        why = f"{', '.join(unscreened)} not run" if unscreened else "finalists lack seeds"
+        return f"**incomplete** — {why}; kept {stage['chosen']}, not re-derived"
     finalists = [v for v in stage["promoted"] if stage["scores"].get(v) is not None]
     if not finalists:
         return (

@@ -298,3 +298,24 @@ def test_render_writes_the_named_block_of_a_doc_and_leaves_the_others(tmp_path: 
     assert "**`learning_rate`**" in text.split("cb-sweep-2:begin")[1]
     with pytest.raises(DataValidationError, match="cb-sweep-3:begin"):
         main(["--render", str(out), "--write-docs", str(doc), "--block", "cb-sweep-3"])
+
+
+def test_a_candidate_never_run_on_the_first_seed_leaves_the_stage_incomplete(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "s.json"
+    calls: list[tuple[float, int]] = []
+    knob = parse_knob("learning_rate=1e-2,2e-2")
+    run_sweep(
+        cache_dir=tmp_path, knobs=[parse_knob("learning_rate=1e-2")], seeds=[0], out=out,
+        progress=lambda _: None, runner=_fake_runner({("0.01", 0): 0.5}, calls),
+    )  # fmt: skip
+    result = run_sweep(
+        cache_dir=tmp_path, knobs=[knob], seeds=[0], out=out, stored_only=True,
+        progress=lambda _: None, runner=_fake_runner({}, calls),
+    )  # fmt: skip
+    stage = result["stages"][0]
+    # 0.01 alone was measured; 0.02 might have beaten it, so nothing is re-derived
+    assert not stage["complete"] and stage["chosen"] == "0.01"
+    md = render_markdown(result)
+    assert "**incomplete** — 0.02 not run" in md and "| 0.02 | — |" in md
