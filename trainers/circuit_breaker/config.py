@@ -1,10 +1,13 @@
 """Configuration of the representation-rerouting (circuit-breaker) LoRA trainer.
 
 Every field carries help text (``metadata["help"]``) that the CLI and the docs
-print.  Defaults come from sweeps on the tiny CPU model; the CE weight, the
-learning rate and the target layer were put to the dev-split rule (kept: no
-candidate met its benign constraint), the others were chosen on the old eval
-split and never swept on dev (docs/circuit_breaker.md, "Knobs chosen on dev").
+print.  Defaults come from sweeps on the tiny CPU model.  Put to the dev-split
+rule (docs/circuit_breaker.md, "Knobs chosen on dev"): the CE weight, learning
+rate and target layer (session 5), α, steps, mask mode, LoRA rank, retain layers
+and batch size (session 6) — every default kept, because no candidate met the
+rule's benign constraint.  The rest (LoRA alpha and layers, CE batch, benign
+CE, schedule, warm-up, clipping) were chosen on the old eval split and never
+swept on dev; LoRA dropout is fixed at 0 in the trainer.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ class CircuitBreakerConfig:
         4.0,
         "α: scale of the loss schedule c_rr = α(1 − t/2T), c_retain = α·t/2T. Adam is "
         "scale-invariant, so α mainly trades the two representation terms against the "
-        "fixed-weight cross-entropy on adversarial-safe samples.",
+        "fixed-weight cross-entropy on adversarial-safe samples. Put to the dev rule with 2 "
+        "and 8 (kept: 2 had 3 incoherent outputs, 8 cost benign success on dev seed 0).",
     )
     learning_rate: float = _f(
         1e-2,
@@ -53,9 +57,14 @@ class CircuitBreakerConfig:
     steps: int = _f(
         100,
         "T: number of optimiser steps (each: one Ds batch, one retain batch, one "
-        "adversarial-safe CE batch).",
+        "adversarial-safe CE batch). Put to the dev rule with 50 and 150 (kept: neither met "
+        "the benign constraint on dev seed 0; 50 missed it by one item).",
     )
-    batch_size: int = _f(8, "samples per batch, for the Ds batch and for the retain batch.")
+    batch_size: int = _f(
+        8,
+        "samples per batch, for the Ds batch and for the retain batch. Put to the dev rule "
+        "with 4 (kept: see docs/circuit_breaker.md).",
+    )
     target_layers: tuple[int, ...] = _f(
         (2,),
         "hidden-state indices (1 = output of the first decoder layer) where Ds representations "
@@ -67,13 +76,15 @@ class CircuitBreakerConfig:
         "hidden-state indices for the retain L2 loss; 'all' (default) = every decoder layer's "
         "output below the final norm, as the authors' code does; None = same as target_layers. "
         "Retain on the target layer alone leaves the upper layers free to drift: on the tiny "
-        "model that cost benign success and correct behaviour (docs/circuit_breaker.md).",
+        "model that cost benign success and correct behaviour (docs/circuit_breaker.md). Put "
+        "to the dev rule with (2, 3) (kept: see docs/circuit_breaker.md).",
     )
     mask_mode: MaskMode = _f(  # noqa: RUF009  (_f is dataclasses.field with help text)
         MaskMode.DIVERGENT_SUFFIX,
         "which Ds positions are rerouted: the whole harmful completion, or only the suffix from "
         "the position that predicts the first token where it differs from the correct "
-        "completion (shared prefixes otherwise fight the retain and CE terms).",
+        "completion (shared prefixes otherwise fight the retain and CE terms). Put to the dev "
+        "rule with 'completion' (kept: it cost benign success on dev seed 0).",
     )
     rerouting: bool = _f(
         True,
@@ -105,7 +116,9 @@ class CircuitBreakerConfig:
         LrSchedule.CONSTANT, "learning-rate schedule after warm-up: constant or cosine to 0."
     )
     warmup_steps: int = _f(0, "linear learning-rate warm-up steps.")
-    lora_r: int = _f(8, "LoRA rank.")
+    lora_r: int = _f(
+        8, "LoRA rank. Put to the dev rule with 4 and 16 (kept: see docs/circuit_breaker.md)."
+    )
     lora_alpha: int = _f(16, "LoRA scaling numerator (scale = lora_alpha / lora_r).")
     lora_all_layers: bool = _f(
         True,
