@@ -117,13 +117,19 @@ def mixing_outcomes(
 
 
 def latency_outcomes(timing: Mapping[str, Any]) -> list[Outcome]:
-    """Wall seconds per answer with thoughts (visible text in ``raw``)."""
+    """Wall seconds per answer with thoughts (visible text in ``raw``).
+
+    The timing's machine-load reading rides on every outcome (``raw["machine_load"]``) so
+    the decision layer can refuse a FAIL measured on an overloaded machine
+    (:func:`harness.decision.guard_machine_load`); a timing without one is decided as is.
+    """
+    load = timing.get("machine_load")
     return [
         Outcome(
             item_id=str(r["id"]),
             value=float(r["seconds"]),
             latency_s=float(r["seconds"]),
-            raw=dict(r),
+            raw={**dict(r), **({} if load is None else {"machine_load": load})},
         )
         for r in timing["rows"]
     ]

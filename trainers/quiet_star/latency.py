@@ -5,18 +5,20 @@ the answer from the mixed distribution; :func:`trainers.quiet_star.thoughts.answ
 after two warm-up answers; wall seconds per answer (and the thread's CPU seconds, which
 show what an unloaded core would take) are kept with the visible text, which
 is also checked to contain no thought token.  The training record is cached, this
-timing is not.
+timing is not.  A :class:`harness.machine_load.LoadMonitor` brackets the timed answers
+(sampled between them), so a timing taken on an overloaded machine cannot become a FAIL
+(:func:`harness.decision.guard_machine_load`): contention only makes answers slower.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 import torch
 
 from harness.data.arithmetic import make_splits
+from harness.machine_load import LoadMonitor
 from trainers.quiet_star.config import QuietStarConfig
 from trainers.quiet_star.pipeline import QuietStarRun, load_arm
 from trainers.quiet_star.sequences import Vocab
@@ -43,7 +45,9 @@ def measure_latency(
     for it in items[:2]:
         answer_with_thought(model, head, vocab.prompt(it), vocab, max_thought=cfg.max_thought)
     rows = []
+    monitor = LoadMonitor(threads=cfg.threads).start()
     for it in items:
+        monitor.sample()
         t0, c0 = time.perf_counter(), time.thread_time()
         ans = answer_with_thought(model, head, vocab.prompt(it), vocab, max_thought=cfg.max_thought)
         dt, cpu = time.perf_counter() - t0, time.thread_time() - c0
@@ -59,9 +63,11 @@ def measure_latency(
                 or any(i in vocab.thought_ids for i in ans.answer_ids),
             }
         )
+    reading = monitor.stop()
     return {
         "rows": rows,
         "threads": cfg.threads,
-        "loadavg": list(os.getloadavg()),
-        "cpu_count": os.cpu_count(),
+        "loadavg": reading.loadavg_1min,
+        "cpu_count": reading.cpus,
+        "machine_load": reading.model_dump(mode="json"),
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.decision import Verdict, decide
+from harness.decision import Verdict, decide, guard_machine_load
 from harness.evaluators.forge_reasoning import (
     THEATER_CONDITIONS,
     baking_outcomes,
@@ -26,6 +26,7 @@ from harness.evaluators.forge_reasoning import (
     token_outcomes,
     uplift_outcomes,
 )
+from harness.machine_load import LoadReading, machine_load_of
 from harness.metrics import estimate_metric
 from harness.spec import PhaseSpec, load_phase
 
@@ -130,6 +131,25 @@ def test_latency_outcomes_carry_seconds() -> None:
     rows = [{"id": f"i{i}", "seconds": 0.01 * (i % 7 + 1)} for i in range(80)]
     out = latency_outcomes({"rows": rows})
     assert [o.latency_s for o in out] == [r["seconds"] for r in rows]
+
+
+def test_slow_answers_on_an_overloaded_machine_are_not_a_fail(phase: PhaseSpec) -> None:
+    """Answers over the 0.2 s budget FAIL on a quiet machine; timed at load 20 on 2 CPUs
+    (the reading :func:`trainers.quiet_star.latency.measure_latency` attaches), the same
+    timing is INCONCLUSIVE: contention, not the model, may have made them slow."""
+    rows = [{"id": f"i{i}", "seconds": 0.5 + 0.001 * i} for i in range(80)]
+    spec = phase.gate("thought_latency_p95")
+
+    def verdict(load: float) -> Verdict:
+        reading = LoadReading(cpus=2, threads=1, loadavg_1min=[load], wall_seconds=40.0)
+        out = latency_outcomes({"rows": rows, "machine_load": reading.model_dump(mode="json")})
+        assert machine_load_of(out) == reading
+        est = estimate_metric(spec, out, alpha=2 * phase.alpha)
+        decision = decide(spec, est, alpha=phase.alpha)
+        return guard_machine_load(decision, load=machine_load_of(out)).verdict
+
+    assert verdict(1.0) is Verdict.FAIL
+    assert verdict(20.0) is Verdict.INCONCLUSIVE
 
 
 def test_thought_leak_fails_its_gate(phase: PhaseSpec) -> None:
