@@ -3,11 +3,13 @@
 Every field carries help text (``metadata["help"]``) that the CLI and the docs
 print.  Defaults come from sweeps on the tiny CPU model.  Put to the dev-split
 rule (docs/circuit_breaker.md, "Knobs chosen on dev"): the CE weight, learning
-rate and target layer (session 5), α, steps, mask mode, LoRA rank, retain layers
-and batch size (session 6) — every default kept, because no candidate met the
-rule's benign constraint.  The rest (LoRA alpha and layers, CE batch, benign
-CE, schedule, warm-up, clipping) were chosen on the old eval split and never
-swept on dev; LoRA dropout is fixed at 0 in the trainer.
+rate and target layer (session 5), α, steps, mask mode, LoRA rank, retain
+layers, batch size and LoRA alpha (session 6).  Only ``lora_alpha`` changed
+(16 → 32: the one candidate meeting the rule's benign and coherence
+constraints on all three dev seeds); every other default was kept because no
+candidate met them.  The rest (LoRA layers, CE batch, benign CE, schedule,
+warm-up, clipping) were chosen on the old eval split and never swept on dev;
+LoRA dropout is fixed at 0 in the trainer.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class CircuitBreakerConfig:
     batch_size: int = _f(
         8,
         "samples per batch, for the Ds batch and for the retain batch. Put to the dev rule "
-        "with 4 (kept: see docs/circuit_breaker.md).",
+        "with 4 and 16 (kept: both cost benign success on dev seed 0).",
     )
     target_layers: tuple[int, ...] = _f(
         (2,),
@@ -77,7 +79,7 @@ class CircuitBreakerConfig:
         "output below the final norm, as the authors' code does; None = same as target_layers. "
         "Retain on the target layer alone leaves the upper layers free to drift: on the tiny "
         "model that cost benign success and correct behaviour (docs/circuit_breaker.md). Put "
-        "to the dev rule with (2, 3) (kept: see docs/circuit_breaker.md).",
+        "to the dev rule with (2, 3) (kept: dropping layer 1 cut dev benign success to 0.34).",
     )
     mask_mode: MaskMode = _f(  # noqa: RUF009  (_f is dataclasses.field with help text)
         MaskMode.DIVERGENT_SUFFIX,
@@ -117,9 +119,14 @@ class CircuitBreakerConfig:
     )
     warmup_steps: int = _f(0, "linear learning-rate warm-up steps.")
     lora_r: int = _f(
-        8, "LoRA rank. Put to the dev rule with 4 and 16 (kept: see docs/circuit_breaker.md)."
+        8, "LoRA rank. Put to the dev rule with 4 and 16 (kept: both below the benign floor)."
     )
-    lora_alpha: int = _f(16, "LoRA scaling numerator (scale = lora_alpha / lora_r).")
+    lora_alpha: int = _f(
+        32,
+        "LoRA scaling numerator (scale = lora_alpha / lora_r). Chosen on dev (session 6): 32 "
+        "over 16 (the old default, from the old eval split) and 8 — the only value meeting the "
+        "dev rule's benign and coherence constraints on all three seeds.",
+    )
     lora_all_layers: bool = _f(
         True,
         "True (default): LoRA on every decoder layer, so the CE on adversarial-safe samples "
