@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from harness.cachekey import CacheKey, cache_key
+from harness.cachekey import CacheKey
 from harness.data.code_edit.prompts import Target
 from harness.data.code_edit.schema import NormalizedRecord, Split
 from harness.errors import TrainerError
@@ -44,6 +44,7 @@ from trainers.code_edit.trl_common import (
     CachedStage,
     code_edit_models_dir,
     run_sft,
+    stage_cache_key,
 )
 
 __all__ = [
@@ -58,15 +59,6 @@ PRODUCER_MODULES: tuple[str, ...] = (
     "trainers.code_edit.sft",
     "harness.data.code_edit.prompts",
     "trainers.code_edit.trl_common",
-)
-PRODUCER_LIBRARIES: tuple[str, ...] = (
-    "torch",
-    "transformers",
-    "tokenizers",
-    "trl",
-    "peft",
-    "datasets",
-    "accelerate",
 )
 ALL_LINEAR: tuple[str, ...] = (
     "q_proj",
@@ -117,13 +109,14 @@ class CodeEditSFTConfig(BaseModel):
 
     def cache_key(self, *, base_digest: str, data_digest: str) -> CacheKey:
         """Key over code, libraries, this config, base checkpoint + training rows, seed."""
-        return cache_key(
-            f"code-edit-sft/{self.tag}",
-            modules=PRODUCER_MODULES,
-            libraries=PRODUCER_LIBRARIES,
-            config=self.model_dump(mode="json"),
-            data=config_digest({"base": base_digest, "rows": data_digest}),
+        return stage_cache_key(
+            "sft",
+            self,
+            tag=self.tag,
             seed=self.seed,
+            modules=PRODUCER_MODULES,
+            base_digest=base_digest,
+            data_digest=data_digest,
         )
 
 

@@ -39,16 +39,20 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.atomic import atomic_write_json
 from harness.backends.hf import quiet_progress
-from harness.cachekey import CacheKey, cache_key
+from harness.cachekey import CacheKey
 from harness.data.code_edit.action import ActionError, parse_action
 from harness.data.code_edit.prompts import Target, completion_text, prompt_messages
 from harness.data.code_edit.schema import Split
 from harness.data.code_edit.trajectory import SRLDataset, SRLStep
 from harness.errors import TrainerError
-from trainers.base import Artifact, config_digest, directory_digest
+from trainers.base import Artifact, directory_digest
 from trainers.code_edit.reward_srl import field_score, reward_srl
-from trainers.code_edit.sft import ALL_LINEAR, PRODUCER_LIBRARIES
-from trainers.code_edit.trl_common import CachedStage, check_humaneval_overlap
+from trainers.code_edit.sft import ALL_LINEAR
+from trainers.code_edit.trl_common import (
+    CachedStage,
+    check_humaneval_overlap,
+    stage_cache_key,
+)
 from trainers.tracking import RunTracker
 
 __all__ = ["SRLConfig", "SRLTrainer", "action_exact", "srl_reward"]
@@ -97,13 +101,14 @@ class SRLConfig(BaseModel):
         return self
 
     def cache_key(self, *, base_digest: str, data_digest: str) -> CacheKey:
-        return cache_key(
-            f"code-edit-srl/{self.tag}",
-            modules=PRODUCER_MODULES,
-            libraries=PRODUCER_LIBRARIES,
-            config=self.model_dump(mode="json"),
-            data=config_digest({"base": base_digest, "rows": data_digest}),
+        return stage_cache_key(
+            "srl",
+            self,
+            tag=self.tag,
             seed=self.seed,
+            modules=PRODUCER_MODULES,
+            base_digest=base_digest,
+            data_digest=data_digest,
         )
 
 

@@ -27,6 +27,7 @@ from harness.atomic import atomic_dir, atomic_write_json
 from harness.backends.hf import quiet_progress
 from harness.cachekey import (
     CacheKey,
+    cache_key,
     note_cache_use,
     note_training_run,
     refresh_requested,
@@ -36,10 +37,12 @@ from harness.data.code_edit.prompts import Target, messages
 from harness.data.code_edit.schema import NormalizedRecord
 from harness.errors import TrainerError
 from harness.settings import get_settings
-from trainers.base import Artifact, directory_digest
+from trainers.base import Artifact, config_digest, directory_digest
 from trainers.tracking import RunTracker
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from trainers.code_edit.sft import CodeEditSFTConfig
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "lora_config",
     "quiet_training",
     "run_sft",
+    "stage_cache_key",
     "tokenized_rows",
     "tracker_callback",
 ]
@@ -58,6 +62,40 @@ __all__ = [
 
 ARTIFACT_FILE = "artifact.json"
 C = TypeVar("C")
+
+#: libraries whose versions shape a trained code-edit stage (SFT and SRL alike)
+PRODUCER_LIBRARIES: tuple[str, ...] = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "trl",
+    "peft",
+    "datasets",
+    "accelerate",
+)
+
+
+def stage_cache_key(
+    kind: str,
+    config: BaseModel,
+    *,
+    tag: str,
+    seed: int,
+    modules: Sequence[str],
+    base_digest: str,
+    data_digest: str,
+) -> CacheKey:
+    """One key recipe for every trained stage: the producing ``modules``' code, the
+    library versions, the stage's whole config, the base checkpoint + training rows,
+    and the seed (why one place: two stages keyed differently would reuse differently)."""
+    return cache_key(
+        f"code-edit-{kind}/{tag}",
+        modules=modules,
+        libraries=PRODUCER_LIBRARIES,
+        config=config.model_dump(mode="json"),
+        data=config_digest({"base": base_digest, "rows": data_digest}),
+        seed=seed,
+    )
 
 
 def code_edit_models_dir() -> Path:
