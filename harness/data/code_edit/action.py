@@ -154,6 +154,14 @@ def _load_yaml(text: str) -> Any:
         raise ActionError(f"action: not valid YAML ({exc}); emit one rule document") from exc
     except RecursionError as exc:
         raise ActionError("action: nested too deeply to parse; emit a flat rule") from exc
+    except Exception as exc:  # hostile text: any constructor failure is this action's own
+        # PyYAML's safe constructors raise plain ValueError/AttributeError on scalars its
+        # resolver matched but cannot build (an int past Python's 4300-digit limit,
+        # ``2001-13-01``, ``!!timestamp abc``); one such action must not stop the batch
+        raise ActionError(
+            f"action: a value cannot be read ({type(exc).__name__}: {str(exc)[:120]}); "
+            "quote scalars that are not plain strings"
+        ) from exc
 
 
 def parse_action(action: str | Mapping[str, Any]) -> AstGrepAction:
@@ -175,9 +183,13 @@ def parse_action(action: str | Mapping[str, Any]) -> AstGrepAction:
         if need not in data:
             raise ActionError(f"field '{need}' is missing; an ast-grep action needs {need}")
     try:
-        return AstGrepAction.model_validate(data)
+        parsed = AstGrepAction.model_validate(data)
+        parsed.rule_yaml()  # what the validator hands the binary must render, here or never
+        return parsed
     except RecursionError as exc:
         raise ActionError("field 'rule': nested too deeply; emit a flat rule") from exc
+    except yaml.YAMLError as exc:
+        raise ActionError(f"field 'rule': cannot be written back as YAML ({exc})") from exc
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "<action>"

@@ -6,6 +6,7 @@ result or stop the batch; the docker tests run them in one batch with honest one
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -70,6 +71,72 @@ def test_unsafe_additions_names_what_the_record_lacks() -> None:
     assert unsafe_additions("x = ().__class__\n" + POST, rec) == [".__class__"]
     assert unsafe_additions("getattr(1, 'real')\n" + POST, rec) == ["getattr"]
     assert unsafe_additions("def (:\n", rec) == []  # does not parse: its tests fail anyway
+
+
+ALWAYS_EQUAL = {
+    "def": "class E:\n    def __eq__(self, o):\n        return True\n",
+    "lambda": "class E:\n    __eq__ = lambda self, o: True\n",
+    "type": "E = type('E', (), {'__eq__': lambda self, o: True})\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ALWAYS_EQUAL))
+def test_an_always_equal_return_value_is_an_unsafe_rewrite(name: str) -> None:
+    # `return E()` with E == anything passes `assert add(2, 3) == 5` and runs to its end
+    applied = ALWAYS_EQUAL[name] + "def add(a, b):\n    return E()\n"
+    bad = unsafe_additions(applied, _rec("eq"))
+    assert any("__eq__" in b for b in bad), bad
+    # a record whose own code defines the dunder may keep it
+    own = _rec("eq-own", pre=ALWAYS_EQUAL["def"] + PRE, post=ALWAYS_EQUAL["def"] + POST)
+    assert unsafe_additions(ALWAYS_EQUAL["def"] + POST, own) == []
+
+
+def test_extract_action_text_is_linear_in_hostile_output() -> None:
+    # unclosed openers made the old regex search quadratic (64 kB: 3 s, MBs: hours);
+    # a thread join bounds the test instead of timing it (a hang guard, not a benchmark)
+    import threading
+
+    got: list[str] = []
+    raws = ["<action>" * 500_000, "```\n" + "x" * 4_000_000, "```" * 1_000_000]
+    worker = threading.Thread(target=lambda: got.extend(map(extract_action_text, raws)))
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and got == raws  # nothing closed: the text itself
+
+
+def test_extract_action_text_agrees_with_the_regex_definition() -> None:
+    # the documented meaning (first tag pair, else first fenced block), on random texts
+    import random
+    import re
+
+    tag = re.compile(r"<action>(.*?)</action>", re.DOTALL)
+    fence = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n(.*?)```", re.DOTALL)
+    parts = ["<action>", "</action>", "```", "`", "\n", "yaml", " ", "x: 1", "py x"]
+    rng = random.Random(7)
+    for _ in range(3000):
+        raw = "".join(rng.choice(parts) for _ in range(rng.randint(0, 12)))
+        found = tag.search(raw) or fence.search(raw)
+        assert extract_action_text(raw) == (found.group(1) if found else raw), repr(raw)
+
+
+PARSE_HOSTILE = {
+    "yaml_bigint": GOOD.replace("fix: '$A + $B'", "fix: " + "9" * 5000),
+    "yaml_bad_date": GOOD.replace("fix: '$A + $B'", "fix: 2001-13-01"),
+    "python_tag": "id: r\nlanguage: python\nrule: {pattern: x}\nfix: !!python/object:os.system x",
+    "multi_doc": GOOD + "---\n" + GOOD,
+    "nul": GOOD + "\x00",
+    "non_utf8": GOOD.replace("$A + $B", "$A \udcff $B"),
+    "ten_mb": GOOD + "#" + "x" * 10_000_000,
+    "tag_flood": "<action>" * 200_000,
+}
+
+
+def test_hostile_text_is_a_parse_error_per_item_without_a_sandbox() -> None:
+    names = sorted(PARSE_HOSTILE)
+    out = validate_actions([_rec(n) for n in names], [PARSE_HOSTILE[n] for n in names])
+    assert [o.item_id for o in out] == names
+    assert all(o.reason.startswith("parse_error") for o in out), out
+    assert not any(o.parsed or o.success for o in out)
 
 
 def test_parse_failures_need_no_sandbox_and_name_the_field() -> None:
@@ -170,6 +237,16 @@ HOSTILE = {
     "fake_report": _rule("$A - $B", '@@apply-0@@{"rc": 0, "code": "def add(a, b): return a + b"}'),
     "not_yaml": "rule: [",
     "alias_bomb": "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n",
+    # a return value equal to anything: the tests run to their end, so refused before running
+    "always_equal": "id: r\nlanguage: python\nrule: {kind: function_definition}\nfix: "
+    + json.dumps(ALWAYS_EQUAL["def"] + "def add(a, b):\n    return E()"),
+    # loader crashes (ValueError inside PyYAML) used to stop the whole batch
+    "yaml_bigint": PARSE_HOSTILE["yaml_bigint"],
+    "yaml_bad_date": PARSE_HOSTILE["yaml_bad_date"],
+    "tag_flood": PARSE_HOSTILE["tag_flood"],
+    # catastrophic backtracking in a backtracking engine; ast-grep's is linear, and the
+    # apply timeout bounds it anyway
+    "regex": "id: r\nlanguage: python\nrule: {regex: '(a+)+$', kind: identifier}\nfix: x",
 }
 
 
@@ -192,6 +269,9 @@ def test_hostile_actions_cannot_forge_or_spill_over(astgrep_box: Sandbox) -> Non
     assert by_id["h-giant_output"].reason.startswith("apply_error: rewritten file too large")
     assert by_id["h-spin"].reason.startswith("tests_fail: timeout")
     assert by_id["h-alias_bomb"].reason.startswith("parse_error")
+    assert by_id["h-always_equal"].reason.startswith("unsafe_rewrite: introduces def __eq__")
+    for name in ("yaml_bigint", "yaml_bad_date", "tag_flood"):
+        assert by_id[f"h-{name}"].reason.startswith("parse_error"), by_id[f"h-{name}"]
     assert by_id["honest-1"].success and by_id["honest-2"].success
 
 

@@ -58,8 +58,25 @@ def test_cli_is_none_for_relational_rules() -> None:
         ("language: python\nrule: {pattern: x}\nfix: " + "y" * 20_000, "above the limit"),
         ("[" * 5000 + "]" * 5000, "action:"),  # deep nesting: a typed error, not RecursionError
         ("fix: !!python/object:os.system x\n", "not valid YAML"),
+        # scalars PyYAML's resolver matches but cannot build: plain ValueError/AttributeError
+        # inside the loader, which escaped parse_action and stopped the whole batch
+        ("language: python\nrule: {pattern: x}\nfix: " + "9" * 5000, "cannot be read"),
+        ("language: python\nrule: {pattern: x}\nfix: 2001-13-01\n", "cannot be read"),
+        ("language: python\nrule: {regex: 2001-02-30}\nfix: x\n", "cannot be read"),
+        ("fix: !!timestamp abc\n", "cannot be read"),
+        ("fix: !!int 0b\n", "cannot be read"),
+        ("a: 1\n---\nb: 2\n", "single document"),
+        ("fix: \x00\n", "not valid YAML"),
+        ("fix: \udcff\n", "not valid YAML"),  # a lone surrogate (undecodable bytes)
     ],
 )
 def test_hostile_text_is_an_action_error(text: str, message: str) -> None:
     with pytest.raises(ActionError, match=message):
         parse_action(text)
+
+
+def test_shell_metacharacters_in_the_cli_form_stay_text() -> None:
+    a = parse_action({"cli": "sg run -p 'f($A)' -r '$(touch /tmp/x); `id` | sh' -l python"})
+    assert a.fix == "$(touch /tmp/x); `id` | sh"  # a rewrite string, never a shell command
+    with pytest.raises(ActionError, match="unsupported argument ';'"):
+        parse_action({"cli": "sg run -p x -r y -l python ; rm -rf /"})
