@@ -9,7 +9,9 @@ module maps its record to what each gate of ``gates/forge.yaml`` decides on:
 * ``fitness_improvement`` — per held-out item correctness of the champion, paired by
   item with the best parent's (the parent with the highest **held-out** accuracy: the
   most demanding baseline);
-* ``population_diversity``, ``combos_used``, ``evolution_time`` — one exact value each.
+* ``population_diversity``, ``combos_used``, ``evolution_time`` — one exact value each;
+* ``cognate_training_time`` / ``cognate_storage`` — one exact value per Phase 1 output (the
+  stem and each specialist; plus a user data file), which the gate sums.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ __all__ = [
     "best_parent",
     "cka",
     "cognate_markdown",
+    "cognate_outputs",
+    "cognate_storage_outcomes",
+    "cognate_training_outcomes",
     "combos_outcome",
     "complementarity",
     "disagreement_outcomes",
@@ -198,3 +203,55 @@ def evolution_markdown(run: ForgeRun, *, figures: Sequence[str] = ()) -> str:
         lines.append(_row([name, n, run.accepted_combos.get(name, 0)]))
     lines += ["", *(f"![{f}]({f})" for f in figures)]
     return "\n".join(lines)
+
+
+def cognate_outputs(run: ForgeRun) -> list[str]:
+    """The Phase 1 models: the shared stem, then each specialist (config order)."""
+    return ["stem", *parents(run)]
+
+
+def cognate_training_outcomes(run: ForgeRun) -> list[Outcome]:
+    """Wall seconds of each Cognate training (stem, then every specialist), summed by the gate.
+
+    Read from the run record's ``seconds`` (monotonic clock around each training); a record
+    without a model's time is a harness error naming it, never a silent 0.
+    """
+    missing = [n for n in cognate_outputs(run) if n not in run.seconds]
+    if missing:
+        raise HarnessError(
+            f"forge run record: no training seconds for {', '.join(missing)} (has "
+            f"{', '.join(run.seconds) or 'none'}); re-run the forge phase with --no-cache"
+        )
+    return [
+        Outcome(item_id=f"train_{n}", value=float(run.seconds[n]), raw={"model": n})
+        for n in cognate_outputs(run)
+    ]
+
+
+def _bytes_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def cognate_storage_outcomes(run: ForgeRun) -> tuple[list[Outcome], list[str]]:
+    """Bytes on disk of each Phase 1 output, and the outputs not on disk any more.
+
+    Outputs: the stem and specialist checkpoint directories the run saved, plus the user's
+    data file when the run read one (the generated task is rebuilt from seeds, not stored).
+    The caller makes no claim when anything is missing: a partial sum would under-count.
+    """
+    items = [(n, run.paths.get(n, "")) for n in cognate_outputs(run)]
+    data = run.config.get("data_path")
+    if data:
+        items.append(("data", str(data)))
+    outcomes, missing = [], []
+    for name, path in items:
+        if not path or not Path(path).exists():
+            missing.append(f"{name} ({path or 'no path recorded'})")
+            continue
+        outcomes.append(
+            Outcome(item_id=f"bytes_{name}", value=float(_bytes_on_disk(Path(path))),
+                    raw={"path": path})
+        )  # fmt: skip
+    return outcomes, missing

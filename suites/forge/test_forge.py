@@ -22,6 +22,8 @@ from harness.evaluators.forge import (
     best_parent,
     cka,
     cognate_markdown,
+    cognate_storage_outcomes,
+    cognate_training_outcomes,
     combos_outcome,
     complementarity,
     disagreement_outcomes,
@@ -221,3 +223,21 @@ def test_evolution_time(gate: Gate, forge_run: ForgeRun) -> None:
         },
         **_digests(run),
     )
+
+
+@pytest.mark.gate("cognate_training_time")
+def test_cognate_training_time(gate: Gate, forge_run: ForgeRun) -> None:
+    gate.check(
+        cognate_training_outcomes(forge_run),
+        subject="cognate",
+        extra={"seconds": forge_run.seconds, "wandb": forge_run.tracking.get("cognate")},
+        **_digests(forge_run),
+    )
+
+
+@pytest.mark.gate("cognate_storage")
+def test_cognate_storage(gate: Gate, forge_run: ForgeRun) -> None:
+    outcomes, missing = cognate_storage_outcomes(forge_run)
+    if missing:
+        pytest.skip(f"forge Phase 1 outputs no longer on disk: {', '.join(missing)}")
+    gate.check(outcomes, subject="cognate", **_digests(forge_run))

@@ -14,6 +14,8 @@ from harness.evaluators.forge import (
     best_parent,
     cka,
     cognate_markdown,
+    cognate_storage_outcomes,
+    cognate_training_outcomes,
     combos_outcome,
     complementarity,
     disagreement_outcomes,
@@ -89,3 +91,29 @@ def test_cka_from_saved_features_and_markdown(tmp_path: Path) -> None:
     md = cognate_markdown(run, figures=["figures/x.png"])
     assert "| a / b | 0.750 | 0.500 | 1.000 |" in md and "![figures/x.png]" in md
     assert "linear+ties+dfs" in evolution_markdown(run)
+
+
+def test_cognate_training_time_sums_stem_and_specialists() -> None:
+    run = _run()
+    run.seconds = {"stem": 10.0, "a": 2.5, "b": 3.0, "total": 99.0}
+    outcomes = cognate_training_outcomes(run)
+    assert [o.item_id for o in outcomes] == ["train_stem", "train_a", "train_b"]
+    assert sum(o.value for o in outcomes) == 15.5  # "total" (evolution included) is not training
+    run.seconds = {"stem": 10.0, "a": 2.5}
+    with pytest.raises(HarnessError, match="no training seconds for b"):
+        cognate_training_outcomes(run)
+
+
+def test_cognate_storage_counts_checkpoints_and_user_data(tmp_path: Path) -> None:
+    run = _run()
+    for name, size in (("stem", 100), ("a", 40), ("b", 60)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"x" * size)
+        run.paths[name] = str(tmp_path / name)
+    (tmp_path / "data.jsonl").write_bytes(b"y" * 7)
+    run.config["data_path"] = str(tmp_path / "data.jsonl")
+    outcomes, missing = cognate_storage_outcomes(run)
+    assert missing == [] and sum(o.value for o in outcomes) == 207.0
+    run.paths["b"] = str(tmp_path / "gone")
+    outcomes, missing = cognate_storage_outcomes(run)
+    assert len(missing) == 1 and missing[0].startswith("b (")
