@@ -79,6 +79,11 @@ def test_gate_is_in_the_catalogue_with_its_threshold(phase: PhaseSpec, gate: Gat
         f"docs/gates.md has no table row or heading naming `{gate.id}` "
         f"(gates/{phase.phase}.yaml); add it to the phase's table"
     )
+    symbols = ("≤", "<") if gate.direction == "le" else ("≥", ">", "=")
+    assert any(any(sym in ln for sym in symbols) for ln in rows), (
+        f"docs/gates.md: the row of `{gate.id}` shows no {' or '.join(symbols)} "
+        f"(gates/{phase.phase}.yaml decides it `{gate.direction}`)"
+    )
     needed = [(n, t) for n, t in gate.tiers.items() if n != "stretch"]
     for name, t in needed:
         assert any(any(r in ln for r in _renderings(t)) for ln in rows), (
