@@ -175,8 +175,7 @@ class RunAccount(BaseModel):
 
 def final_status(record: EvidenceRecord) -> FinalStatus:
     """The record's verdict after the phase's multiplicity correction."""
-    adj = record.adjustment
-    return FinalStatus(str(adj.verdict if adj is not None else record.verdict))
+    return FinalStatus(str(record.final_verdict))
 
 
 def account_run(

@@ -6,7 +6,9 @@ under xdist; once the whole family is known, Holm (or BH) adjusts the gates'
 one-sided p-values together (statsmodels ``multipletests`` via
 :func:`harness.stats.multiplicity.adjust`).  Gates of the phase that did not
 run count as p = 1, so a partial run is never corrected more leniently than a
-full one.  The correction can only *upgrade* an INCONCLUSIVE gate to PASS.
+full one.  The correction can only *upgrade* an INCONCLUSIVE gate to PASS, and an
+upgraded gate meets the tier its PASS needs (:func:`upgraded_tier`), decided here
+so the reports only render the stored ``Adjustment.tier``.
 
 The controller stores the result in each record at the end of the run
 (:func:`adjust_records`), and every report reads it from there; evidence
@@ -19,9 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from harness.decision import Verdict
+from harness.errors import EvidenceError
 from harness.evidence import Adjustment, EvidenceRecord, Lane
+from harness.spec import Tiers
 
-__all__ = ["adjust_records", "family_key"]
+__all__ = ["adjust_records", "family_key", "upgraded_tier"]
 
 
 def family_key(record: EvidenceRecord) -> tuple[str, Lane, str]:
@@ -31,6 +35,31 @@ def family_key(record: EvidenceRecord) -> tuple[str, Lane, str]:
 
 def _tested(record: EvidenceRecord) -> bool:
     return record.p_value is not None and record.metric != "count"
+
+
+def _complete(adj: Adjustment | None) -> bool:
+    """A stored adjustment with every field this version decides (``tier`` came later)."""
+    return adj is not None and adj.tier is not None
+
+
+def upgraded_tier(record: EvidenceRecord) -> str:
+    """The tier an upgraded gate meets: the one its PASS needs (fallback if declared, else primary).
+
+    Holm/BH tested the required threshold only.  A more ambitious tier cannot be met
+    where the required one was undecided (its threshold lies beyond the required one on
+    the same bound), so the required tier is the highest the corrected PASS supports.
+    """
+    tiers = record.spec.get("tiers")
+    if tiers:
+        try:
+            return Tiers.model_validate(tiers).required[0]
+        except ValueError as exc:
+            raise EvidenceError(
+                f"evidence record {record.phase}/{record.gate}: field spec.tiers={tiers!r} is not "
+                f"a valid tier set ({exc}); re-run the gate or repair the record"
+            ) from exc
+    names = [str(name) for name, _ in record.decision.get("tier_verdicts") or []]
+    return names[-1] if names else "primary"  # most ambitious first: the last is the required
 
 
 def adjust_records(
@@ -52,7 +81,7 @@ def adjust_records(
         tested = [i for i in members if _tested(out[i])]
         if method == "none" or not tested:
             continue
-        if not recompute and all(out[i].adjustment is not None for i in tested):
+        if not recompute and all(_complete(out[i].adjustment) for i in tested):
             continue
         for i, adj in zip(tested, _adjust_family([out[i] for i in tested], method), strict=True):
             out[i] = out[i].model_copy(update={"adjustment": adj})
@@ -94,6 +123,7 @@ def _adjust_family(tested: Sequence[EvidenceRecord], method: str) -> list[Adjust
                 alpha_step=step,
                 upgraded=upgraded,
                 verdict=Verdict.PASS if upgraded else rec.verdict,
+                tier=upgraded_tier(rec) if upgraded else str(rec.decision.get("tier", "none")),
             )
         )
     return result

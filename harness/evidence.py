@@ -103,6 +103,11 @@ class Adjustment(BaseModel):
     alpha_step: float  # this rank's critical level: Holm α/(m − rank + 1), BH α·rank/m
     upgraded: bool  # INCONCLUSIVE at α/m, PASS after the correction
     verdict: Verdict  # the verdict after the correction (== the decision's unless upgraded)
+    #: the highest tier met after the correction: the decision's, or for an upgraded gate the
+    #: tier its PASS needs (:func:`harness.adjustment.upgraded_tier`).  ``None`` only in
+    #: evidence written before this field existed; :func:`harness.adjustment.adjust_records`
+    #: re-derives such a family, so a report never shows an upgraded PASS with tier "none"
+    tier: str | None = None
 
 
 class EvidenceRecord(BaseModel):
@@ -149,7 +154,21 @@ class EvidenceRecord(BaseModel):
 
     @property
     def verdict(self) -> Verdict:
+        """The test item's own decision (at the Bonferroni level α/m)."""
         return Verdict(self.decision["verdict"])
+
+    @property
+    def final_verdict(self) -> Verdict:
+        """The verdict after the phase's multiplicity correction (the decision's without one)."""
+        return self.verdict if self.adjustment is None else self.adjustment.verdict
+
+    @property
+    def final_tier(self) -> str:
+        """The tier met after the phase's multiplicity correction (the decision's without one)."""
+        adj = self.adjustment
+        if adj is not None and adj.tier is not None:
+            return adj.tier
+        return str(self.decision.get("tier", "none"))
 
     def estimate_obj(self) -> Estimate:
         return Estimate.from_dict(self.estimate)

@@ -159,8 +159,7 @@ def _pairable(rec: EvidenceRecord) -> bool:
 
 
 def _final(rec: EvidenceRecord) -> str:
-    adj = rec.adjustment
-    return str(adj.verdict if adj is not None else rec.verdict)
+    return str(rec.final_verdict)
 
 
 def _flags(prev: Night, cur: Night, rec: EvidenceRecord) -> list[Flag]:

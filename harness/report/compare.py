@@ -87,8 +87,7 @@ class DeltaRow:
 
 
 def _final(rec: EvidenceRecord) -> str:
-    adj = rec.adjustment
-    return str(adj.verdict if adj is not None else rec.verdict)
+    return str(rec.final_verdict)
 
 
 def _value(rec: EvidenceRecord) -> float:

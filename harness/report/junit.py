@@ -48,6 +48,7 @@ ADJUSTMENT_FIELDS = (
     "alpha_step",
     "upgraded",
     "final_verdict",
+    "final_tier",
 )
 
 _PREFIX = re.compile(r"gate(?:#(\d+))?")
@@ -97,7 +98,17 @@ def adjustment_properties(record: EvidenceRecord, *, index: int = 0) -> list[tup
     adj = record.adjustment
     values: list[object]
     if adj is None:
-        values = ["none", None, record.family_size, None, None, None, False, record.verdict]
+        values = [
+            "none",
+            None,
+            record.family_size,
+            None,
+            None,
+            None,
+            False,
+            record.verdict,
+            record.final_tier,
+        ]
     else:
         values = [
             adj.method,
@@ -108,6 +119,7 @@ def adjustment_properties(record: EvidenceRecord, *, index: int = 0) -> list[tup
             adj.alpha_step,
             adj.upgraded,
             adj.verdict,
+            record.final_tier,
         ]
     prefix = _prefix(index)
     return [

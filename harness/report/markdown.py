@@ -96,7 +96,7 @@ def _gate_table(summary: PhaseSummary, *, with_baseline: bool) -> list[str]:
             fmt_num(row.value),
             _ci(row),
             threshold_text(rec),
-            rec.decision.get("tier", "none"),
+            rec.final_tier,
             f"**{row.verdict_text(multiplicity=summary.multiplicity)}**",
             _p_cell(row),
             f"{row.n:,}",

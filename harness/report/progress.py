@@ -187,7 +187,7 @@ def _counts(records: Sequence[EvidenceRecord], done: Sequence[_Item]) -> list[st
         upgraded = 0
         for rec in subjects:
             adj = rec.adjustment
-            counts[adj.verdict if adj is not None else rec.verdict] += 1
+            counts[rec.final_verdict] += 1
             upgraded += adj is not None and adj.upgraded
         texts = [f"{counts[v]} {v}" for v in Verdict]
         if upgraded:

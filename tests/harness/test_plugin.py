@@ -380,9 +380,19 @@ def test_fixture_time_counts_and_junit_gets_the_adjusted_verdicts(
     pytester.mkdir("gates")
     (pytester.path / "gates" / "timed.yaml").write_text(TIMED_YAML, encoding="utf-8")
     pytester.makepyfile(test_timed=TIMED_TESTS)
-    junit = pytester.path / "out" / "junit.xml"
+    out = pytester.path / "out"
+    junit = out / "junit.xml"
     run = pytester.runpytest_subprocess if workers != "0" else pytester.runpytest
-    result = run("-n", workers, "--junitxml", str(junit), "-p", "no:cacheprovider")
+    result = run(
+        "-n",
+        workers,
+        "--junitxml",
+        str(junit),
+        "--evidence-dir",
+        str(out),
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=1, failed=1)  # the test itself decided at α/2
 
     # the phase's clock started when its first test started, before the slow fixture
@@ -416,3 +426,13 @@ def test_fixture_time_counts_and_junit_gets_the_adjusted_verdicts(
     assert strong["upgraded"] == "false" and strong["rank"] == "1"
     assert float(strong["p_adjusted"]) == pytest.approx(2 * float(strong["p_value"]))
     assert float(strong["alpha_step"]) == pytest.approx(0.025)
+    # the upgraded PASS carries the tier it meets, in junit, evidence and the report
+    assert edge["tier"] == "none" and edge["final_tier"] == "primary"
+    assert strong["tier"] == strong["final_tier"] == "primary"
+    from harness.evidence import read_evidence
+
+    stored = {r.gate: r for r in read_evidence(out).records}
+    assert stored["edge"].adjustment is not None and stored["edge"].adjustment.tier == "primary"
+    report = (out / "gate-report.md").read_text(encoding="utf-8")
+    row = next(line for line in report.splitlines() if line.startswith("| edge "))
+    assert "| primary | **INCONCLUSIVE → PASS (Holm)** |" in row

@@ -113,3 +113,72 @@ def test_holm_never_upgrades_a_verdict_downgraded_for_sandbox_errors(
     adjusted = {r.gate: r for r in adjust_records([guarded, strong])}
     adj = adjusted["edge"].adjustment
     assert adj is not None and not adj.upgraded and adj.verdict is Verdict.INCONCLUSIVE
+
+
+def _tiered_phase() -> PhaseSpec:
+    """Three tiers: a PASS needs the fallback (0.5); primary 0.6 and stretch 0.7 are ambitions."""
+    gate = {"metric": "proportion", "direction": "ge"}
+    return PhaseSpec.model_validate(
+        {
+            "phase": "tiered",
+            "alpha": 0.05,
+            "multiplicity": "holm",
+            "gates": [
+                {**gate, "id": "strong", "tiers": {"primary": 0.6, "fallback": 0.5}},
+                {**gate, "id": "edge", "tiers": {"stretch": 0.7, "primary": 0.6, "fallback": 0.5}},
+            ],
+        }
+    )
+
+
+def test_an_upgraded_pass_meets_the_tier_its_pass_needs(make_record: MakeRecord) -> None:
+    """Holm upgrades 'edge' to PASS: its final tier is the required one, never "none"."""
+    phase = _tiered_phase()
+    strong, edge = (
+        make_record("strong", 90, 100, phase=phase),
+        make_record("edge", 59, 100, phase=phase),
+    )
+    assert edge.verdict is Verdict.INCONCLUSIVE and edge.decision["tier"] == "none"
+    adjusted = {r.gate: r for r in adjust_records([strong, edge])}
+    e, s = adjusted["edge"], adjusted["strong"]
+    assert e.adjustment is not None and e.adjustment.upgraded
+    assert e.adjustment.tier == e.final_tier == "fallback"  # p tested the fallback threshold
+    assert e.final_verdict is Verdict.PASS
+    # not upgraded: the tier is the decision's own (90/100 clears primary 0.6 on its bound)
+    assert s.adjustment is not None and s.adjustment.tier == s.final_tier == "primary"
+    # one tier: the required tier is primary
+    plain = adjust_records([make_record("strong", 90, 100), make_record("edge", 59, 100)])
+    assert [r.final_tier for r in plain] == ["primary", "primary"]
+
+
+def test_a_gate_left_undecided_by_holm_keeps_tier_none(make_record: MakeRecord) -> None:
+    phase = _phase("holm", n_gates=3)
+    [rec] = adjust_records([make_record("g0", 59, 100, phase=phase)])
+    assert rec.adjustment is not None and not rec.adjustment.upgraded
+    assert rec.final_tier == "none" and rec.final_verdict is Verdict.INCONCLUSIVE
+
+
+def test_stored_adjustments_without_a_tier_are_rederived(make_record: MakeRecord) -> None:
+    """Evidence written before ``Adjustment.tier`` existed: the family is adjusted afresh."""
+    recs = adjust_records([make_record("strong", 90, 100), make_record("edge", 59, 100)])
+    old = [
+        r.model_copy(update={"adjustment": r.adjustment.model_copy(update={"tier": None})})
+        for r in recs
+        if r.adjustment is not None
+    ]
+    assert old[1].final_tier == "none"  # what a report of the raw old record would say
+    assert adjust_records(old) == recs
+    [summary] = summarize(old)
+    assert [r.record.final_tier for r in summary.rows] == ["primary", "primary"]
+
+
+def test_a_broken_stored_tier_set_is_named(make_record: MakeRecord) -> None:
+    from harness.adjustment import upgraded_tier
+    from harness.errors import EvidenceError
+
+    edge = make_record("edge", 59, 100)
+    broken = edge.model_copy(update={"spec": {**edge.spec, "tiers": {"primary": "high"}}})
+    with pytest.raises(EvidenceError, match=r"(?s)edge: field spec.tiers=.*re-run the gate"):
+        upgraded_tier(broken)
+    # a record without a stored spec falls back to the decision's tier order
+    assert upgraded_tier(edge.model_copy(update={"spec": {}})) == "primary"

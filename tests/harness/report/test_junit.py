@@ -82,6 +82,8 @@ def test_each_gate_set_gets_its_final_numbers_and_nothing_else_changes(
     first, second = sets["test_x::test_edge"]
     assert edge_adj.adjustment is not None and edge_adj.adjustment.upgraded
     assert first["verdict"] == "INCONCLUSIVE" and first["final_verdict"] == "PASS"
+    # the upgraded PASS meets the tier a PASS needs, not the α/m decision's "none"
+    assert first["tier"] == "none" and first["final_tier"] == "primary"
     assert first["p_adjusted"] == str(edge_adj.adjustment.p_adjusted)
     assert first["adjustment"] == "holm" and first["family_size"] == "3"
     assert second["id"] == "strong" and second["final_verdict"] == "PASS"
@@ -94,7 +96,7 @@ def test_each_gate_set_gets_its_final_numbers_and_nothing_else_changes(
         for p in case.iter("property")
     ]
     assert names.index("gate.final_verdict") < names.index("gate#2.phase")
-    assert names[-1] == "gate#2.final_verdict"
+    assert names[-1] == "gate#2.final_tier"
 
     # removing exactly the added properties gives back pytest's file byte for byte
     root = ET.parse(path).getroot()
@@ -122,6 +124,7 @@ def test_a_gate_without_a_correction_says_none(tmp_path: Path, make_record: Make
     (props,) = read_gate_properties(path)["test_x::test_strong"]
     assert props["adjustment"] == "none" and props["p_adjusted"] == ""
     assert props["final_verdict"] == props["verdict"] == "PASS"
+    assert props["final_tier"] == props["tier"] == "primary"
     assert props["family_size"] == str(rec.family_size)
 
 

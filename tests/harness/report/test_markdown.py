@@ -90,6 +90,8 @@ def test_adjusted_p_values_are_shown_with_their_level(make_record: MakeRecord) -
     p = recs[1].p_value
     assert p is not None and f"| {p:.3g} ({p:.3g}) |" in edge  # rank 2 of 2: Holm keeps p
     assert "INCONCLUSIVE → PASS (Holm)" in edge
+    # the tier column shows the tier the upgraded PASS meets, not the α/m decision's "none"
+    assert "| primary | **INCONCLUSIVE → PASS (Holm)** |" in edge
     assert "adjusted p-values in parentheses, compared with α = 0.05" in md
     assert f"Holm: adjusted p {p:.3g} ≤ α 0.05 (rank 2 of 2, step level 0.05) → upgraded" in md
     uncorrected = PhaseSpec.model_validate(
