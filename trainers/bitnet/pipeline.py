@@ -55,6 +55,7 @@ from trainers.bitnet.task import (
 from trainers.bitnet.trainer import BitNetResult, BitNetTrainer
 
 __all__ = [
+    "PRODUCER_MODULES",
     "CompressionRun",
     "CompressionRunConfig",
     "dir_bytes",
@@ -62,6 +63,26 @@ __all__ = [
     "run_compression",
     "run_compression_checkpoint",
 ]
+
+
+#: Modules whose source decides the compression run's trained and packed models and their
+#: scores: the run itself, QAT (trainer, quant, config), the packed format (packing, and
+#: kernel's pack/unpack it uses), the tasks and the arithmetic data.  Not the decode-speed
+#: timing (``speed``, ``speed_run``: keyed by ``speed_run.SPEED_MODULES``, remeasured per
+#: session) nor the input selection (``inputs``: its choice reaches the key as data), so
+#: editing them does not retrain.  tests/trainers/bitnet/test_cachekey.py checks that every
+#: ``trainers.bitnet`` module this one imports, directly or not, is listed.
+PRODUCER_MODULES: tuple[str, ...] = (
+    "trainers.bitnet.pipeline",
+    "trainers.bitnet.trainer",
+    "trainers.bitnet.quant",
+    "trainers.bitnet.config",
+    "trainers.bitnet.packing",
+    "trainers.bitnet.kernel",
+    "trainers.bitnet.task",
+    "trainers.bitnet.qa_task",
+    "harness.data.arithmetic",
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +113,7 @@ class CompressionRunConfig:
 
         return cache_key(
             "compression_run",
-            modules=["trainers.bitnet", "harness.data.arithmetic"],
+            modules=PRODUCER_MODULES,
             libraries=["torch", "transformers", "numba"],
             config=self.to_dict(),
             data=data,
@@ -441,7 +462,7 @@ def fp_dev_accuracy(model_dir: Path, task: QATask, *, cache_dir: Path) -> float:
 
     key = cache_key(
         "fp_dev",
-        modules=["trainers.bitnet", "harness.data.arithmetic"],
+        modules=PRODUCER_MODULES,
         libraries=["torch", "transformers"],
         data=f"{directory_digest(model_dir)}:{task.digest()}",
     ).key
