@@ -4,14 +4,24 @@
 and both LoRA arms, and evaluates them — once per machine for a given config
 (cached by digest under ``<cache>/circuit_breaker``; a file lock makes xdist
 workers wait for the first one instead of training in parallel).
+
+``_cb_eval_to_wandb`` (autouse) collects each test's evidence record and, when
+the process's session ends, writes the evaluation metrics and the gate
+decisions to one W&B eval run linked to the training runs
+(:mod:`harness.evaluators.circuit_breaker_tracking`; a no-op without W&B).
+``harness run`` keeps a phase on one xdist worker, so that run holds every gate
+of the phase; tests split over several workers by hand give one eval run each.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from harness.evidence import EvidenceRecord
 from trainers.circuit_breaker.pipeline import PhaseRun, PhaseRunConfig, run_phase
 
 
@@ -46,3 +56,33 @@ def cb_run(
         if refresh:
             done.touch()
     return run
+
+
+@dataclass
+class _EvalLog:
+    """What this process decided: the phase run and every gate record, for the eval run."""
+
+    run: PhaseRun | None = None
+    records: list[EvidenceRecord] = field(default_factory=list)
+
+
+@pytest.fixture(scope="session")
+def _cb_eval_log() -> Iterator[_EvalLog]:
+    from harness.evaluators.circuit_breaker_tracking import log_phase_evaluation
+
+    log = _EvalLog()
+    yield log
+    if log.run is not None and log.records:
+        log_phase_evaluation(log.run, log.records)
+
+
+@pytest.fixture(autouse=True)
+def _cb_eval_to_wandb(request: pytest.FixtureRequest, _cb_eval_log: _EvalLog) -> Iterator[None]:
+    yield
+    gate = request.node.funcargs.get("gate")
+    record = getattr(gate, "last_record", None)
+    if isinstance(record, EvidenceRecord):
+        _cb_eval_log.records.append(record)
+        run = request.node.funcargs.get("cb_run")
+        if isinstance(run, PhaseRun):
+            _cb_eval_log.run = run
