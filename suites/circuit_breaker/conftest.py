@@ -9,8 +9,9 @@ workers wait for the first one instead of training in parallel).
 the process's session ends, writes the evaluation metrics and the gate
 decisions to one W&B eval run linked to the training runs
 (:mod:`harness.evaluators.circuit_breaker_tracking`; a no-op without W&B).
-``harness run`` keeps a phase on one xdist worker, so that run holds every gate
-of the phase; tests split over several workers by hand give one eval run each.
+The suite's ``xdist_group`` mark keeps the phase on one worker under ``harness
+run`` (``--dist loadgroup``), so that run holds every gate of the phase; other
+distributions (plain ``pytest -n 2``) may split it, one eval run per worker.
 """
 
 from __future__ import annotations

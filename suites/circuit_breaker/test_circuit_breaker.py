@@ -37,7 +37,10 @@ from harness.outcomes import Outcome
 from trainers.circuit_breaker.coherence import check_coherence, collapse_report
 from trainers.circuit_breaker.pipeline import PhaseRun
 
-pytestmark = pytest.mark.phase("circuit_breaker")
+# one xdist worker owns the phase under ``harness run`` (--dist loadgroup), as for the other
+# trained phases: the other worker is free for other phases while the run trains, and the
+# linked W&B eval run (conftest) holds every gate of the phase
+pytestmark = [pytest.mark.phase("circuit_breaker"), pytest.mark.xdist_group("circuit_breaker")]
 
 
 def _digests(run: PhaseRun, arm: str) -> dict[str, Any]:
