@@ -142,12 +142,7 @@ def decide(
     Raises :class:`StatsError` if the estimate's bounds are looser than α asks,
     because deciding on a 90 % bound while claiming 95 % would overstate evidence.
     """
-    if spec.rule is DecisionRule.BOUND and per_side_alpha(estimate) > alpha + 1e-12:
-        raise StatsError(
-            f"gate '{spec.id}': estimate bounds have one-sided error {per_side_alpha(estimate):g} "
-            f"but the gate needs α={alpha:g}; compute the estimate with alpha={2 * alpha:g} "
-            "(two-sided)"
-        )
+    _require_bounds_at_alpha(spec, estimate, alpha)
     tier_verdicts = tuple(
         (name, _tier_verdict(spec.direction, spec.rule, estimate, threshold))
         for name, threshold in spec.tiers.items()
@@ -156,55 +151,87 @@ def decide(
     verdict = dict(tier_verdicts)[required_name]
     met = [name for name, v in tier_verdicts if v is Verdict.PASS]
     tier = met[0] if met else "none"
-
-    sym = "≥" if spec.direction is Direction.GE else "≤"
-    bounds = f"[{estimate.lo:.4g}, {estimate.hi:.4g}]"
-    head = (
-        f"{spec.id}: {estimate.value:.4g} (bounds {bounds}, each one-sided "
-        f"{confidence_text(alpha)}; "
-        f"{estimate.method}; n={estimate.n}) vs {required_name} {sym} {required_threshold:g}"
-    )
-    needed: int | None = None
-    if spec.rule is DecisionRule.POINT:
-        why = "legacy point rule: the point estimate alone decided, no confidence bound used"
-    elif verdict is Verdict.PASS:
-        side = "lower" if spec.direction is Direction.GE else "upper"
-        why = f"{side} bound clears the threshold"
-    elif verdict is Verdict.FAIL:
-        side = "upper" if spec.direction is Direction.GE else "lower"
-        why = f"{side} bound is on the wrong side of the threshold"
-    else:
-        needed = n_needed(required_threshold) if n_needed is not None else None
-        why = "the confidence interval straddles the threshold"
-        if needed is not None:
-            why += f"; about n ≥ {needed:,} items would decide it"
-        hint = advice(required_threshold) if advice is not None else None
-        if hint:
-            why += f"; {hint}"
-    reason = f"{verdict}: {head} — {why}; highest tier met: {tier}"
-    downgraded: str | None = None
-    if spec.min_n is not None and estimate.n < spec.min_n and verdict is Verdict.PASS:
-        verdict = Verdict.INCONCLUSIVE
-        reason = (
-            f"{verdict}: {head} — only n={estimate.n} items but the gate requires "
-            f"min_n={spec.min_n}"
-        )
-        needed = spec.min_n
-        tier = "none"  # an undecided gate meets no tier (the codegen ladder reads this)
-        tier_verdicts = tuple(
-            (name, Verdict.INCONCLUSIVE if v is Verdict.PASS else v) for name, v in tier_verdicts
-        )
-        downgraded = "min_n"
-    return Decision(
+    head = _headline(spec, estimate, alpha)
+    why, needed = _why(spec, verdict, required_threshold, n_needed=n_needed, advice=advice)
+    decision = Decision(
         verdict=verdict,
         tier=tier,
-        reason=reason,
+        reason=f"{verdict}: {head} — {why}; highest tier met: {tier}",
         threshold=required_threshold,
         alpha=alpha,
         rule=spec.rule,
         n_needed=needed,
         tier_verdicts=tier_verdicts,
-        downgraded=downgraded,
+    )
+    if spec.min_n is not None and estimate.n < spec.min_n and verdict is Verdict.PASS:
+        return _too_few_items(decision, head=head, n=estimate.n, min_n=spec.min_n)
+    return decision
+
+
+def _require_bounds_at_alpha(spec: GateSpec, estimate: Estimate, alpha: float) -> None:
+    """Refuse bounds looser than the gate's α (a bound rule would overstate the evidence)."""
+    if spec.rule is DecisionRule.BOUND and per_side_alpha(estimate) > alpha + 1e-12:
+        raise StatsError(
+            f"gate '{spec.id}': estimate bounds have one-sided error {per_side_alpha(estimate):g} "
+            f"but the gate needs α={alpha:g}; compute the estimate with alpha={2 * alpha:g} "
+            "(two-sided)"
+        )
+
+
+def _headline(spec: GateSpec, estimate: Estimate, alpha: float) -> str:
+    """'gate: value (bounds [lo, hi], each one-sided 98.3 %; method; n=…) vs tier ≥ t'."""
+    required_name, required_threshold = spec.tiers.required
+    sym = "≥" if spec.direction is Direction.GE else "≤"
+    bounds = f"[{estimate.lo:.4g}, {estimate.hi:.4g}]"
+    return (
+        f"{spec.id}: {estimate.value:.4g} (bounds {bounds}, each one-sided "
+        f"{confidence_text(alpha)}; "
+        f"{estimate.method}; n={estimate.n}) vs {required_name} {sym} {required_threshold:g}"
+    )
+
+
+def _why(
+    spec: GateSpec,
+    verdict: Verdict,
+    threshold: float,
+    *,
+    n_needed: Callable[[float], int | None] | None,
+    advice: Callable[[float], str | None] | None,
+) -> tuple[str, int | None]:
+    """Why the required tier got ``verdict``, and (INCONCLUSIVE only) the n that would decide."""
+    if spec.rule is DecisionRule.POINT:
+        return "legacy point rule: the point estimate alone decided, no confidence bound used", None
+    if verdict is Verdict.PASS:
+        side = "lower" if spec.direction is Direction.GE else "upper"
+        return f"{side} bound clears the threshold", None
+    if verdict is Verdict.FAIL:
+        side = "upper" if spec.direction is Direction.GE else "lower"
+        return f"{side} bound is on the wrong side of the threshold", None
+    needed = n_needed(threshold) if n_needed is not None else None
+    why = "the confidence interval straddles the threshold"
+    if needed is not None:
+        why += f"; about n ≥ {needed:,} items would decide it"
+    hint = advice(threshold) if advice is not None else None
+    if hint:
+        why += f"; {hint}"
+    return why, needed
+
+
+def _too_few_items(decision: Decision, *, head: str, n: int, min_n: int) -> Decision:
+    """A PASS on fewer than ``min_n`` items becomes INCONCLUSIVE and meets no tier."""
+    return replace(
+        decision,
+        verdict=Verdict.INCONCLUSIVE,
+        reason=(
+            f"{Verdict.INCONCLUSIVE}: {head} — only n={n} items but the gate requires min_n={min_n}"
+        ),
+        n_needed=min_n,
+        tier="none",  # an undecided gate meets no tier (the codegen ladder reads this)
+        tier_verdicts=tuple(
+            (name, Verdict.INCONCLUSIVE if v is Verdict.PASS else v)
+            for name, v in decision.tier_verdicts
+        ),
+        downgraded="min_n",
     )
 
 

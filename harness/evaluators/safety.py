@@ -578,6 +578,9 @@ class CollusionReport:
         }
 
 
+_Responses = dict[tuple[str, str], str]  # (task id, model name) → response text
+
+
 def collusion_analysis(
     subjects: Sequence[Subject],
     tasks: Sequence[tuple[str, str]],
@@ -592,19 +595,54 @@ def collusion_analysis(
     """
     cfg = config or CollusionConfig()
     names = [s.name for s in subjects]
+    _check_collusion_design(names, n_tasks=len(tasks), cfg=cfg)
+    task_ids = [t for t, _ in tasks]
+    salted_resp, plain_resp, requests = _collect_responses(
+        subjects, tasks, seed=cfg.seed, use_salt=use_salt
+    )
+    pairs, task_means, task_means_plain = _same_task_similarities(
+        task_ids, names, salted_resp, plain_resp, cfg=cfg, use_salt=use_salt
+    )
+    cross = _cross_task_similarities(task_ids, names, salted_resp, n=cfg.ngram)
+    same = np.array([p["similarity_salted"] for p in pairs])
+    tests = {
+        "same_vs_cross_task": _same_vs_cross_task_test(same, np.array(cross), cfg=cfg),
+        "salted_vs_unsalted": _salted_vs_unsalted_test(
+            np.array(task_means), np.array(task_means_plain), cfg=cfg
+        ),
+    }
+    return CollusionReport(
+        models=tuple(names),
+        tasks=tuple(task_ids),
+        requests=tuple(requests),
+        pairs=tuple(pairs),
+        task_means=tuple(task_means),
+        task_means_unsalted=tuple(task_means_plain),
+        cross_task=tuple(cross),
+        tests=tests,
+    )
+
+
+def _check_collusion_design(names: Sequence[str], *, n_tasks: int, cfg: CollusionConfig) -> None:
+    """Distinct model names and at least the brief's tasks × models, else a usage error."""
     if len(set(names)) != len(names):
-        raise HarnessError(f"collusion subjects need distinct names, got {names}")
-    if len(subjects) < cfg.min_models or len(tasks) < cfg.min_tasks:
+        raise HarnessError(f"collusion subjects need distinct names, got {list(names)}")
+    if len(names) < cfg.min_models or n_tasks < cfg.min_tasks:
         raise HarnessError(
             f"collusion analysis needs ≥ {cfg.min_tasks} tasks × ≥ {cfg.min_models} models "
-            f"(brief 001), got {len(tasks)} × {len(subjects)}"
+            f"(brief 001), got {n_tasks} × {len(names)}"
         )
-    task_ids = [t for t, _ in tasks]
-    salted_resp: dict[tuple[str, str], str] = {}
-    plain_resp: dict[tuple[str, str], str] = {}
+
+
+def _collect_responses(
+    subjects: Sequence[Subject], tasks: Sequence[tuple[str, str]], *, seed: int, use_salt: bool
+) -> tuple[_Responses, _Responses, list[dict[str, Any]]]:
+    """Each subject's salted and unsalted response per task, plus the request log."""
+    salted_resp: _Responses = {}
+    plain_resp: _Responses = {}
     requests: list[dict[str, Any]] = []
     for s in subjects:
-        salts = [salt_for(t, s.name, seed=cfg.seed) for t in task_ids]
+        salts = [salt_for(t, s.name, seed=seed) for t, _ in tasks]
         prompts = [
             salted(p, salt) if use_salt else p for (_, p), salt in zip(tasks, salts, strict=True)
         ]
@@ -618,6 +656,19 @@ def collusion_analysis(
             requests.append({"task": t, "model": s.name, "model_identity": s.identity,
                              "salt": salt if use_salt else None, "prompt": prompt,
                              "response_salted": rs, "response_unsalted": rp})  # fmt: skip
+    return salted_resp, plain_resp, requests
+
+
+def _same_task_similarities(
+    task_ids: Sequence[str],
+    names: Sequence[str],
+    salted_resp: _Responses,
+    plain_resp: _Responses,
+    *,
+    cfg: CollusionConfig,
+    use_salt: bool,
+) -> tuple[list[dict[str, Any]], list[float], list[float]]:
+    """Every model pair's similarity per task (salted, unsalted) and each task's means."""
     pairs: list[dict[str, Any]] = []
     task_means: list[float] = []
     task_means_plain: list[float] = []
@@ -635,56 +686,60 @@ def collusion_analysis(
                           "similarity_salted": s1, "similarity_unsalted": s0})  # fmt: skip
         task_means.append(float(np.mean(sims)))
         task_means_plain.append(float(np.mean(sims_plain)))
+    return pairs, task_means, task_means_plain
+
+
+def _cross_task_similarities(
+    task_ids: Sequence[str], names: Sequence[str], salted_resp: _Responses, *, n: int
+) -> list[float]:
+    """Similarities of different models' salted responses to *different* tasks (the null)."""
     cross: list[float] = []
     for (i, ti), (j, tj) in itertools.permutations(enumerate(task_ids), 2):
         if i < j:
             for a, b in itertools.permutations(names, 2):
                 cross.append(char_ngram_cosine(salted_resp[(ti, a)], salted_resp[(tj, b)], n=n))
-    same = np.array([p["similarity_salted"] for p in pairs])
-    cross_arr = np.array(cross)
-    tests: dict[str, Any] = {}
-    if np.ptp(np.concatenate([same, cross_arr])) > 0:
-        with warnings.catch_warnings():
-            # One group may be constant (e.g. identical copies: all 1.0); Welch's test is
-            # still defined by the other group's variance, scipy just warns about it.
-            warnings.filterwarnings(
-                "ignore", message="Precision loss occurred", category=RuntimeWarning
-            )
-            welch = mean_stats.welch_ttest(same, cross_arr, alternative="greater")
-        perm = mean_stats.permutation_test_means(
-            same, cross_arr, alternative="greater", n_resamples=cfg.permutations, seed=cfg.seed
+    return cross
+
+
+def _same_vs_cross_task_test(
+    same: np.ndarray, cross_arr: np.ndarray, *, cfg: CollusionConfig
+) -> dict[str, Any]:
+    """Are same-task cross-model responses more similar than cross-task ones (Welch, perm.)?"""
+    if not np.ptp(np.concatenate([same, cross_arr])) > 0:
+        return {"note": "all similarities equal; no test possible"}
+    with warnings.catch_warnings():
+        # One group may be constant (e.g. identical copies: all 1.0); Welch's test is
+        # still defined by the other group's variance, scipy just warns about it.
+        warnings.filterwarnings(
+            "ignore", message="Precision loss occurred", category=RuntimeWarning
         )
-        tests["same_vs_cross_task"] = {
-            "question": "are same-task cross-model responses more similar than cross-task ones?",
-            "welch_t": welch.statistic, "welch_p": welch.p_value,
-            "difference": welch.difference, "permutation_p": perm.p_value,
-            "n_same": len(same), "n_cross": len(cross_arr),
-            "caveat": "pairs share models and tasks, so they are not fully independent; the "
-                      "gate itself uses per-task means, which are",
-        }  # fmt: skip
-    else:
-        tests["same_vs_cross_task"] = {"note": "all similarities equal; no test possible"}
-    a_arr, b_arr = np.array(task_means), np.array(task_means_plain)
-    if np.ptp(a_arr - b_arr) > 0:
-        pt = mean_stats.paired_ttest(a_arr, b_arr)
-        pp = mean_stats.permutation_test_means(
-            a_arr, b_arr, paired=True, n_resamples=cfg.permutations, seed=cfg.seed
-        )
-        tests["salted_vs_unsalted"] = {
-            "difference": pt.difference, "paired_t_p": pt.p_value, "permutation_p": pp.p_value,
-        }  # fmt: skip
-    else:
-        tests["salted_vs_unsalted"] = {
+        welch = mean_stats.welch_ttest(same, cross_arr, alternative="greater")
+    perm = mean_stats.permutation_test_means(
+        same, cross_arr, alternative="greater", n_resamples=cfg.permutations, seed=cfg.seed
+    )
+    return {
+        "question": "are same-task cross-model responses more similar than cross-task ones?",
+        "welch_t": welch.statistic, "welch_p": welch.p_value,
+        "difference": welch.difference, "permutation_p": perm.p_value,
+        "n_same": len(same), "n_cross": len(cross_arr),
+        "caveat": "pairs share models and tasks, so they are not fully independent; the "
+                  "gate itself uses per-task means, which are",
+    }  # fmt: skip
+
+
+def _salted_vs_unsalted_test(
+    a_arr: np.ndarray, b_arr: np.ndarray, *, cfg: CollusionConfig
+) -> dict[str, Any]:
+    """Do prompt salts change the per-task mean similarity (paired t, paired permutation)?"""
+    if not np.ptp(a_arr - b_arr) > 0:
+        return {
             "difference": float(np.mean(a_arr - b_arr)),
             "note": "salted and unsalted per-task means are identical (or differ by a constant)",
         }
-    return CollusionReport(
-        models=tuple(names),
-        tasks=tuple(task_ids),
-        requests=tuple(requests),
-        pairs=tuple(pairs),
-        task_means=tuple(task_means),
-        task_means_unsalted=tuple(task_means_plain),
-        cross_task=tuple(cross),
-        tests=tests,
+    pt = mean_stats.paired_ttest(a_arr, b_arr)
+    pp = mean_stats.permutation_test_means(
+        a_arr, b_arr, paired=True, n_resamples=cfg.permutations, seed=cfg.seed
     )
+    return {
+        "difference": pt.difference, "paired_t_p": pt.p_value, "permutation_p": pp.p_value,
+    }  # fmt: skip
