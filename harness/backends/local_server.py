@@ -175,6 +175,93 @@ class _Batcher:
                 return
 
 
+def _require_loopback(host: str) -> None:
+    """Refuse any bind address but loopback: the server has no authentication."""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise BackendError(
+            f"local_server: refusing to bind {host!r}; it has no authentication, so only "
+            "loopback addresses (127.0.0.1, ::1) are allowed"
+        )
+
+
+class _OpenAIHandler(BaseHTTPRequestHandler):
+    """The HTTP side of :class:`LocalServer`; :meth:`LocalServer.__init__` binds ``local``."""
+
+    protocol_version = "HTTP/1.1"
+    local: LocalServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: tests and CLIs print their own progress
+
+    def _send(self, status: int, payload: dict[str, Any]) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _error(self, status: int, message: str) -> None:
+        error = {"message": message, "type": "invalid_request_error", "code": status}
+        self._send(status, {"error": error})
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") != "/v1/models":
+            self._error(404, f"unknown path {self.path}")
+            return
+        ident = self.local.generator.identity.model_dump(mode="json")
+        model = {
+            "id": self.local.model_name,
+            "object": "model",
+            "owned_by": "gate-harness",
+            "harness_identity": ident,
+        }
+        self._send(200, {"object": "list", "data": [model]})
+
+    def do_POST(self) -> None:
+        path = self.path.rstrip("/")
+        if path not in ("/v1/chat/completions", "/v1/completions"):
+            self._error(404, f"unknown path {self.path}")
+            return
+        chat = path.endswith("chat/completions")
+        req = self._read_request(chat=chat)
+        if req is None:
+            return  # the error response is sent
+        try:
+            gen = self.local._batcher.submit(req).result()
+        except HarnessError as exc:
+            self._error(400, str(exc))
+            return
+        except Exception as exc:
+            self._error(500, f"generation failed: {exc!r}")
+            return
+        self.local.requests_served += 1
+        self._send(200, _response(gen, chat=chat, model=self.local.model_name))
+
+    def _read_request(self, *, chat: bool) -> GenerationRequest | None:
+        """The body as a request for the served model, or None after sending a 4xx."""
+        name = self.local.model_name
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length))
+            if body.get("model") not in (None, name):
+                self._error(404, f"model {body.get('model')!r} is not served here; use {name!r}")
+                return None
+            if body.get("stream"):
+                self._error(400, "stream=true is not supported by this server")
+                return None
+            return parse_openai_request(
+                body, chat=chat, default_max_tokens=self.local.default_max_tokens
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
+            self._error(400, f"bad request: {exc}")
+            return None
+
+
 class LocalServer:
     """A running server; use :func:`serve` (a context manager) to get one."""
 
@@ -189,15 +276,7 @@ class LocalServer:
         batch_window_s: float = 0.01,
         default_max_tokens: int = 16,
     ) -> None:
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
-            raise BackendError(
-                f"local_server: refusing to bind {host!r}; it has no authentication, so only "
-                "loopback addresses (127.0.0.1, ::1) are allowed"
-            )
+        _require_loopback(host)
         self.generator = generator
         self.model_name = model_name or generator.identity.name
         if default_max_tokens < 1:
@@ -207,91 +286,9 @@ class LocalServer:
         self.default_max_tokens = default_max_tokens
         self._batcher = _Batcher(generator, max_batch=max_batch, window_s=batch_window_s)
         self.requests_served = 0
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # quiet: tests and CLIs print their own progress
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                raw = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def _error(self, status: int, message: str) -> None:
-                self._send(
-                    status,
-                    {
-                        "error": {
-                            "message": message,
-                            "type": "invalid_request_error",
-                            "code": status,
-                        }
-                    },
-                )
-
-            def do_GET(self) -> None:
-                if self.path.rstrip("/") != "/v1/models":
-                    self._error(404, f"unknown path {self.path}")
-                    return
-                ident = server.generator.identity.model_dump(mode="json")
-                self._send(
-                    200,
-                    {
-                        "object": "list",
-                        "data": [
-                            {
-                                "id": server.model_name,
-                                "object": "model",
-                                "owned_by": "gate-harness",
-                                "harness_identity": ident,
-                            }
-                        ],
-                    },
-                )
-
-            def do_POST(self) -> None:
-                path = self.path.rstrip("/")
-                if path not in ("/v1/chat/completions", "/v1/completions"):
-                    self._error(404, f"unknown path {self.path}")
-                    return
-                chat = path.endswith("chat/completions")
-                try:
-                    length = int(self.headers.get("Content-Length", "0"))
-                    body = json.loads(self.rfile.read(length))
-                    if body.get("model") not in (None, server.model_name):
-                        self._error(
-                            404,
-                            f"model {body.get('model')!r} is not served here; "
-                            f"use {server.model_name!r}",
-                        )
-                        return
-                    if body.get("stream"):
-                        self._error(400, "stream=true is not supported by this server")
-                        return
-                    req = parse_openai_request(
-                        body, chat=chat, default_max_tokens=server.default_max_tokens
-                    )
-                except (ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
-                    self._error(400, f"bad request: {exc}")
-                    return
-                try:
-                    gen = server._batcher.submit(req).result()
-                except HarnessError as exc:
-                    self._error(400, str(exc))
-                    return
-                except Exception as exc:
-                    self._error(500, f"generation failed: {exc!r}")
-                    return
-                server.requests_served += 1
-                self._send(200, _response(gen, chat=chat, model=server.model_name))
-
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
+        # a handler class per server: the HTTP server instantiates it per request
+        handler = type("Handler", (_OpenAIHandler,), {"local": self})
+        self._httpd = ThreadingHTTPServer((host, port), handler)
         self._httpd.daemon_threads = True
         self.host = host
         self.port = int(self._httpd.server_address[1])
