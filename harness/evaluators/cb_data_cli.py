@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.console import Console
 from harness.errors import HarnessError
 from harness.evaluators.circuit_breaker_sources import source_breakdown
 from trainers.circuit_breaker.sources.cli import app as _data_app
+
+if TYPE_CHECKING:
+    from trainers.circuit_breaker.pipeline import PhaseRun, PhaseRunConfig
 
 __all__ = ["EXTERNAL_MAX_LENGTH", "app", "run_external"]
 
@@ -65,6 +68,33 @@ def _counts_table(sources: dict[str, dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def _external_config(source: list[Path], *, max_length: int) -> PhaseRunConfig:
+    """The embedded-default phase config plus ``source``'s samples at ``max_length`` tokens."""
+    from dataclasses import replace
+
+    from trainers.circuit_breaker.pipeline import ExternalSource, PhaseRunConfig
+
+    base = PhaseRunConfig()
+    return replace(
+        base,
+        cb=replace(base.cb, max_length=max_length),
+        sources=tuple(ExternalSource.from_path(p) for p in source),
+    )
+
+
+def _run_fields(run: PhaseRun) -> dict[str, Any]:
+    """What cb-external.json keeps of the phase run (the rest is in the run's own file)."""
+    return {
+        "sources": run.sources,
+        "counts": run.counts,
+        "format_problems": len(run.format_problems),
+        "n_audited": run.n_audited,
+        "model_digests": run.model_digests,
+        "data_digest": run.data_digest,
+        "wall_s": run.wall_s,
+    }
+
+
 @app.command("run")
 def run_external(
     source: Annotated[
@@ -98,10 +128,9 @@ def run_external(
     Gate 3 per source and arm.  Not a gate run: exit 0 when it completes, 2 on errors.
     """
     import time
-    from dataclasses import replace
 
     from trainers.base import write_json_atomic
-    from trainers.circuit_breaker.pipeline import ExternalSource, PhaseRunConfig, run_phase
+    from trainers.circuit_breaker.pipeline import run_phase
 
     t0 = time.perf_counter()
 
@@ -109,12 +138,7 @@ def run_external(
         _console.print(f"[{time.perf_counter() - t0:7.1f}s] {message}", markup=False)
 
     try:
-        base = PhaseRunConfig()
-        cfg = replace(
-            base,
-            cb=replace(base.cb, max_length=max_length),
-            sources=tuple(ExternalSource.from_path(p) for p in source),
-        )
+        cfg = _external_config(source, max_length=max_length)
         root = _cache_root(cache_dir)
         progress(
             f"cb-data run: config {cfg.digest()[:12]} (max_length {max_length}), cache {root}; "
@@ -134,13 +158,7 @@ def run_external(
             "config": cfg.to_dict(),
             "config_digest": cfg.digest(),
             "phase_run_file": str(root / f"cb-phase-{cfg.digest()[:12]}.json"),
-            "sources": run.sources,
-            "counts": run.counts,
-            "format_problems": len(run.format_problems),
-            "n_audited": run.n_audited,
-            "model_digests": run.model_digests,
-            "data_digest": run.data_digest,
-            "wall_s": run.wall_s,
+            **_run_fields(run),
             "command_wall_s": round(wall, 1),
             "breakdown": breakdown.to_dict(),
         },
