@@ -97,6 +97,40 @@ def _mean_diff(c: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.asarray(np.mean(c, axis=axis) - np.mean(b, axis=axis))
 
 
+def _paired_bootstrap_bounds(
+    cand: np.ndarray,
+    base: np.ndarray,
+    *,
+    binary: bool,
+    method: str,
+    alpha: float,
+    seed: int,
+    n_resamples: int,
+) -> tuple[float, float, str]:
+    """Bootstrap bounds on the mean paired difference; exact ones when every pair differs alike
+    (a bootstrap of a constant is that constant, which would overstate the evidence)."""
+    n = len(cand)
+    diff = float(cand.mean() - base.mean())
+    d = cand - base
+    if n >= 2 and np.all(d == d[0]):
+        if binary:
+            lo, hi = degenerate_bounds(diff, n, alpha=alpha, lower=-1.0, upper=1.0)
+        else:
+            lo, hi = diff, diff
+        return lo, hi, "constant paired differences (bootstrap degenerate)"
+    ci = bootstrap_ci(
+        (cand, base),
+        _mean_diff,
+        alpha=alpha,
+        seed=seed,
+        method=method,
+        n_resamples=n_resamples,
+        paired=True,
+        unit="pair",
+    )
+    return ci.lo, ci.hi, f"paired {ci.label}"
+
+
 def paired_difference_estimate(
     cand: np.ndarray,
     base: np.ndarray,
@@ -133,28 +167,12 @@ def paired_difference_estimate(
         lo, hi = newcombe_paired_ci(*_table(cand, base), alpha=alpha)
         label = "Newcombe paired score (method 10)"
     else:
-        d = cand - base
-        if n >= 2 and np.all(d == d[0]):
-            lo_b, hi_b = (-1.0, 1.0) if binary else (-math.inf, math.inf)
-            if binary:
-                lo, hi = degenerate_bounds(diff, n, alpha=alpha, lower=lo_b, upper=hi_b)
-            else:
-                lo, hi = diff, diff
-            label = "constant paired differences (bootstrap degenerate)"
-        else:
-            if n >= 2 and not binary:
-                extra["p_paired_t_two_sided"] = float(stats.ttest_rel(cand, base).pvalue)
-            ci = bootstrap_ci(
-                (cand, base),
-                _mean_diff,
-                alpha=alpha,
-                seed=seed,
-                method=key,
-                n_resamples=n_resamples,
-                paired=True,
-                unit="pair",
-            )
-            lo, hi, label = ci.lo, ci.hi, f"paired {ci.label}"
+        constant = n >= 2 and bool(np.all(cand - base == cand[0] - base[0]))
+        if n >= 2 and not binary and not constant:
+            extra["p_paired_t_two_sided"] = float(stats.ttest_rel(cand, base).pvalue)
+        lo, hi, label = _paired_bootstrap_bounds(
+            cand, base, binary=binary, method=key, alpha=alpha, seed=seed, n_resamples=n_resamples
+        )
     return Estimate(
         value=diff,
         lo=min(lo, diff),

@@ -133,6 +133,22 @@ def pass_at_k_estimate(
     return _task_betting_estimate(values, alpha=alpha, method=method, extra=extra)
 
 
+def _uplift_p_value(diffs: np.ndarray, *, seed: int) -> float:
+    """One-sided sign-flip permutation p-value of mean per-task uplift > 0 (1 when all are 0)."""
+    if np.all(diffs == 0):
+        return 1.0
+    res = stats.permutation_test(
+        (diffs,),
+        _mean,
+        permutation_type="samples",
+        alternative="greater",
+        n_resamples=9999,
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return float(res.pvalue)
+
+
 def pass_at_k_uplift_estimate(
     tasks: Mapping[str, Sequence[int]],
     *,
@@ -166,19 +182,7 @@ def pass_at_k_uplift_estimate(
         f"pass_at_{k_hi}": float(np.mean(list(hi.values()))),
         f"pass_at_{k_lo}": float(np.mean(list(lo.values()))),
     }
-    if np.all(diffs == 0):
-        extra["p_value_uplift_gt_0"] = 1.0
-    else:
-        res = stats.permutation_test(
-            (diffs,),
-            _mean,
-            permutation_type="samples",
-            alternative="greater",
-            n_resamples=9999,
-            vectorized=True,
-            rng=np.random.default_rng(seed),
-        )
-        extra["p_value_uplift_gt_0"] = float(res.pvalue)
+    extra["p_value_uplift_gt_0"] = _uplift_p_value(diffs, seed=seed)
     # a task's uplift is bounded in [0, 1] (more samples can only help pass@k) and tasks
     # are independent, so the finite-sample betting interval applies; the task bootstrap
     # (BCa) false-PASSed 5.5 % for a 5 % gate with heterogeneous per-task rates

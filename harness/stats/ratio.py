@@ -111,6 +111,31 @@ def ratio_p_value_independent(
 PAIRED_SCORE_METHODS = frozenset({"score", "tang"})
 
 
+def _check_paired_ratio_inputs(cand: np.ndarray, base: np.ndarray, *, method: str | None) -> None:
+    """Equal-length 0/1 pairs, a baseline rate above 0 and the calibrated method, else why not."""
+    if cand.shape != base.shape or cand.ndim != 1 or len(cand) < 2:
+        raise StatsError("paired ratio needs two equal-length arrays with ≥ 2 pairs")
+    if base.mean() == 0:
+        raise StatsError(
+            f"ratio undefined: the baseline mean is 0 over {len(base)} items; gate on the "
+            "candidate's rate instead"
+        )
+    if not (np.all(np.isin(cand, (0.0, 1.0))) and np.all(np.isin(base, (0.0, 1.0)))):
+        raise StatsError(
+            "a paired ratio needs 0/1 outcomes: for continuous scores the pair bootstrap "
+            "false-PASSed 8 % at n = 200 (log-normal scores, harness calibrate), and no "
+            "calibrated interval is implemented; gate on paired_difference, or map each "
+            "item to 0/1"
+        )
+    key = (method or "score").lower()
+    if key not in PAIRED_SCORE_METHODS:
+        raise StatsError(
+            f"method {method!r} is not calibrated for a paired ratio of 0/1 outcomes (the "
+            "pair bootstrap false-PASSes above α at n = 200–400); remove `method` to use "
+            "the Tang score interval"
+        )
+
+
 def ratio_paired(
     cand: np.ndarray,
     base: np.ndarray,
@@ -128,28 +153,8 @@ def ratio_paired(
     20,000-run check, and 8 % on log-normal continuous scores, so it is gone.
     """
     cand, base = np.asarray(cand, dtype=float), np.asarray(base, dtype=float)
-    if cand.shape != base.shape or cand.ndim != 1 or len(cand) < 2:
-        raise StatsError("paired ratio needs two equal-length arrays with ≥ 2 pairs")
-    if base.mean() == 0:
-        raise StatsError(
-            f"ratio undefined: the baseline mean is 0 over {len(base)} items; gate on the "
-            "candidate's rate instead"
-        )
+    _check_paired_ratio_inputs(cand, base, method=method)
     del seed, n_resamples  # the score interval is deterministic
-    if not (np.all(np.isin(cand, (0.0, 1.0))) and np.all(np.isin(base, (0.0, 1.0)))):
-        raise StatsError(
-            "a paired ratio needs 0/1 outcomes: for continuous scores the pair bootstrap "
-            "false-PASSed 8 % at n = 200 (log-normal scores, harness calibrate), and no "
-            "calibrated interval is implemented; gate on paired_difference, or map each "
-            "item to 0/1"
-        )
-    key = (method or "score").lower()
-    if key not in PAIRED_SCORE_METHODS:
-        raise StatsError(
-            f"method {method!r} is not calibrated for a paired ratio of 0/1 outcomes (the "
-            "pair bootstrap false-PASSes above α at n = 200–400); remove `method` to use "
-            "the Tang score interval"
-        )
     value = float(cand.mean() / base.mean())
     a, b, c, d = (
         int(np.sum((cand == 1) & (base == 1))),
