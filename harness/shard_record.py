@@ -7,19 +7,45 @@ gate calls :func:`record_shard` instead of estimating when a shard is set.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.atomic import atomic_write_text
 from harness.decision import Verdict
 from harness.evidence import Digests, EvidenceStore, Lane, now_utc
 from harness.outcomes import Outcome
-from harness.shard import ShardError, ShardFile, json_safe_extra, shard_file_path, split_outcomes
+from harness.shard import (
+    ShardError,
+    ShardFile,
+    ShardSpec,
+    json_safe_extra,
+    shard_file_path,
+    split_outcomes,
+)
 from harness.stats.estimate import Estimate
 
 if TYPE_CHECKING:
     from harness.gate import Gate
 
 __all__ = ["record_shard"]
+
+
+def _shard_and_dir(gate: Gate, *, where: str, sequential: bool) -> tuple[ShardSpec, Path]:
+    """The gate's ``--shard`` and ``--evidence-dir``, or a ShardError saying what is missing."""
+    shard = gate.options.shard
+    if shard is None:
+        raise ShardError(f"{where}: record_shard called without --shard")
+    if gate.options.evidence_dir is None:
+        raise ShardError(
+            f"{where}: --shard {shard} needs --evidence-dir (harness run --shard sets it); the "
+            "shard's outcomes are its only product"
+        )
+    if sequential:
+        raise ShardError(
+            f"{where}: a sequential look (gate.check(estimate=...)) cannot be sharded — its "
+            "stopping time depends on every item seen so far; run --sequential without --shard"
+        )
+    return shard, gate.options.evidence_dir
 
 
 def record_shard(
@@ -38,21 +64,9 @@ def record_shard(
     site: str,
 ) -> str:
     """Write this shard's part of the gate's outcomes; return the file (relative path)."""
-    shard = gate.options.shard
     where = f"gate {gate.phase.phase}/{gate.id}"
-    if shard is None:
-        raise ShardError(f"{where}: record_shard called without --shard")
-    if gate.options.evidence_dir is None:
-        raise ShardError(
-            f"{where}: --shard {shard} needs --evidence-dir (harness run --shard sets it); the "
-            "shard's outcomes are its only product"
-        )
-    if estimate is not None:
-        raise ShardError(
-            f"{where}: a sequential look (gate.check(estimate=...)) cannot be sharded — its "
-            "stopping time depends on every item seen so far; run --sequential without --shard"
-        )
-    store = EvidenceStore(gate.options.evidence_dir)
+    shard, evidence_dir = _shard_and_dir(gate, where=where, sequential=estimate is not None)
+    store = EvidenceStore(evidence_dir)
     sample = split_outcomes(outcomes, shard, universe=gate.shard_universe, what=where)
     base = None if baseline is None else split_outcomes(baseline, shard, what=f"{where} baseline")
     raw_rel = None

@@ -14,6 +14,7 @@ items are contaminated (2 on bad input).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -23,12 +24,36 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.atomic import atomic_write_json
-from harness.data.contamination import NGRAM_N, bench_items, check_contamination, read_corpus
+from harness.data.contamination import (
+    NGRAM_N,
+    ItemOverlap,
+    bench_items,
+    check_contamination,
+    read_corpus,
+)
 from harness.errors import HarnessError
 
 __all__ = ["contamination"]
 
 _console = Console(highlight=False, soft_wrap=True)
+
+
+def _overlap_table(rows: Sequence[ItemOverlap], *, title: str, n: int) -> Table:
+    """One row per benchmark item: its n-grams, how many the corpus has, and a first match."""
+    table = Table(title=title)
+    for col in ("item", f"{n}-grams", "matched", "share", "first match"):
+        table.add_column(
+            col, justify="right" if col in (f"{n}-grams", "matched", "share") else "left"
+        )
+    for item in rows:
+        table.add_row(
+            item.item_id,
+            str(item.ngrams),
+            str(item.matched),
+            f"{item.share:.1%}",
+            escape((item.example or "")[:60]),
+        )
+    return table
 
 
 def contamination(
@@ -70,21 +95,9 @@ def contamination(
         payload = {**report.model_dump(mode="json"), "summary": report.summary()}
         atomic_write_json(json_out, payload, indent=1, sort_keys=False)
     rows = report.items if show_all else report.contaminated
-    table = Table(title=f"{bench}: {n}-gram overlap with {train} ({report.train_docs} documents)")
-    for col in ("item", f"{n}-grams", "matched", "share", "first match"):
-        table.add_column(
-            col, justify="right" if col in (f"{n}-grams", "matched", "share") else "left"
-        )
-    for item in rows:
-        table.add_row(
-            item.item_id,
-            str(item.ngrams),
-            str(item.matched),
-            f"{item.share:.1%}",
-            escape((item.example or "")[:60]),
-        )
     if rows:
-        _console.print(table)
+        title = f"{bench}: {n}-gram overlap with {train} ({report.train_docs} documents)"
+        _console.print(_overlap_table(rows, title=title, n=n))
     bad = len(report.contaminated)
     _console.print(
         f"{bad} of {len(report.items)} {bench} items contaminated ({report.share:.1%}); "
