@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from harness.atomic import atomic_open
+from harness.errors import TrainerError
 from trainers.bitnet.kernel import PackedTernaryLinear, pack_codes, unpack_codes
 from trainers.bitnet.quant import BitLinear, to_bitlinear
 
@@ -65,8 +66,12 @@ _ALIGN = 64
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
-class ArtifactError(ValueError):
-    """A packed artifact that cannot be read (names the file and the problem)."""
+class ArtifactError(TrainerError, ValueError):
+    """A packed artifact that cannot be read (names the file and the problem).
+
+    A :class:`~harness.errors.HarnessError` like every error the project raises; still a
+    ``ValueError`` for callers written before it was rooted there.
+    """
 
 
 def _tensor_bytes(t: torch.Tensor, kind: str) -> bytes:
