@@ -29,6 +29,7 @@ parsed *and* the binary accepted the rule.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -228,14 +229,43 @@ def _risky_features(code: str) -> set[str] | None:
         elif isinstance(node, ast.Global | ast.Nonlocal):
             found |= {f"global {n}" for n in node.names}
         found |= _defined_dunders(node)
+    return found | _module_shadows(tree)
+
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def _module_shadows(tree: ast.AST) -> set[str]:
+    """Builtins rebound at module level (``def abs``, ``range = …``, ``class list``): the
+    tests run in the same module, so ``range = lambda *a: []`` empties every
+    ``for x in range(n): assert …`` and ``def abs(x): return 0`` passes every tolerance
+    check.  Names bound inside a function or class are local and not listed."""
+    found: set[str] = set()
+    todo = list(ast.iter_child_nodes(tree))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _SCOPES):
+            name = getattr(node, "name", None)
+            if name in _BUILTIN_NAMES:
+                found.add(f"shadows {name}")
+            continue  # its body binds its own names
+        if (
+            isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Store)
+            and node.id in _BUILTIN_NAMES
+        ):
+            found.add(f"shadows {node.id}")
+        todo.extend(ast.iter_child_nodes(node))
     return found
 
 
 def unsafe_additions(applied: str, record: NormalizedRecord) -> list[str]:
     """Imports, ``._private``/dunder attributes, reflective builtins, ``global``
-    statements and dunder definitions (``def __eq__``, ``"__eq__"``) in ``applied`` that
-    neither ``pre_code`` nor ``post_code`` contain — what an injected payload needs to
-    patch the test harness that runs after it, or to return an object equal to anything.
+    statements, dunder definitions (``def __eq__``, ``"__eq__"``) and module-level
+    rebinding of builtins (``range = …``) in ``applied`` that neither ``pre_code`` nor
+    ``post_code`` contain — what an injected payload needs to patch the test harness that
+    runs after it, to return an object equal to anything, or to hollow out the tests.
     Code that does not parse has nothing to add (its tests fail on their own)."""
     mine = _risky_features(applied)
     if mine is None:

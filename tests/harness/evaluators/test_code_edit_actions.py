@@ -91,6 +91,24 @@ def test_an_always_equal_return_value_is_an_unsafe_rewrite(name: str) -> None:
     assert unsafe_additions(ALWAYS_EQUAL["def"] + POST, own) == []
 
 
+@pytest.mark.parametrize(
+    ("prefix", "flag"),
+    [
+        ("range = lambda *a: []\n", "shadows range"),  # empties `for i in range(n): assert`
+        ("def abs(x):\n    return 0\n", "shadows abs"),  # passes every tolerance check
+        ("class list:\n    pass\n", "shadows list"),
+        ("for len in [len]:\n    pass\n", "shadows len"),
+    ],
+)
+def test_rebinding_a_builtin_at_module_level_is_an_unsafe_rewrite(prefix: str, flag: str) -> None:
+    assert flag in unsafe_additions(prefix + POST, _rec("shadow"))
+
+
+def test_builtin_names_bound_inside_a_function_are_local_and_allowed() -> None:
+    local = "def add(a, b):\n    sum = a + b\n    return sum\n"
+    assert unsafe_additions(local, _rec("local")) == []
+
+
 def test_extract_action_text_is_linear_in_hostile_output() -> None:
     # unclosed openers made the old regex search quadratic (64 kB: 3 s, MBs: hours);
     # a thread join bounds the test instead of timing it (a hang guard, not a benchmark)
