@@ -5,9 +5,12 @@ per subject: PASS, FAIL or INCONCLUSIVE from its evidence (after the phase's
 Holm/BH correction, :mod:`harness.adjustment`), or **MISSING** with the reason
 no decision exists — the test was skipped, errored or failed in a fixture
 before deciding, never called ``gate.check``, or no collected test decides the
-gate at all.  A phase passes only when every status is PASS.  Gates whose
-tests were deselected on purpose (``--phase``, ``-k``, ``-m``) are listed as
-*not asked for* and do not count against the phase.
+gate at all.  A phase passes only when every status is PASS and every
+declared gate was asked for.  Gates whose tests were deselected on purpose
+(``-k``, ``-m``, ``--lf``, ``--deselect``) are listed as *not asked for* — not
+MISSING, but the phase is then *partial* and not passed: the gates that ran may
+all PASS, yet a verdict on part of a phase is not one to ship on.  A phase
+deselected whole (``--phase`` naming others) is simply not selected.
 
 The exit code of ``pytest`` (with the plugin) and of ``harness run`` comes from
 here, so it cannot depend on how test code treated exceptions: a swallowed FAIL
@@ -110,7 +113,12 @@ class PhaseAccount(BaseModel):
 
     @property
     def passed(self) -> bool:
-        return bool(self.statuses) and all(s.status is FinalStatus.PASS for s in self.statuses)
+        """Every declared gate was asked for and every final status is PASS."""
+        return (
+            bool(self.statuses)
+            and not self.not_asked
+            and all(s.status is FinalStatus.PASS for s in self.statuses)
+        )
 
     def counts(self) -> dict[FinalStatus, int]:
         out = dict.fromkeys(FinalStatus, 0)
@@ -132,7 +140,11 @@ class PhaseAccount(BaseModel):
                 sorted({s.gate for s in self.missing}, key=self.declared.index)
             )
         if self.not_asked:
-            text += "; not asked for (deselected): " + ", ".join(self.not_asked)
+            text += (
+                "; not asked for (deselected): "
+                + ", ".join(self.not_asked)
+                + " — a partial run of the phase is not a phase PASS (run all its gates)"
+            )
         return text
 
 
@@ -287,5 +299,6 @@ def _why_no_decision(
         return None
     return (
         f"no collected test decides this gate; add a test marked "
-        f"@pytest.mark.phase('{phase}') and @pytest.mark.gate('{gate}') that calls gate.check"
+        f"@pytest.mark.phase('{phase}') and @pytest.mark.gate('{gate}') that calls gate.check "
+        "(or, if it exists, run it too: a node id, --lf or --sw collected part of the phase)"
     )

@@ -287,7 +287,11 @@ def run_exit_code(pytest_code: int, account: Path, *, fail_on_verdict: bool = Tr
         )
         return 2
     bad = sum(1 for p in acc.phases for s in p.statuses if s.status != "PASS")
-    console.print(f"{bad} gate status(es) not PASS — verdicts about the subject, see the report")
+    partial = sum(len(p.not_asked) for p in acc.phases)
+    console.print(
+        f"{bad} gate status(es) not PASS — verdicts about the subject, see the report"
+        + (f"; {partial} gate(s) not asked for (a partial phase is not passed)" if partial else "")
+    )
     return 1 if fail_on_verdict else 0
 
 

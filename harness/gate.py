@@ -289,6 +289,12 @@ class Gate:
         as the gate's level, which :func:`~harness.decision.decide` enforces.
         """
         try:
+            if not isinstance(subject, str) or not subject.strip():
+                raise HarnessError(
+                    f"gate {self.phase.phase}/{self.id}: subject={subject!r} must be a non-empty "
+                    "string naming what is judged (e.g. subject='candidate'); the phase "
+                    "verdict is given per subject"
+                )
             expect_v = Verdict(expect) if expect is not None else None
             call = _Call(
                 outcomes=outcomes,

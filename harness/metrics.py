@@ -64,11 +64,35 @@ def _fail(gate: GateSpec, message: str) -> StatsError:
 
 
 def _require(gate: GateSpec, outcomes: Sequence[Outcome], what: str = "outcomes") -> None:
+    if isinstance(outcomes, Outcome) or not isinstance(outcomes, Sequence):
+        raise _fail(
+            gate,
+            f"{what} must be a list of Outcome objects, got {type(outcomes).__name__}; "
+            "pass a list (e.g. list(...) of a generator, [outcome] for one item)",
+        )
     if len(outcomes) == 0:
         raise _fail(gate, f"no {what} to estimate from; the evaluator produced an empty list")
     for o in outcomes:
         if not isinstance(o, Outcome):
             raise _fail(gate, f"{what} must be Outcome objects, got {type(o).__name__}: {o!r}")
+
+
+def _one_per_item(gate: GateSpec, outcomes: Sequence[Outcome]) -> None:
+    """Estimators over independent items count each item once: a repeated ``item_id``
+    would shrink the interval as if the repeats were new items."""
+    _require(gate, outcomes)
+    seen: dict[str, int] = {}
+    for o in outcomes:
+        seen[o.item_id] = seen.get(o.item_id, 0) + 1
+    dup = [(i, c) for i, c in seen.items() if c > 1]
+    if dup:
+        shown = ", ".join(f"'{i}' ×{c}" for i, c in dup[:5])
+        raise _fail(
+            gate,
+            f"outcomes: {len(dup)} item_id(s) occur more than once ({shown}); metric "
+            f"'{gate.metric}' counts every outcome as an independent item — give one outcome "
+            "per item (aggregate repeats first) or give independent repeats ids of their own",
+        )
 
 
 def _values(gate: GateSpec, outcomes: Sequence[Outcome], what: str = "outcomes") -> list[float]:
@@ -168,6 +192,7 @@ class _Metric:
 def _est_proportion(
     gate: GateSpec, outcomes: Sequence[Outcome], alpha: float, _b: Sequence[Outcome] | None, _s: int
 ) -> Estimate:
+    _one_per_item(gate, outcomes)
     xs = _binary(gate, outcomes)
     return proportion.proportion_estimate(sum(xs), len(xs), alpha=alpha, method=gate.method)
 
@@ -499,7 +524,7 @@ def _est_quantile(
     q = _param(gate, "q", required=True)
     if isinstance(q, bool) or not isinstance(q, int | float) or not (0.0 < float(q) < 1.0):
         raise _fail(gate, f"params.q={q!r} must be a number in (0, 1), e.g. 0.95")
-    _require(gate, outcomes)
+    _one_per_item(gate, outcomes)
     has_latency = [o.latency_s is not None for o in outcomes]
     if any(has_latency) and not all(has_latency):
         missing = [o.item_id for o in outcomes if o.latency_s is None][:5]
@@ -542,6 +567,7 @@ def _mean_range(gate: GateSpec) -> tuple[float, float] | None:
 def _est_mean(
     gate: GateSpec, outcomes: Sequence[Outcome], alpha: float, _b: Sequence[Outcome] | None, _s: int
 ) -> Estimate:
+    _one_per_item(gate, outcomes)
     xs = np.array(_values(gate, outcomes))
     rng = _mean_range(gate)
     if rng is None:

@@ -93,6 +93,60 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="--lane replay: recording file or directory (env HARNESS_REPLAY_DIR; default "
         "fixtures/replay)",
     )
+    _add_phase_options(parser)
+
+
+def _add_phase_options(parser: pytest.Parser) -> None:
+    """The phase suites' own options, read by ``suites/<phase>/conftest.py``.
+
+    Declared here, not in those files: pytest registers options only from the initial
+    conftests (those of the path given, its parents and its ``test*`` subdirectories), so
+    an option declared in ``suites/codegen/conftest.py`` was rejected on the command line
+    of ``pytest suites`` / ``harness run`` ("unrecognized arguments").
+    """
+    codegen = parser.getgroup("gate-harness codegen", "code-generation phase subjects")
+    codegen.addoption(
+        "--codegen-subjects",
+        default=None,
+        help="comma-separated subjects among model,oracle,mutant (env HARNESS_CODEGEN_SUBJECTS; "
+        "default: all)",
+    )
+    codegen.addoption(
+        "--codegen-deep-tasks",
+        default=None,
+        help="model subject: how many tasks (first N) get the whole n = 1, 4, 16 ladder; the "
+        "rest get n = 1 (pass@1 only).  'all' or N (env HARNESS_CODEGEN_DEEP_TASKS; default: "
+        "EMBEDDED_DEEP_TASKS of suites/codegen/conftest.py for the embedded tiny model, all "
+        "for --model/--endpoint)",
+    )
+    codegen.addoption(
+        "--codegen-train-corpus",
+        default=None,
+        help="the model's training corpus (JSONL with a 'text' field, or a directory) for the "
+        "contamination gate (env HARNESS_CODEGEN_TRAIN_CORPUS; default: the model dir's "
+        "train_corpus.jsonl, which the embedded tiny-code model carries)",
+    )
+    codegen.addoption(
+        "--codegen-model-tasks",
+        type=int,
+        default=None,
+        help="evaluate only the first N HumanEval tasks for the model subject (env "
+        "HARNESS_CODEGEN_MODEL_TASKS; a documented subset, reported in evidence)",
+    )
+    compression = parser.getgroup("gate-harness compression", "compression phase subject")
+    compression.addoption(
+        "--compression-task",
+        default=None,
+        help="accuracy task for a --model checkpoint: a JSONL file with 'question' and "
+        "'answer' per line (split 60/20/20 train/dev/test), or 'arithmetic[:levels]' for the "
+        "synthetic word problems (env HARNESS_COMPRESSION_TASK; default: arithmetic)",
+    )
+    compression.addoption(
+        "--compression-qat",
+        default=None,
+        help='JSON object of BitNetConfig overrides for the QAT, e.g. \'{"steps_per_stage": '
+        '100, "batch_size": 16}\' (env HARNESS_COMPRESSION_QAT; fields: docs/compression.md)',
+    )
 
 
 def cache_root_of(config: pytest.Config) -> Path:

@@ -60,37 +60,6 @@ EMBEDDED_DEEP_TASKS = 64
 ALL_SUBJECTS = ("model", "oracle", "mutant")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("gate-harness codegen", "code-generation phase subjects")
-    group.addoption(
-        "--codegen-subjects",
-        default=None,
-        help="comma-separated subjects among model,oracle,mutant (env HARNESS_CODEGEN_SUBJECTS; "
-        "default: all)",
-    )
-    group.addoption(
-        "--codegen-deep-tasks",
-        default=None,
-        help="model subject: how many tasks (first N) get the whole n = 1, 4, 16 ladder; the "
-        "rest get n = 1 (pass@1 only).  'all' or N (env HARNESS_CODEGEN_DEEP_TASKS; default: "
-        f"{EMBEDDED_DEEP_TASKS} for the embedded tiny model, all for --model/--endpoint)",
-    )
-    group.addoption(
-        "--codegen-train-corpus",
-        default=None,
-        help="the model's training corpus (JSONL with a 'text' field, or a directory) for the "
-        "contamination gate (env HARNESS_CODEGEN_TRAIN_CORPUS; default: the model dir's "
-        "train_corpus.jsonl, which the embedded tiny-code model carries)",
-    )
-    group.addoption(
-        "--codegen-model-tasks",
-        type=int,
-        default=None,
-        help="evaluate only the first N HumanEval tasks for the model subject (env "
-        "HARNESS_CODEGEN_MODEL_TASKS; a documented subset, reported in evidence)",
-    )
-
-
 def _subjects(config: pytest.Config) -> list[str]:
     raw = config.getoption("--codegen-subjects") or env_option("HARNESS_CODEGEN_SUBJECTS")
     if not raw:

@@ -39,23 +39,6 @@ from trainers.bitnet.qa_task import QATask, load_task
 from trainers.bitnet.speed_run import SpeedConfig, measure_speed
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("gate-harness compression", "compression phase subject")
-    group.addoption(
-        "--compression-task",
-        default=None,
-        help="accuracy task for a --model checkpoint: a JSONL file with 'question' and "
-        "'answer' per line (split 60/20/20 train/dev/test), or 'arithmetic[:levels]' for the "
-        "synthetic word problems (env HARNESS_COMPRESSION_TASK; default: arithmetic)",
-    )
-    group.addoption(
-        "--compression-qat",
-        default=None,
-        help='JSON object of BitNetConfig overrides for the QAT, e.g. \'{"steps_per_stage": '
-        '100, "batch_size": 16}\' (env HARNESS_COMPRESSION_QAT; fields: docs/compression.md)',
-    )
-
-
 def _cache_root(config: pytest.Config) -> Path:
     from harness.settings import get_settings  # HARNESS_CACHE_DIR, docs/settings.md
 

@@ -81,9 +81,17 @@ def test_accuracy(gate):
 WORKERS = ["0", "2"]
 
 
-def _run(pytester: pytest.Pytester, workers: str, body: str, *args: str) -> pytest.RunResult:
+def _run(
+    pytester: pytest.Pytester,
+    workers: str,
+    body: str,
+    *args: str,
+    more_yaml: dict[str, str] | None = None,
+) -> pytest.RunResult:
     pytester.mkdir("gates")
     (pytester.path / "gates" / "ranker.yaml").write_text(PHASE_YAML, encoding="utf-8")
+    for name, text in (more_yaml or {}).items():
+        (pytester.path / "gates" / f"{name}.yaml").write_text(text, encoding="utf-8")
     pytester.makepyfile(test_ranker=HELPERS + body)
     out = pytester.path / "ev"
     full = ("-n", workers, "--evidence-dir", str(out), "--junitxml", str(out / "junit.xml"), *args)
@@ -308,10 +316,27 @@ def test_inconclusive_display_mode_does_not_change_the_exit_code(
 def test_deselected_gates_are_not_asked_for(pytester: pytest.Pytester, workers: str) -> None:
     result = _run(pytester, workers, ACCURACY_PASSES + ALL_GATES, "-k", "not latency")
     result.assert_outcomes(passed=2)  # xdist's controller does not count deselected items
-    assert result.ret == 0
+    # every gate that ran PASSed, but a partial phase is not a phase PASS
+    assert result.ret == 1
     acc = _account(pytester)
     assert acc["phases"][0]["not_asked"] == ["latency_p95"]  # type: ignore[index]
-    result.stdout.fnmatch_lines(["*not asked for (deselected): latency_p95*"])
+    assert not _missing(pytester)  # deselected on purpose: not MISSING
+    result.stdout.fnmatch_lines(
+        ["*phase ranker: NOT passed*not asked for (deselected): latency_p95*not a phase PASS*"]
+    )
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+def test_a_phase_left_out_by_phase_is_not_selected(pytester: pytest.Pytester, workers: str) -> None:
+    other = '\n@pytest.mark.phase("other")\ndef test_other(gate):\n    pass\n'
+    other_yaml = (
+        "phase: other\ngates:\n  - id: g\n    metric: proportion\n    direction: ge\n"
+        "    tiers: {primary: 0.5}\n"
+    )
+    body = ACCURACY_PASSES + ALL_GATES + other
+    result = _run(pytester, workers, body, "--phase", "ranker", more_yaml={"other": other_yaml})
+    assert result.ret == 0, result.stdout.str()
+    assert _account(pytester)["not_asked_phases"] == ["other"]
 
 
 @pytest.mark.parametrize("workers", WORKERS)

@@ -278,3 +278,22 @@ def test_bad_outcome_values_name_the_gate_the_items_and_the_fix() -> None:
     lat[3] = Outcome("r3", 1.0, latency_s=math.nan)
     with pytest.raises(StatsError, match=r"latency_s is not a finite number for 1 of 20 items"):
         estimate_metric(q, lat, alpha=0.1)
+
+
+@pytest.mark.parametrize(
+    "g", [gate("proportion"), gate("mean"), gate("quantile", "le", params={"q": 0.9})]
+)
+def test_a_repeated_item_id_is_refused_not_counted_again(g: GateSpec) -> None:
+    # one item repeated 100 times must not decide like 100 independent items
+    same = [Outcome(item_id="same", value=1.0) for _ in range(100)]
+    with pytest.raises(StatsError, match=r"1 item_id\(s\) occur more than once \('same' ×100\)"):
+        estimate_metric(g, same, alpha=0.1)
+
+
+def test_outcomes_that_are_not_a_list_name_the_fix() -> None:
+    g = gate("proportion")
+    one = Outcome(item_id="a", value=1.0)
+    with pytest.raises(StatsError, match="got generator; pass a list"):
+        estimate_metric(g, (o for o in [one]), alpha=0.1)  # type: ignore[arg-type]
+    with pytest.raises(StatsError, match="got Outcome; pass a list"):
+        estimate_metric(g, one, alpha=0.1)  # type: ignore[arg-type]
