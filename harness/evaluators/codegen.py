@@ -21,10 +21,11 @@ part (generation and execution) happens once and the gates only slice it:
   any k.  A ``should_stop`` callback (fed with the anytime-valid monitors of
   :meth:`harness.gate.Gate.sequential`) stops the whole run once every
   monitored gate is decided.  ``samples_saved`` counts what was not drawn.
-* **latency** — per-task end-to-end wall time (generation + execution +
-  selection: the brief's demo flow) comes from the same run; per-request
-  latency under load is measured separately by :func:`measure_request_latency`
-  on an *uncached* generator (a cache hit has no latency to measure).
+* **latency** — never read from this run (its generations may come from the
+  cache, and a batch of tasks shares one wall time): the demo budget times
+  live flows one task at a time (:mod:`harness.evaluators.codegen_demo`), and
+  per-request latency under load is measured by :func:`measure_request_latency`;
+  both on the *uncached* generator (a cache hit has no latency to measure).
 
 Runs are cached on disk by a content key under a file lock
 (:func:`shared_run`), so the gates of one subject share one run even when
@@ -38,7 +39,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -504,30 +505,8 @@ class CodegenRun:
             )
         return out
 
-    def e2e_outcomes(self) -> list[Outcome]:
-        """One Outcome per task: wall seconds from first request to selected answer.
-
-        Tasks whose generations came from the cache are left out: a cache hit
-        has no real generation time (see :meth:`cached_tasks`).  Each outcome
-        carries the run's machine-load reading, so a demo-budget FAIL timed on
-        an overloaded machine is decided INCONCLUSIVE (harness.machine_load).
-        """
-        load = self.meta.get("run_machine_load")
-        extra: dict[str, Any] = {} if load is None else {"machine_load": load}
-        return [
-            Outcome(
-                item_id=t.task_id,
-                value=t.e2e_s,
-                cluster=t.task_id,
-                latency_s=t.e2e_s,
-                raw={"gen_s": t.gen_s, "exec_s": t.exec_s, "samples": len(t.samples), **extra},
-            )
-            for t in self.deep_records()
-            if not t.cached_generation
-        ]
-
     def cached_tasks(self) -> list[str]:
-        """Deep tasks whose generation was answered by the cache (no real e2e timing)."""
+        """Deep tasks whose generation was answered by the cache (their e2e_s is not a timing)."""
         return [t.task_id for t in self.deep_records() if t.cached_generation]
 
     def deep_records(self) -> list[TaskRecord]:
@@ -881,8 +860,8 @@ def run_codegen(
     step = config.task_batch
     memo = ExecMemo()
     deep_n = len(tasks) if config.deep_tasks is None else config.deep_tasks
-    # load while the demo flow is timed (generation + sandbox: other processes too, so
-    # the load average only); read by e2e_outcomes for the demo-budget gate
+    # load while the run executed (generation + sandbox: other processes too, so the load
+    # average only); evidence only — the demo-budget gate times its own flows (codegen_demo)
     monitor = LoadMonitor(measure_cpu=False).start()
     for at in range(0, len(tasks), step):
         monitor.sample()
@@ -1126,6 +1105,9 @@ class SubjectRun:
     phase: PhaseSpec
     generator: Generator | None = None
     notes: dict[str, Any] = field(default_factory=dict)
+    #: what the demo-budget gate times live (the model on its *uncached* generator, or the
+    #: control); None: the demo flow cannot be timed here
+    demo_subject: CodegenSubject | None = None
 
     @property
     def is_control(self) -> bool:
@@ -1199,15 +1181,19 @@ def latency_plan(
 
     The statistical unit is the **wave**: its ``concurrency`` requests are served
     together and share one wall time, so they are one observation, not
-    ``concurrency`` independent ones.  The full look needs enough waves for the
-    order-statistic upper bound at α/2 (:func:`upper_bound_requests`) and at
-    least ``minimum`` (72 gives a two-sided 95 % p95 interval); the first look
-    enough waves for the lower bound at α/2 (:func:`lower_bound_waves`) and at
-    least ``first`` requests.
+    ``concurrency`` independent ones.  A PASS is decided only at the full look, so
+    the upper bound keeps the whole one-sided α and the full look needs the waves
+    for it (:func:`upper_bound_requests`: 102 at α = 0.05/9) and at least
+    ``minimum`` (72 gives a two-sided 95 % p95 interval); a FAIL may be decided at
+    either look, so the lower bound is split α/2 + α/2 and the first look needs
+    enough waves for it at α/2 (:func:`lower_bound_waves`) and at least ``first``
+    requests.
     """
-    a = alpha_one_sided / 2
-    full_waves = max(minimum, upper_bound_requests(q, a))
-    first_waves = min(full_waves, max(lower_bound_waves(q, a), math.ceil(first / concurrency)))
+    full_waves = max(minimum, upper_bound_requests(q, alpha_one_sided))
+    first_waves = min(
+        full_waves,
+        max(lower_bound_waves(q, alpha_one_sided / 2), math.ceil(first / concurrency)),
+    )
     return first_waves * concurrency, full_waves * concurrency
 
 
@@ -1241,22 +1227,21 @@ def two_look_quantile(
     the q-quantile (one-sided α/2) already exceeds the threshold, the gate is
     decided FAIL and the remaining requests are never sent — a slow model is
     not timed 100+ times to prove it is slow.  Otherwise look 2 measures the
-    rest and the full sample is judged with a two-sided interval whose sides
-    are each one-sided α/2.  By the union bound over the two looks the
-    false-FAIL rate is ≤ α/2 + α/2 = α and the false-PASS rate ≤ α/2 (checked
-    by Monte-Carlo in the tests).  The interval is computed over waves
+    rest and the full sample is judged: its lower bound at one-sided α/2, its upper
+    bound at one-sided α.  By the union bound over the two looks the
+    false-FAIL rate is ≤ α/2 + α/2 = α; a PASS is decided at the last look only,
+    on a fixed-n sample, so its false-PASS rate is ≤ α (both checked by
+    Monte-Carlo in the tests).  The interval is computed over waves
     (:func:`wave_values`), so n is the number of waves.  ``measure(start,
     count)`` must return ``count`` new real measurements.  The returned
-    estimate's bounds are one-sided α/2, stricter than the gate needs, so
-    ``decide`` accepts them.
+    estimate is labelled with the gate's one-sided α per side (its lower
+    bound is the stricter α/2 one), so ``decide`` accepts it.
     """
-    from harness.stats.quantile import quantile_estimate
-
     n1, n_full = latency_plan(
         q=q, alpha_one_sided=alpha_one_sided, concurrency=concurrency, minimum=minimum, first=first
     )
     run = measure(0, n1)
-    est = quantile_estimate(wave_values(run), q=q, alpha=alpha_one_sided)
+    est = _look_estimate(wave_values(run), q=q, alpha_one_sided=alpha_one_sided, last=n1 >= n_full)
     info: dict[str, Any] = {
         "looks": 1,
         "first_look_n": n1,
@@ -1264,6 +1249,8 @@ def two_look_quantile(
         "full_waves": n_full // concurrency,
         "unit": f"wave ({concurrency} request(s) served together count as one observation)",
         "alpha_per_look": alpha_one_sided / 2,
+        "alpha_split": "lower bound (FAIL) α/2 at each look; upper bound (PASS) α at the "
+        "full look only",
     }
     if est.lo > threshold or n1 >= n_full:
         info["stopped_at_first_look"] = n1 < n_full
@@ -1283,9 +1270,33 @@ def two_look_quantile(
             **_merged_load(run.meta.get("machine_load"), more.meta.get("machine_load")),
         },
     )
-    est = quantile_estimate(wave_values(run), q=q, alpha=alpha_one_sided)
+    est = _look_estimate(wave_values(run), q=q, alpha_one_sided=alpha_one_sided, last=True)
     info.update(looks=2, stopped_at_first_look=False, requests_saved=0)
     return run, est, info
+
+
+def _look_estimate(values: np.ndarray, *, q: float, alpha_one_sided: float, last: bool) -> Estimate:
+    """The q-quantile at one look: lower bound at one-sided α/2; upper at α on the last look.
+
+    Before the last look only a FAIL can be decided, so the upper bound is the
+    α/2 one (never used to PASS).  The estimate is labelled two-sided 2α (each
+    side ≤ α, what the gate needs); the lower side is stricter than its label.
+    """
+    from harness.stats.quantile import quantile_estimate
+
+    lower = quantile_estimate(values, q=q, alpha=alpha_one_sided)
+    if not last:
+        return lower
+    upper = quantile_estimate(values, q=q, alpha=2 * alpha_one_sided)
+    return replace(
+        upper,
+        lo=lower.lo,
+        extra={
+            **upper.extra,
+            "lower_bound_alpha_one_sided": alpha_one_sided / 2,
+            "upper_bound_alpha_one_sided": alpha_one_sided,
+        },
+    )
 
 
 def _merged_load(a: Any, b: Any) -> dict[str, Any]:

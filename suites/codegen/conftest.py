@@ -255,6 +255,7 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
     sandbox_choice = request.getfixturevalue("sandbox_choice")
     generator: Generator | None = None
     subject: CodegenSubject
+    demo_subject: CodegenSubject | None = None
     if name == "model":
         model_tasks = _limit(
             config.getoption("--codegen-model-tasks"), "HARNESS_CODEGEN_MODEL_TASKS"
@@ -285,6 +286,8 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
             )
         generator = request.getfixturevalue("model_generator")
         subject = ModelSubject(request.getfixturevalue("cached_generator"), cfg)
+        # the demo budget is timed live: the uncached generator (harness.evaluators.codegen_demo)
+        demo_subject = ModelSubject(generator, cfg)
         label = f"model:{source.label}"
         notes["model_source"] = {"kind": source.kind, "location": source.location}
         if source.kind == "embedded":
@@ -307,11 +310,11 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
                 "record_command": replay.get("record_command"),
             }
     elif name == "oracle":
-        subject = ControlSubject(OracleControl(), tasks)
+        subject = demo_subject = ControlSubject(OracleControl(), tasks)
         label = "oracle"
     else:
         mutant = MutantControl(seed=seed)
-        subject = ControlSubject(mutant, tasks)
+        subject = demo_subject = ControlSubject(mutant, tasks)
         label = "mutant"
         notes["mutant"] = {
             "broken_fraction": mutant.broken_fraction,
@@ -360,6 +363,7 @@ def codegen_subject(request: pytest.FixtureRequest, shared_dir: Path) -> Subject
         phase=phase,
         generator=generator,
         notes=notes,
+        demo_subject=demo_subject,
     )
 
 

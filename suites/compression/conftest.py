@@ -9,7 +9,9 @@ forge phase's champion when it exists and is accurate enough on its task's dev s
 ``compression_run`` trains/compresses/packs/evaluates once per machine for a given
 input and config (cached by content under ``<cache>/compression``; a file lock makes
 xdist workers wait for the first one).  ``speed_result`` measures decode speed once
-per *session* (a property of the machine now), keyed by xdist's ``testrun_uid``.
+per *session* (a property of the machine now), keyed by xdist's ``testrun_uid``: first a
+5-prompt pilot on a separately seeded wide model, whose noise plans how many prompts the
+judged measurement times (:mod:`harness.evaluators.compression_timing`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from typing import Any
 import pytest
 import torch
 
+from harness.evaluators.compression_timing import (
+    PILOT_PROMPTS,
+    pilot_log_speedups,
+    plan_prompts,
+)
+from harness.gate import Gate
 from harness.settings import env_option
 from trainers.bitnet.config import qat_overrides
 from trainers.bitnet.inputs import (
@@ -37,6 +45,9 @@ from trainers.bitnet.pipeline import (
 )
 from trainers.bitnet.qa_task import QATask, load_task
 from trainers.bitnet.speed_run import SpeedConfig, measure_speed
+
+#: seed of the pilot's wide model and prompts (the judged ones use seed 0)
+PILOT_SEED = 1
 
 
 def _cache_root(config: pytest.Config) -> Path:
@@ -111,11 +122,44 @@ def speed_result(
     except pytest.FixtureLookupError:  # xdist not installed: one process, one session
         session = uuid.uuid4().hex
     prompts = [torch.tensor([row]) for row in compression_run.speed_prompts]
-    return measure_speed(
-        SpeedConfig(threads=compression_config.threads),
-        fp_dir=Path(compression_run.paths["fp32"]),
-        packed_dir=Path(compression_run.paths["packed"]),
-        tiny_prompts=prompts,
-        cache_dir=_cache_root(request.config) / "compression",
-        session=session[:16],
+
+    def measure(cfg: SpeedConfig) -> dict[str, Any]:
+        return measure_speed(
+            cfg,
+            fp_dir=Path(compression_run.paths["fp32"]),
+            packed_dir=Path(compression_run.paths["packed"]),
+            tiny_prompts=prompts,
+            cache_dir=_cache_root(request.config) / "compression",
+            session=session[:16],
+        )
+
+    # how many prompts are judged is planned from a pilot timing of a separately seeded wide
+    # model (never judged), so the gate is sized to this machine's noise now
+    # (harness.evaluators.compression_timing, docs/compression.md)
+    threads = compression_config.threads
+    pilot = measure(SpeedConfig(threads=threads, prompts=PILOT_PROMPTS, seed=PILOT_SEED))
+    gate = _speed_gate(request.config)
+    plan = plan_prompts(
+        pilot_log_speedups(pilot),
+        threshold=float(gate.spec.tiers.primary),
+        alpha=gate.alpha_decision,
     )
+    result = measure(SpeedConfig(threads=threads, prompts=plan.n))
+    return {
+        **result,
+        "prompt_plan": {
+            **plan.model_dump(mode="json"),
+            "pilot_wall_s": pilot.get("wall_s"),
+            "judged_wall_s": result.get("wall_s"),
+        },
+    }
+
+
+def _speed_gate(config: pytest.Config) -> Gate:
+    """The decode_speedup gate of the phase YAML in use (its threshold and α plan n)."""
+    from harness.spec import load_phases
+
+    opt = config.getoption("--gates-dir")
+    gates = Path(opt) if opt else Path(config.rootpath) / "gates"
+    phase = next(p for p in load_phases(gates) if p.phase == "compression")
+    return Gate(phase, phase.gate("decode_speedup"))

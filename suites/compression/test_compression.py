@@ -171,8 +171,24 @@ def _speed_extra(gate: Gate, outcomes: list[Any], speed: dict[str, Any]) -> dict
         "machine": speed["machine"],
         "machine_load": speed["wide"].get("machine_load"),
         "measured_at": speed["measured_at"],
-        "report_markdown": _speedup_sentence(speedup_extra(est)) + speed_markdown(speed),
+        "prompt_plan": speed.get("prompt_plan"),
+        "report_markdown": _speedup_sentence(speedup_extra(est))
+        + _plan_sentence(speed.get("prompt_plan"))
+        + speed_markdown(speed),
     }
+
+
+def _plan_sentence(plan: dict[str, Any] | None) -> str:
+    """How many prompts were judged and why (planned from the pilot, never the judged timings)."""
+    if not plan:
+        return ""
+    capped = " — capped: the pilot sits too close to ln 2 to plan a decisive n" * plan["capped"]
+    return (
+        f"Judged on **{plan['n']} prompts**, planned from a {len(plan['pilot'])}-prompt pilot "
+        f"on a separately seeded model (pilot mean ln speedup {plan['pilot_mean']:.3f}, sd "
+        f"{plan['pilot_sd']:.3f}, planning sd {plan['planning_sd']:.3f}; power "
+        f"{plan['power_at_n']:.2f} at n{capped}).\n\n"
+    )
 
 
 def _speedup_sentence(exp: dict[str, float]) -> str:

@@ -35,6 +35,7 @@ def test_reduced_calibration_keeps_alpha_and_coverage(reduced: CalibrationTable)
         "mean",
         "sequential",
         "log_speedup",
+        "log_speedup_planned",
     }
     assert expected <= families
     for row in reduced.rows:
