@@ -1226,7 +1226,12 @@ def two_look_quantile(
     Look 1 measures a few waves; if the exact order-statistic *lower* bound of
     the q-quantile (one-sided α/2) already exceeds the threshold, the gate is
     decided FAIL and the remaining requests are never sent — a slow model is
-    not timed 100+ times to prove it is slow.  Otherwise look 2 measures the
+    not timed 100+ times to prove it is slow.  The same stop when the first
+    look's point estimate is over the threshold on an overloaded machine
+    (:mod:`harness.machine_load`): look 2 could then only confirm a FAIL that
+    the load guard refuses, so the gate ends INCONCLUSIVE without spending
+    the rest (a PASS is still possible on a busy machine when the first look is
+    under the threshold).  Otherwise look 2 measures the
     rest and the full sample is judged: its lower bound at one-sided α/2, its upper
     bound at one-sided α.  By the union bound over the two looks the
     false-FAIL rate is ≤ α/2 + α/2 = α; a PASS is decided at the last look only,
@@ -1252,9 +1257,15 @@ def two_look_quantile(
         "alpha_split": "lower bound (FAIL) α/2 at each look; upper bound (PASS) α at the "
         "full look only",
     }
-    if est.lo > threshold or n1 >= n_full:
+    busy = _overloaded(run) if est.value > threshold else None
+    if est.lo > threshold or n1 >= n_full or busy:
         info["stopped_at_first_look"] = n1 < n_full
         info["requests_saved"] = n_full - n1
+        if busy and est.lo <= threshold:
+            info["stopped_overloaded"] = (
+                f"first look over the threshold on an overloaded machine ({busy}): a FAIL "
+                "would be refused (machine-load guard), so the rest was not timed"
+            )
         return run, est, info
     more = measure(n1, n_full - n1)
     run = LatencyRun(
@@ -1273,6 +1284,12 @@ def two_look_quantile(
     est = _look_estimate(wave_values(run), q=q, alpha_one_sided=alpha_one_sided, last=True)
     info.update(looks=2, stopped_at_first_look=False, requests_saved=0)
     return run, est, info
+
+
+def _overloaded(run: LatencyRun) -> str | None:
+    """Why the run's load reading breaks the limits (harness.machine_load), or None."""
+    load = run.meta.get("machine_load")
+    return None if load is None else LoadReading.model_validate(load).overloaded()
 
 
 def _look_estimate(values: np.ndarray, *, q: float, alpha_one_sided: float, last: bool) -> Estimate:

@@ -439,3 +439,35 @@ def test_two_looks_merge_their_load_readings_and_an_overloaded_fail_is_inconclus
     _, decision, _ = gate.evaluate(lat.outcomes())
     assert decision.verdict is Verdict.INCONCLUSIVE and decision.downgraded == "machine_load"
     assert "would have been FAIL" in decision.reason
+
+
+def test_an_overloaded_first_look_over_the_threshold_stops_inconclusive() -> None:
+    """Look 2 could only confirm a FAIL the load guard refuses: stop after look 1."""
+    from harness.evaluators.codegen import LatencyRun, two_look_quantile
+
+    def measure_at(load: float) -> object:
+        def measure(start: int, count: int) -> LatencyRun:
+            reading = LoadReading(
+                cpus=2, threads=1, loadavg_1min=[load], cpu_seconds=None, wall_seconds=count
+            )
+            xs = [0.9 if (start + i) % 8 == 0 else 0.2 for i in range(count)]  # p95 0.9
+            return LatencyRun(
+                "s", 1, "simulated", [(f"r{start + i}", x) for i, x in enumerate(xs)],
+                meta={"wall_s": 1.0, "machine_load": reading.model_dump(mode="json")},
+            )  # fmt: skip
+
+        return measure
+
+    busy, _, info = two_look_quantile(
+        measure_at(30.0),  # type: ignore[arg-type]
+        q=0.95, threshold=0.5, alpha_one_sided=0.05 / 9, concurrency=1,
+    )  # fmt: skip
+    assert info["looks"] == 1 and "overloaded" in info["stopped_overloaded"]
+    assert len(busy.latencies) == 16
+    _, decision, _ = Gate(PHASE, PHASE.gate("latency_p95_normal")).evaluate(busy.outcomes())
+    assert decision.verdict is Verdict.INCONCLUSIVE
+    quiet, _, info = two_look_quantile(
+        measure_at(1.0),  # type: ignore[arg-type]
+        q=0.95, threshold=0.5, alpha_one_sided=0.05 / 9, concurrency=1,
+    )  # fmt: skip
+    assert info["looks"] == 2 and len(quiet.latencies) == 102
