@@ -8,6 +8,7 @@ expected verdict, so a control test passes exactly when the gate behaves.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from harness.evaluators.codegen import (
     tier_ladder,
     two_look_quantile,
 )
-from harness.evaluators.codegen_demo import demo_plan, measure_demo_latency
+from harness.evaluators.codegen_demo import DemoItem, demo_plan, measure_demo_latency
 from harness.evaluators.humaneval import build_program
 from harness.gate import Gate
 from harness.machine_load import LoadReading
@@ -276,41 +277,9 @@ def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
     """
     _skip_without_claim(codegen_subject, gate)
     _skip_replayed_latency(codegen_subject)
-    demo = codegen_subject.demo_subject
-    if demo is None:
-        raise HarnessError(f"codegen {codegen_subject.name}: no subject to time the demo flow")
-    q, threshold = float(gate.spec.params["q"]), float(gate.spec.tiers.primary)
-    cfg = codegen_subject.run.config
-    _, n_full = latency_plan(
-        q=q, alpha_one_sided=gate.alpha_decision, concurrency=1, minimum=MIN_LATENCY_REQUESTS
-    )
-    plan = demo_plan(codegen_subject.tasks, n=n_full, seed=cfg.seed)
-    flows: list[dict[str, Any]] = []
-
-    def measure(start: int, count: int) -> LatencyRun:
-        lat = measure_demo_latency(demo, plan[start : start + count], codegen_subject.sandbox, cfg)
-        flows.extend(lat.meta.pop("flows"))
-        return lat
-
-    estimate: Estimate | None = None
-    if gate.options.shard is not None:
-        # each shard times its own slice of the fixed plan (one look); `harness merge`
-        # decides the union, which is the whole plan
-        owned = gate.shard_items(plan, key=lambda item: item.item_id)
-        lat = measure_demo_latency(demo, owned, codegen_subject.sandbox, cfg)
-        flows.extend(lat.meta.pop("flows"))
-        looks: dict[str, Any] = {"looks": 1, "full_n": n_full, "sharded": True}
-    else:
-        lat, estimate, looks = two_look_quantile(
-            measure,
-            q=q,
-            threshold=threshold,
-            alpha_one_sided=gate.alpha_decision,
-            concurrency=1,
-            minimum=MIN_LATENCY_REQUESTS,
-        )
+    lat, estimate, looks, flows = _time_demo_flows(gate, codegen_subject)
     _no_claim_if_overloaded(gate, codegen_subject, lat)
-    cached = codegen_subject.run.cached_tasks()
+    cfg = codegen_subject.run.config
     gate.check(
         lat.outcomes(),
         **({} if estimate is None else {"estimate": estimate}),
@@ -320,14 +289,49 @@ def test_demo_budget(gate: Gate, codegen_subject: SubjectRun) -> None:
             latency={
                 **_latency_note(lat, int(looks["full_n"]), gate),
                 **looks,
-                "task_order": f"seeded (seed {cfg.seed}), outcome-blind; {len(plan)} planned "
-                f"flows over {len(codegen_subject.tasks)} tasks",
-                "accuracy_run_cached_tasks": len(cached),
+                "task_order": f"seeded (seed {cfg.seed}), outcome-blind; {looks['full_n']} "
+                f"planned flows over {len(codegen_subject.tasks)} tasks",
+                "accuracy_run_cached_tasks": len(codegen_subject.run.cached_tasks()),
                 "cost_note": "the demo flows are timed in addition to the accuracy run, "
                 "whose cached or batched timings are never used",
             },
         ),
     )
+
+
+def _time_demo_flows(
+    gate: Gate, subject: SubjectRun
+) -> tuple[LatencyRun, Estimate | None, dict[str, Any], list[dict[str, Any]]]:
+    """Time the planned demo flows: two looks, or under ``--shard`` this shard's flows."""
+    demo = subject.demo_subject
+    if demo is None:
+        raise HarnessError(f"codegen {subject.name}: no subject to time the demo flow")
+    q, cfg = float(gate.spec.params["q"]), subject.run.config
+    _, n_full = latency_plan(
+        q=q, alpha_one_sided=gate.alpha_decision, concurrency=1, minimum=MIN_LATENCY_REQUESTS
+    )
+    plan = demo_plan(subject.tasks, n=n_full, seed=cfg.seed)
+    flows: list[dict[str, Any]] = []
+
+    def measure_items(items: Sequence[DemoItem]) -> LatencyRun:
+        lat = measure_demo_latency(demo, items, subject.sandbox, cfg)
+        flows.extend(lat.meta.pop("flows"))
+        return lat
+
+    if gate.options.shard is not None:
+        # each shard times its own slice of the fixed plan (one look); `harness merge`
+        # decides the union, which is the whole plan
+        owned = gate.shard_items(plan, key=lambda item: item.item_id)
+        return measure_items(owned), None, {"looks": 1, "full_n": n_full, "sharded": True}, flows
+    lat, estimate, looks = two_look_quantile(
+        lambda start, count: measure_items(plan[start : start + count]),
+        q=q,
+        threshold=float(gate.spec.tiers.primary),
+        alpha_one_sided=gate.alpha_decision,
+        concurrency=1,
+        minimum=MIN_LATENCY_REQUESTS,
+    )
+    return lat, estimate, looks, flows
 
 
 @pytest.mark.gate("contamination")
