@@ -11,7 +11,9 @@ rows), so a gate passes only on what a trainer would actually load:
 * ``action_mismatches`` — per row with a ground-truth ``action``: 1 when applying
   it to ``pre_code`` with the real ast-grep binary does not give ``post_code``;
 * ``pretrain_overlap`` — per dev/test row: 1 when its pre- or post-code shares a
-  word 13-gram with the base model's pretraining corpus.
+  word 13-gram with the base model's pretraining corpus;
+* ``shape_gaps`` — per held-out (source, rule, shape) cell: 1 when no train row has
+  that cell (:func:`harness.data.code_edit.shape.shape_parity`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from harness.data.code_edit.apply import ApplyError, apply_action
 from harness.data.code_edit.leakage import DEFAULT_THRESHOLD, check_leakage
 from harness.data.code_edit.pretrain_overlap import OverlapReport, pretrain_overlap
 from harness.data.code_edit.schema import NormalizedRecord, Split
+from harness.data.code_edit.shape import ShapeParity, shape_parity
 from harness.data.code_edit.store import read_processed, schema_violations
 from harness.outcomes import Outcome
 
@@ -31,6 +34,7 @@ __all__ = [
     "leakage_outcomes",
     "load_rows",
     "pretrain_overlap_outcomes",
+    "shape_gap_outcomes",
     "split_count_outcomes",
     "violation_outcomes",
 ]
@@ -111,4 +115,23 @@ def pretrain_overlap_outcomes(
         )
         for r in report.records
     ]
+    return outcomes, report
+
+
+def shape_gap_outcomes(rows: list[NormalizedRecord]) -> tuple[list[Outcome], ShapeParity]:
+    """Per held-out (source, rule, shape) cell: 1 when the train split has no row of it
+    (value-0 sentinel when no source has both train and held-out rows)."""
+    report = shape_parity(rows)
+    gaps = set(report.gaps)
+    outcomes = [
+        Outcome(
+            item_id=cell.label(),
+            value=float(cell in gaps),
+            cluster=cell.source,
+            raw={s.value: report.counts.get(s.value, {}).get(cell, 0) for s in Split},
+        )
+        for cell in report.heldout_cells()
+    ]
+    if not outcomes:
+        outcomes = [Outcome(item_id="no_heldout_cells", value=0.0, raw={"checked": 0})]
     return outcomes, report

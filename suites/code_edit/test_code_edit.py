@@ -4,7 +4,8 @@ The subject is the processed data on disk.  Controls: a copy with one blank
 instruction must FAIL ``schema_violations``; a copy with a train row duplicated
 into test must FAIL ``split_leakage``; ten test rows must FAIL ``test_count``; a
 codemod row whose fix was replaced must FAIL ``action_mismatches``; ten judged
-action rows must FAIL ``heldout_action_count``.
+action rows must FAIL ``heldout_action_count``; the data without its train method rows
+must FAIL ``shape_gaps``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from harness.data.code_edit.schema import Split
+from harness.data.code_edit.shape import CodeShape, code_shape
 from harness.data.code_edit.store import dataset_stats
 from harness.decision import Verdict
 from harness.evaluators.code_edit import (
     action_outcomes,
     leakage_outcomes,
     load_rows,
+    shape_gap_outcomes,
     split_count_outcomes,
     violation_outcomes,
 )
@@ -137,3 +140,27 @@ def test_action_mismatches_control_wrong_fix(gate: Gate, code_edit_data: Path) -
     assert first.action is not None
     wrong = first.model_copy(update={"action": {**first.action, "fix": "__wrong__"}})
     gate.check(action_outcomes([wrong]), subject="wrong_fix", expect=Verdict.FAIL)
+
+
+@pytest.mark.gate("shape_gaps")
+def test_shape_gaps(gate: Gate, code_edit_data: Path) -> None:
+    outcomes, report = shape_gap_outcomes(load_rows(code_edit_data))
+    gate.check(
+        outcomes,
+        subject="embedded",
+        data_digest=_digest(code_edit_data),
+        extra=report.as_dict(),
+    )
+
+
+@pytest.mark.gate("shape_gaps")
+def test_shape_gaps_control_no_train_methods(gate: Gate, code_edit_data: Path) -> None:
+    """The data as generated before train codemods took methods (train rows of method
+    shape removed): every held-out method cell is a gap, must FAIL."""
+    rows = [
+        r
+        for r in load_rows(code_edit_data)
+        if r.split is not Split.TRAIN or code_shape(r.pre_code) is not CodeShape.METHOD
+    ]
+    outcomes, _ = shape_gap_outcomes(rows)
+    gate.check(outcomes, subject="no_train_methods", expect=Verdict.FAIL)

@@ -4,7 +4,9 @@ Sources (:mod:`trainers.code_edit.heldout`): HumanEval-decontaminated
 standard-library code (HumanEval is the codegen phase's benchmark; code sharing a
 13-gram with it never enters any split), turned into (a) ``synthetic_codemod``
 records by the ast-grep rules of :mod:`trainers.code_edit.codemods`
-(ground-truth ``action`` = the rule) and (b) ``synthetic_bugfix`` records by
+(ground-truth ``action`` = the rule; train and held-out codemods come from one
+population — every short function and method — so the shapes match, checked by
+:func:`harness.data.code_edit.shape.shape_parity`) and (b) ``synthetic_bugfix`` records by
 :mod:`trainers.code_edit.mutations`, plus (c) doctest-verified
 ``synthetic_bugfix_tested`` records (:mod:`trainers.code_edit.tested_bugs`).
 
@@ -85,7 +87,7 @@ def build_records(
     """Codemod, bug-fix and tested bug-fix records (no filtering yet): train from the
     pretraining part, dev/test from the reserved part."""
     out = _tested_records(seed=seed, modules=doctest_modules)
-    out += _codemod_records(sources.train_functions, heldout=False)
+    out += _codemod_records(sources.train_units, heldout=False)
     out += _codemod_records(sources.heldout_units, heldout=True)
     out += _bugfix_records(sources.train_functions, seed=seed, heldout=False)
     out += _bugfix_records(sources.heldout_functions, seed=seed, heldout=True)
@@ -190,8 +192,8 @@ def build_embedded(
         seed=seed,
         sources={
             "synthetic_codemod": "ast-grep rules applied to decontaminated stdlib functions "
-            "(train: pretraining-part documented functions; dev/test: reserved-part functions "
-            "and methods)",
+            "and methods (train: pretraining part; dev/test: reserved part; the same "
+            "population of short functions and methods on both sides)",
             "synthetic_bugfix": "single-token mutations of decontaminated documented stdlib "
             "functions (train: pretraining part; dev/test: reserved part)",
             "synthetic_bugfix_tested": "mutations verified to break the function's doctests "

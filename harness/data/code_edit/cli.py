@@ -17,6 +17,7 @@ import typer
 
 from harness.data.code_edit.leakage import DEFAULT_THRESHOLD, check_leakage
 from harness.data.code_edit.loaders import LOADERS
+from harness.data.code_edit.shape import shape_parity
 from harness.data.code_edit.store import (
     dataset_stats,
     default_root,
@@ -61,7 +62,12 @@ def stats(
     root: _Root = None,
     threshold: Annotated[float, typer.Option(help="near-duplicate similarity")] = DEFAULT_THRESHOLD,
 ) -> None:
-    """Validate every row, check split leakage, print counts/languages/bytes as JSON."""
+    """Validate every row, check split leakage, print counts/languages/bytes as JSON.
+
+    ``shapes`` gives rows per split and (source, rule, pre-code shape) cell and the
+    held-out cells no train row fills (``shape_gaps``, the gate of the same name);
+    gaps are reported, not an exit status (exit 1 stays violations or leakage).
+    """
     base = root or default_root()
     problems = schema_violations(root=base)
     out: dict[str, object] = {"root": str(base), "schema_violations": len(problems)}
@@ -77,6 +83,7 @@ def stats(
         out |= dataset_stats(rows).as_dict()
         out["split_leakage"] = leak.count
         out["leaking_pairs"] = [vars(p) for p in leak.pairs[:10]]
+        out["shapes"] = shape_parity(rows).as_dict()
     typer.echo(json.dumps(out, indent=2))
     if problems or out.get("split_leakage"):
         raise typer.Exit(code=1)

@@ -77,3 +77,31 @@ def test_action_outcomes_reproduce_mismatch_and_reject() -> None:
     out = {o.item_id: o for o in action_outcomes([good, wrong, rejected])}
     assert (out["good"].value, out["wrong"].value, out["rejected"].value) == (0.0, 1.0, 1.0)
     assert "Undefined meta var" in out["rejected"].raw["error"]
+
+
+def test_shape_gap_outcomes_one_per_heldout_cell() -> None:
+    from harness.evaluators.code_edit import shape_gap_outcomes
+
+    method = "def f(self, b):\n    return self.a + b\n"
+    rows = [
+        rec("a", Split.TRAIN, PRE.replace("+", "-")),
+        rec("b", Split.TEST, "x = 1\n"),
+        NormalizedRecord.build(
+            id="m",
+            source="s",
+            language="python",
+            instruction="edit",
+            pre_code=method,
+            post_code=method.replace("+", "-"),
+            split=Split.DEV,
+        ),
+    ]
+    outcomes, report = shape_gap_outcomes(rows)
+    assert [(o.item_id, o.value) for o in outcomes] == [
+        ("s/-/function", 0.0),
+        ("s/-/method", 1.0),
+    ]
+    assert outcomes[1].raw == {"train": 0, "dev": 1, "test": 0}
+    assert [c.label() for c in report.gaps] == ["s/-/method"]
+    (sentinel,) = shape_gap_outcomes([rows[0]])[0]
+    assert sentinel.value == 0.0 and sentinel.item_id == "no_heldout_cells"

@@ -45,6 +45,7 @@ F4 = '''def ratio(part, whole):
 def _sources(train: list[str], heldout: list[str], corpus: list[str] | None = None) -> Sources:
     return Sources(
         train_functions=train,
+        train_units=train,
         heldout_functions=heldout,
         heldout_units=heldout,
         pretrain_corpus=train if corpus is None else corpus,
@@ -159,3 +160,40 @@ def test_heldout_rows_sharing_code_with_the_pretraining_corpus_are_dropped(
     assert all(
         F4 not in (r.pre_code, r.post_code) for r in built.records if r.split is not Split.TRAIN
     )
+
+
+M1 = """def totals(self, key):
+    if isinstance(key, str):
+        print(key)
+    result = self.table.keys()
+    return result
+"""
+M2 = """def lookup(self, name):
+    if isinstance(name, str):
+        return self.cache.keys()
+    return None
+"""
+
+
+def test_train_codemods_take_methods_like_the_heldout_ones(tmp_path: Path) -> None:
+    """Train codemods come from the same population as held-out ones (methods included):
+    every held-out (rule, shape) cell has train rows, and the real generator's train
+    split has method-shaped rows for every rule it has held-out methods for."""
+    from harness.data.code_edit.shape import CodeShape, code_shape, shape_parity
+
+    src = Sources(
+        train_functions=[F1, F2],
+        train_units=[F1, F2, M1],
+        heldout_functions=[F3],
+        heldout_units=[F3, M2],
+        pretrain_corpus=[F1, F2],
+    )
+    _, built = build_embedded(root=tmp_path, sources=src, doctest_modules=())
+    train_methods = {
+        r.action["id"]
+        for r in built.records
+        if r.split is Split.TRAIN and r.action and code_shape(r.pre_code) is CodeShape.METHOD
+    }
+    assert train_methods >= {"isinstance-str-bytes", "keys-to-list"}
+    assert not any(r.source == "synthetic_bugfix" and r.pre_code == M1 for r in built.records)
+    assert shape_parity(built.records).gaps == []

@@ -24,6 +24,9 @@ def test_ingest_then_stats(tmp_path: Path) -> None:
     out = json.loads(res.output)
     assert out["schema_violations"] == 0 and out["split_leakage"] == 0
     assert out["split_totals"] == {"train": 0, "dev": 0, "test": 1}
+    shapes = out["shapes"]  # a test-only benchmark: counted, never a shape gap
+    assert shapes["shape_gaps"] == [] and shapes["checked_sources"] == []
+    assert sum(sum(v.values()) for v in shapes["shape_totals"].values()) == 1
 
 
 def test_unknown_source_and_violations_counted(tmp_path: Path) -> None:
