@@ -33,7 +33,11 @@ __all__ = [
 
 METADATA_FILE = "metadata.json"
 _FIX = "fix the row, or rebuild the processed data with its loader or generator"
-_MISSING = "build the processed data first, or point root= / HARNESS_DATA_DIR at it"
+_MISSING = (
+    "build the processed data first — `python -m trainers.code_edit.generate` (the embedded "
+    "set) or `harness data code-edit ingest SOURCE FILE` (a published one) — or point "
+    "--root / HARNESS_DATA_DIR at it"
+)
 
 
 def default_root() -> Path:
