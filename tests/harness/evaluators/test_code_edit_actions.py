@@ -309,3 +309,23 @@ def test_tests_of_non_python_records_are_not_run_as_python(astgrep_box: Sandbox)
     (out,) = validate_actions([rec], [rule], sandbox=astgrep_box)
     assert out.parsed and not out.success
     assert out.reason == "mismatch: differs from post_code (tests run for python records only)"
+
+
+@pytest.mark.docker
+def test_a_rewrite_that_hollows_out_the_tests_is_refused(astgrep_box: Sandbox) -> None:
+    loop = "for i in range(3):\n    assert add(i, 1) == i + 1\n"
+    fixes = {
+        "range": "range = lambda *a: []\ndef add(a, b):\n    return 0",  # the loop never runs
+        "abs": "def abs(x):\n    return 0\ndef add(a, b):\n    return 0",
+    }
+    tests = {"range": loop, "abs": "assert abs(add(0.1, 0.2) - 0.3) < 1e-9\n"}
+    recs = [_rec(f"hollow-{n}", tests=tests[n]) for n in fixes] + [_rec("honest", tests=loop)]
+    rule = "id: r\nlanguage: python\nrule: {kind: function_definition}\nfix: "
+    raw = [rule + json.dumps(fixes[n]) for n in fixes] + [GOOD]
+    out = validate_actions(recs, raw, sandbox=astgrep_box)
+    assert [o.reason.split(":")[0] for o in out] == [
+        "unsafe_rewrite",
+        "unsafe_rewrite",
+        "matches_post_code",
+    ]
+    assert "shadows range" in out[0].reason and "shadows abs" in out[1].reason
