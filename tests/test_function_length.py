@@ -13,8 +13,6 @@ Kinds of reason:
 * **trained artifact** — the module's source is hashed into a trained model's cache
   key (``harness.cachekey.cache_key(modules=...)``); any edit, a refactor too,
   retrains that model, so it is split together with a change that retrains anyway;
-* **agentdojo venv** — runs in the AgentDojo client venv (stdlib + agentdojo only),
-  which only CI and a machine with ``scripts/setup_agentdojo.sh`` can exercise;
 * **sandbox** — isolation code whose change is checked by the Docker conformance
   battery (``harness sandbox check``); the driver's sha256 is part of the sandbox
   identity in evidence;
@@ -34,20 +32,11 @@ PACKAGES = ("harness", "trainers", "sandbox", "suites")
 LIMIT = 60
 
 _TRAINED = "trained artifact"
-_ADOJO = "agentdojo venv"
 _SANDBOX = "sandbox"
 
 #: "path::qualified name" → why it is longer than LIMIT
 ALLOWED: dict[str, str] = {
     # harness/
-    "harness/lanes/agentdojo_client.py::run": f"{_ADOJO}: builds the agent pipeline and runs "
-    "every user × injection pair and the benign tasks",
-    "harness/lanes/agentdojo_export.py::export_suite": f"{_ADOJO}: exports one suite's "
-    "injection cases as training samples",
-    "harness/evaluators/agentdojo_lane.py::run_suite": f"{_ADOJO}: starts the client for "
-    "one suite and arm and checks its result file",
-    "harness/evaluators/agentdojo_lane.py::circuit_breaker_arms": f"{_ADOJO}: loads the "
-    "circuit-breaker phase's arms as served subjects",
     "harness/plugin.py::pytest_addoption": "table: the plugin's command-line options",
     "harness/evaluators/cb_data_cli.py::run_external": "table: a Typer command whose "
     "signature declares five options (the body is about 40 lines)",

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import typer
@@ -58,7 +58,7 @@ from harness.backends.base import (
     Latency,
     ModelIdentity,
 )
-from harness.backends.local_server import serve
+from harness.backends.local_server import LocalServer, serve
 from harness.errors import BackendError, HarnessError
 from harness.evidence import atomic_write_text
 from harness.outcomes import Outcome
@@ -66,6 +66,9 @@ from harness.settings import child_environment, get_settings
 from harness.stats.estimate import Estimate
 from harness.stats.paired import mcnemar_exact
 from harness.stats.proportion import proportion_estimate
+
+if TYPE_CHECKING:
+    from trainers.circuit_breaker.pipeline import PhaseRun
 
 __all__ = [
     "AGENTDOJO_SUITES",
@@ -228,80 +231,20 @@ def run_suite(
     )
     raw_path = out_dir / "raw" / f"{arm}-{suite}.json"
     logdir = out_dir / "traces" / arm
-    # the attack addresses "the local model" only if the pipeline name contains "local"
-    pipeline_name = f"local-{arm}"
     t0 = time.perf_counter()
     with serve(adapter, default_max_tokens=config.max_tokens, max_batch=1) as srv:
-        cmd = [
-            str(python),
-            str(CLIENT_SCRIPT),
-            "--base-url",
-            srv.base_url,
-            "--model-id",
-            srv.model_name,
-            "--suite",
-            suite,
-            "--out",
-            str(raw_path),
-            "--logdir",
-            str(logdir),
-            "--pipeline-name",
-            pipeline_name,
-            "--benchmark-version",
-            config.benchmark_version,
-            "--attack",
-            config.attack,
-            "--pair-seed",
-            str(config.pair_seed),
-            "--max-iters",
-            str(config.max_iters),
-            "--progress",
-        ]
-        if config.max_pairs is not None:
-            cmd += ["--max-pairs", str(config.max_pairs)]
-        if config.user_tasks:
-            cmd += ["--user-tasks", ",".join(config.user_tasks)]
-        if config.injection_tasks:
-            cmd += ["--injection-tasks", ",".join(config.injection_tasks)]
-        if config.benign:
-            cmd.append("--benign")
+        cmd = _client_command(
+            python, srv, arm=arm, suite=suite, config=config, raw_path=raw_path, logdir=logdir
+        )
         progress(f"agentdojo: {arm} on {suite} → {srv.base_url}")
-        env = child_environment(drop_prefixes=("OPENAI_", "PYTHONPATH"))
-        env["NO_PROXY"] = "127.0.0.1,localhost"
-        try:
-            proc = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=config.timeout_s,
-                check=False,
-                env=env,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise BackendError(
-                f"agentdojo client for {arm}/{suite} exceeded timeout_s={config.timeout_s}; "
-                "lower max_pairs or raise timeout_s"
-            ) from exc
+        proc = _run_client(cmd, arm=arm, suite=suite, timeout_s=config.timeout_s)
         served = srv.requests_served
     wall = time.perf_counter() - t0
-    log_path = out_dir / "raw" / f"{arm}-{suite}.client.log"
-    atomic_write_text(log_path, proc.stdout + "\n--- stderr ---\n" + proc.stderr)
-    if proc.returncode != 0 or not raw_path.is_file():
-        raise BackendError(
-            f"agentdojo client for {arm}/{suite} failed (exit {proc.returncode}); see {log_path}: "
-            f"{proc.stderr.strip()[-800:]}"
-        )
-    raw = json.loads(raw_path.read_text(encoding="utf-8"))
-    if not raw.get("complete"):
-        raise BackendError(f"{raw_path}: client result is incomplete; rerun the suite")
-    pairs = raw["pairs"]
-    if not pairs:
-        raise HarnessError(f"agentdojo {suite}: no user×injection pairs selected; check the ids")
+    raw = _read_client_result(proc, raw_path, arm=arm, suite=suite)
+    pairs, benign = raw["pairs"], raw["benign"]
     util = sum(1 for p in pairs if p["utility"])
     asr = sum(1 for p in pairs if p["security"])
-    benign = raw["benign"]
     benign_ok = sum(1 for b in benign if b["utility"])
-    errors = sum(len(p["client_errors"]) for p in [*pairs, *benign])
     return ArmSuiteResult(
         arm=arm,
         suite=suite,
@@ -321,13 +264,97 @@ def run_suite(
         wall_s=round(wall, 2),
         server_requests=served,
         adapter=adapter.stats.to_dict(),
-        client_errors=errors,
+        client_errors=sum(len(p["client_errors"]) for p in [*pairs, *benign]),
         pairs_with_tool_call=sum(1 for p in pairs if p["tool_calls"]),
         raw_path=str(raw_path),
         logdir=str(logdir),
         pair_keys=[f"{p['user_task']}|{p['injection_task']}" for p in pairs],
         security=[bool(p["security"]) for p in pairs],
     )
+
+
+def _client_command(
+    python: Path,
+    srv: LocalServer,
+    *,
+    arm: str,
+    suite: str,
+    config: AgentDojoLaneConfig,
+    raw_path: Path,
+    logdir: Path,
+) -> list[str]:
+    """The agentdojo client's command line for one arm and suite against ``srv``."""
+    cmd = [
+        str(python),
+        str(CLIENT_SCRIPT),
+        "--base-url",
+        srv.base_url,
+        "--model-id",
+        srv.model_name,
+        "--suite",
+        suite,
+        "--out",
+        str(raw_path),
+        "--logdir",
+        str(logdir),
+        # the attack addresses "the local model" only if the pipeline name contains "local"
+        "--pipeline-name",
+        f"local-{arm}",
+        "--benchmark-version",
+        config.benchmark_version,
+        "--attack",
+        config.attack,
+        "--pair-seed",
+        str(config.pair_seed),
+        "--max-iters",
+        str(config.max_iters),
+        "--progress",
+    ]
+    if config.max_pairs is not None:
+        cmd += ["--max-pairs", str(config.max_pairs)]
+    if config.user_tasks:
+        cmd += ["--user-tasks", ",".join(config.user_tasks)]
+    if config.injection_tasks:
+        cmd += ["--injection-tasks", ",".join(config.injection_tasks)]
+    if config.benign:
+        cmd.append("--benign")
+    return cmd
+
+
+def _run_client(
+    cmd: list[str], *, arm: str, suite: str, timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    """Run the client with no OpenAI settings or PYTHONPATH of ours, loopback unproxied."""
+    env = child_environment(drop_prefixes=("OPENAI_", "PYTHONPATH"))
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    try:
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=env
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BackendError(
+            f"agentdojo client for {arm}/{suite} exceeded timeout_s={timeout_s}; "
+            "lower max_pairs or raise timeout_s"
+        ) from exc
+
+
+def _read_client_result(
+    proc: subprocess.CompletedProcess[str], raw_path: Path, *, arm: str, suite: str
+) -> dict[str, Any]:
+    """Keep the client's log next to its result; the result, if complete with pairs."""
+    log_path = raw_path.with_name(f"{arm}-{suite}.client.log")
+    atomic_write_text(log_path, proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    if proc.returncode != 0 or not raw_path.is_file():
+        raise BackendError(
+            f"agentdojo client for {arm}/{suite} failed (exit {proc.returncode}); see {log_path}: "
+            f"{proc.stderr.strip()[-800:]}"
+        )
+    raw: dict[str, Any] = json.loads(raw_path.read_text(encoding="utf-8"))
+    if not raw.get("complete"):
+        raise BackendError(f"{raw_path}: client result is incomplete; rerun the suite")
+    if not raw["pairs"]:
+        raise HarnessError(f"agentdojo {suite}: no user×injection pairs selected; check the ids")
+    return raw
 
 
 def outcomes(result: ArmSuiteResult, *, metric: Literal["asr", "utility"]) -> list[Outcome]:
@@ -454,49 +481,21 @@ def circuit_breaker_arms(
     one set of models while the trainer code moves on.
     """
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from harness.backends.hf import HFGenerator, quiet_progress
-    from trainers.circuit_breaker.pipeline import (
-        ARMS,
-        PhaseRun,
-        PhaseRunConfig,
-        run_key,
-        run_phase,
-    )
+    from trainers.circuit_breaker.pipeline import ARMS
 
     torch.set_num_threads(1)
     unknown = sorted(set(arms) - set(ARMS))
     if unknown:
         raise HarnessError(f"agentdojo lane: unknown arm(s) {unknown}; use {list(ARMS)}")
     root = Path(cache_dir) / "circuit_breaker"
-    if phase_result is not None:
-        if not Path(phase_result).is_file():
-            raise HarnessError(
-                f"--phase-result {phase_result}: no such file; pick one of "
-                f"{sorted(p.name for p in root.glob('cb-phase-*.json'))}"
-            )
-        run = PhaseRun.load(Path(phase_result))
-    else:
-        run = run_phase(PhaseRunConfig(), cache_dir=root, progress=progress)
-    by_digest: dict[str, Path] = {}
-    for meta in (root / "trained").glob("*/artifact.json"):
-        d = json.loads(meta.read_text(encoding="utf-8"))
-        by_digest[str(d.get("digest"))] = meta.parent
+    run = _phase_run(root, phase_result=phase_result, progress=progress)
     # trained arms are stored once per seed; the lane serves the first seed's model
     seed = run.arm_seeds[0]
-    digest_of = {
-        arm: run.model_digests["baseline" if arm == "baseline" else run_key(arm, seed)]
-        for arm in ("baseline", *arms)
-    }
-    missing = [a for a in ("baseline", *arms) if digest_of[a] not in by_digest]
-    if missing:
-        raise HarnessError(
-            f"{root}/trained: no artifact for arm(s) {missing} (digests "
-            f"{[digest_of[a][:12] for a in missing]}); delete {root} and rerun"
-        )
-    baseline_dir = by_digest[digest_of["baseline"]] / "model"
+    digest_of, dirs = _trained_arm_dirs(root, run, arms=arms, seed=seed)
+    baseline_dir = dirs["baseline"] / "model"
     tokenizer = AutoTokenizer.from_pretrained(baseline_dir)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
@@ -513,20 +512,69 @@ def circuit_breaker_arms(
                 "phase_config_digest": run.config_digest,
             }
             continue
-        art_dir = by_digest[digest_of[arm]]
-        with quiet_progress():
-            base: Any = AutoModelForCausalLM.from_pretrained(baseline_dir)
-            merged: Any = PeftModel.from_pretrained(base, art_dir / "adapter").merge_and_unload()
-        merged.eval()
-        gens[arm] = HFGenerator(merged, tokenizer, name=f"cb-baseline+{arm}", batch_size=1)
+        adapter = dirs[arm] / "adapter"
+        gens[arm] = _merged_arm(baseline_dir, adapter, tokenizer, name=f"cb-baseline+{arm}")
         info[arm] = {
             "model_dir": str(baseline_dir),
-            "adapter": str(art_dir / "adapter"),
+            "adapter": str(adapter),
             "adapter_digest": digest_of[arm],
             "seed": str(seed),
             "phase_config_digest": run.config_digest,
         }
     return gens, info
+
+
+def _phase_run(
+    root: Path, *, phase_result: Path | None, progress: Callable[[str], None]
+) -> PhaseRun:
+    """The pinned cached phase run, or today's default run (trained if not cached)."""
+    from trainers.circuit_breaker.pipeline import PhaseRun, PhaseRunConfig, run_phase
+
+    if phase_result is None:
+        return run_phase(PhaseRunConfig(), cache_dir=root, progress=progress)
+    if not Path(phase_result).is_file():
+        raise HarnessError(
+            f"--phase-result {phase_result}: no such file; pick one of "
+            f"{sorted(p.name for p in root.glob('cb-phase-*.json'))}"
+        )
+    return PhaseRun.load(Path(phase_result))
+
+
+def _trained_arm_dirs(
+    root: Path, run: PhaseRun, *, arms: Sequence[str], seed: int
+) -> tuple[dict[str, str], dict[str, Path]]:
+    """Each arm's (and the baseline's) model digest and its artifact directory in the cache."""
+    from trainers.circuit_breaker.pipeline import run_key
+
+    by_digest: dict[str, Path] = {}
+    for meta in (root / "trained").glob("*/artifact.json"):
+        d = json.loads(meta.read_text(encoding="utf-8"))
+        by_digest[str(d.get("digest"))] = meta.parent
+    digest_of = {
+        arm: run.model_digests["baseline" if arm == "baseline" else run_key(arm, seed)]
+        for arm in ("baseline", *arms)
+    }
+    missing = [a for a in ("baseline", *arms) if digest_of[a] not in by_digest]
+    if missing:
+        raise HarnessError(
+            f"{root}/trained: no artifact for arm(s) {missing} (digests "
+            f"{[digest_of[a][:12] for a in missing]}); delete {root} and rerun"
+        )
+    return digest_of, {arm: by_digest[digest] for arm, digest in digest_of.items()}
+
+
+def _merged_arm(baseline_dir: Path, adapter: Path, tokenizer: Any, *, name: str) -> Generator:
+    """The baseline with the arm's LoRA adapter merged in: served weights = base + adapter."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from harness.backends.hf import HFGenerator, quiet_progress
+
+    with quiet_progress():
+        base: Any = AutoModelForCausalLM.from_pretrained(baseline_dir)
+        merged: Any = PeftModel.from_pretrained(base, adapter).merge_and_unload()
+    merged.eval()
+    return HFGenerator(merged, tokenizer, name=name, batch_size=1)
 
 
 def _cell(k: int, n: int, est: Mapping[str, Any] | None) -> str:

@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+__all__ = ["RESULT_SCHEMA", "build_parser", "main", "run"]
+
 RESULT_SCHEMA = 1
 
 
@@ -108,15 +110,53 @@ def _tool_calls(messages: Any) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the selected pairs (and, with ``--benign``, their user tasks) and write ``--out``."""
     # checked before the (slow) agentdojo import
     if "local" not in args.pipeline_name:
         raise SystemExit(
             f"--pipeline-name {args.pipeline_name!r} must contain 'local': agentdojo's "
             "important_instructions attack looks the model name up in the pipeline name"
         )
+    from agentdojo.attacks.attack_registry import (  # type: ignore[import-not-found, unused-ignore]
+        load_attack,
+    )
+    from agentdojo.task_suite.load_suites import (  # type: ignore[import-not-found, unused-ignore]
+        get_suite,
+    )
 
+    suite = get_suite(args.benchmark_version, args.suite)
+    pipeline = _pipeline(args)
+    attack = load_attack(args.attack, suite, pipeline)
+    user_ids, inj_ids = _task_ids(args, suite)
+    pairs = _select_pairs(user_ids, inj_ids, max_pairs=args.max_pairs, seed=args.pair_seed)
+    logdir = Path(args.logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    result = _result_header(args, suite, user_ids=user_ids, inj_ids=inj_ids, logdir=logdir)
+    t_all = time.perf_counter()
+    with _dir_logger(str(logdir)):
+        for k, (user_id, inj_id) in enumerate(pairs):
+            row = _run_pair(args, suite, pipeline, attack, user_id, inj_id, logdir=logdir)
+            result["pairs"].append(row)
+            if args.progress:
+                print(
+                    f"[agentdojo {args.suite}] pair {k + 1}/{len(pairs)} {user_id}×{inj_id}: "
+                    f"utility={row['utility']} security={row['security']} ({row['wall_s']:.1f}s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        benign_ids = sorted({u for u, _ in pairs}, key=_task_order) if args.benign else []
+        for user_id in benign_ids:
+            result["benign"].append(_run_benign(args, suite, pipeline, user_id, logdir=logdir))
+    result["wall_s"] = round(time.perf_counter() - t_all, 3)
+    result["complete"] = True
+    _atomic_write_json(Path(args.out), result)
+    return result
+
+
+def _pipeline(args: argparse.Namespace) -> Any:
+    """What ``AgentPipeline.from_config`` builds for the ``local`` provider without a
+    defense, with the OpenAI client pointed at ``--base-url``."""
     import openai  # type: ignore[import-not-found, unused-ignore]
-    from agentdojo import benchmark  # type: ignore[import-not-found, unused-ignore]
     from agentdojo.agent_pipeline import (  # type: ignore[import-not-found, unused-ignore]
         AgentPipeline,
         InitQuery,
@@ -128,20 +168,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from agentdojo.agent_pipeline.agent_pipeline import (  # type: ignore[import-not-found, unused-ignore]
         load_system_message,
     )
-    from agentdojo.attacks.attack_registry import (  # type: ignore[import-not-found, unused-ignore]
-        load_attack,
+
+    client = openai.OpenAI(api_key="EMPTY", base_url=args.base_url, max_retries=0, timeout=600)
+    llm = LocalLLM(client, args.model_id, temperature=args.temperature, tool_delimiter="tool")
+    pipeline = AgentPipeline(
+        [
+            SystemMessage(load_system_message(None)),
+            InitQuery(),
+            llm,
+            ToolsExecutionLoop([ToolsExecutor(), llm], max_iters=args.max_iters),
+        ]
     )
+    pipeline.name = args.pipeline_name
+    return pipeline
+
+
+def _dir_logger(logdir: str) -> Any:
+    """A silent agentdojo logger whose ``logdir`` its TraceLogger writes into."""
     from agentdojo.logging import (  # type: ignore[import-not-found, unused-ignore]
         Logger,
         NullLogger,
     )
-    from agentdojo.task_suite.load_suites import (  # type: ignore[import-not-found, unused-ignore]
-        get_suite,
-    )
 
     class _DirLogger(NullLogger):  # type: ignore[misc]
-        """A silent logger whose ``logdir`` TraceLogger writes into (agentdojo's own needs one)."""
-
         def __init__(self, logdir: str) -> None:
             self._dir = logdir
 
@@ -156,34 +205,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         def __exit__(self, *exc: object) -> None:
             Logger.__exit__(self, *exc)
 
-    from importlib.metadata import version
+    return _DirLogger(logdir)
 
-    suite = get_suite(args.benchmark_version, args.suite)
-    client = openai.OpenAI(api_key="EMPTY", base_url=args.base_url, max_retries=0, timeout=600)
-    llm = LocalLLM(client, args.model_id, temperature=args.temperature, tool_delimiter="tool")
-    pipeline = AgentPipeline(
-        [
-            SystemMessage(load_system_message(None)),
-            InitQuery(),
-            llm,
-            ToolsExecutionLoop([ToolsExecutor(), llm], max_iters=args.max_iters),
-        ]
-    )
-    pipeline.name = args.pipeline_name
-    attack = load_attack(args.attack, suite, pipeline)
 
+def _task_ids(args: argparse.Namespace, suite: Any) -> tuple[list[str], list[str]]:
+    """User and injection task ids: ``--user-tasks`` / ``--injection-tasks``, else all, in order."""
     user_ids = sorted(suite.user_tasks, key=_task_order)
     inj_ids = sorted(suite.injection_tasks, key=_task_order)
     if args.user_tasks:
         user_ids = [u for u in args.user_tasks.split(",") if u]
     if args.injection_tasks:
         inj_ids = [i for i in args.injection_tasks.split(",") if i]
-    pairs = _select_pairs(user_ids, inj_ids, max_pairs=args.max_pairs, seed=args.pair_seed)
-    logdir = Path(args.logdir)
-    logdir.mkdir(parents=True, exist_ok=True)
-    out_path = Path(args.out)
+    return user_ids, inj_ids
 
-    result: dict[str, Any] = {
+
+def _result_header(
+    args: argparse.Namespace,
+    suite: Any,
+    *,
+    user_ids: list[str],
+    inj_ids: list[str],
+    logdir: Path,
+) -> dict[str, Any]:
+    """The result document before any pair ran (``complete`` stays False until the end)."""
+    from importlib.metadata import version
+
+    return {
         "schema": RESULT_SCHEMA,
         "agentdojo_version": version("agentdojo"),
         "benchmark_version": args.benchmark_version,
@@ -203,86 +250,87 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "benign": [],
         "complete": False,
     }
-    t_all = time.perf_counter()
-    with _DirLogger(str(logdir)):
-        for k, (user_id, inj_id) in enumerate(pairs):
-            user_task = suite.get_user_task_by_id(user_id)
-            injections = attack.attack(user_task, suite.get_injection_task_by_id(inj_id))
-            captured = io.StringIO()
-            t0 = time.perf_counter()
-            with contextlib.redirect_stdout(captured):
-                utility, security = benchmark.run_task_with_injection_tasks(
-                    suite,
-                    pipeline,
-                    user_task,
-                    attack,
-                    logdir,
-                    True,  # force_rerun: never reuse a trace from another model
-                    [inj_id],
-                    args.benchmark_version,
-                )
-            wall = time.perf_counter() - t0
-            trace = _trace_messages(
-                logdir, args.pipeline_name, args.suite, user_id, attack.name, inj_id
-            )
-            msgs = None if trace is None else trace["messages"]
-            result["pairs"].append(
-                {
-                    "user_task": user_id,
-                    "injection_task": inj_id,
-                    "utility": bool(utility[(user_id, inj_id)]),
-                    "security": bool(security[(user_id, inj_id)]),
-                    "wall_s": round(wall, 3),
-                    "injection_vectors": sorted(injections),
-                    "client_errors": [
-                        line for line in captured.getvalue().splitlines() if "error" in line
-                    ],
-                    "trace_error": None if trace is None else trace["error"],
-                    "final_output": _last_assistant_text(msgs),
-                    "tool_calls": _tool_calls(msgs),
-                    "messages": msgs,
-                }
-            )
-            if args.progress:
-                print(
-                    f"[agentdojo {args.suite}] pair {k + 1}/{len(pairs)} {user_id}×{inj_id}: "
-                    f"utility={bool(utility[(user_id, inj_id)])} "
-                    f"security={bool(security[(user_id, inj_id)])} ({wall:.1f}s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        benign_ids = sorted({u for u, _ in pairs}, key=_task_order) if args.benign else []
-        for user_id in benign_ids:
-            captured = io.StringIO()
-            t0 = time.perf_counter()
-            with contextlib.redirect_stdout(captured):
-                ok, _ = benchmark.run_task_without_injection_tasks(
-                    suite,
-                    pipeline,
-                    suite.get_user_task_by_id(user_id),
-                    logdir,
-                    True,
-                    args.benchmark_version,
-                )
-            trace = _trace_messages(logdir, args.pipeline_name, args.suite, user_id, "none", "none")
-            msgs = None if trace is None else trace["messages"]
-            result["benign"].append(
-                {
-                    "user_task": user_id,
-                    "utility": bool(ok),
-                    "wall_s": round(time.perf_counter() - t0, 3),
-                    "client_errors": [
-                        line for line in captured.getvalue().splitlines() if "error" in line
-                    ],
-                    "final_output": _last_assistant_text(msgs),
-                    "tool_calls": _tool_calls(msgs),
-                    "messages": msgs,
-                }
-            )
-    result["wall_s"] = round(time.perf_counter() - t_all, 3)
-    result["complete"] = True
-    _atomic_write_json(out_path, result)
-    return result
+
+
+def _run_pair(
+    args: argparse.Namespace,
+    suite: Any,
+    pipeline: Any,
+    attack: Any,
+    user_id: str,
+    inj_id: str,
+    *,
+    logdir: Path,
+) -> dict[str, Any]:
+    """One user task under one injection: agentdojo's utility and security checks + trace."""
+    from agentdojo import benchmark  # type: ignore[import-not-found, unused-ignore]
+
+    user_task = suite.get_user_task_by_id(user_id)
+    injections = attack.attack(user_task, suite.get_injection_task_by_id(inj_id))
+    captured = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(captured):
+        utility, security = benchmark.run_task_with_injection_tasks(
+            suite,
+            pipeline,
+            user_task,
+            attack,
+            logdir,
+            True,  # force_rerun: never reuse a trace from another model
+            [inj_id],
+            args.benchmark_version,
+        )
+    wall = time.perf_counter() - t0
+    trace = _trace_messages(logdir, args.pipeline_name, args.suite, user_id, attack.name, inj_id)
+    msgs = None if trace is None else trace["messages"]
+    return {
+        "user_task": user_id,
+        "injection_task": inj_id,
+        "utility": bool(utility[(user_id, inj_id)]),
+        "security": bool(security[(user_id, inj_id)]),
+        "wall_s": round(wall, 3),
+        "injection_vectors": sorted(injections),
+        "client_errors": _client_errors(captured),
+        "trace_error": None if trace is None else trace["error"],
+        "final_output": _last_assistant_text(msgs),
+        "tool_calls": _tool_calls(msgs),
+        "messages": msgs,
+    }
+
+
+def _run_benign(
+    args: argparse.Namespace, suite: Any, pipeline: Any, user_id: str, *, logdir: Path
+) -> dict[str, Any]:
+    """One user task without injections (benign utility) + its trace."""
+    from agentdojo import benchmark  # type: ignore[import-not-found, unused-ignore]
+
+    captured = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(captured):
+        ok, _ = benchmark.run_task_without_injection_tasks(
+            suite,
+            pipeline,
+            suite.get_user_task_by_id(user_id),
+            logdir,
+            True,
+            args.benchmark_version,
+        )
+    trace = _trace_messages(logdir, args.pipeline_name, args.suite, user_id, "none", "none")
+    msgs = None if trace is None else trace["messages"]
+    return {
+        "user_task": user_id,
+        "utility": bool(ok),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "client_errors": _client_errors(captured),
+        "final_output": _last_assistant_text(msgs),
+        "tool_calls": _tool_calls(msgs),
+        "messages": msgs,
+    }
+
+
+def _client_errors(captured: io.StringIO) -> list[str]:
+    """Lines agentdojo's client printed that mention an error (it prints, it does not raise)."""
+    return [line for line in captured.getvalue().splitlines() if "error" in line]
 
 
 def _task_order(task_id: str) -> tuple[str, int]:

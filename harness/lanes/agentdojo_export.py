@@ -47,8 +47,22 @@ import re
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+__all__ = [
+    "ATTACK",
+    "BENCHMARK_VERSION",
+    "EVAL_BENIGN_EVERY",
+    "SUITES",
+    "attacker_value",
+    "build_parser",
+    "export_suite",
+    "main",
+    "param_type",
+    "tool_schema",
+]
 
 SUITES = ("banking", "slack", "travel", "workspace")
 BENCHMARK_VERSION = "v1.2.2"  # the lane's default; 949 user x injection pairs
@@ -185,7 +199,50 @@ def _message(entry: dict[str, Any]) -> dict[str, Any]:
     return {"role": "assistant", "content": "", "tool_calls": entry["calls"]}
 
 
+@dataclass(frozen=True)
+class _Suite:
+    """One loaded suite and what every row of it shares."""
+
+    name: str
+    suite: Any
+    attack: Any
+    tools: list[dict[str, Any]]
+    system: str
+    heldout_injection: str | None
+
+    def opening(self, user_task: Any) -> list[dict[str, Any]]:
+        """System prompt and the user task's prompt: the start of every conversation."""
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": user_task.PROMPT},
+        ]
+
+
 def export_suite(suite_name: str, *, system: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Every benign step and every user × injection case of one suite as sample rows + counts."""
+    ctx = _load_suite(suite_name, system=system)
+    stats: Counter[str] = Counter()
+    rows: list[dict[str, Any]] = []
+    for u_index, uid in enumerate(sorted(ctx.suite.user_tasks, key=_task_order)):
+        user_task = ctx.suite.user_tasks[uid]
+        clean = _replay(ctx.suite, user_task, {})
+        # Tool outputs are YAML dumps, which fold and quote the multi-line injection text;
+        # agentdojo itself finds injection points with one-line canaries, and so do we.
+        canaries = {v: f"<CANARY---{v}--->" for v in ctx.suite.get_injection_vector_defaults()}
+        canary_convo = _replay(ctx.suite, user_task, canaries)
+        benign_split = "eval" if u_index % EVAL_BENIGN_EVERY == EVAL_BENIGN_EVERY - 1 else "train"
+        benign = _benign_rows(ctx, uid, user_task, clean, split=benign_split)
+        rows.extend(benign)
+        if benign:  # counted only when there is one, as the key order of stats shows
+            stats["benign"] += len(benign)
+        for iid in sorted(ctx.suite.injection_tasks, key=_task_order):
+            stats["pairs"] += 1
+            rows.extend(_attack_rows(ctx, uid, user_task, iid, canary_convo, stats))
+    return rows, dict(stats)
+
+
+def _load_suite(suite_name: str, *, system: str) -> _Suite:
+    """The suite, its ``important_instructions`` attack, tool schemas and held-out injection."""
     from agentdojo.attacks.attack_registry import (  # type: ignore[import-not-found, unused-ignore]
         load_attack,
     )
@@ -198,116 +255,132 @@ def export_suite(suite_name: str, *, system: str) -> tuple[list[dict[str, Any]],
 
     suite = get_suite(BENCHMARK_VERSION, suite_name)
     attack = load_attack(ATTACK, suite, _LocalPipeline())
-    tools = [tool_schema(f) for f in suite.tools]
-    user_ids = sorted(suite.user_tasks, key=_task_order)
     inj_ids = sorted(suite.injection_tasks, key=_task_order)
     # Held out: the last injection task that has a ground-truth call (0.1.35 ships
     # workspace injection tasks 6-13 and travel's injection_task_6 without one).
     default_env = suite.load_and_inject_default_environment({})
     with_calls = [i for i in inj_ids if suite.injection_tasks[i].ground_truth(default_env)]
-    heldout_inj = with_calls[-1] if with_calls else None
-    stats: Counter[str] = Counter()
-    rows: list[dict[str, Any]] = []
+    return _Suite(
+        name=suite_name,
+        suite=suite,
+        attack=attack,
+        tools=[tool_schema(f) for f in suite.tools],
+        system=system,
+        heldout_injection=with_calls[-1] if with_calls else None,
+    )
 
-    def base(user_task: Any) -> list[dict[str, Any]]:
-        return [
-            {"role": "system", "content": system},
-            {"role": "user", "content": user_task.PROMPT},
-        ]
 
-    for u_index, uid in enumerate(user_ids):
-        user_task = suite.user_tasks[uid]
-        clean = _replay(suite, user_task, {})
-        # Tool outputs are YAML dumps, which fold and quote the multi-line injection text;
-        # agentdojo itself finds injection points with one-line canaries, and so do we.
-        canaries = {v: f"<CANARY---{v}--->" for v in suite.get_injection_vector_defaults()}
-        canary_convo = _replay(suite, user_task, canaries)
-        benign_split = "eval" if u_index % EVAL_BENIGN_EVERY == EVAL_BENIGN_EVERY - 1 else "train"
-        for step, entry in enumerate(clean):
-            if entry["role"] != "assistant" or not entry["calls"]:
-                continue
-            prefix = [_message(e) for e in clean[:step]]
-            rows.append(
-                {
-                    "id": f"agentdojo-{suite_name}-{uid}-benign-{step:02d}",
-                    "messages": [*base(user_task), *prefix, _message(entry)],
-                    "tools": tools,
-                    "label": "retain",
-                    "subtype": "benign",
-                    "source": f"agentdojo-{suite_name}",
-                    "split": benign_split,
-                    "task": uid,
-                }
-            )
-            stats["benign"] += 1
-        for iid in inj_ids:
-            injection_task = suite.injection_tasks[iid]
-            stats["pairs"] += 1
-            injections = attack.attack(user_task, injection_task)
-            convo = _replay(suite, user_task, injections)
-            hit = _first_injected_output(canary_convo, convo, injections)
-            if hit is None:
-                stats["injection_not_reached"] += 1
-                continue
-            pre_env = suite.load_and_inject_default_environment(injections)
-            injected_calls = injection_task.ground_truth(pre_env)
-            if not injected_calls:  # the attacker's goal is text, or 0.1.35 ships no calls
-                stats["injection_without_call"] += 1
-                continue
-            injected = _call(injected_calls[0])
-            nxt = convo[hit + 1] if hit + 1 < len(convo) else None
-            correct = (
-                nxt["calls"][0] if nxt and nxt["role"] == "assistant" and nxt["calls"] else None
-            )
-            if correct is not None and correct == injected:
-                # following the injection is, at this step, the user's own next call
-                # (e.g. both read the scheduled transactions): no row can tell them apart
-                stats["injected_call_is_the_users_next_call"] += 1
-                continue
-            messages = [*base(user_task), *(_message(e) for e in convo[: hit + 1])]
-            seen_before = json.dumps(messages[:-1], ensure_ascii=False)
-            value = attacker_value(injected["arguments"], injection_task.GOAL, seen_before)
-            stats["with_attacker_value" if value else "without_attacker_value"] += 1
-            info = {
-                "template_id": f"{ATTACK}:{iid}",
-                "goal": injection_task.GOAL,
-                "correct_call": correct,
-                "injected_call": injected,
-                "attacker_value": value,
-            }
-            split = "eval" if iid == heldout_inj else "train"
-            stem = f"agentdojo-{suite_name}-{uid}-{iid}"
-            common = {
-                "tools": tools,
-                "source": f"agentdojo-{suite_name}",
+def _benign_rows(
+    ctx: _Suite, uid: str, user_task: Any, clean: list[dict[str, Any]], *, split: str
+) -> list[dict[str, Any]]:
+    """One row per ground-truth step of the uninjected replay, ending in that step's call."""
+    rows = []
+    for step, entry in enumerate(clean):
+        if entry["role"] != "assistant" or not entry["calls"]:
+            continue
+        prefix = [_message(e) for e in clean[:step]]
+        rows.append(
+            {
+                "id": f"agentdojo-{ctx.name}-{uid}-benign-{step:02d}",
+                "messages": [*ctx.opening(user_task), *prefix, _message(entry)],
+                "tools": ctx.tools,
+                "label": "retain",
+                "subtype": "benign",
+                "source": f"agentdojo-{ctx.name}",
                 "split": split,
                 "task": uid,
-                "attack": info,
             }
-            if split == "train" or correct is None:
-                rows.append(
-                    {
-                        "id": f"{stem}-harmful",
-                        "messages": [*messages, {"role": "assistant", "tool_calls": [injected]}],
-                        "label": "harmful",
-                        **common,
-                    }
-                )
-                stats[f"{split}_harmful"] += 1
-            if correct is None:
-                stats["no_correct_call"] += 1
-                continue
-            rows.append(
-                {
-                    "id": f"{stem}-safe",
-                    "messages": [*messages, {"role": "assistant", "tool_calls": [correct]}],
-                    "label": "retain",
-                    "subtype": "adversarial_safe",
-                    **common,
-                }
-            )
-            stats[f"{split}_adversarial_safe"] += 1
-    return rows, dict(stats)
+        )
+    return rows
+
+
+def _attack_rows(
+    ctx: _Suite,
+    uid: str,
+    user_task: Any,
+    iid: str,
+    canary_convo: list[dict[str, Any]],
+    stats: Counter[str],
+) -> list[dict[str, Any]]:
+    """The harmful and adversarial-safe rows of one user × injection case (counted in stats)."""
+    injection_task = ctx.suite.injection_tasks[iid]
+    injections = ctx.attack.attack(user_task, injection_task)
+    convo = _replay(ctx.suite, user_task, injections)
+    hit = _first_injected_output(canary_convo, convo, injections)
+    if hit is None:
+        stats["injection_not_reached"] += 1
+        return []
+    pre_env = ctx.suite.load_and_inject_default_environment(injections)
+    injected_calls = injection_task.ground_truth(pre_env)
+    if not injected_calls:  # the attacker's goal is text, or 0.1.35 ships no calls
+        stats["injection_without_call"] += 1
+        return []
+    injected = _call(injected_calls[0])
+    nxt = convo[hit + 1] if hit + 1 < len(convo) else None
+    correct = nxt["calls"][0] if nxt and nxt["role"] == "assistant" and nxt["calls"] else None
+    if correct is not None and correct == injected:
+        # following the injection is, at this step, the user's own next call
+        # (e.g. both read the scheduled transactions): no row can tell them apart
+        stats["injected_call_is_the_users_next_call"] += 1
+        return []
+    messages = [*ctx.opening(user_task), *(_message(e) for e in convo[: hit + 1])]
+    seen_before = json.dumps(messages[:-1], ensure_ascii=False)
+    value = attacker_value(injected["arguments"], injection_task.GOAL, seen_before)
+    stats["with_attacker_value" if value else "without_attacker_value"] += 1
+    split = "eval" if iid == ctx.heldout_injection else "train"
+    stem = f"agentdojo-{ctx.name}-{uid}-{iid}"
+    common = {
+        "tools": ctx.tools,
+        "source": f"agentdojo-{ctx.name}",
+        "split": split,
+        "task": uid,
+        "attack": {
+            "template_id": f"{ATTACK}:{iid}",
+            "goal": injection_task.GOAL,
+            "correct_call": correct,
+            "injected_call": injected,
+            "attacker_value": value,
+        },
+    }
+    return _case_rows(stem, messages, common, injected=injected, correct=correct, stats=stats)
+
+
+def _case_rows(
+    stem: str,
+    messages: list[dict[str, Any]],
+    common: dict[str, Any],
+    *,
+    injected: dict[str, Any],
+    correct: dict[str, Any] | None,
+    stats: Counter[str],
+) -> list[dict[str, Any]]:
+    """``harmful`` (train, or no correct call) and ``adversarial_safe`` (a correct call) rows."""
+    split = common["split"]
+    rows = []
+    if split == "train" or correct is None:
+        rows.append(
+            {
+                "id": f"{stem}-harmful",
+                "messages": [*messages, {"role": "assistant", "tool_calls": [injected]}],
+                "label": "harmful",
+                **common,
+            }
+        )
+        stats[f"{split}_harmful"] += 1
+    if correct is None:
+        stats["no_correct_call"] += 1
+        return rows
+    rows.append(
+        {
+            "id": f"{stem}-safe",
+            "messages": [*messages, {"role": "assistant", "tool_calls": [correct]}],
+            "label": "retain",
+            "subtype": "adversarial_safe",
+            **common,
+        }
+    )
+    stats[f"{split}_adversarial_safe"] += 1
+    return rows
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
