@@ -20,8 +20,9 @@ Raw model outputs are not copied into W&B (they are hostile text and already
 in the evidence); only numbers, verdicts and item ids.
 
 W&B stays optional: without the package, or with ``WANDB_MODE=disabled``, this
-is a no-op that says why once per process (``logging``), and a W&B start-up
-error is logged, never raised — the gates' evidence does not depend on it.
+is a no-op that says why once per process (``logging``), and a W&B error
+(start-up or while writing) is logged, never raised — the gates' evidence does
+not depend on it.
 """
 
 from __future__ import annotations
@@ -172,9 +173,13 @@ def log_phase_evaluation(
     if not tracker.active:
         _say_once(f"circuit-breaker eval metrics not logged to W&B: {tracker.reason}")
         return tracker.record()
-    with tracker:
-        tracker.log(0, {k: v for k, v in summary.items() if _is_number(v)})
-        tracker.summary(summary)
+    try:
+        with tracker:
+            tracker.log(0, {k: v for k, v in summary.items() if _is_number(v)})
+            tracker.summary(summary)
+    except Exception as exc:  # W&B's own error types: a logging hiccup must not stop the run
+        _log.error("circuit-breaker eval run %s not completed: %r", tracker.run_dir, exc)
+        return {**tracker.record(), "reason": f"logging failed: {exc!r}"}
     _log.info("circuit-breaker eval metrics logged to W&B run %s", tracker.run_dir)
     return tracker.record()
 

@@ -179,3 +179,19 @@ def test_disabled_or_missing_wandb_is_a_no_op_said_once(
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 2, said  # one line per reason, not one per call
     assert not (tmp_path / "w").exists()  # nothing written
+
+
+def test_a_wandb_error_while_writing_is_logged_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _require_wandb()
+    from trainers.tracking import RunTracker
+
+    def broken(self: RunTracker, metrics: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(RunTracker, "summary", broken)
+    with caplog.at_level(logging.ERROR, logger="harness.evaluators.circuit_breaker_tracking"):
+        rec = log_phase_evaluation(_run(), [], mode="offline", directory=tmp_path)
+    assert "disk full" in rec["reason"]
+    assert any("not completed" in r.getMessage() for r in caplog.records)
