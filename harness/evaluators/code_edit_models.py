@@ -15,12 +15,15 @@ and applied by the validator (Stage 1); it cannot reach another item's outcome.
   near-miss edit, and of the reference-based metrics studied by Evtikhiev et
   al. (2023, "Out of the BLEU") it agreed best with programmers' judgements;
 * ``action_success`` — 1 when the validator's outcome for the item is a success;
-* ``curve_outcomes`` — one outcome per training step (the trend gates).
+* ``curve_outcomes`` — one outcome per training step (the trend gates);
+* ``pooled_runs`` — several seeded runs' outcomes in one list for the evidence of a
+  worst-seed decision (the decision itself is on the per-seed estimates).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from harness.backends.base import GenerationRequest, Message, SamplingParams
@@ -38,6 +41,7 @@ __all__ = [
     "edit_requests",
     "exact_match_outcomes",
     "generate_texts",
+    "pooled_runs",
 ]
 
 
@@ -138,3 +142,13 @@ def curve_outcomes(values: Sequence[float], *, name: str) -> list[Outcome]:
 def generate_texts(generator: Any, requests: Sequence[GenerationRequest]) -> dict[str, str]:
     """``request_id → completion text`` from any :class:`harness.backends.base.Generator`."""
     return {g.request_id: g.texts[0] for g in generator.generate(list(requests))}
+
+
+def pooled_runs(per_run: Mapping[str, Sequence[Outcome]]) -> list[Outcome]:
+    """Every run's outcomes in one list, item ids prefixed by the run so none collide (what
+    the evidence records beside a worst-seed estimate; the estimate is per run)."""
+    return [
+        replace(o, item_id=f"{key}/{o.item_id}")
+        for key, outcomes in per_run.items()
+        for o in outcomes
+    ]

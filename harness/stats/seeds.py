@@ -24,7 +24,9 @@ effects t bound for the *mean* over seeds needs k − 1 = 2 degrees of freedom
 support.  "Every run passes" is the claim a user of one run needs, and its test
 is exact given valid per-run bounds.  :func:`simulate_worst_run` checks the
 false-PASS and false-FAIL rates by Monte Carlo (``harness calibrate``, family
-``seeds``).
+``worst_seed``); :func:`simulate_worst_run_paired_bounds` does the same for
+*paired differences* against one shared baseline run (the code-edit SRL seeds
+against the one Stage 1 model, Newcombe per seed; family ``worst_seed_paired``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from scipy import special
 
 from harness.errors import StatsError
 from harness.stats.estimate import Estimate, Sided
+from harness.stats.paired import paired_difference_estimate
 from harness.stats.proportion import proportion_estimate
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "WorstRunCheck",
     "simulate_worst_run",
     "simulate_worst_run_bounds",
+    "simulate_worst_run_paired_bounds",
     "worst_run_estimate",
 ]
 
@@ -227,3 +231,77 @@ def simulate_worst_run(
         false_fail=float(np.mean(hi < threshold)),
         coverage=float(np.mean((lo <= threshold) & (threshold <= hi))),
     )
+
+
+def _paired_tables(
+    base_rate: float,
+    rates: Sequence[float],
+    n: int,
+    reps: int,
+    rho: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Paired 2×2 tables (reps × k × [both, run only, baseline only, neither]) of k runs
+    against one baseline run on the same n items (latent item difficulty shared with
+    correlation ``rho``, as :func:`_correlated_counts`; every marginal rate exact)."""
+    k = len(rates)
+    cut = special.ndtri(np.asarray([base_rate, *rates], dtype=float))[:, None]
+    out = np.empty((reps, k, 4), dtype=np.int64)
+    for r in range(reps):
+        z = rng.standard_normal(n)
+        hit = math.sqrt(rho) * z + math.sqrt(1 - rho) * rng.standard_normal((k + 1, n)) < cut
+        b, c = hit[0], hit[1:]
+        out[r, :, 0] = (c & b).sum(axis=1)
+        out[r, :, 1] = (c & ~b).sum(axis=1)
+        out[r, :, 2] = (~c & b).sum(axis=1)
+        out[r, :, 3] = (~c & ~b).sum(axis=1)
+    return out
+
+
+def simulate_worst_run_paired_bounds(
+    *,
+    base_rate: float,
+    spread: Sequence[float],
+    n: int,
+    reps: int,
+    alpha: float,
+    item_correlation: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Worst-run bounds ``(lo, hi, rates)`` on simulated paired differences run − baseline.
+
+    Every run is paired with the *same* baseline run on the same items (the code-edit
+    gate ``srl_vs_sft_success``: k GRPO seeds against the one Stage 1 model), so the
+    runs' differences are correlated through the baseline as well as the items.  Each
+    run's estimate is the gate's own Newcombe paired interval
+    (:func:`~harness.stats.paired.paired_difference_estimate`, memoised by 2×2 table: the
+    interval depends on nothing else) at α and α/k, combined by
+    :func:`worst_run_estimate`.  The runs' rates are ``base_rate + spread``, one spread 0:
+    the worst run's true difference is exactly 0, the gate's threshold.
+    """
+    if not spread or min(spread) != 0.0:
+        raise StatsError(f"spread={list(spread)} must be offsets ≥ 0 with the worst run at 0")
+    rates = tuple(min(base_rate + s, 1 - 1e-9) for s in spread)
+    k = len(rates)
+    tables = _paired_tables(base_rate, rates, n, reps, item_correlation, rng)
+    memo: dict[tuple[int, ...], Estimate] = {}
+
+    def est(table: np.ndarray, two_sided: float) -> Estimate:
+        key = (*(int(v) for v in table), round(two_sided * 1e12))
+        if key not in memo:
+            a, b, c, d = key[:4]
+            cand = np.array([1.0] * (a + b) + [0.0] * (c + d))
+            base = np.array([1.0] * a + [0.0] * b + [1.0] * c + [0.0] * d)
+            memo[key] = paired_difference_estimate(cand, base, alpha=two_sided, method="newcombe")
+        return memo[key]
+
+    lo, hi = np.empty(reps), np.empty(reps)
+    for r in range(reps):
+        combined = worst_run_estimate(
+            [est(t, 2 * alpha) for t in tables[r]],
+            [est(t, 2 * alpha / k) for t in tables[r]],
+            greater=True,
+            alpha=alpha,
+        )
+        lo[r], hi[r] = combined.lo, combined.hi
+    return lo, hi, rates

@@ -129,7 +129,11 @@ def srl_filtered(run_srl_filter: SRLFilter) -> FilterReport:
 
 @dataclass(frozen=True)
 class TrainedCodeEdit:
-    """The trained pipeline and its held-out completions (record id → text per subject)."""
+    """The trained pipeline and its held-out completions (record id → text per subject).
+
+    ``srl_subjects[i]`` names the GRPO run at seed ``artifacts.srl_seeds[i]``
+    (``srl_seed<N>``); ``stage1_cont`` is the data-matched continued-SFT arm.
+    """
 
     artifacts: PipelineArtifacts
     config: CodeEditPipelineConfig
@@ -138,6 +142,11 @@ class TrainedCodeEdit:
     post_code: dict[str, dict[str, str]]
     actions: dict[str, dict[str, str]]
     model_digests: dict[str, str]
+    srl_subjects: tuple[str, ...]
+
+    def srl_artifact(self, subject: str) -> Any:
+        """The SRL run behind ``subject`` (one of ``srl_subjects``)."""
+        return self.artifacts.srl_runs[self.srl_subjects.index(subject)]
 
 
 def _pipeline_config() -> CodeEditPipelineConfig:
@@ -162,9 +171,9 @@ def code_edit_trained(
     cache_root: Path,
     no_cache: bool,
 ) -> TrainedCodeEdit:
-    """Stage 0, Stage 1 and SRL trained (or reused by cache key) on the train split — SRL
-    on the filtered SRL dataset's — and every subject's greedy completions on the held-out
-    test split (generation cache)."""
+    """Stage 0, Stage 1, SRL on every seed and the continued-SFT arm trained (or reused by
+    cache key) on the train split — SRL and the arm on the filtered SRL dataset's — and
+    every subject's greedy completions on the held-out test split (generation cache)."""
     if model_source.kind == "endpoint":
         pytest.skip("code_edit training needs a local checkpoint, not an endpoint (--model DIR)")
     import torch
@@ -182,11 +191,13 @@ def code_edit_trained(
     )
     test = [r for r in rows if r.split is Split.TEST]
     with_action = heldout_action_records(rows)
+    srl_subjects = tuple(f"srl_seed{s}" for s in arts.srl_seeds)
     paths = {
         "base": base,
         "stage0_sft": arts.stage0.path / "model",
         "stage1_sft": arts.stage1.path / "model",
-        "srl": arts.srl.path / "model",
+        **{n: a.path / "model" for n, a in zip(srl_subjects, arts.srl_runs, strict=True)},
+        "stage1_cont": arts.continued_sft.path / "model",
     }
     post: dict[str, dict[str, str]] = {}
     acts: dict[str, dict[str, str]] = {}
@@ -194,12 +205,12 @@ def code_edit_trained(
         gen = _generator(paths[name], f"code-edit-{name}", cache_root, no_cache)
         reqs = edit_requests(test, Target.POST_CODE, max_tokens=cfg.eval_max_tokens_post_code)
         post[name] = generate_texts(gen, reqs)
-    for name in ("stage1_sft", "srl"):
+    for name in ("stage1_sft", *srl_subjects, "stage1_cont"):
         gen = _generator(paths[name], f"code-edit-{name}", cache_root, no_cache)
         reqs = edit_requests(with_action, Target.ACTION, max_tokens=cfg.eval_max_tokens_action)
         acts[name] = generate_texts(gen, reqs)
     digests = {n: weights_digest_of_dir(p) for n, p in paths.items()}
-    return TrainedCodeEdit(arts, cfg, test, with_action, post, acts, digests)
+    return TrainedCodeEdit(arts, cfg, test, with_action, post, acts, digests, srl_subjects)
 
 
 @pytest.fixture(scope="session")

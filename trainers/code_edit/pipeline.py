@@ -1,5 +1,12 @@
 """The code-edit training pipeline: Stage 0 SFT, Stage 1 SFT, then SRL (GRPO) from Stage 1.
 
+SRL is a claim about a training *recipe* (SFT + SRL beats SFT alone), so it is
+run on ``srl_seeds`` GRPO seeds (``srl.seed``, ``srl.seed + 1``, …) from the
+same Stage 1 checkpoint; the gates decide on the worst seed.  Beside it, the
+data-matched ablation arm ``continued_sft``: Stage 1 continued with plain SFT
+on the *same* verified SRL steps, so "SRL beats SFT" can be told apart from
+"SRL saw more (other) data" (docs/code_edit.md).
+
 One YAML-loadable config (:class:`CodeEditPipelineConfig`) names every knob,
 so a run is reproducible from the file; no path is hard-coded (checkpoints go
 under ``<models_dir>/code_edit``, the data root and the base model are
@@ -26,17 +33,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.data.code_edit.action import parse_action
 from harness.data.code_edit.prompts import Target
 from harness.data.code_edit.schema import NormalizedRecord, Split
-from harness.data.code_edit.trajectory import load_srl_dataset
+from harness.data.code_edit.trajectory import SRLStep, load_srl_dataset
 from harness.errors import TrainerError
 from trainers.base import Artifact
 from trainers.code_edit.sft import CodeEditSFTConfig, CodeEditSFTTrainer, code_edit_models_dir
 from trainers.code_edit.srl import SRLConfig, SRLTrainer
 
-__all__ = ["CodeEditPipelineConfig", "PipelineArtifacts", "load_pipeline_config", "train_pipeline"]
+__all__ = [
+    "CodeEditPipelineConfig",
+    "PipelineArtifacts",
+    "load_pipeline_config",
+    "srl_steps_as_records",
+    "train_pipeline",
+]
 
 
 class CodeEditPipelineConfig(BaseModel):
@@ -65,6 +79,25 @@ class CodeEditPipelineConfig(BaseModel):
         max_length=512,
     )
     srl: SRLConfig = SRLConfig()
+    #: GRPO runs of the SRL recipe, seeds ``srl.seed`` … ``srl.seed + srl_seeds − 1``, each
+    #: from the same Stage 1 checkpoint and cached by its own key (seed 0's key is the
+    #: single-run key, so a cached single run is reused); the SRL gates take the worst seed
+    srl_seeds: int = Field(default=3, ge=1, le=32)
+    #: data-matched ablation arm: Stage 1 continued with plain SFT on the same verified SRL
+    #: steps.  Stage 1's SFT recipe (LoRA r 16 / α 32, lr 1e-2, cosine, warmup 5, 512
+    #: tokens), GRPO's step count (30) and its sequences per step (8 completions) as the
+    #: batch: 240 sequences ≈ one epoch of the 238 verified steps, at least the data SRL
+    #: sees (30 × 2 prompts).  Fixed a priori, not tuned on any split.
+    continued_sft: CodeEditSFTConfig = CodeEditSFTConfig(
+        tag="stage1_cont",
+        target=Target.ACTION,
+        lora_r=16,
+        lora_alpha=32.0,
+        learning_rate=1e-2,
+        max_steps=30,
+        batch_size=8,
+        max_length=512,
+    )
     eval_max_tokens_post_code: int = 256
     eval_max_tokens_action: int = 96
 
@@ -89,12 +122,43 @@ def load_pipeline_config(path: Path | str) -> CodeEditPipelineConfig:
 
 @dataclass(frozen=True)
 class PipelineArtifacts:
-    """The three trained checkpoints (each ``artifact.path / "model"`` loads in transformers)."""
+    """The trained checkpoints (each ``artifact.path / "model"`` loads in transformers).
+
+    ``srl_runs[i]`` is the GRPO run at seed ``srl_seeds[i]``; ``srl`` is the first (the
+    configured ``srl.seed``).  ``continued_sft`` is the data-matched ablation arm.
+    """
 
     base: Path
     stage0: Artifact
     stage1: Artifact
-    srl: Artifact
+    srl_runs: tuple[Artifact, ...]
+    srl_seeds: tuple[int, ...]
+    continued_sft: Artifact
+
+    @property
+    def srl(self) -> Artifact:
+        return self.srl_runs[0]
+
+
+def srl_steps_as_records(
+    steps: Sequence[SRLStep], records: Sequence[NormalizedRecord]
+) -> list[NormalizedRecord]:
+    """The verified SRL steps as Stage 1 SFT rows: each step's train record, with the
+    teacher's verified action as the target (the ablation arm learns exactly what SRL is
+    rewarded towards).  A step whose record is not in the train split is an error."""
+    train = {r.id: r for r in records if r.split is Split.TRAIN}
+    out: list[NormalizedRecord] = []
+    for s in steps:
+        rec = train.get(s.record_id)
+        if rec is None:
+            raise TrainerError(
+                f"SRL step {s.id}: record {s.record_id!r} is not a train-split record of this "
+                "data root; filter the teacher trajectories of the same data"
+            )
+        action = parse_action(s.action).model_dump(mode="json", exclude_none=True)
+        fields = {**rec.model_dump(mode="json"), "id": s.id, "action": action}
+        out.append(NormalizedRecord.model_validate(fields))
+    return out
 
 
 def train_pipeline(
@@ -119,10 +183,26 @@ def train_pipeline(
     stage1 = CodeEditSFTTrainer(cfg.stage1, models_dir=root, progress=progress).train(
         train, base_dir=base_dir
     )
-    srl = SRLTrainer(cfg.srl, models_dir=root, progress=progress).train(
-        load_srl_dataset(srl_data, Split.TRAIN), base_dir=stage1.path / "model"
+    steps = load_srl_dataset(srl_data, Split.TRAIN)
+    stage1_model = stage1.path / "model"
+    seeds = tuple(cfg.srl.seed + i for i in range(cfg.srl_seeds))
+    runs = tuple(
+        SRLTrainer(
+            cfg.srl.model_copy(update={"seed": s}), models_dir=root, progress=progress
+        ).train(steps, base_dir=stage1_model)
+        for s in seeds
     )
-    return PipelineArtifacts(base=base_dir, stage0=stage0, stage1=stage1, srl=srl)
+    continued = CodeEditSFTTrainer(cfg.continued_sft, models_dir=root, progress=progress).train(
+        srl_steps_as_records(steps.steps, records), base_dir=stage1_model
+    )
+    return PipelineArtifacts(
+        base=base_dir,
+        stage0=stage0,
+        stage1=stage1,
+        srl_runs=runs,
+        srl_seeds=seeds,
+        continued_sft=continued,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,8 +228,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config=cfg,
         models_dir=args.models_dir,
     )
-    for name in ("stage0", "stage1", "srl"):
-        art: Artifact = getattr(out, name)
+    named = [("stage0", out.stage0), ("stage1", out.stage1)]
+    named += [(f"srl seed {s}", a) for s, a in zip(out.srl_seeds, out.srl_runs, strict=True)]
+    named.append(("continued_sft", out.continued_sft))
+    for name, art in named:
         print(f"{name}: {art.path / 'model'} (cached={art.cached})")
     return 0
 

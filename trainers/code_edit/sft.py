@@ -28,6 +28,7 @@ machinery serves both stages; ``target`` picks what the assistant turn is
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -121,7 +122,16 @@ class CodeEditSFTConfig(BaseModel):
 
 
 def _rows_digest(records: Sequence[NormalizedRecord]) -> str:
-    return config_digest({"rows": sorted(r.content_hash + r.instruction for r in records)})
+    """Digest of the training rows: content, instruction and the action (the Stage 1 target;
+    the continued-SFT arm's actions are the teacher's, which the content hash does not cover)."""
+    return config_digest(
+        {
+            "rows": sorted(
+                r.content_hash + r.instruction + json.dumps(r.action, sort_keys=True)
+                for r in records
+            )
+        }
+    )
 
 
 def check_train_only(records: Sequence[NormalizedRecord], what: str) -> None:

@@ -57,3 +57,34 @@ def test_monte_carlo_false_pass_and_false_fail_stay_within_alpha() -> None:
         )
         se = (0.05 * 0.95 / r.reps) ** 0.5
         assert r.false_pass <= 0.05 + 3 * se and r.false_fail <= 0.05 + 3 * se, r
+
+
+def test_paired_runs_against_one_baseline_stay_within_alpha() -> None:
+    """k paired runs vs the same baseline (the code-edit SRL seeds vs Stage 1), the worst
+    run's true difference exactly 0: both error rates within α (Monte Carlo)."""
+    from harness.stats.seeds import simulate_worst_run_paired_bounds
+
+    for base_rate, spread in ((0.02, (0.0, 0.1, 0.2)), (0.25, (0.0, 0.1, 0.2))):
+        lo, hi, rates = simulate_worst_run_paired_bounds(
+            base_rate=base_rate,
+            spread=spread,
+            n=106,
+            reps=400,
+            alpha=0.05,
+            item_correlation=0.5,
+            rng=np.random.default_rng(11),
+        )
+        assert rates[0] == pytest.approx(base_rate) and len(lo) == len(hi) == 400
+        se = (0.05 * 0.95 / 400) ** 0.5
+        assert float(np.mean(lo >= 0.0)) <= 0.05 + 3 * se
+        assert float(np.mean(hi < 0.0)) <= 0.05 + 3 * se
+    with pytest.raises(StatsError, match="worst run at 0"):
+        simulate_worst_run_paired_bounds(
+            base_rate=0.1,
+            spread=(0.1, 0.2),
+            n=10,
+            reps=1,
+            alpha=0.05,
+            item_correlation=0.5,
+            rng=np.random.default_rng(0),
+        )

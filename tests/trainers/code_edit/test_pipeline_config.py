@@ -23,6 +23,7 @@ def test_defaults_fill_missing_stages(tmp_path: Path) -> None:
     path.write_text("srl: {max_steps: 12}\n", encoding="utf-8")
     cfg = load_pipeline_config(path)
     assert cfg.srl.max_steps == 12 and cfg.stage1 == CodeEditPipelineConfig().stage1
+    assert cfg.srl_seeds == 3 and cfg.continued_sft.target == "action"
 
 
 @pytest.mark.parametrize(
@@ -32,6 +33,8 @@ def test_defaults_fill_missing_stages(tmp_path: Path) -> None:
         ("stage0: {lora_r: -1}\n", "stage0.lora_r"),
         ("stage1: {target: diff}\n", "stage1.target"),
         ("stages: {}\n", "stages"),
+        ("srl_seeds: 0\n", "srl_seeds"),
+        ("continued_sft: {max_steps: 0}\n", "continued_sft.max_steps"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, text: str, needle: str) -> None:
