@@ -57,7 +57,7 @@ def test_seeds_and_continued_arm_are_cached_by_their_own_keys(
     key0 = CFG.srl.cache_key(
         base_digest=directory_digest(arts.stage1.path / "model"), data_digest=data.digest
     )
-    assert arts.srl_runs[0].config_digest == key0.key  # seed 0: the single-run key, reused as before
+    assert arts.srl_runs[0].config_digest == key0.key  # seed 0: the single-run key
     cont = arts.continued_sft
     assert cont.metrics["rows"] == 4 and cont.metrics["target"] == "action"
     again = train_pipeline(records, progress=lambda _m: None, **kw)  # type: ignore[arg-type]
