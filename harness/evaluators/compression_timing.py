@@ -8,7 +8,9 @@ mean INCONCLUSIVE (lower bound 1.97×).  A fixed n is too many on a quiet
 machine and too few on a busy one.
 
 So the run first times a **pilot** — a separately seeded wide model of the same
-shape and its own prompts, never judged — and :func:`plan_prompts` turns the
+shape and its own prompts, never judged, after a one-prompt warm-up (the first
+wide timing in a process runs 2–7× slower in both formats, docs/compression.md)
+— and :func:`plan_prompts` turns the
 pilot's ln speedups into the judged sample size: the smallest n whose one-sided
 t-test at the gate's α has power ≥ 0.8 to decide the gate (PASS if the pilot
 mean is above the threshold, FAIL if below), taking the pilot mean as the
