@@ -65,6 +65,7 @@ from harness.evaluators.humaneval import (
     build_program,
     build_public_probe,
     clean_completion,
+    completion_compiles,
     public_examples,
 )
 from harness.evidence import atomic_write_text
@@ -72,7 +73,8 @@ from harness.machine_load import LoadMonitor, LoadReading
 from harness.outcomes import Outcome
 from harness.spec import GateSpec, PhaseSpec
 from harness.stats.estimate import Estimate
-from sandbox.base import ExecStatus, Program, Sandbox
+from sandbox.base import ExecResult, ExecStatus, Program, Sandbox
+from sandbox.guard import guard_reason
 
 __all__ = [
     "CodegenConfig",
@@ -677,7 +679,7 @@ class ExecMemo:
                     status=res.status.value,
                     passed=res.passed,
                     duration_s=res.duration_s,
-                    detail=res.detail,
+                    detail=_with_guard_reason(res),
                     stderr_tail=res.stderr[-_RAW_CAP:],
                     stdout=res.stdout[-_RAW_CAP:],
                 )
@@ -687,13 +689,15 @@ class ExecMemo:
         ]
 
 
-def _loads(source: str) -> bool:
-    """Does the program at least compile?  (Compiling never executes untrusted code.)"""
-    try:
-        compile(source, "<candidate>", "exec")
-    except (SyntaxError, ValueError):
-        return False
-    return True
+def _with_guard_reason(res: ExecResult) -> str:
+    """A failed program's detail plus the run-time guard's typed reason, if it gave one.
+
+    ``unsafe_return: …`` (the candidate returned a non-builtin value) and ``tampered: …``
+    (a guarded binding was replaced) land in the raw outputs, so a forgery attempt is
+    visible in the evidence, not only a plain assertion failure.
+    """
+    reason = guard_reason(res.stderr) if res.status is ExecStatus.FAILED else ""
+    return f"{res.detail}; guard: {reason}" if reason else res.detail
 
 
 def _execute(
@@ -732,7 +736,7 @@ def _execute(
                 pub_passed, pub_total = _public_score(results[at].stdout)
                 at += 1
             else:
-                pub_passed = 0 if _loads(sources[at - 1]) else -1
+                pub_passed = 0 if completion_compiles(stage.task, completion) else -1
                 pub_total = 0
             records.append(
                 SampleRecord(

@@ -7,9 +7,10 @@ selection.  Getting any of them subtly wrong (a stop sequence that cuts a
 helper, a missing ``check(entry_point)`` call) changes pass@1 silently, so they
 live in one small, tested place.
 
-The assembled program is the reference harness's ``prompt + completion + "\\n"
-+ test + "\\n" + f"check({entry_point})"``; a program exits 0 exactly when every
-hidden assertion held.
+The assembled program runs what the reference harness runs (``prompt + completion``,
+then ``check(entry_point)``), behind the run-time guard of :mod:`sandbox.guard` so a
+completion cannot forge the asserts; a program exits 0 exactly when every hidden
+assertion held on builtin values.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import DataValidationError
+from sandbox.guard import guarded_program
 
 __all__ = [
     "STOP_SEQUENCES",
@@ -32,6 +34,7 @@ __all__ = [
     "build_program",
     "build_public_probe",
     "clean_completion",
+    "completion_compiles",
     "dataset_path",
     "file_digest",
     "load_tasks",
@@ -161,8 +164,31 @@ def clean_completion(task: HumanEvalTask, text: str) -> str:
 
 
 def build_program(task: HumanEvalTask, completion: str) -> str:
-    """The reference harness's check program for one (already cleaned) completion."""
-    return task.prompt + completion + "\n" + task.test + "\n" + f"check({task.entry_point})\n"
+    """The guarded check program for one (already cleaned) completion.
+
+    The reference harness runs ``prompt + completion + test + check(entry_point)`` in
+    one namespace, so a completion could forge the asserts (an ``__eq__`` that always
+    holds, a rebound ``abs``).  Here ``prompt + completion`` still runs as one module,
+    exactly as in the reference, but the hidden test runs afterwards in a fresh
+    namespace (``prompt`` + ``test``, builtins snapshotted before the completion ran)
+    against a guarded candidate whose results must be builtin values
+    (:mod:`sandbox.guard`); honest completions score as in the reference.
+    """
+    return guarded_program(
+        code=task.prompt + completion,
+        setup=task.prompt,
+        test=task.test,
+        entry=task.entry_point,
+    )
+
+
+def completion_compiles(task: HumanEvalTask, completion: str) -> bool:
+    """Does ``prompt + completion`` at least compile?  (Compiling never executes it.)"""
+    try:
+        compile(task.prompt + completion, "<candidate>", "exec")
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def public_examples(task: HumanEvalTask) -> list[tuple[str, str]]:

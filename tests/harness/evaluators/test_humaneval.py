@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from harness.evaluators.humaneval import (
     build_program,
     build_public_probe,
     clean_completion,
+    completion_compiles,
     dataset_path,
     file_digest,
     load_tasks,
@@ -115,13 +118,25 @@ def test_clean_completion_handles_base_and_chat_outputs() -> None:
     assert clean_completion(task, body_only) == "    return x * 2\n"
 
 
-def test_build_program_is_the_reference_check_program() -> None:
+def _exit_code(program: str) -> int:
+    # a subprocess: the guarded program installs an audit hook, which must not outlive it
+    return subprocess.run([sys.executable, "-c", program], capture_output=True).returncode
+
+
+def test_build_program_runs_the_reference_check_behind_the_guard() -> None:
     task = HumanEvalTask(**_row())  # type: ignore[arg-type]
     program = build_program(task, task.canonical_solution)
-    assert program.startswith(task.prompt + task.canonical_solution)
-    assert program.rstrip().endswith("check(f)")
-    namespace: dict[str, object] = {}
-    exec(compile(program, "p", "exec"), namespace)  # our own fixture code, not a model's
+    # prompt + completion run as one module (the reference assembly), the test after it
+    assert repr(task.prompt + task.canonical_solution) in program
+    assert repr(task.test) in program and repr(task.entry_point) in program
+    assert _exit_code(program) == 0
+    assert _exit_code(build_program(task, "    return 2 * x + 1\n")) == 1
+
+
+def test_completion_compiles_judges_prompt_plus_completion() -> None:
+    task = HumanEvalTask(**_row())  # type: ignore[arg-type]
+    assert completion_compiles(task, "    return 2 * x\n")
+    assert not completion_compiles(task, "    return 2 *\n")
 
 
 def test_public_examples_come_from_the_docstring_only() -> None:
