@@ -31,6 +31,8 @@ from harness.errors import HarnessError
 from harness.scale_cli import merge_command, trend_command
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from harness.accounting import RunAccount
 
 __all__ = ["app", "build_app", "main"]
@@ -295,6 +297,20 @@ def run_exit_code(pytest_code: int, account: Path, *, fail_on_verdict: bool = Tr
     return 1 if fail_on_verdict else 0
 
 
+def _worker_args(workers: str) -> list[str]:
+    """``-n N --dist loadgroup`` (xdist must be installed), or nothing for ``-n 0``."""
+    if workers in ("0", ""):
+        return []
+    if importlib.util.find_spec("xdist") is None:
+        raise HarnessError(
+            f"-n {workers}: pytest-xdist is not installed although gate-harness depends on "
+            "it; reinstall gate-harness (pip install gate-harness) or pass -n 0"
+        )
+    # Suites mark each subject with ``xdist_group`` so one worker owns a subject's
+    # shared run instead of two workers queueing on its file lock.
+    return ["-n", workers, "--dist", "loadgroup"]
+
+
 def pytest_args(
     *,
     suites: Path,
@@ -314,16 +330,7 @@ def pytest_args(
     shard: str | None = None,
 ) -> list[str]:
     """The pytest command line ``harness run`` executes (documented in docs/architecture.md)."""
-    args = [sys.executable, "-m", "pytest", str(suites)]
-    if workers not in ("0", ""):
-        if importlib.util.find_spec("xdist") is None:
-            raise HarnessError(
-                f"-n {workers}: pytest-xdist is not installed although gate-harness depends on "
-                "it; reinstall gate-harness (pip install gate-harness) or pass -n 0"
-            )
-        # Suites mark each subject with ``xdist_group`` so one worker owns a subject's
-        # shared run instead of two workers queueing on its file lock.
-        args += ["-n", workers, "--dist", "loadgroup"]
+    args = [sys.executable, "-m", "pytest", str(suites), *_worker_args(workers)]
     args += [
         "--evidence-dir",
         str(out_dir),
@@ -528,8 +535,6 @@ def _power(
     ] = Path("gates"),
 ) -> None:
     """How many items a proportion gate needs before it can be decided."""
-    from rich.table import Table
-
     from harness.errors import StatsError
     from harness.stats import power as pw
 
@@ -556,16 +561,34 @@ def _power(
         f"— no smaller sample can PASS this gate whatever it observes"
     )
     if true_rate:
-        table = Table(title=f"n to decide with probability ≥ {power:.0%}")
-        table.add_column("true rate", justify="right")
-        table.add_column("n needed", justify="right")
-        table.add_column("expected verdict")
-        for rate in true_rate:
-            n = pw.n_for_proportion(rate, threshold, alpha=alpha, power=power)
-            passes = rate <= threshold if direction is DirectionChoice.LE else rate >= threshold
-            verdict = "— (on the threshold)" if n is None else ("PASS" if passes else "FAIL")
-            table.add_row(f"{rate:g}", "never" if n is None else str(n), verdict)
-        console.print(table)
+        console.print(
+            _power_table(true_rate, threshold, direction=direction, alpha=alpha, power=power)
+        )
+
+
+def _power_table(
+    true_rates: Sequence[float],
+    threshold: float,
+    *,
+    direction: DirectionChoice,
+    alpha: float,
+    power: float,
+) -> Table:
+    """Per assumed true rate: the n that decides the gate with probability ≥ ``power``."""
+    from rich.table import Table
+
+    from harness.stats import power as pw
+
+    table = Table(title=f"n to decide with probability ≥ {power:.0%}")
+    table.add_column("true rate", justify="right")
+    table.add_column("n needed", justify="right")
+    table.add_column("expected verdict")
+    for rate in true_rates:
+        n = pw.n_for_proportion(rate, threshold, alpha=alpha, power=power)
+        passes = rate <= threshold if direction is DirectionChoice.LE else rate >= threshold
+        verdict = "— (on the threshold)" if n is None else ("PASS" if passes else "FAIL")
+        table.add_row(f"{rate:g}", "never" if n is None else str(n), verdict)
+    return table
 
 
 def _gate_for_power(gate_id: str, gates_dir: Path) -> tuple[float, DirectionChoice, float]:

@@ -56,8 +56,6 @@ ALLOWED: dict[str, str] = {
     "generations for the replay lane",
     "harness/evaluators/code_edit_trajectories.py::filter_trajectories": "debt: the Stage 1 "
     "sandbox filter over teacher trajectories",
-    "harness/cli.py::_power": "debt: the `harness power` command (planner and table)",
-    "harness/cli.py::pytest_args": "debt: builds the pytest command line of `harness run`",
     # sandbox/
     "sandbox/battery.py::hostile_cases": "table: the hostile programs of the conformance battery",
     "sandbox/battery.py::slate_cases": "table: the clean-slate programs of the battery",
