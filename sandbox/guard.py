@@ -238,9 +238,8 @@ def __gh_check(K, g, setup, test, entry, snap, refs, loop, pack, calm, exec_, co
         raise K[5](mark + "tampered: " + broken)
     builtins_copy = dict_(snap)
     cg = {"__name__": "__check__", "__builtins__": builtins_copy}
-    if entry:
-        exec_(compile_(setup, "<setup>", "exec"), cg)
-        exec_(compile_(test, "<test>", "exec"), cg)
+    exec_(compile_(setup, "<setup>", "exec"), cg)
+    exec_(compile_(test, "<test>", "exec"), cg)
     gens = []
     for name, fn in fns:
         if callable_(fn):
@@ -259,7 +258,7 @@ def __gh_check(K, g, setup, test, entry, snap, refs, loop, pack, calm, exec_, co
     if entry:
         cg["check"](cg[entry])
     else:
-        exec_(compile_(test, "<test>", "exec"), cg)
+        cg["__gh_script"]()
     calm(K)
     for gen in gens:
         bad = gen.send(None)
@@ -288,18 +287,47 @@ def imported_modules(*sources: str) -> tuple[str, ...]:
     return tuple(n for n in names if n not in ("__future__", "typing"))
 
 
+def _as_function(script: str) -> str:
+    """``script`` as the body of ``def __gh_script():`` (its own names become locals).
+
+    A plain test script runs at module level; wrapped, the names it defines live in
+    its frame, so the check namespace can be snapshotted exactly before it runs (a
+    name the candidate adds there is tampering).  Via the AST, so multi-line strings
+    keep their text.  A script that does not parse is kept as is (it fails as before).
+    """
+    try:
+        tree = ast.parse(script)
+    except SyntaxError:
+        return script
+    body: list[ast.stmt] = tree.body or [ast.Pass()]
+    func = ast.FunctionDef(
+        name="__gh_script",
+        args=ast.arguments(
+            posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], defaults=[]
+        ),
+        body=body,
+        decorator_list=[],
+        returns=None,
+        type_comment=None,
+    )
+    module = ast.Module(body=[func], type_ignores=[])
+    return ast.unparse(ast.fix_missing_locations(module)) + "\n"
+
+
 def guarded_program(*, code: str, test: str, setup: str = "", entry: str | None = None) -> str:
     """One program: untrusted ``code``, then the trusted ``test`` behind the run-time guard.
 
     ``entry`` given (HumanEval shape): ``setup`` + ``test`` run in a fresh namespace
     and ``check(candidate)`` is called with the guarded ``code``'s function ``entry``.
-    ``entry`` None (plain test script, e.g. module-level asserts): every callable the
-    code defines is exposed to ``test`` guarded, every other public value as a
-    rebuilt builtin copy (or not at all).  Text that is not UTF-8 encodable keeps
-    its offending character in a trailing comment, so the sandbox still rejects it
-    as unencodable instead of running a changed text.
+    ``entry`` None (plain test script, e.g. module-level asserts): the script runs as
+    the body of a function (:func:`_as_function`); every callable the code defines is
+    exposed to it guarded, every other public value as a rebuilt builtin copy (or not
+    at all), so the script must import the modules it uses itself.  Text that is not
+    UTF-8 encodable keeps its offending character in a trailing comment, so the
+    sandbox still rejects it as unencodable instead of running a changed text.
     """
-    call = (code, setup, test, entry or "", imported_modules(setup, test))
+    script = test if entry else _as_function(test)
+    call = (code, setup, script, entry or "", imported_modules(setup, test))
     program = _TEMPLATE + "\n\n__gh_main(" + ", ".join(repr(a) for a in call) + ")\n"
     for text in (code, setup, test):
         try:

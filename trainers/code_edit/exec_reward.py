@@ -7,7 +7,13 @@ call in one :meth:`~sandbox.base.Sandbox.run` batch (the warm pool runs them in
 parallel), and returns 1.0 for ``passed`` — the sandbox's status that needs the
 completion proof, so a completion that exits early (``sys.exit(0)``) or kills its
 interpreter scores 0 — and 0.0 for everything else.  A completion is hostile model
-output; the sandbox isolates it from the trainer and from the other completions.
+output; the sandbox isolates it from the trainer and from the other completions, and
+the program is built by :func:`sandbox.guard.guarded_program`, so a completion cannot
+forge its tests either (an ``__eq__`` that always holds, a rebound ``abs``, a patched
+``math``): the tests run in a fresh namespace against guarded copies of the
+completion's functions, whose results must be builtin values (reward hacking in RL is
+exactly this forgery, learned).  The tests must import what they use themselves; they
+see the completion's functions (guarded) and builtin-valued constants, nothing else.
 It keeps per-call counts and wall time so a smoke test can show what the sandbox served.
 """
 
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.base import ExecStatus, Program, Sandbox
+from sandbox.guard import guarded_program
 
 __all__ = ["ExecutionReward", "completion_text"]
 
@@ -59,7 +66,10 @@ class ExecutionReward:
         with self._lock:
             t0 = time.perf_counter()
             programs = [
-                Program(f"{completion_text(c)}\n\n{t}", id=f"rollout:{self.programs + i}")
+                Program(
+                    guarded_program(code=completion_text(c), test=t),
+                    id=f"rollout:{self.programs + i}",
+                )
                 for i, (c, t) in enumerate(zip(completions, tests, strict=True))
             ]
             results = self.sandbox.run(programs, timeout_s=self.timeout_s)
