@@ -16,7 +16,8 @@ two function definitions and one call.  In order, the call:
    dicts of classes defined there, e.g. ``random.Random``), as immutable tuples held
    in the fast locals of a running frame; the builtins and functions the guard uses
    are bound the same way (never looked up later).  It installs an audit hook that
-   refuses to swap a function's ``__code__``/``__defaults__``/``__kwdefaults__``.
+   refuses to swap a function's ``__code__``/``__defaults__``/``__kwdefaults__`` and
+   refuses further audit hooks (a hook would run model code inside the check).
 2. runs the untrusted code (``exec``) in a namespace of its own;
 3. runs the trusted setup and test in a **fresh namespace** whose ``__builtins__`` is
    a copy of the snapshot (so the test's helpers, e.g. HumanEval/32's ``poly``, are
@@ -99,6 +100,8 @@ def __gh_hook(event, args, fail=AssertionError):
     if event == "object.__setattr__" and args[1] in ("__code__", "__defaults__",
                                                      "__kwdefaults__"):
         raise fail(MARK + "tampered: a function's code or defaults were replaced")
+    if event == "sys.addaudithook":
+        raise fail(MARK + "tampered: a second audit hook could run code inside the check")
 
 
 def __gh_calm(K):
@@ -284,7 +287,7 @@ def imported_modules(*sources: str) -> tuple[str, ...]:
                 names.update(dict.fromkeys(a.name.split(".")[0] for a in node.names))
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 names[node.module.split(".")[0]] = None
-    return tuple(n for n in names if n not in ("__future__", "typing"))
+    return tuple(n for n in names if n != "__future__")
 
 
 def _as_function(script: str) -> str:

@@ -154,6 +154,22 @@ GUARDED_ONLY: dict[str, tuple[str, str, str]] = {
         "    return True\n",
         "",
     ),
+    "typing.List poisoned to patch the check namespace during setup": (
+        "HumanEval/4",
+        "    return 0.0\nimport typing, sys\nclass P:\n    def __getitem__(self, item):\n"
+        "        f = sys._getframe(1)\n"
+        "        f.f_globals['abs'] = lambda *a: 0\n        f.f_builtins['abs'] = lambda *a: 0\n"
+        "        return list\ntyping.List = P()\n",
+        "tampered",
+    ),
+    "audit hook patches abs on every event": (
+        "HumanEval/4",
+        "    return 0.0\nimport sys\ndef hook(event, args):\n    f = sys._getframe(1)\n"
+        "    while f is not None:\n        f.f_builtins['abs'] = lambda *a: 0\n"
+        "        f = f.f_back\ntry:\n    sys.addaudithook(hook)\nexcept BaseException:\n"
+        "    pass\n",
+        "",
+    ),
     "non-str key in the completion's globals": (
         "HumanEval/0",
         "    return E()\n" + _E + "globals()[E()] = 1\n",
@@ -297,7 +313,7 @@ def test_untrusted_text_is_only_a_string_constant() -> None:
 def test_imported_modules_reads_imports_of_trusted_text() -> None:
     mods = imported_modules("import hashlib\nfrom typing import List\n", "import math, os.path\n")
     assert mods[:4] == ("math", "random", "copy", "string")
-    assert "hashlib" in mods and "os" in mods and "typing" not in mods
+    assert "hashlib" in mods and "os" in mods and "typing" in mods
     assert imported_modules("def broken(:\n") == ("math", "random", "copy", "string")
 
 
