@@ -170,6 +170,14 @@ GUARDED_ONLY: dict[str, tuple[str, str, str]] = {
         "    pass\n",
         "",
     ),
+    "type/isinstance/issubclass/id/len rebound in builtins": (
+        "HumanEval/0",
+        "    return E()\n" + _E + "import builtins\n"
+        "builtins.type = lambda *a: bool\nbuiltins.isinstance = lambda *a: True\n"
+        "builtins.issubclass = lambda *a: True\nbuiltins.id = lambda o: 0\n"
+        "builtins.len = lambda o: 0\n",
+        "",  # failed; the rebound builtins also break the traceback printer, so no reason
+    ),
     "non-str key in the completion's globals": (
         "HumanEval/0",
         "    return E()\n" + _E + "globals()[E()] = 1\n",
