@@ -86,8 +86,8 @@ class CodeEditPipelineConfig(BaseModel):
     #: data-matched ablation arm: Stage 1 continued with plain SFT on the same verified SRL
     #: steps.  Stage 1's SFT recipe (LoRA r 16 / α 32, lr 1e-2, cosine, warmup 5, 512
     #: tokens), GRPO's step count (30) and its sequences per step (8 completions) as the
-    #: batch: 240 sequences ≈ one epoch of the 238 verified steps, at least the data SRL
-    #: sees (30 × 2 prompts).  Fixed a priori, not tuned on any split.
+    #: batch: 240 target sequences, 4× the 60 distinct prompts GRPO samples (30 × 2), from
+    #: the same verified steps.  Fixed a priori, not tuned on any split.
     continued_sft: CodeEditSFTConfig = CodeEditSFTConfig(
         tag="stage1_cont",
         target=Target.ACTION,
