@@ -57,9 +57,10 @@ _REASON = re.compile(re.escape(GUARD_MARK) + r"(unsafe_return|tampered)\b[^\n]*"
 _ALWAYS = ("math", "random", "copy", "string")
 
 # The program text.  Rules that keep it sound (tests/sandbox/test_guard.py checks them):
-# ``__gh_main`` runs first and may look names up (nothing has been tampered with yet);
-# every other function uses only its arguments, locals and constants — no global,
-# builtin or closure lookup — so nothing model code can rebind reaches them.
+# ``__gh_main`` runs first and may look names up until it runs the model's code (nothing
+# has been tampered with yet), none after; every other function uses only its arguments,
+# locals and constants — no global, builtin or closure lookup — so nothing model code can
+# rebind reaches them.
 _TEMPLATE = """\
 def __gh_main(code, setup, test, entry, modnames):
     import builtins, sys, gc, _signal
@@ -88,12 +89,17 @@ def __gh_main(code, setup, test, entry, modnames):
          int.__int__, float.__float__, str.__str__, list.__iter__, tuple.__iter__,
          dict.items, set.__iter__, frozenset.__iter__, calm, __gh_rebuild, __gh_intact,
          MARK, repr, StopIteration, type.__dict__["__name__"].__get__)
+    refs = tuple(mods + classes)
+    check = __gh_check
+    rest = (__gh_loop, __gh_pack, __gh_calm, exec, compile, dict, tuple, callable, sorted,
+            type(__gh_pack).__get__)
+    run = exec
+    completion = compile(code, "<completion>", "exec")
     sys.addaudithook(__gh_hook)
     g = {"__name__": "__main__", "__builtins__": builtins}
-    exec(compile(code, "<completion>", "exec"), g)
-    return __gh_check(K, g, setup, test, entry, snap, tuple(mods + classes), __gh_loop,
-                      __gh_pack, __gh_calm, exec, compile, dict, tuple, callable, sorted,
-                      type(__gh_pack).__get__)
+    # from here on no global or builtin name is looked up: model code may rebind them all
+    run(completion, g)
+    return check(K, g, setup, test, entry, snap, refs, *rest)
 
 
 def __gh_hook(event, args, fail=AssertionError):

@@ -178,6 +178,15 @@ GUARDED_ONLY: dict[str, tuple[str, str, str]] = {
         "builtins.len = lambda o: 0\n",
         "",  # failed; the rebound builtins also break the traceback printer, so no reason
     ),
+    "guard functions and builtins rebound through the caller's globals": (
+        "HumanEval/0",
+        "    return E()\n" + _E + "import sys, builtins\nf = sys._getframe(1)\n"
+        "for k in list(f.f_globals):\n"
+        "    if k.startswith('__gh'):\n        f.f_globals[k] = lambda *a, **kw: None\n"
+        "for k in ('sorted', 'exec', 'compile', 'dict', 'tuple', 'callable', 'type'):\n"
+        "    setattr(builtins, k, lambda *a, **kw: None)\n",
+        "",
+    ),
     "non-str key in the completion's globals": (
         "HumanEval/0",
         "    return E()\n" + _E + "globals()[E()] = 1\n",
@@ -297,13 +306,15 @@ def _helper_codes(program: str) -> dict[str, types.CodeType]:
 
 
 def test_guard_helpers_look_up_no_global_builtin_or_closure_name() -> None:
-    """Only ``__gh_main`` (run before any model code) may look names up."""
+    """``__gh_main`` may look names up only before the model's code runs; the rest never."""
     codes = _helper_codes(guarded_program(code="x = 1\n", test="assert x\n"))
     assert set(codes) >= {"__gh_main", "__gh_hook", "__gh_check", "__gh_loop", "__gh_rebuild"}
     for name, code in codes.items():
-        if name == "__gh_main":
-            continue
-        used = {i.opname for i in dis.get_instructions(code)} & _LOOKUPS
+        ops = list(dis.get_instructions(code))
+        if name == "__gh_main":  # only what follows the call that runs the completion
+            at = next(i for i, op in enumerate(ops) if op.argval == "g" and "STORE" in op.opname)
+            ops = ops[at:]
+        used = {op.opname for op in ops} & _LOOKUPS
         assert not used, (name, used)
         assert not code.co_freevars and not code.co_cellvars, name
 
