@@ -36,6 +36,10 @@ FORGERIES = {
         "import builtins, math\nbuiltins.abs = lambda *a: 0\nmath.fabs = lambda x: 0.0\n"
         "def add(a, b):\n    return 5\ndef half(x):\n    return 0\n"
     ),
+    "module-level abs shadows the builtin": (
+        "abs = lambda *a: 0\nimport math\nmath.fabs = lambda x: 0.0\n"
+        "def add(a, b):\n    return 5\ndef half(x):\n    return 0\n"
+    ),
     "float subclass __sub__": (
         "class F(float):\n    __sub__ = lambda s, o: 0.0\n"
         "def add(a, b):\n    return 5\ndef half(x):\n    return F(9.0)\n"
