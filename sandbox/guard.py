@@ -186,10 +186,11 @@ def __gh_rebuild(K, v, depth, memo):
     return False, "a value of type " + K[33](t)
 
 
-def __gh_pure(K, refs):
-    # the test's frames (from the candidate's caller up to the guard) and the check
-    # namespace may hold only builtin values inside their containers: model code that
-    # reached them through frames could have put an always-equal object there
+def __gh_pure(K, refs, skip):
+    # (container, was it builtin-only, repr of its builtin copy) for every container the
+    # test holds — its frames' locals from the candidate's caller up to the guard, and the
+    # check namespace — except what it passes to the candidate: model code reaching them
+    # through frames must not change them (a repr, immutable, is what the guard keeps)
     containers = (K[14], K[15], K[16], K[17], K[18])
     values = ()
     f = K[34](3)
@@ -199,14 +200,17 @@ def __gh_pure(K, refs):
     for pair in refs[-1][1]:
         if pair[0][:2] != "__":  # __builtins__ is verified exactly, by identity
             values = values + (pair[1],)
+    held = ()
     for v in values:
+        if K[1](v) in skip:
+            continue
         t = K[0](v)
         for c in containers:
             if K[4](t, c):
-                ok, why = K[28](K, v, 0, {})
-                if not ok:
-                    return "the test holds " + why
-    return ""
+                ok, copy = K[28](K, v, 0, {})
+                held = held + ((v, ok, K[31](copy) if ok else copy),)
+                break
+    return held
 
 
 def __gh_loop(K, fn, calm):
@@ -220,6 +224,9 @@ def __gh_loop(K, fn, calm):
             out = bad
             continue
         args, kwargs = msg
+        skip = {}
+        rb(K, (args, kwargs), 0, skip)
+        held = K[36](K, refs, skip)
         try:
             value = fn(*args, **kwargs)
             ok = True
@@ -243,7 +250,12 @@ def __gh_loop(K, fn, calm):
                 value = fail(mark + why)
                 ok = False
         calm(K)
-        broken = intact(K, refs) or K[36](K, refs)
+        broken = intact(K, refs)
+        for v, was_ok, was in held:
+            now_ok, now = rb(K, v, 0, {})
+            if not broken and (now_ok is not was_ok or now_ok and K[31](now) != was):
+                broken = "the candidate changed data the test holds" + \\
+                    ("" if now_ok else " (it now holds " + now + ")")
         if broken:
             bad = bad or "tampered: " + broken
             value = fail(mark + "tampered: " + broken)

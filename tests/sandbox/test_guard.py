@@ -105,6 +105,13 @@ ATTACKS: dict[str, tuple[str, str, str]] = {
         "            c[:] = [Z() for _ in c]\n        f = f.f_back\n    return 0.0\n",
         "tampered",
     ),
+    "coeffs zeroed with builtin floats through the test's frame": (
+        "HumanEval/32",
+        "    import sys\n    f = sys._getframe(1)\n    while f is not None:\n"
+        "        c = f.f_locals.get('coeffs')\n        if type(c) is list:\n"
+        "            c[:] = [0.0 for _ in c]\n        f = f.f_back\n    return 0.0\n",
+        "tampered",
+    ),
     "module-level range": (
         "HumanEval/32",
         "    return 0.0\nrange = lambda *a: []\n",
@@ -369,8 +376,13 @@ def test_plain_script_shape_guards_every_callable(local_box: Sandbox) -> None:
         "class add:\n    def __init__(self, a, b):\n        pass\n    __eq__ = lambda s, o: True\n"
         "def half(x):\n    return 1.5\nK = 7\n",
     ]
+    in_place = guarded_program(  # the candidate may change what it is given, not the rest
+        code="def srt(xs):\n    xs.sort()\n",
+        test="xs = [3, 1, 2]\nkeep = [9]\nassert srt(xs) is None\nassert xs == [1, 2, 3]\n",
+    )
     sources = [guarded_program(code=c, test=test) for c in [honest, *forged]]
-    results = _run(local_box, sources)
+    results = _run(local_box, [in_place, *sources])
     assert results[0].status is ExecStatus.PASSED, results[0].stderr[-500:]
-    for r in results[1:]:
+    assert results[1].status is ExecStatus.PASSED, results[1].stderr[-500:]
+    for r in results[2:]:
         assert r.status is ExecStatus.FAILED, r.stderr[-500:]
