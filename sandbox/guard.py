@@ -54,7 +54,7 @@ __all__ = ["GUARD_MARK", "guard_reason", "guarded_program", "imported_modules"]
 GUARD_MARK = "gate-harness guard: "
 _REASON = re.compile(re.escape(GUARD_MARK) + r"(unsafe_return|tampered)\b[^\n]*")
 #: modules always snapshotted: the ones HumanEval tests and prompts use
-_ALWAYS = ("math", "random", "copy", "string")
+_ALWAYS = ("math",)
 
 # The program text.  Rules that keep it sound (tests/sandbox/test_guard.py checks them):
 # ``__gh_main`` runs first and may look names up until it runs the model's code (nothing

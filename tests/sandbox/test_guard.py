@@ -347,9 +347,9 @@ def test_untrusted_text_is_only_a_string_constant() -> None:
 
 def test_imported_modules_reads_imports_of_trusted_text() -> None:
     mods = imported_modules("import hashlib\nfrom typing import List\n", "import math, os.path\n")
-    assert mods[:4] == ("math", "random", "copy", "string")
+    assert mods[0] == "math"
     assert "hashlib" in mods and "os" in mods and "typing" in mods
-    assert imported_modules("def broken(:\n") == ("math", "random", "copy", "string")
+    assert imported_modules("def broken(:\n") == ("math",)
 
 
 def test_guard_reason_reads_the_last_guard_failure() -> None:
