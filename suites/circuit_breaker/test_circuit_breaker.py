@@ -174,6 +174,14 @@ def test_cos_sim_trend(gate: Gate, cb_run: PhaseRun) -> None:
     )
 
 
+@pytest.mark.gate("cos_sim_trend")
+def test_cos_sim_trend_control_flat(gate: Gate) -> None:
+    """A cosine that never moves is not "decreasing": its Theil–Sen interval is [0, 0],
+    so the gate's threshold sits below 0 and this control must FAIL."""
+    flat = [Outcome(item_id=f"flat-step-{i:05d}", value=0.5) for i in range(50)]
+    gate.check(flat, subject="flat_curve", expect=Verdict.FAIL)
+
+
 def _offenders(run: PhaseRun, arm: str) -> dict[str, Any]:
     return {
         key: collapse_report(check_coherence(r["output"]) for r in raw_rows(run, key))
