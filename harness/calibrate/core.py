@@ -265,7 +265,10 @@ def run_calibration(
     Deterministic given ``seed``.
     """
     if reps < 10:
-        raise StatsError(f"reps={reps} is too few for a calibration; use ≥ 100 (20,000 nightly)")
+        raise StatsError(
+            f"reps={reps} is too few for a calibration: the minimum is 10, a rate worth reading "
+            "needs ≥ 100 (the nightly run uses 20,000)"
+        )
     registry = load_families()
     chosen = families if families else list(registry)
     unknown = [f for f in chosen if f not in registry]
