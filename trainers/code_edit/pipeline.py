@@ -53,6 +53,20 @@ __all__ = [
 ]
 
 
+#: Stage 1 (instruction + pre-code → ast-grep action) SFT; the continued-SFT ablation arm
+#: is derived from it, so the arm keeps Stage 1's recipe if the recipe changes.
+_STAGE1 = CodeEditSFTConfig(
+    tag="stage1",
+    target=Target.ACTION,
+    lora_r=16,
+    lora_alpha=32.0,
+    learning_rate=1e-2,
+    max_steps=150,
+    batch_size=4,
+    max_length=512,
+)
+
+
 class CodeEditPipelineConfig(BaseModel):
     """Every stage's config; ``eval_max_tokens_*`` cap held-out generations."""
 
@@ -68,16 +82,7 @@ class CodeEditPipelineConfig(BaseModel):
         batch_size=4,
         max_length=512,
     )
-    stage1: CodeEditSFTConfig = CodeEditSFTConfig(
-        tag="stage1",
-        target=Target.ACTION,
-        lora_r=16,
-        lora_alpha=32.0,
-        learning_rate=1e-2,
-        max_steps=150,
-        batch_size=4,
-        max_length=512,
-    )
+    stage1: CodeEditSFTConfig = _STAGE1
     srl: SRLConfig = SRLConfig()
     #: GRPO runs of the SRL recipe, seeds ``srl.seed`` … ``srl.seed + srl_seeds − 1``, each
     #: from the same Stage 1 checkpoint and cached by its own key (seed 0's key is the
@@ -88,15 +93,8 @@ class CodeEditPipelineConfig(BaseModel):
     #: tokens), GRPO's step count (30) and its sequences per step (8 completions) as the
     #: batch: 240 target sequences, 4× the 60 distinct prompts GRPO samples (30 × 2), from
     #: the same verified steps.  Fixed a priori, not tuned on any split.
-    continued_sft: CodeEditSFTConfig = CodeEditSFTConfig(
-        tag="stage1_cont",
-        target=Target.ACTION,
-        lora_r=16,
-        lora_alpha=32.0,
-        learning_rate=1e-2,
-        max_steps=30,
-        batch_size=8,
-        max_length=512,
+    continued_sft: CodeEditSFTConfig = _STAGE1.model_copy(
+        update={"tag": "stage1_cont", "max_steps": 30, "batch_size": 8}
     )
     eval_max_tokens_post_code: int = 256
     eval_max_tokens_action: int = 96
