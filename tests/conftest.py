@@ -10,7 +10,11 @@ log to W&B offline; tests keep those runs under pytest's temporary directory
 (``WANDB_DIR``) instead of the user's cache.
 """
 
-from collections.abc import Iterator
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +22,8 @@ from harness.cachekey import reset_provenance
 from harness.settings import reset_settings
 
 pytest_plugins = ["pytester"]
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +35,30 @@ def _fresh_settings(
     reset_provenance()  # evidence of an in-process pytester run names only its own caches
     yield
     reset_settings()
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Callable[[str], str]:
+    """A copy of ``harness`` and ``trainers`` under ``tmp_path``, and a runner for Python
+    code against it in a fresh interpreter (isolated environment): cache-key tests edit
+    the copied producer modules between runs and compare the keys the code prints.
+    Returns the code's stdout; a non-zero exit fails the test with its stderr."""
+    for package in ("harness", "trainers"):
+        shutil.copytree(
+            _ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def run(code: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    return run

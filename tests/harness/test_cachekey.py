@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -132,29 +132,14 @@ _KEY_OF_SFT = (
 )
 
 
-def test_real_producer_edited_in_a_temporary_copy(tmp_path: Path) -> None:
+def test_real_producer_edited_in_a_temporary_copy(
+    tmp_path: Path, project_copy: Callable[[str], str]
+) -> None:
     """The SFT checkpoint key, in a copy of the project: editing ``trainers/sft.py`` changes it,
     editing a module that does not shape the weights (``trainers/tracking.py``) does not."""
-    import shutil
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    for package in ("harness", "trainers"):
-        shutil.copytree(
-            root / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
 
     def key() -> str:
-        env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-        done = subprocess.run(
-            [sys.executable, "-c", _KEY_OF_SFT],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout.strip()
+        return project_copy(_KEY_OF_SFT).strip()
 
     before = key()
     with (tmp_path / "trainers" / "tracking.py").open("a") as fh:

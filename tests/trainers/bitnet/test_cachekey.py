@@ -8,9 +8,7 @@ tests/harness/test_cachekey.py: the key is computed in a temporary copy of the p
 from __future__ import annotations
 
 import ast
-import shutil
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from trainers.bitnet.pipeline import PRODUCER_MODULES
@@ -39,23 +37,10 @@ print(cfg.digest())
 
 
 def test_editing_speed_code_keeps_the_key_and_editing_the_trainer_changes_it(
-    tmp_path: Path,
+    project_copy: Callable[[str], str],
 ) -> None:
-    for package in ("harness", "trainers"):
-        shutil.copytree(
-            ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", _KEYS_AFTER_EDITS],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    original, after_speed_edit, after_trainer_edit = done.stdout.split()
+    stdout = project_copy(_KEYS_AFTER_EDITS)
+    original, after_speed_edit, after_trainer_edit = stdout.split()
     assert after_speed_edit == original  # timing code: the trained models are reused
     assert after_trainer_edit != original  # QAT code: the models are retrained
 
